@@ -1,0 +1,133 @@
+"""The single data model: plain values shared by every layer.
+
+Rules kept here (after OpenICE's data model):
+- numerics only (no waveforms); each reading keeps the device's measurement time
+  (``ts``) and the monitor's receive time (``received_at``), both epoch seconds, UTC;
+- a missing signal means "not measured", never zero;
+- technical alerts (about a device) are kept apart from physiological ones (about the patient).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Final
+
+# Signals a device may report, with what a body can show (inclusive bounds). A value
+# outside these is not physiology: it is rejected at ingest as artefact.
+SIGNAL_RANGES: Final[Mapping[str, tuple[float, float]]] = {
+    "hr": (0.0, 350.0),
+    "spo2": (0.0, 100.0),
+    "sbp": (0.0, 350.0),
+    "dbp": (0.0, 350.0),
+    "map": (0.0, 350.0),
+    "rr": (0.0, 150.0),
+}
+SIGNALS: Final[tuple[str, ...]] = tuple(SIGNAL_RANGES)
+CONTINUOUS_SIGNALS: Final[frozenset[str]] = frozenset({"hr", "spo2", "rr"})
+CUFF_SIGNALS: Final[frozenset[str]] = frozenset({"sbp", "dbp", "map"})
+SIGNAL_UNITS: Final[Mapping[str, str]] = {
+    "hr": "/min",
+    "spo2": "%",
+    "sbp": "mmHg",
+    "dbp": "mmHg",
+    "map": "mmHg",
+    "rr": "/min",
+}
+
+# Identifiers appear in URLs and logs: keep them to a safe alphabet.
+ID_PATTERN: Final[re.Pattern[str]] = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+
+
+class Phase(StrEnum):
+    BASELINE = "baseline"
+    INFUSION = "infusion"
+    RECOVERY = "recovery"
+    ENDED = "ended"
+
+
+class Role(StrEnum):
+    NURSE = "nurse"
+    CHARGE = "charge"
+    ADMIN = "admin"
+
+
+class AlarmKind(StrEnum):
+    PHYSIOLOGICAL = "physiological"
+    TECHNICAL = "technical"
+
+
+class Priority(StrEnum):
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+PRIORITY_RANK: Final[Mapping[str, int]] = {"low": 1, "medium": 2, "high": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One stored numeric reading from one device."""
+
+    device_id: str
+    seq: int
+    ts: float
+    received_at: float
+    values: Mapping[str, float]
+    source: str | None = None
+    bed_id: str | None = None
+    session_id: int | None = None
+
+    @property
+    def is_cuff(self) -> bool:
+        return self.source == "nibp" or any(k in CUFF_SIGNALS for k in self.values)
+
+
+@dataclass(slots=True)
+class Alarm:
+    """An alarm as stored and shown; the engine owns its lifecycle."""
+
+    id: str
+    bed_id: str
+    signal: str
+    kind: str
+    priority: str
+    condition: str
+    started_at: float
+    state: str
+    ended_at: float | None = None
+    acknowledged_at: float | None = None
+    acknowledged_by: str | None = None
+    session_id: int | None = None
+    device_id: str | None = None
+    value: float | None = None
+    escalated: bool = False
+    audio_paused_until: float | None = None
+    detail: dict[str, object] = field(default_factory=dict)
+
+
+def to_rfc3339(epoch: float | None) -> str | None:
+    """Epoch seconds to RFC 3339 UTC with milliseconds and a trailing Z."""
+    if epoch is None:
+        return None
+    dt = datetime.fromtimestamp(epoch, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def parse_rfc3339(text: str) -> float:
+    """RFC 3339 text to epoch seconds; raises ValueError when it is not a UTC-offset timestamp."""
+    if not isinstance(text, str) or len(text) < 20 or len(text) > 40:
+        raise ValueError("not an RFC 3339 timestamp")
+    if "T" not in text and "t" not in text:
+        raise ValueError("not an RFC 3339 timestamp")
+    candidate = text.replace("z", "Z")
+    if candidate.endswith("Z"):
+        candidate = candidate[:-1] + "+00:00"
+    dt = datetime.fromisoformat(candidate)
+    if dt.tzinfo is None:
+        raise ValueError("timestamp needs a UTC offset")
+    return dt.timestamp()

@@ -1,0 +1,1 @@
+"""Storage: one SQLAlchemy Core code path for SQLite (embedded default) and PostgreSQL."""

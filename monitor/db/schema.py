@@ -1,0 +1,166 @@
+"""Tables. Times are epoch seconds (UTC) as double precision: device time and receive time
+are both kept for readings. Changes to this file need a migration in monitor/migrations."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+beds = Table(
+    "beds",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("label", String(128), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("bed_id", String(64), ForeignKey("beds.id"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+)
+
+access_tokens = Table(
+    "access_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", BigId, ForeignKey("users.id"), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("bed_id", String(64), ForeignKey("beds.id"), nullable=False),
+    Column("patient_label", String(128), nullable=False),
+    Column("age", Integer, nullable=True),
+    Column("phase", String(16), nullable=False),
+    Column("infusion_planned_s", Integer, nullable=False),
+    Column("baseline", JSON, nullable=True),
+    Column("limit_overrides", JSON, nullable=True),
+    Column("opened_at", Float, nullable=False),
+    Column("ended_at", Float, nullable=True),
+    # At most one open session per bed: open_bed is the bed id while open, NULL once ended,
+    # and a unique index enforces it in the database itself (both engines allow many NULLs).
+    Column("open_bed", String(64), nullable=True, unique=True),
+)
+Index("ix_sessions_bed_opened", sessions.c.bed_id, sessions.c.opened_at)
+Index("ix_sessions_patient", sessions.c.patient_label)
+
+session_events = Table(
+    "session_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("session_id", BigId, ForeignKey("sessions.id"), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("recorded_at", Float, nullable=False),
+    Column("by", String(64), nullable=True),
+    Column("data", JSON, nullable=True),
+)
+Index("ix_session_events_session", session_events.c.session_id, session_events.c.id)
+
+readings = Table(
+    "readings",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("device_id", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("bed_id", String(64), nullable=True),
+    Column("session_id", BigInteger, nullable=True),
+    Column("ts", Float, nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("source", String(16), nullable=True),
+    Column("hr", Float, nullable=True),
+    Column("spo2", Float, nullable=True),
+    Column("rr", Float, nullable=True),
+    Column("sbp", Float, nullable=True),
+    Column("dbp", Float, nullable=True),
+    Column("map", Float, nullable=True),
+    UniqueConstraint("device_id", "seq", name="uq_readings_device_seq"),
+)
+Index("ix_readings_bed_ts", readings.c.bed_id, readings.c.ts)
+Index("ix_readings_session_ts", readings.c.session_id, readings.c.ts)
+
+alarms = Table(
+    "alarms",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("bed_id", String(64), nullable=False),
+    Column("session_id", BigInteger, nullable=True),
+    Column("device_id", String(64), nullable=True),
+    Column("signal", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("priority", String(8), nullable=False),
+    Column("condition", String(200), nullable=False),
+    Column("state", String(24), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float, nullable=True),
+    Column("acknowledged_at", Float, nullable=True),
+    Column("acknowledged_by", String(64), nullable=True),
+    Column("escalated", Boolean, nullable=False, default=False),
+    Column("audio_paused_until", Float, nullable=True),
+    Column("value", Float, nullable=True),
+    Column("detail", JSON, nullable=True),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_alarms_bed_started", alarms.c.bed_id, alarms.c.started_at)
+Index("ix_alarms_open", alarms.c.ended_at)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("actor", String(64), nullable=True),
+    Column("action", String(48), nullable=False),
+    Column("target", String(200), nullable=True),
+    Column("session_id", BigInteger, nullable=True),
+    Column("detail", JSON, nullable=True),
+)
+Index("ix_audit_at", audit_log.c.at)
+Index("ix_audit_session", audit_log.c.session_id)
+
+SIGNAL_COLUMNS = ("hr", "spo2", "rr", "sbp", "dbp", "map")

@@ -1,0 +1,1 @@
+"""HTTP and websocket edges: translate requests, delegate to the Monitor, shape answers."""

@@ -1,0 +1,90 @@
+"""Administration: devices, users and the audit log (admin role only)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel, Field
+
+from monitor.api.deps import AdminUser, MonitorDep
+from monitor.api.ward import check_id, parse_time
+from monitor.model import Role, to_rfc3339
+from monitor.security import hash_password
+
+router = APIRouter(tags=["admin"])
+
+
+class DeviceCreate(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    device_id: str = Field(min_length=1, max_length=64)
+    bed: str = Field(min_length=1, max_length=64)
+
+
+class UserCreate(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    name: str = Field(min_length=1, max_length=64)
+    role: Role
+    password: str = Field(min_length=8, max_length=256)
+
+
+@router.post("/api/devices", status_code=status.HTTP_201_CREATED)
+async def add_device(body: DeviceCreate, monitor: MonitorDep, user: AdminUser) -> dict[str, Any]:
+    check_id(body.device_id, "device_id")
+    check_id(body.bed, "bed")
+    token = await monitor.store.add_device(body.device_id, body.bed, monitor.clock())
+    await monitor.store.audit(
+        "device_add", actor=user.name, target=body.device_id, detail={"bed": body.bed}
+    )
+    return {"device_id": body.device_id, "bed": body.bed, "token": token}
+
+
+@router.delete("/api/devices/{device_id}")
+async def revoke_device(device_id: str, monitor: MonitorDep, user: AdminUser) -> dict[str, Any]:
+    check_id(device_id, "device_id")
+    if not await monitor.store.revoke_device(device_id, monitor.clock()):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such active device")
+    await monitor.revoke_device(device_id)
+    await monitor.store.audit("device_revoke", actor=user.name, target=device_id)
+    return {"device_id": device_id, "revoked": True}
+
+
+@router.post("/api/users", status_code=status.HTTP_201_CREATED)
+async def add_user(body: UserCreate, monitor: MonitorDep, user: AdminUser) -> dict[str, Any]:
+    check_id(body.name, "name")
+    await monitor.store.add_user(
+        body.name, body.role.value, hash_password(body.password), monitor.clock()
+    )
+    await monitor.store.audit(
+        "user_add", actor=user.name, target=body.name, detail={"role": body.role.value}
+    )
+    return {"name": body.name, "role": body.role.value}
+
+
+@router.get("/api/audit")
+async def audit(
+    monitor: MonitorDep,
+    user: AdminUser,
+    session: int | None = None,
+    since: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> dict[str, Any]:
+    rows = await monitor.store.audit_entries(
+        session_id=session, since=parse_time(since, "since"), limit=limit
+    )
+    return {
+        "entries": [
+            {
+                "id": r["id"],
+                "at": to_rfc3339(r["at"]),
+                "actor": r["actor"],
+                "action": r["action"],
+                "target": r["target"],
+                "session_id": r["session_id"],
+                "detail": r["detail"],
+            }
+            for r in rows
+        ]
+    }

@@ -1,0 +1,191 @@
+"""Websocket edges: devices push readings in, panels receive the feed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from monitor.protocol import device as proto
+from monitor.protocol import feed
+from monitor.service import Monitor, Unavailable
+
+router = APIRouter()
+log = logging.getLogger("vigil.ws")
+
+# Acks waiting for their commit, per connection; past this the monitor stops reading the
+# socket, so a device bursting a backlog is slowed by TCP rather than by memory.
+MAX_IN_FLIGHT = 2000
+
+
+def bearer(ws: WebSocket) -> str | None:
+    auth = ws.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    return ws.query_params.get("token") or None
+
+
+class TokenBucket:
+    __slots__ = ("rate", "burst", "tokens", "at")
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate, self.burst, self.tokens, self.at = rate, burst, burst, now
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+async def _close(ws: WebSocket, code: int, reason: str) -> None:
+    with contextlib.suppress(Exception):
+        if ws.application_state != WebSocketState.DISCONNECTED:
+            await ws.close(code=code, reason=reason)
+
+
+@router.websocket("/ws/device")
+async def device_socket(ws: WebSocket) -> None:
+    monitor: Monitor = ws.app.state.monitor
+    settings = monitor.settings
+    token = bearer(ws)
+    await ws.accept()
+    dev = await monitor.store.device_by_token(token) if token else None
+    if dev is None or dev.revoked:
+        log.info("device connection refused: invalid or revoked token")
+        await _close(ws, 1008, "invalid or revoked device token")
+        return
+    device_id, bed_id = dev.id, dev.bed_id
+    monitor.attach_device(device_id, ws)
+    monitor.device_seen(bed_id, device_id)
+    out: asyncio.Queue[tuple[int, asyncio.Future[None]] | str | None] = asyncio.Queue(MAX_IN_FLIGHT)
+    sender = asyncio.create_task(_send_acks(ws, out))
+    loop = asyncio.get_running_loop()
+    bucket = TokenBucket(settings.device_rate_per_s, settings.device_rate_burst, loop.time())
+    try:
+        while True:
+            try:
+                msg = await asyncio.wait_for(ws.receive(), settings.device_idle_timeout_s)
+            except TimeoutError:
+                await out.put(None)
+                await sender
+                await _close(ws, 1001, "idle: nothing received within the idle timeout")
+                return
+            if msg["type"] == "websocket.disconnect":
+                return
+            if not bucket.take(loop.time()):
+                log.warning("device %s closed: rate limit exceeded", device_id)
+                await out.put(proto.encode_error(proto.ErrorCode.RATE_LIMITED, "too many frames"))
+                await out.put(None)
+                await sender
+                await _close(ws, 1008, "rate limit exceeded")
+                return
+            text = msg.get("text")
+            if text is None:
+                await out.put(
+                    proto.encode_error(proto.ErrorCode.BINARY_FRAME, "frames must be text (JSON)")
+                )
+                await monitor.rejected(bed_id, device_id, proto.ErrorCode.BINARY_FRAME)
+                continue
+            now = monitor.clock()
+            try:
+                parsed = proto.parse_frame(text, device_id=device_id, now=now)
+            except proto.ProtocolError as e:
+                log.info("device %s frame rejected: %s", device_id, e.code)
+                await out.put(proto.encode_error(e.code, e.detail, e.seq))
+                await monitor.rejected(bed_id, device_id, e.code)
+                continue
+            monitor.device_seen(bed_id, device_id)
+            if isinstance(parsed, proto.HeartbeatMsg):
+                continue
+            reading = monitor.make_reading(
+                device_id=device_id,
+                bed_id=bed_id,
+                seq=parsed.seq,
+                ts=parsed.ts,
+                values=parsed.values,
+                source=parsed.source or ("nibp" if proto.is_cuff(parsed.values) else None),
+                received_at=now,
+            )
+            await out.put((parsed.seq, monitor.submit(reading)))
+    except WebSocketDisconnect:
+        return
+    finally:
+        monitor.detach_device(device_id, ws)
+        if not sender.done():
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
+
+
+async def _send_acks(ws: WebSocket, out: asyncio.Queue[Any]) -> None:
+    """Send acks in arrival order, each only once its reading is committed."""
+    while True:
+        item = await out.get()
+        if item is None:
+            return
+        if isinstance(item, str):
+            await ws.send_text(item)
+            continue
+        seq, fut = item
+        try:
+            await fut
+        except Unavailable as e:
+            await ws.send_text(proto.encode_error(proto.ErrorCode.UNAVAILABLE, str(e), seq))
+            continue
+        await ws.send_text(proto.encode_ack(seq))
+
+
+@router.websocket("/ws/feed")
+async def feed_socket(ws: WebSocket) -> None:
+    monitor: Monitor = ws.app.state.monitor
+    token = bearer(ws)
+    await ws.accept()
+    user = await monitor.store.user_by_access_token(token, monitor.clock()) if token else None
+    if user is None:
+        await _close(ws, 1008, "invalid or expired token")
+        return
+    client = monitor.hub.register(f"{user.name}@{ws.client.host if ws.client else '?'}")
+    reader = asyncio.create_task(_drain(ws))
+    try:
+        # Registered before the snapshot is taken, so nothing falls between the two.
+        await ws.send_text(feed.hello_message(monitor.clock(), await monitor.beds_json()))
+        while not reader.done():
+            get = asyncio.create_task(client.queue.get())
+            dropped = asyncio.create_task(client.dropped.wait())
+            done, _ = await asyncio.wait(
+                {get, dropped, reader}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if get not in done:
+                get.cancel()
+            dropped.cancel()
+            if client.dropped.is_set():
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(ws.send_text(feed.bye_message(client.reason)), 1.0)
+                await _close(ws, 1013, client.reason[:100])
+                return
+            if get in done:
+                try:
+                    await asyncio.wait_for(ws.send_text(get.result()), 10.0)
+                except TimeoutError:
+                    client.drop("too slow: a send to the panel timed out")
+    except (WebSocketDisconnect, RuntimeError):
+        return
+    finally:
+        monitor.hub.unregister(client)
+        reader.cancel()
+
+
+async def _drain(ws: WebSocket) -> None:
+    """Read and discard what a panel sends; ends when the panel goes away."""
+    with contextlib.suppress(Exception):
+        while True:
+            msg = await ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                return

@@ -1,0 +1,78 @@
+"""The FastAPI application: built by a factory from settings; nothing happens at import."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from monitor.alarms import AlarmEngine, load_config
+from monitor.api import admin, auth, sessions, ward, ws
+from monitor.db.store import Store
+from monitor.hub import Hub
+from monitor.service import Monitor
+from monitor.settings import Settings
+
+log = logging.getLogger("vigil")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        config = load_config(settings.clinic_config)
+        store = await Store.open(settings.db, sqlite_synchronous=settings.sqlite_synchronous)
+        monitor = Monitor(settings, store, AlarmEngine(config), Hub(settings.feed_queue_max))
+        monitor.config = config
+        app.state.monitor = monitor
+        await monitor.start()
+        extras = await start_extras(monitor)
+        log.info("monitor ready on %s:%s (%s)", settings.host, settings.port, store.dialect)
+        try:
+            yield
+        finally:
+            for stop in reversed(extras):
+                await stop()
+            await monitor.stop()
+            await store.close()
+
+    app = FastAPI(
+        title="Vigil monitor",
+        version="0.1.0",
+        description=(
+            "In-session vital-signs monitor for infusion clinics. Not a certified medical "
+            "device: the bedside monitor stays the primary alarm."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.login_limiter = auth.AttemptLimiter(settings.login_attempts_per_minute)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+
+    @app.get("/health", tags=["health"])
+    async def health() -> dict[str, Any]:
+        return {"status": "ok"}
+
+    for module in (auth, ward, sessions, admin, ws):
+        app.include_router(module.router)
+    return app
+
+
+async def start_extras(monitor: Monitor) -> list[Any]:
+    """Optional edges (HL7 listener, retention sweeper); returns their stop functions."""
+    stops: list[Any] = []
+    return stops
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,605 @@
+"""The store: every read and write of the database, on SQLAlchemy Core's async engine.
+
+The same statements run on SQLite (aiosqlite, WAL) and PostgreSQL (psycopg). Inputs are
+bound parameters only; no SQL is built from strings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, event, func, select, update
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from monitor.db import migrate
+from monitor.db.schema import (
+    SIGNAL_COLUMNS,
+    access_tokens,
+    alarms,
+    audit_log,
+    beds,
+    devices,
+    readings,
+    session_events,
+    sessions,
+    users,
+)
+from monitor.model import Alarm, Reading
+from monitor.security import new_token, token_hash
+
+
+class NotFound(LookupError):
+    pass
+
+
+class Conflict(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRow:
+    id: str
+    bed_id: str
+    revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    id: int
+    name: str
+    role: str
+    password_hash: str
+    disabled: bool
+
+
+def reading_from_row(row: Row[Any]) -> Reading:
+    m = row._mapping
+    values = {k: m[k] for k in SIGNAL_COLUMNS if m[k] is not None}
+    return Reading(
+        device_id=m["device_id"],
+        seq=m["seq"],
+        ts=m["ts"],
+        received_at=m["received_at"],
+        values=values,
+        source=m["source"],
+        bed_id=m["bed_id"],
+        session_id=m["session_id"],
+    )
+
+
+def alarm_from_row(row: Row[Any]) -> Alarm:
+    m = row._mapping
+    return Alarm(
+        id=m["id"],
+        bed_id=m["bed_id"],
+        signal=m["signal"],
+        kind=m["kind"],
+        priority=m["priority"],
+        condition=m["condition"],
+        started_at=m["started_at"],
+        state=m["state"],
+        ended_at=m["ended_at"],
+        acknowledged_at=m["acknowledged_at"],
+        acknowledged_by=m["acknowledged_by"],
+        session_id=m["session_id"],
+        device_id=m["device_id"],
+        value=m["value"],
+        escalated=bool(m["escalated"]),
+        audio_paused_until=m["audio_paused_until"],
+        detail=dict(m["detail"] or {}),
+    )
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    @classmethod
+    async def open(cls, url: str, *, sqlite_synchronous: str = "FULL") -> Store:
+        await asyncio.to_thread(migrate.upgrade, url)
+        engine = create_async_engine(
+            migrate.async_url(url), pool_pre_ping=not url.startswith("sqlite")
+        )
+        if engine.dialect.name == "sqlite":
+
+            @event.listens_for(engine.sync_engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                # FULL: a committed (and so acknowledged) reading survives power loss too.
+                cur.execute(
+                    f"PRAGMA synchronous={'FULL' if sqlite_synchronous == 'FULL' else 'NORMAL'}"
+                )
+                cur.execute("PRAGMA busy_timeout=10000")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.close()
+
+        return cls(engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    def _insert(self, table: Any) -> Any:
+        return (pg_dialect if self.dialect == "postgresql" else sqlite_dialect).insert(table)
+
+    # --- beds and devices -------------------------------------------------------------
+
+    async def ensure_bed(self, conn: AsyncConnection, bed_id: str, now: float) -> None:
+        await conn.execute(
+            self._insert(beds)
+            .values(id=bed_id, label=bed_id, created_at=now)
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+
+    async def add_device(self, device_id: str, bed_id: str, now: float) -> str:
+        """Bind a device to a bed (creating the bed) and issue a fresh token; returns it once."""
+        token = new_token()
+        async with self.engine.begin() as conn:
+            await self.ensure_bed(conn, bed_id, now)
+            await conn.execute(
+                self._insert(devices)
+                .values(id=device_id, bed_id=bed_id, token_hash=token_hash(token), created_at=now)
+                .on_conflict_do_update(
+                    index_elements=["id"],
+                    set_={"bed_id": bed_id, "token_hash": token_hash(token), "revoked_at": None},
+                )
+            )
+        return token
+
+    async def revoke_device(self, device_id: str, now: float) -> bool:
+        async with self.engine.begin() as conn:
+            res = await conn.execute(
+                update(devices)
+                .where(devices.c.id == device_id, devices.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+        return bool(res.rowcount)
+
+    async def device_by_token(self, token: str) -> DeviceRow | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(devices.c.id, devices.c.bed_id, devices.c.revoked_at).where(
+                        devices.c.token_hash == token_hash(token)
+                    )
+                )
+            ).first()
+        if row is None:
+            return None
+        return DeviceRow(id=row.id, bed_id=row.bed_id, revoked=row.revoked_at is not None)
+
+    async def device(self, device_id: str) -> DeviceRow | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(devices.c.id, devices.c.bed_id, devices.c.revoked_at).where(
+                        devices.c.id == device_id
+                    )
+                )
+            ).first()
+        if row is None:
+            return None
+        return DeviceRow(id=row.id, bed_id=row.bed_id, revoked=row.revoked_at is not None)
+
+    async def list_beds(self) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            bed_rows = (await conn.execute(select(beds).order_by(beds.c.id))).all()
+            dev_rows = (
+                await conn.execute(
+                    select(devices.c.id, devices.c.bed_id)
+                    .where(devices.c.revoked_at.is_(None))
+                    .order_by(devices.c.id)
+                )
+            ).all()
+        by_bed: dict[str, list[str]] = {}
+        for d in dev_rows:
+            by_bed.setdefault(d.bed_id, []).append(d.id)
+        return [{"id": b.id, "label": b.label, "devices": by_bed.get(b.id, [])} for b in bed_rows]
+
+    # --- users and access tokens ------------------------------------------------------
+
+    async def add_user(self, name: str, role: str, password_hash: str, now: float) -> int:
+        async with self.engine.begin() as conn:
+            existing = (await conn.execute(select(users.c.id).where(users.c.name == name))).first()
+            if existing is not None:
+                await conn.execute(
+                    update(users)
+                    .where(users.c.id == existing.id)
+                    .values(role=role, password_hash=password_hash, disabled=False)
+                )
+                return int(existing.id)
+            res = await conn.execute(
+                users.insert().values(
+                    name=name,
+                    role=role,
+                    password_hash=password_hash,
+                    created_at=now,
+                    disabled=False,
+                )
+            )
+            return int(res.inserted_primary_key[0])
+
+    async def user_by_name(self, name: str) -> UserRow | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(users).where(users.c.name == name))).first()
+        if row is None:
+            return None
+        return UserRow(row.id, row.name, row.role, row.password_hash, bool(row.disabled))
+
+    async def create_access_token(self, user_id: int, now: float, ttl_s: float) -> str:
+        token = new_token()
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                access_tokens.insert().values(
+                    token_hash=token_hash(token),
+                    user_id=user_id,
+                    created_at=now,
+                    expires_at=now + ttl_s,
+                )
+            )
+            # Expired tokens are useless; sweeping them here keeps the table small.
+            await conn.execute(access_tokens.delete().where(access_tokens.c.expires_at < now))
+        return token
+
+    async def user_by_access_token(self, token: str, now: float) -> UserRow | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(users)
+                    .join(access_tokens, access_tokens.c.user_id == users.c.id)
+                    .where(
+                        access_tokens.c.token_hash == token_hash(token),
+                        access_tokens.c.expires_at > now,
+                    )
+                )
+            ).first()
+        if row is None or row.disabled:
+            return None
+        return UserRow(row.id, row.name, row.role, row.password_hash, bool(row.disabled))
+
+    # --- readings -----------------------------------------------------------------------
+
+    async def insert_readings(self, batch: Sequence[Reading]) -> set[tuple[str, int]]:
+        """Store a batch in one transaction; returns the (device, seq) pairs that were new.
+
+        A (device, seq) already stored is left as it was: a resend is stored once.
+        """
+        if not batch:
+            return set()
+        rows = []
+        for r in batch:
+            row: dict[str, Any] = {
+                "device_id": r.device_id,
+                "seq": r.seq,
+                "bed_id": r.bed_id,
+                "session_id": r.session_id,
+                "ts": r.ts,
+                "received_at": r.received_at,
+                "source": r.source,
+            }
+            for k in SIGNAL_COLUMNS:
+                row[k] = r.values.get(k)
+            rows.append(row)
+        stmt = (
+            self._insert(readings)
+            .on_conflict_do_nothing(index_elements=["device_id", "seq"])
+            .returning(readings.c.device_id, readings.c.seq)
+        )
+        async with self.engine.begin() as conn:
+            res = await conn.execute(stmt, rows)
+            return {(d, s) for d, s in res.all()}
+
+    async def readings(
+        self,
+        *,
+        bed_id: str | None = None,
+        session_id: int | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 1000,
+    ) -> list[Reading]:
+        conds = []
+        if bed_id is not None:
+            conds.append(readings.c.bed_id == bed_id)
+        if session_id is not None:
+            conds.append(readings.c.session_id == session_id)
+        if since is not None:
+            conds.append(readings.c.ts >= since)
+        if until is not None:
+            conds.append(readings.c.ts < until)
+        stmt = (
+            select(readings).where(and_(*conds)).order_by(readings.c.ts, readings.c.id).limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [reading_from_row(r) for r in (await conn.execute(stmt)).all()]
+
+    async def latest_values(self, bed_id: str) -> dict[str, Reading]:
+        """The newest stored reading (by device time) carrying each signal, for one bed."""
+        out: dict[str, Reading] = {}
+        async with self.engine.connect() as conn:
+            for sig in SIGNAL_COLUMNS:
+                col = readings.c[sig]
+                row = (
+                    await conn.execute(
+                        select(readings)
+                        .where(readings.c.bed_id == bed_id, col.is_not(None))
+                        .order_by(readings.c.ts.desc())
+                        .limit(1)
+                    )
+                ).first()
+                if row is not None:
+                    out[sig] = reading_from_row(row)
+        return out
+
+    async def count_readings(self, device_id: str | None = None) -> int:
+        stmt = select(func.count()).select_from(readings)
+        if device_id is not None:
+            stmt = stmt.where(readings.c.device_id == device_id)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
+    async def last_seen(self) -> dict[str, float]:
+        """Each device's newest receive time, to restart the no-data clock after a restart."""
+        stmt = select(readings.c.device_id, func.max(readings.c.received_at)).group_by(
+            readings.c.device_id
+        )
+        async with self.engine.connect() as conn:
+            return {d: t for d, t in (await conn.execute(stmt)).all()}
+
+    async def delete_readings_before(self, cutoff: float) -> int:
+        async with self.engine.begin() as conn:
+            res = await conn.execute(readings.delete().where(readings.c.received_at < cutoff))
+        return int(res.rowcount or 0)
+
+    # --- sessions -----------------------------------------------------------------------
+
+    async def create_session(
+        self,
+        *,
+        bed_id: str,
+        patient_label: str,
+        age: int | None,
+        baseline: dict[str, float] | None,
+        planned_s: int,
+        now: float,
+        by: str | None,
+    ) -> int:
+        async with self.engine.begin() as conn:
+            exists = (await conn.execute(select(beds.c.id).where(beds.c.id == bed_id))).first()
+            if exists is None:
+                raise NotFound(f"no bed {bed_id!r}")
+            try:
+                res = await conn.execute(
+                    sessions.insert().values(
+                        bed_id=bed_id,
+                        patient_label=patient_label,
+                        age=age,
+                        phase="baseline",
+                        infusion_planned_s=planned_s,
+                        baseline=baseline,
+                        opened_at=now,
+                        open_bed=bed_id,
+                    )
+                )
+            except IntegrityError:
+                raise Conflict(f"bed {bed_id} already has an open session") from None
+            sid = int(res.inserted_primary_key[0])
+            await conn.execute(
+                audit_log.insert().values(
+                    at=now,
+                    actor=by,
+                    action="session_open",
+                    target=bed_id,
+                    session_id=sid,
+                    detail={"patient_label": patient_label},
+                )
+            )
+        return sid
+
+    async def session_row(self, session_id: int) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(sessions).where(sessions.c.id == session_id))).first()
+        return dict(row._mapping) if row is not None else None
+
+    async def session_rows(
+        self,
+        *,
+        bed_id: str | None = None,
+        open_only: bool | None = None,
+        patient_label: str | None = None,
+        limit: int = 200,
+    ) -> list[dict[str, Any]]:
+        conds = []
+        if bed_id is not None:
+            conds.append(sessions.c.bed_id == bed_id)
+        if open_only is True:
+            conds.append(sessions.c.ended_at.is_(None))
+        elif open_only is False:
+            conds.append(sessions.c.ended_at.is_not(None))
+        if patient_label is not None:
+            conds.append(sessions.c.patient_label == patient_label)
+        stmt = (
+            select(sessions).where(and_(*conds)).order_by(sessions.c.opened_at.desc()).limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in (await conn.execute(stmt)).all()]
+
+    async def session_events(self, session_id: int) -> list[dict[str, Any]]:
+        stmt = (
+            select(session_events)
+            .where(session_events.c.session_id == session_id)
+            .order_by(session_events.c.id)
+        )
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in (await conn.execute(stmt)).all()]
+
+    async def add_session_event(
+        self,
+        session_id: int,
+        *,
+        event_type: str,
+        at: float,
+        now: float,
+        by: str | None,
+        data: dict[str, Any] | None,
+        new_phase: str,
+        baseline: dict[str, float] | None = None,
+    ) -> None:
+        values: dict[str, Any] = {"phase": new_phase}
+        if new_phase == "ended":
+            values["ended_at"] = at
+            values["open_bed"] = None
+        if baseline is not None:
+            values["baseline"] = baseline
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                session_events.insert().values(
+                    session_id=session_id, type=event_type, at=at, recorded_at=now, by=by, data=data
+                )
+            )
+            await conn.execute(update(sessions).where(sessions.c.id == session_id).values(**values))
+            await conn.execute(
+                audit_log.insert().values(
+                    at=now,
+                    actor=by,
+                    action=f"session_{event_type}",
+                    target=str(session_id),
+                    session_id=session_id,
+                    detail=data,
+                )
+            )
+
+    async def set_limit_overrides(
+        self, session_id: int, overrides: dict[str, Any], *, now: float, by: str | None
+    ) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(sessions)
+                .where(sessions.c.id == session_id)
+                .values(limit_overrides=overrides)
+            )
+            await conn.execute(
+                audit_log.insert().values(
+                    at=now,
+                    actor=by,
+                    action="limits_change",
+                    target=str(session_id),
+                    session_id=session_id,
+                    detail=overrides,
+                )
+            )
+
+    # --- alarms -------------------------------------------------------------------------
+
+    async def upsert_alarms(self, items: Iterable[Alarm], now: float) -> None:
+        rows = [
+            {
+                "id": a.id,
+                "bed_id": a.bed_id,
+                "session_id": a.session_id,
+                "device_id": a.device_id,
+                "signal": a.signal,
+                "kind": a.kind,
+                "priority": a.priority,
+                "condition": a.condition,
+                "state": a.state,
+                "started_at": a.started_at,
+                "ended_at": a.ended_at,
+                "acknowledged_at": a.acknowledged_at,
+                "acknowledged_by": a.acknowledged_by,
+                "escalated": a.escalated,
+                "audio_paused_until": a.audio_paused_until,
+                "value": a.value,
+                "detail": a.detail or None,
+                "updated_at": now,
+            }
+            for a in items
+        ]
+        if not rows:
+            return
+        stmt = self._insert(alarms)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["id"],
+            set_={c: stmt.excluded[c] for c in rows[0] if c not in ("id", "started_at")},
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt, rows)
+
+    async def alarms(
+        self,
+        *,
+        bed_id: str | None = None,
+        since: float | None = None,
+        active: bool | None = None,
+        session_id: int | None = None,
+        limit: int = 1000,
+    ) -> list[Alarm]:
+        conds = []
+        if bed_id is not None:
+            conds.append(alarms.c.bed_id == bed_id)
+        if since is not None:
+            conds.append((alarms.c.ended_at.is_(None)) | (alarms.c.ended_at >= since))
+        if active is True:
+            conds.append(alarms.c.ended_at.is_(None))
+        elif active is False:
+            conds.append(alarms.c.ended_at.is_not(None))
+        if session_id is not None:
+            conds.append(alarms.c.session_id == session_id)
+        stmt = (
+            select(alarms)
+            .where(and_(*conds))
+            .order_by(alarms.c.started_at, alarms.c.id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [alarm_from_row(r) for r in (await conn.execute(stmt)).all()]
+
+    async def alarm(self, alarm_id: str) -> Alarm | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(alarms).where(alarms.c.id == alarm_id))).first()
+        return alarm_from_row(row) if row is not None else None
+
+    # --- audit --------------------------------------------------------------------------
+
+    async def audit(
+        self,
+        action: str,
+        *,
+        actor: str | None,
+        target: str | None = None,
+        session_id: int | None = None,
+        detail: dict[str, Any] | None = None,
+        now: float | None = None,
+    ) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                audit_log.insert().values(
+                    at=time.time() if now is None else now,
+                    actor=actor,
+                    action=action,
+                    target=target,
+                    session_id=session_id,
+                    detail=detail,
+                )
+            )
+
+    async def audit_entries(
+        self, *, session_id: int | None = None, since: float | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        conds = []
+        if session_id is not None:
+            conds.append(audit_log.c.session_id == session_id)
+        if since is not None:
+            conds.append(audit_log.c.at >= since)
+        stmt = select(audit_log).where(and_(*conds)).order_by(audit_log.c.id).limit(limit)
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in (await conn.execute(stmt)).all()]

@@ -1,0 +1,103 @@
+"""The session model: a pure state machine over a session's events.
+
+Rules:
+- Phases run baseline -> infusion -> recovery -> ended. ``end`` is allowed from any open
+  phase (a patient may leave before the infusion starts); nothing is allowed once ended.
+- Within infusion the timer runs or is paused: pause only while running, resume only while
+  paused; ``infusion_stop`` from either moves to recovery.
+- ``observation`` is allowed in every open phase and changes nothing but the record.
+- An event may not be dated before the previous phase event: the timer would run backwards.
+- Infusion elapsed time is the sum of the running spans, measured at ``now``.
+
+Plain data in, plain data out: no clock reads, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from monitor.model import Phase
+
+EVENT_TYPES: Final = frozenset(
+    {"infusion_start", "infusion_pause", "infusion_resume", "infusion_stop", "end", "observation"}
+)
+PHASE_EVENTS: Final = EVENT_TYPES - {"observation"}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    phase: Phase = Phase.BASELINE
+    running: bool = False  # infusion timer running
+    elapsed_s: float = 0.0  # completed running spans
+    running_since: float | None = None
+    last_phase_event_at: float | None = None
+    infusion_started_at: float | None = None
+    infusion_stopped_at: float | None = None
+    ended_at: float | None = None
+
+
+class TransitionError(ValueError):
+    """The event does not fit the session's phase; the reason is for the nurse."""
+
+
+# (phase, running, event) -> (new phase, new running)
+_TABLE: Final[dict[tuple[Phase, bool, str], tuple[Phase, bool]]] = {
+    (Phase.BASELINE, False, "infusion_start"): (Phase.INFUSION, True),
+    (Phase.INFUSION, True, "infusion_pause"): (Phase.INFUSION, False),
+    (Phase.INFUSION, False, "infusion_resume"): (Phase.INFUSION, True),
+    (Phase.INFUSION, True, "infusion_stop"): (Phase.RECOVERY, False),
+    (Phase.INFUSION, False, "infusion_stop"): (Phase.RECOVERY, False),
+    (Phase.BASELINE, False, "end"): (Phase.ENDED, False),
+    (Phase.INFUSION, True, "end"): (Phase.ENDED, False),
+    (Phase.INFUSION, False, "end"): (Phase.ENDED, False),
+    (Phase.RECOVERY, False, "end"): (Phase.ENDED, False),
+}
+
+
+def apply(state: SessionState, event_type: str, at: float) -> SessionState:
+    """The state after ``event_type`` at ``at``; raises TransitionError when it does not fit."""
+    if event_type not in EVENT_TYPES:
+        raise TransitionError(f"unknown event type {event_type!r}")
+    if state.phase is Phase.ENDED:
+        raise TransitionError("the session has ended")
+    if event_type == "observation":
+        return state
+    if state.last_phase_event_at is not None and at < state.last_phase_event_at:
+        raise TransitionError("event time is before the session's previous phase event")
+    target = _TABLE.get((state.phase, state.running, event_type))
+    if target is None:
+        timer = "running" if state.running else "paused"
+        where = (
+            f"{state.phase.value} ({timer})" if state.phase is Phase.INFUSION else state.phase.value
+        )
+        raise TransitionError(f"{event_type} does not fit a session in {where}")
+    phase, running = target
+    elapsed = state.elapsed_s
+    if state.running and state.running_since is not None:
+        elapsed += at - state.running_since
+    return SessionState(
+        phase=phase,
+        running=running,
+        elapsed_s=elapsed,
+        running_since=at if running else None,
+        last_phase_event_at=at,
+        infusion_started_at=at if event_type == "infusion_start" else state.infusion_started_at,
+        infusion_stopped_at=at if event_type == "infusion_stop" else state.infusion_stopped_at,
+        ended_at=at if event_type == "end" else state.ended_at,
+    )
+
+
+def replay(events: Iterable[tuple[str, float]]) -> SessionState:
+    """Rebuild a session's state from its stored (type, at) events, in order."""
+    state = SessionState()
+    for event_type, at in events:
+        state = apply(state, event_type, at)
+    return state
+
+
+def infusion_elapsed(state: SessionState, now: float) -> float:
+    if state.running and state.running_since is not None:
+        return state.elapsed_s + max(0.0, now - state.running_since)
+    return state.elapsed_s

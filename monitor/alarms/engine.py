@@ -1,0 +1,669 @@
+"""The alarm engine: pure, single-threaded, time always an argument.
+
+No asyncio, no I/O, no clock reads. Two clocks, never mixed within a rule:
+- device time (``Reading.ts``) judges every physiological rule, so a burst of late readings
+  is judged as if it had arrived live and a replay at any speed raises the same alarms;
+- server time (``Reading.received_at``, ``device_seen``/``on_artefact``/``tick``'s argument)
+  judges the technical rules (no data, no SpO2, stale cuff, artefact), escalation and audio
+  pause, because they are about what the monitor receives and when a person must react.
+
+Every method returns the alarms that changed, as fresh copies the caller may store and
+publish. State changes of an alarm go through ``lifecycle.apply`` (the one transition table).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from monitor.alarms.config import DIRECTIONS, PHASES, ClinicConfig, load_config
+from monitor.alarms.lifecycle import (
+    LIVE_STATES,
+    UNACKNOWLEDGED_STATES,
+    Event,
+    State,
+    apply,
+    next_state,
+    snapshot,
+)
+from monitor.model import (
+    CONTINUOUS_SIGNALS,
+    CUFF_SIGNALS,
+    PRIORITY_RANK,
+    SIGNALS,
+    Alarm,
+    AlarmKind,
+    Reading,
+)
+
+PHYSIOLOGICAL: Final = AlarmKind.PHYSIOLOGICAL.value
+TECHNICAL: Final = AlarmKind.TECHNICAL.value
+# Technical alarm signals (the technical source, as the contract's ``signal`` field).
+SIGNAL_DEVICE: Final = "device"
+SIGNAL_ARTEFACT: Final = "artefact"
+SIGNAL_NIBP: Final = "nibp"  # stale cuff pressure
+# "no SpO2 value" is a technical alarm on signal "spo2" (kind technical).
+
+
+class UnknownAlarm(KeyError):
+    """No live alarm has this id (never raised, or already ended)."""
+
+
+@dataclass(frozen=True)
+class Level:
+    """One alarm condition of one direction of one signal, at one priority."""
+
+    priority: str
+    threshold: float
+    inclusive: bool
+    delay: float
+    label: str  # the human condition, e.g. "spo2 < 90"
+
+    def beyond(self, direction: str, value: float, margin: float = 0.0) -> bool:
+        """Whether ``value`` is beyond this limit; ``margin`` widens it (hysteresis)."""
+        if direction == "low":
+            t = self.threshold + margin
+            return value <= t if self.inclusive else value < t
+        t = self.threshold - margin
+        return value >= t if self.inclusive else value > t
+
+
+def _op(direction: str, inclusive: bool) -> str:
+    return ("<" if direction == "low" else ">") + ("=" if inclusive else "")
+
+
+def build_levels(
+    config: ClinicConfig,
+    phase: str | None = None,
+    baseline: Mapping[str, float] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[tuple[str, str], list[Level]]:
+    """Every condition in force, by (signal, direction), least severe first."""
+    limits = config.limits_for(phase if phase in PHASES else None, overrides)
+    levels: dict[tuple[str, str], list[Level]] = {}
+    for signal, sl in limits.items():
+        for direction in DIRECTIONS:
+            th = sl.direction(direction)
+            if th is None:
+                continue
+            for priority, thr in th.by_priority().items():
+                levels.setdefault((signal, direction), []).append(
+                    Level(
+                        priority=priority,
+                        threshold=thr,
+                        inclusive=th.inclusive,
+                        delay=config.delay(signal, priority),
+                        label=f"{signal} {_op(direction, th.inclusive)} {thr:g}",
+                    )
+                )
+    for rule in config.relative:
+        base = (baseline or {}).get(rule.signal)
+        if base is None or not math.isfinite(base) or base <= 0:
+            continue
+        thr = round(base * (1 + rule.above_pct / 100.0), 1)
+        if rule.signal in CONTINUOUS_SIGNALS:
+            delay = (
+                rule.delay_s if rule.delay_s is not None else config.delay(rule.signal, "medium")
+            )
+        else:
+            delay = 0.0  # cuff values are judged per reading
+        levels.setdefault((rule.signal, "high"), []).append(
+            Level(
+                priority=rule.priority,
+                threshold=thr,
+                inclusive=False,
+                delay=delay,
+                label=(f"{rule.signal} > {thr:g} (baseline {base:g} +{rule.above_pct:g}%)"),
+            )
+        )
+    for group in levels.values():
+        group.sort(key=lambda lv: PRIORITY_RANK[lv.priority])
+    return levels
+
+
+def _ms(t: float) -> int:
+    return int(round(t * 1000))
+
+
+@dataclass
+class _Track:
+    """Condition tracker of one (bed, signal, direction)."""
+
+    state: State = State.INACTIVE  # INACTIVE or PENDING while no alarm exists
+    onsets: dict[str, float] = field(default_factory=dict)  # level label -> device time
+    last_ts: float | None = None
+    alarm: Alarm | None = None
+
+
+@dataclass
+class _Bed:
+    bed_id: str
+    session_id: int | None = None
+    phase: str | None = None
+    baseline: dict[str, float] | None = None
+    overrides: dict[str, Any] | None = None
+    levels: dict[tuple[str, str], list[Level]] = field(default_factory=dict)
+    tracks: dict[tuple[str, str], _Track] = field(default_factory=dict)
+    last_cuff: float | None = None  # server time of the last cuff reading
+    cuff_ref: float | None = None  # server time the stale-cuff phase began
+    stale: Alarm | None = None
+    audio_paused_until: float | None = None
+
+
+@dataclass
+class _Device:
+    bed_id: str
+    device_id: str
+    last_seen: float | None = None
+    last_spo2: float | None = None
+    rejections: deque[float] = field(default_factory=deque)
+    no_data: Alarm | None = None
+    no_spo2: Alarm | None = None
+    artefact: Alarm | None = None
+
+
+class AlarmEngine:
+    """Alarm conditions, their delays and the alarm lifecycle for every bed."""
+
+    def __init__(self, config: ClinicConfig | None = None) -> None:
+        self.config = config if config is not None else load_config(None)
+        self._beds: dict[str, _Bed] = {}
+        self._devices: dict[tuple[str, str], _Device] = {}
+        self._live: dict[str, Alarm] = {}
+        # Where each live alarm is held, to let go of it when it ends.
+        self._holders: dict[str, tuple[object, str]] = {}
+        self._now: float | None = None  # last server time seen
+
+    # --- state of beds and devices ---
+
+    def _bed(self, bed_id: str) -> _Bed:
+        bed = self._beds.get(bed_id)
+        if bed is None:
+            bed = _Bed(bed_id, levels=build_levels(self.config))
+            self._beds[bed_id] = bed
+        return bed
+
+    def _device(self, bed_id: str, device_id: str) -> _Device:
+        key = (bed_id, device_id)
+        dev = self._devices.get(key)
+        if dev is None:
+            dev = _Device(
+                bed_id, device_id, rejections=deque(maxlen=self.config.technical.artefact.count)
+            )
+            self._devices[key] = dev
+        return dev
+
+    def _seen_now(self, at: float) -> None:
+        self._now = at if self._now is None else max(self._now, at)
+
+    def set_session(
+        self,
+        bed_id: str,
+        session_id: int | None,
+        phase: str | None,
+        baseline: Mapping[str, float] | None,
+        overrides: Mapping[str, Any] | None,
+        *,
+        now: float | None = None,
+    ) -> list[Alarm]:
+        """The bed's session, phase, baseline and per-session overrides (limits change at once;
+        alarms follow at the next reading). Raises ConfigError for overrides out of bounds."""
+        bed = self._bed(bed_id)
+        levels = build_levels(self.config, phase, baseline, overrides)
+        changes: list[Alarm] = []
+        at = now if now is not None else self._now
+        if session_id != bed.session_id:
+            # A new patient: stop expecting SpO2 just because the last patient had a probe.
+            for dev in self._devices.values():
+                if dev.bed_id == bed_id:
+                    dev.last_spo2 = None
+                    if dev.no_spo2 is not None:
+                        changes.append(self._end(dev.no_spo2, Event.CLEAR, at))
+        stale_phases = self.config.technical.stale_cuff.phases
+        if phase != bed.phase:
+            bed.cuff_ref = now
+            if phase not in stale_phases and bed.stale is not None:
+                changes.append(self._end(bed.stale, Event.CLEAR, at))
+        bed.session_id = session_id
+        bed.phase = phase
+        bed.baseline = dict(baseline) if baseline else None
+        bed.overrides = dict(overrides) if overrides else None
+        bed.levels = levels
+        return changes
+
+    def limits(self, bed_id: str) -> dict[tuple[str, str], list[Level]]:
+        """Conditions in force on a bed (for display and the limits endpoint)."""
+        return dict(self._bed(bed_id).levels)
+
+    # --- alarm bookkeeping ---
+
+    def _register(self, alarm: Alarm, holder: object, attr: str) -> Alarm:
+        setattr(holder, attr, alarm)
+        self._live[alarm.id] = alarm
+        self._holders[alarm.id] = (holder, attr)
+        return snapshot(alarm)
+
+    def _release(self, alarm: Alarm) -> None:
+        self._live.pop(alarm.id, None)
+        holder = self._holders.pop(alarm.id, None)
+        if holder is not None and getattr(holder[0], holder[1]) is alarm:
+            setattr(holder[0], holder[1], None)
+
+    def _end(self, alarm: Alarm, event: Event, at: float | None) -> Alarm:
+        apply(alarm, event, at if at is not None else alarm.started_at)
+        if alarm.state == State.ENDED:
+            self._release(alarm)
+        return snapshot(alarm)
+
+    def _new(
+        self,
+        *,
+        alarm_id: str,
+        bed_id: str,
+        signal: str,
+        kind: str,
+        priority: str,
+        condition: str,
+        started_at: float,
+        alerted_at: float,
+        device_id: str | None,
+        session_id: int | None,
+        value: float | None = None,
+        detail: dict[str, object] | None = None,
+    ) -> Alarm:
+        state = next_state(State.PENDING, Event.DELAY_ELAPSED)
+        return Alarm(
+            id=alarm_id,
+            bed_id=bed_id,
+            signal=signal,
+            kind=kind,
+            priority=priority,
+            condition=condition,
+            started_at=started_at,
+            state=state.value,
+            session_id=session_id,
+            device_id=device_id,
+            value=value,
+            detail={"alerted_at": alerted_at, **(detail or {})},
+        )
+
+    # --- physiological rules (device time) ---
+
+    def on_reading(self, reading: Reading) -> list[Alarm]:
+        """Judge one stored reading (``bed_id`` set) and note its device's activity."""
+        if reading.bed_id is None:
+            raise ValueError("reading.bed_id must be set")
+        bed = self._bed(reading.bed_id)
+        changes = self._activity(
+            reading.bed_id, reading.device_id, reading.received_at, spo2="spo2" in reading.values
+        )
+        if any(k in CUFF_SIGNALS for k in reading.values):
+            bed.last_cuff = (
+                reading.received_at
+                if bed.last_cuff is None
+                else max(bed.last_cuff, reading.received_at)
+            )
+            if bed.stale is not None:
+                changes.append(self._end(bed.stale, Event.CLEAR, reading.received_at))
+        session_id = reading.session_id if reading.session_id is not None else bed.session_id
+        for signal in SIGNALS:
+            raw = reading.values.get(signal)
+            if raw is None:
+                continue
+            value = float(raw)
+            if not math.isfinite(value):
+                continue
+            for direction in DIRECTIONS:
+                key = (signal, direction)
+                levels = bed.levels.get(key, [])
+                track = bed.tracks.get(key)
+                if not levels and (track is None or track.alarm is None):
+                    continue
+                if track is None:
+                    track = bed.tracks[key] = _Track()
+                changed = self._judge(
+                    bed, signal, direction, levels, track, value, reading, session_id
+                )
+                if changed is not None:
+                    changes.append(changed)
+        return changes
+
+    def _judge(
+        self,
+        bed: _Bed,
+        signal: str,
+        direction: str,
+        levels: list[Level],
+        track: _Track,
+        value: float,
+        reading: Reading,
+        session_id: int | None,
+    ) -> Alarm | None:
+        ts = reading.ts
+        if signal in CONTINUOUS_SIGNALS:
+            # Continuous signals: the condition must hold in every reading for the delay.
+            # Older or repeated readings cannot extend or break a run already judged.
+            if track.last_ts is not None and ts <= track.last_ts:
+                return None
+            restart = track.last_ts is None or ts - track.last_ts > self.config.continuous_max_gap_s
+            track.last_ts = ts
+            onsets: dict[str, float] = {}
+            for lv in levels:
+                if lv.beyond(direction, value):
+                    prev = track.onsets.get(lv.label)
+                    onsets[lv.label] = ts if prev is None or restart else prev
+            track.onsets = onsets
+            met = [lv for lv in levels if lv.label in onsets and ts - onsets[lv.label] >= lv.delay]
+        else:
+            # Cuff signals: each reading judged on its own, no delay, never interpolated.
+            track.onsets = {}
+            met = [lv for lv in levels if lv.beyond(direction, value)]
+        best = max(met, key=lambda lv: PRIORITY_RANK[lv.priority]) if met else None
+        alarm = track.alarm
+
+        if alarm is None:
+            if best is None:
+                if track.onsets:
+                    track.state = next_state(track.state, Event.HOLD)
+                elif track.state is State.PENDING:
+                    track.state = next_state(track.state, Event.RELEASE)
+                return None
+            track.state = State.INACTIVE  # the tracker's part is over: an alarm exists now
+            alarm = self._new(
+                alarm_id=f"{bed.bed_id}.{signal}.{direction}.{_ms(ts)}",
+                bed_id=bed.bed_id,
+                signal=signal,
+                kind=PHYSIOLOGICAL,
+                priority=best.priority,
+                condition=best.label,
+                started_at=ts,
+                alerted_at=reading.received_at,
+                device_id=reading.device_id,
+                session_id=session_id,
+                value=value,
+                detail={"direction": direction, "onset": track.onsets.get(best.label, ts)},
+            )
+            return self._register(alarm, track, "alarm")
+
+        if alarm.state == State.LATCHED:
+            if best is None:
+                return None
+            apply(
+                alarm,
+                Event.RECUR,
+                ts,
+                priority=best.priority,
+                condition=best.label,
+                value=value,
+                alerted_at=reading.received_at,
+            )
+            return snapshot(alarm)
+        if best is not None and PRIORITY_RANK[best.priority] > PRIORITY_RANK[alarm.priority]:
+            apply(
+                alarm,
+                Event.RAISE,
+                ts,
+                priority=best.priority,
+                condition=best.label,
+                value=value,
+                alerted_at=reading.received_at,
+            )
+            return snapshot(alarm)
+        margin = self.config.margin(signal)
+        if any(lv.beyond(direction, value, margin) for lv in levels):
+            return None
+        latches = (
+            self.config.latch_high
+            and alarm.priority == "high"
+            and alarm.kind == PHYSIOLOGICAL
+            and alarm.state == State.ACTIVE
+        )
+        return self._end(alarm, Event.CLEAR_LATCHING if latches else Event.CLEAR, ts)
+
+    # --- technical rules (server time) ---
+
+    def _activity(
+        self, bed_id: str, device_id: str, at: float, *, spo2: bool = False
+    ) -> list[Alarm]:
+        self._seen_now(at)
+        dev = self._device(bed_id, device_id)
+        dev.last_seen = at if dev.last_seen is None else max(dev.last_seen, at)
+        changes: list[Alarm] = []
+        if dev.no_data is not None:
+            changes.append(self._end(dev.no_data, Event.CLEAR, at))
+        if spo2:
+            dev.last_spo2 = at if dev.last_spo2 is None else max(dev.last_spo2, at)
+            if dev.no_spo2 is not None:
+                changes.append(self._end(dev.no_spo2, Event.CLEAR, at))
+        return changes
+
+    def device_seen(self, bed_id: str, device_id: str, at: float) -> list[Alarm]:
+        """Any frame or heartbeat from a device (server time): ends its no-data alarm."""
+        return self._activity(bed_id, device_id, at)
+
+    def on_artefact(self, bed_id: str, device_id: str, code: str, at: float) -> list[Alarm]:
+        """A rejected frame (server time). Raises the technical artefact alarm when ``count``
+        rejections fall within ``window_s``; never a physiological alarm."""
+        changes = self._activity(bed_id, device_id, at)
+        rule = self.config.technical.artefact
+        dev = self._device(bed_id, device_id)
+        dev.rejections.append(at)
+        if dev.artefact is not None:
+            dev.artefact.detail["last_code"] = code
+            return changes
+        if len(dev.rejections) >= rule.count and at - dev.rejections[0] <= rule.window_s:
+            alarm = self._new(
+                alarm_id=f"{bed_id}.artefact.{device_id}.{_ms(at)}",
+                bed_id=bed_id,
+                signal=SIGNAL_ARTEFACT,
+                kind=TECHNICAL,
+                priority=rule.priority,
+                condition=f"{rule.count} rejected frames from {device_id} within {rule.window_s:g} s",
+                started_at=at,
+                alerted_at=at,
+                device_id=device_id,
+                session_id=self._bed(bed_id).session_id,
+                detail={"last_code": code},
+            )
+            changes.append(self._register(alarm, dev, "artefact"))
+        return changes
+
+    def tick(self, now: float) -> list[Alarm]:
+        """Server clock: technical timeouts, escalation and audio-pause expiry."""
+        self._seen_now(now)
+        tech = self.config.technical
+        changes: list[Alarm] = []
+        for dev in self._devices.values():
+            session_id = self._bed(dev.bed_id).session_id
+            if (
+                dev.no_data is None
+                and dev.last_seen is not None
+                and now - dev.last_seen >= tech.no_data.timeout_s
+            ):
+                start = dev.last_seen + tech.no_data.timeout_s
+                alarm = self._new(
+                    alarm_id=f"{dev.bed_id}.device.{dev.device_id}.{_ms(start)}",
+                    bed_id=dev.bed_id,
+                    signal=SIGNAL_DEVICE,
+                    kind=TECHNICAL,
+                    priority=tech.no_data.priority,
+                    condition=f"no data from {dev.device_id} for {tech.no_data.timeout_s:g} s",
+                    started_at=start,
+                    alerted_at=now,
+                    device_id=dev.device_id,
+                    session_id=session_id,
+                )
+                changes.append(self._register(alarm, dev, "no_data"))
+            if (
+                dev.no_spo2 is None
+                and dev.no_data is None
+                and dev.last_spo2 is not None
+                and now - dev.last_spo2 >= tech.no_spo2.timeout_s
+            ):
+                start = dev.last_spo2 + tech.no_spo2.timeout_s
+                alarm = self._new(
+                    alarm_id=f"{dev.bed_id}.spo2.missing.{dev.device_id}.{_ms(start)}",
+                    bed_id=dev.bed_id,
+                    signal="spo2",
+                    kind=TECHNICAL,
+                    priority=tech.no_spo2.priority,
+                    condition=f"no SpO2 value from {dev.device_id} for {tech.no_spo2.timeout_s:g} s",
+                    started_at=start,
+                    alerted_at=now,
+                    device_id=dev.device_id,
+                    session_id=session_id,
+                )
+                changes.append(self._register(alarm, dev, "no_spo2"))
+            if dev.artefact is not None:
+                last = dev.rejections[-1] if dev.rejections else dev.artefact.started_at
+                if now - last >= tech.artefact.window_s:
+                    changes.append(
+                        self._end(dev.artefact, Event.CLEAR, last + tech.artefact.window_s)
+                    )
+        stale = tech.stale_cuff
+        for bed in self._beds.values():
+            if bed.phase not in stale.phases:
+                continue
+            if bed.cuff_ref is None:
+                bed.cuff_ref = now
+            ref = bed.cuff_ref if bed.last_cuff is None else max(bed.cuff_ref, bed.last_cuff)
+            if bed.stale is None and now - ref >= stale.after_s:
+                start = ref + stale.after_s
+                alarm = self._new(
+                    alarm_id=f"{bed.bed_id}.nibp.stale.{_ms(start)}",
+                    bed_id=bed.bed_id,
+                    signal=SIGNAL_NIBP,
+                    kind=TECHNICAL,
+                    priority=stale.priority,
+                    condition=f"no cuff pressure for {stale.after_s / 60:g} min",
+                    started_at=start,
+                    alerted_at=now,
+                    device_id=None,
+                    session_id=bed.session_id,
+                )
+                changes.append(self._register(alarm, bed, "stale"))
+        for alarm in list(self._live.values()):
+            changed = False
+            after = self.config.escalation.after(alarm.priority)
+            alerted = alarm.detail.get("alerted_at")
+            if (
+                after is not None
+                and not alarm.escalated
+                and alarm.state in UNACKNOWLEDGED_STATES
+                and isinstance(alerted, int | float)
+                and now - alerted >= after
+            ):
+                apply(alarm, Event.ESCALATE, now)
+                changed = True
+            if alarm.audio_paused_until is not None and now >= alarm.audio_paused_until:
+                apply(alarm, Event.AUDIO_RESUMED, now)
+                changed = True
+            if changed:
+                changes.append(snapshot(alarm))
+        for bed in self._beds.values():
+            if bed.audio_paused_until is not None and now >= bed.audio_paused_until:
+                bed.audio_paused_until = None
+        return changes
+
+    # --- people ---
+
+    def acknowledge(self, alarm_id: str, user: str, now: float) -> list[Alarm]:
+        """A user acknowledges a live alarm; raises UnknownAlarm when no live alarm has the id."""
+        alarm = self._live.get(alarm_id)
+        if alarm is None:
+            raise UnknownAlarm(alarm_id)
+        self._seen_now(now)
+        if alarm.state == State.ACKNOWLEDGED:
+            return []
+        apply(alarm, Event.ACK, now, user=user)
+        if alarm.state == State.ENDED:
+            self._release(alarm)
+        return [snapshot(alarm)]
+
+    def pause_audio(self, bed_id: str, now: float, seconds: float | None = None) -> list[Alarm]:
+        """Pause the sound of this bed's unacknowledged alarms that exist now (never another
+        bed's, never alarms that start later); the visual signal stays."""
+        secs = self.config.audio_pause_s if seconds is None else float(seconds)
+        if not 0 < secs <= self.config.audio_pause_max_s:
+            raise ValueError(f"seconds must be within 0..{self.config.audio_pause_max_s:g}")
+        self._seen_now(now)
+        until = now + secs
+        self._bed(bed_id).audio_paused_until = until
+        changes: list[Alarm] = []
+        for alarm in self._live.values():
+            if alarm.bed_id == bed_id and alarm.state in UNACKNOWLEDGED_STATES:
+                apply(alarm, Event.PAUSE_AUDIO, now, until=until)
+                changes.append(snapshot(alarm))
+        return changes
+
+    def audio_paused_until(self, bed_id: str, now: float | None = None) -> float | None:
+        until = self._bed(bed_id).audio_paused_until
+        if until is not None and now is not None and now >= until:
+            return None
+        return until
+
+    # --- queries and restart ---
+
+    def active(self, bed_id: str | None = None) -> list[Alarm]:
+        """Live (not ended) alarms, worst first."""
+        alarms = [a for a in self._live.values() if bed_id is None or a.bed_id == bed_id]
+        alarms.sort(key=lambda a: (-PRIORITY_RANK[a.priority], a.started_at, a.id))
+        return [snapshot(a) for a in alarms]
+
+    def get(self, alarm_id: str) -> Alarm | None:
+        alarm = self._live.get(alarm_id)
+        return snapshot(alarm) if alarm is not None else None
+
+    def restore(self, alarms: Iterable[Alarm]) -> None:
+        """Rebuild after a restart from stored alarms that have not ended. Delays restart:
+        a restored condition tracker knows the alarm, not the readings before the restart."""
+        for stored in alarms:
+            if stored.ended_at is not None or stored.state not in LIVE_STATES:
+                continue
+            if stored.id in self._live:
+                continue
+            alarm = snapshot(stored)
+            bed = self._bed(alarm.bed_id)
+            holder: object
+            if alarm.kind == PHYSIOLOGICAL:
+                direction = alarm.detail.get("direction")
+                if direction not in DIRECTIONS:
+                    direction = "low" if "<" in alarm.condition else "high"
+                    alarm.detail["direction"] = direction
+                key = (alarm.signal, str(direction))
+                holder = bed.tracks.setdefault(key, _Track())
+                self._register(alarm, holder, "alarm")
+                continue
+            device_id = alarm.device_id or ""
+            if alarm.signal == SIGNAL_NIBP:
+                self._register(alarm, bed, "stale")
+            elif alarm.signal == SIGNAL_DEVICE:
+                self._register(alarm, self._device(alarm.bed_id, device_id), "no_data")
+            elif alarm.signal == SIGNAL_ARTEFACT:
+                self._register(alarm, self._device(alarm.bed_id, device_id), "artefact")
+            else:
+                self._register(alarm, self._device(alarm.bed_id, device_id), "no_spo2")
+
+    def forget_bed(self, bed_id: str, now: float) -> list[Alarm]:
+        """The bed leaves monitoring: its live alarms end (RETIRE) and its state is dropped."""
+        changes = [
+            self._end(a, Event.RETIRE, now) for a in list(self._live.values()) if a.bed_id == bed_id
+        ]
+        self._beds.pop(bed_id, None)
+        for key in [k for k in self._devices if k[0] == bed_id]:
+            del self._devices[key]
+        return changes
+
+    def remove_device(self, bed_id: str, device_id: str, now: float) -> list[Alarm]:
+        """A device is revoked or moved: its technical alarms end and it is no longer watched."""
+        dev = self._devices.pop((bed_id, device_id), None)
+        if dev is None:
+            return []
+        return [
+            self._end(a, Event.RETIRE, now)
+            for a in (dev.no_data, dev.no_spo2, dev.artefact)
+            if a is not None
+        ]

@@ -158,15 +158,15 @@ class MonitorProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def db_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'vigil.db'}"
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'vigil.db'}"
         return
     url = create_pg_database()
     try:
@@ -182,20 +182,24 @@ def _start(db_url: str, tmp_path: Path, **kw: Any) -> MonitorProcess:
     return proc
 
 
-@pytest.fixture
-def server(db_url: str, tmp_path: Path) -> Iterator[MonitorProcess]:
-    """The real monitor on a free port, once on SQLite and once on PostgreSQL."""
-    proc = _start(db_url, tmp_path)
+@pytest.fixture(scope="module")
+def server(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MonitorProcess]:
+    """The real monitor on a free port, once on SQLite and once on PostgreSQL.
+
+    Shared by the tests of one module: give each test its own device and bed ids.
+    """
+    proc = _start(db_url, tmp_path_factory.mktemp("monitor"))
     try:
         yield proc
     finally:
         proc.stop()
 
 
-@pytest.fixture
-def sqlite_server(tmp_path: Path) -> Iterator[MonitorProcess]:
-    """The real monitor on SQLite, for tests whose subject is not the storage engine."""
-    proc = _start(f"sqlite:///{tmp_path / 'vigil.db'}", tmp_path)
+@pytest.fixture(scope="module")
+def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MonitorProcess]:
+    """The real monitor on SQLite, shared by a module's tests (own ids per test, please)."""
+    tmp = tmp_path_factory.mktemp("monitor")
+    proc = _start(f"sqlite:///{tmp / 'vigil.db'}", tmp)
     try:
         yield proc
     finally:

@@ -1,0 +1,316 @@
+"""A simulated ward: N beds, each a patient, a scenario and a device, at once.
+
+Each bed runs sessions back to back (baseline -> infusion -> recovery, then a short gap
+with an empty chair), a fresh patient each time. Beds start at staggered points of their
+sessions so a panel shows a realistic ward (different phases, a story unfolding) within a
+minute. With nurse credentials the phases are driven through the HTTP API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from simulators.client import DeviceClient, SeqStore
+from simulators.clock import WarpClock
+from simulators.device import CuffConfig, DeviceModel
+from simulators.nurse import Nurse, NurseAction, session_script
+from simulators.physiology import Timeline
+from simulators.scenarios import SCENARIOS, Plan, make_plan
+
+log = logging.getLogger("simulators.demo")
+
+# The ward's default mix, bed by bed: mostly ordinary sessions with the stories between.
+DEFAULT_MIX: tuple[str, ...] = (
+    "normal",
+    "hypertensive_surge",
+    "desaturation",
+    "typical",
+    "sustained_tachycardia",
+    "probe_off_storm",
+    "bradycardia",
+    "normal",
+    "stale_cuff",
+    "network_flapping",
+    "device_silent",
+    "typical",
+)
+# Where uneventful beds start, as a fraction of the session: spread over the phases.
+_UNEVENTFUL_AT = (0.02, 0.45, 0.8, 0.25, 0.95, 0.6)
+# Eventful beds start this long before their story, so it unfolds within a minute or two.
+STORY_LEAD_S = 45.0
+GAP_S = 120.0
+
+
+def bed_id(i: int) -> str:
+    return f"bed-{i}"
+
+
+def device_id(i: int) -> str:
+    return f"sim-bed-{i}-mon"
+
+
+def demo_devices_csv(beds: int) -> str:
+    """The CSV `python -m monitor import-devices` takes: header device_id,bed_id."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["device_id", "bed_id"])
+    for i in range(1, beds + 1):
+        w.writerow([device_id(i), bed_id(i)])
+    return buf.getvalue()
+
+
+def read_tokens(path: Path) -> dict[str, str]:
+    """``device_id,token`` lines as `import-devices` prints them (header optional)."""
+    out: dict[str, str] = {}
+    for row in csv.reader(path.read_text().splitlines()):
+        if len(row) < 2 or row[0].strip() in ("", "device_id"):
+            continue
+        out[row[0].strip()] = row[1].strip()
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class BedSpec:
+    index: int
+    bed_id: str
+    device_id: str
+    scenario: str
+    seed: int
+    offset_s: float  # session second the bed's first session is at when the demo starts
+
+
+def plan_beds(
+    beds: int,
+    *,
+    seed: int = 0,
+    scenarios: Iterable[str] | None = None,
+    timeline: Timeline | None = None,
+    stagger: bool = True,
+) -> list[BedSpec]:
+    """Which scenario each bed runs and where in its session it starts (pure)."""
+    tl = timeline or Timeline()
+    mix = list(scenarios) if scenarios else list(DEFAULT_MIX)
+    for name in mix:
+        if name not in SCENARIOS:
+            raise ValueError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+    specs: list[BedSpec] = []
+    uneventful = 0
+    for i in range(1, beds + 1):
+        name = mix[(i - 1) % len(mix)]
+        bed_seed = seed * 1000 + i
+        offset = 0.0
+        if stagger:
+            story = make_plan(name, bed_seed, tl).story_start
+            if story is not None:
+                offset = max(0.0, story - STORY_LEAD_S)
+            else:
+                offset = round(_UNEVENTFUL_AT[uneventful % len(_UNEVENTFUL_AT)] * tl.end)
+                uneventful += 1
+        specs.append(BedSpec(i, bed_id(i), device_id(i), name, bed_seed, offset))
+    return specs
+
+
+class BedRunner:
+    """Feeds one bed's device model to its client in (warped) device time."""
+
+    def __init__(
+        self,
+        spec: BedSpec,
+        client: DeviceClient,
+        clock: WarpClock,
+        *,
+        nurse: Nurse | None = None,
+        timeline: Timeline | None = None,
+        cuff: CuffConfig | None = None,
+        sessions: int | None = None,
+        gap_s: float = GAP_S,
+    ) -> None:
+        self.spec = spec
+        self.client = client
+        self.clock = clock
+        self.nurse = nurse
+        self.timeline = timeline or Timeline()
+        self.cuff = cuff or CuffConfig()
+        self.sessions = sessions
+        self.gap_s = gap_s
+        self.phase = "starting"
+        self.session_id: str | None = None
+        self._actions: asyncio.Queue[tuple[NurseAction, float, Plan] | None] = asyncio.Queue()
+
+    async def run(self) -> None:
+        nurse_task = asyncio.create_task(self._nurse_worker()) if self.nurse else None
+        try:
+            start = self.clock.now() - self.spec.offset_s
+            first = self.spec.offset_s
+            cycle = 0
+            while self.sessions is None or cycle < self.sessions:
+                plan = make_plan(self.spec.scenario, self.spec.seed + 7919 * cycle, self.timeline)
+                await self._session(plan, start, first, cycle)
+                cycle += 1
+                if self.sessions is not None and cycle >= self.sessions:
+                    break
+                start = start + self.timeline.end + self.gap_s
+                await self._empty_chair(start)
+                first = -1.0
+        finally:
+            if nurse_task is not None:
+                await self._actions.put(None)
+                with contextlib.suppress(asyncio.CancelledError):
+                    await nurse_task
+
+    async def _session(self, plan: Plan, start: float, first: float, cycle: int) -> None:
+        model = DeviceModel(plan, self.cuff)
+        tl = plan.timeline
+        actions = session_script(plan)
+        for a in [a for a in actions if a.s <= first]:
+            await self._actions.put((a, start, plan))
+        actions = [a for a in actions if a.s > first]
+        prev = first if first >= 0 else -1.0
+        if first >= 0:
+            prev = first - 1e-6  # include the reading at the starting second
+        while prev < tl.end:
+            cur = min(self.clock.now() - start, tl.end)
+            if cur > prev:
+                self.client.set_link(plan.link_up(cur))
+                for e in model.emissions(prev, cur):
+                    self.client.submit(start + e.s, e.values, e.source)
+                beats = model.heartbeat_times(prev, cur)
+                if beats:
+                    self.client.heartbeat(start + beats[-1])
+                while actions and actions[0].s <= cur:
+                    await self._actions.put((actions.pop(0), start, plan))
+                self.phase = tl.phase_at(cur)
+                prev = cur
+            nxt = start + math.floor(prev) + 1
+            await asyncio.sleep(min(max(self.clock.seconds_until(nxt), 0.005), 1.0))
+        self.client.set_link(True)
+        self.phase = "ended"
+
+    async def _empty_chair(self, until: float) -> None:
+        """Between patients the monitor is on but measures nothing: heartbeats only."""
+        self.phase = "empty"
+        while (now := self.clock.now()) < until:
+            self.client.heartbeat(now)
+            await asyncio.sleep(min(max(self.clock.seconds_until(now + 5.0), 0.005), 5.0))
+
+    async def _nurse_worker(self) -> None:
+        assert self.nurse is not None
+        while (item := await self._actions.get()) is not None:
+            action, start, plan = item
+            try:
+                await self._perform(action, start, plan)
+            except Exception as exc:  # the ward goes on if one HTTP call fails
+                log.warning("%s: nurse action %s failed: %s", self.spec.bed_id, action.type, exc)
+
+    async def _perform(self, action: NurseAction, start: float, plan: Plan) -> None:
+        assert self.nurse is not None
+        at = start + action.s
+        if action.type == "admit":
+            p = plan.patient
+            self.session_id = await self.nurse.admit(
+                self.spec.bed_id,
+                f"SIM {self.spec.bed_id} #{p.seed}",
+                p.age,
+                {
+                    "hr": round(p.hr0),
+                    "sbp": round(p.sbp0),
+                    "dbp": round(p.dbp0),
+                    "spo2": round(p.spo20),
+                },
+            )
+            return
+        if self.session_id is None:
+            return
+        await self.nurse.event(self.session_id, action.type, at, action.data or None)
+        if action.type == "end":
+            self.session_id = None
+
+
+async def run_demo(
+    *,
+    beds: int,
+    url: str,
+    tokens: dict[str, str],
+    speed: float = 1.0,
+    seed: int = 0,
+    scenarios: list[str] | None = None,
+    nurse: Nurse | None = None,
+    timeline: Timeline | None = None,
+    cuff: CuffConfig | None = None,
+    state_dir: Path = Path("data/sim-state"),
+    sessions: int | None = None,
+    backlog_s: float | None = None,
+    stagger: bool = True,
+    status_every_s: float = 10.0,
+) -> dict[str, DeviceClient]:
+    tl = timeline or Timeline()
+    specs = plan_beds(beds, seed=seed, scenarios=scenarios, timeline=tl, stagger=stagger)
+    missing = [s.device_id for s in specs if s.device_id not in tokens]
+    if missing:
+        raise SystemExit(
+            f"no token for {', '.join(missing)}: register them with "
+            f"`python -m simulators demo-devices --beds {beds} > devices.csv` and "
+            "`python -m monitor import-devices devices.csv > TOKENS.csv`, then pass --tokens TOKENS.csv"
+        )
+    if backlog_s is None:
+        # Warped device time must start in the past so it never passes the wall clock:
+        # one session plus a gap of history lets a warped ward run a full cycle.
+        backlog_s = tl.end + GAP_S if speed > 1 else 0.0
+    clock = WarpClock(speed, device_start=None)
+    clock.device_start = clock.wall_start - backlog_s
+    clients: dict[str, DeviceClient] = {}
+    runners: list[BedRunner] = []
+    for spec in specs:
+        client = DeviceClient(
+            url,
+            spec.device_id,
+            tokens[spec.device_id],
+            seq_store=SeqStore.for_device(state_dir, spec.device_id),
+        )
+        clients[spec.device_id] = client
+        runners.append(
+            BedRunner(spec, client, clock, nurse=nurse, timeline=tl, cuff=cuff, sessions=sessions)
+        )
+        log.info(
+            "%s: %s, scenario %s, starting at session minute %.1f",
+            spec.bed_id,
+            spec.device_id,
+            spec.scenario,
+            spec.offset_s / 60,
+        )
+    for c in clients.values():
+        c.start()
+
+    async def status() -> None:
+        while True:
+            await asyncio.sleep(status_every_s)
+            for r in runners:
+                log.info(
+                    "%s %-22s %-9s %s pending=%d",
+                    r.spec.bed_id,
+                    r.spec.scenario,
+                    r.phase,
+                    r.client.stats.summary(),
+                    r.client.pending,
+                )
+
+    status_task = asyncio.create_task(status())
+    try:
+        await asyncio.gather(*(r.run() for r in runners))
+        for c in clients.values():
+            await c.wait_drained(30.0)
+    finally:
+        status_task.cancel()
+        for c in clients.values():
+            await c.close()
+        if nurse is not None:
+            await nurse.aclose()
+    return clients

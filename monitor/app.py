@@ -27,7 +27,6 @@ def create_app(settings: Settings) -> FastAPI:
         config = load_config(settings.clinic_config)
         store = await Store.open(settings.db, sqlite_synchronous=settings.sqlite_synchronous)
         monitor = Monitor(settings, store, AlarmEngine(config), Hub(settings.feed_queue_max))
-        monitor.config = config
         app.state.monitor = monitor
         await monitor.start()
         extras = await start_extras(monitor)

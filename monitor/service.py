@@ -101,20 +101,24 @@ class Monitor:
                 self.caches.latest[bed["id"]] = latest
         open_alarms = await self.store.alarms(active=True, limit=100_000)
         self.engine.restore(open_alarms)
+        changed: list[Alarm] = []
         last_seen = await self.store.last_seen()
         for dev_id, at in last_seen.items():
             dev = await self.store.device(dev_id)
             if dev is not None and not dev.revoked:
-                # The silence clock restarts now: a restart is not evidence the device is quiet.
+                # The silence clock restarts now: a restart is not evidence the device is quiet,
+                # and a device still silent raises its alarm again after the timeout.
                 self.caches.last_seen[dev_id] = at
-                self.engine.device_seen(dev.bed_id, dev_id, max(at, now))
+                changed.extend(self.engine.device_seen(dev.bed_id, dev_id, now))
+        if changed:
+            await self._persist_and_publish(changed)
 
-    def _cache_session(self, row: dict[str, Any]) -> None:
+    def _cache_session(self, row: dict[str, Any]) -> list[Alarm]:
         bed_id = row["bed_id"]
+        now = self.clock()
         if row["ended_at"] is not None:
             self.caches.open_sessions.pop(bed_id, None)
-            self.engine.set_session(bed_id, None, None, None, None)
-            return
+            return self.engine.set_session(bed_id, None, None, None, None, now=now)
         s = OpenSession(
             id=row["id"],
             bed_id=bed_id,
@@ -123,7 +127,7 @@ class Monitor:
             overrides=row["limit_overrides"],
         )
         self.caches.open_sessions[bed_id] = s
-        self.engine.set_session(bed_id, s.id, s.phase, s.baseline, s.overrides)
+        return self.engine.set_session(bed_id, s.id, s.phase, s.baseline, s.overrides, now=now)
 
     # --- ingest -------------------------------------------------------------------------
 
@@ -220,10 +224,12 @@ class Monitor:
         if ws is not None:
             await _close_quietly(ws, 1008, "device token revoked")
 
-    def device_seen(self, bed_id: str, device_id: str) -> None:
+    async def device_seen(self, bed_id: str, device_id: str) -> None:
         now = self.clock()
         self.caches.last_seen[device_id] = now
-        self.engine.device_seen(bed_id, device_id, now)
+        changed = self.engine.device_seen(bed_id, device_id, now)
+        if changed:
+            await self._persist_and_publish(changed)
 
     async def rejected(self, bed_id: str, device_id: str, code: str) -> None:
         self.stats["rejected"] += 1
@@ -281,7 +287,9 @@ class Monitor:
         """Refresh caches and the engine after a session change; publish it; return its JSON."""
         row = await self.store.session_row(session_id)
         assert row is not None
-        self._cache_session(row)
+        changed = self._cache_session(row)
+        if changed:
+            await self._persist_and_publish(changed)
         body = await self.session_json(row)
         self.hub.publish(feed.session_message(body))
         return body
@@ -296,6 +304,25 @@ class Monitor:
             if vals:
                 out[sig] = round(statistics.median(vals), 1)
         return out or None
+
+    def validate_overrides(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        """Per-session limit overrides, checked against the clinic's bounds (ValueError if not)."""
+        return self.engine.config.check_overrides(overrides)
+
+    def limits_json(self, row: dict[str, Any]) -> dict[str, Any]:
+        config = self.engine.config
+        phase = row["phase"] if row["phase"] != "ended" else None
+        in_force = config.limits_for(phase, row["limit_overrides"])
+        return {
+            "session_id": row["id"],
+            "phase": row["phase"],
+            "limits": {sig: sl.model_dump(exclude_none=True) for sig, sl in in_force.items()},
+            "overrides": row["limit_overrides"] or {},
+            "override_bounds": {k: list(v) for k, v in config.override_bounds.items()},
+            "delays": config.delays,
+            "hysteresis": config.hysteresis,
+            "baseline": row["baseline"],
+        }
 
     # --- views --------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
@@ -42,7 +42,7 @@ CurrentUser = Annotated[UserRow, Depends(current_user)]
 _RANK = {Role.NURSE: 1, Role.CHARGE: 2, Role.ADMIN: 3}
 
 
-def require(role: Role):  # type: ignore[no-untyped-def]
+def require(role: Role) -> Any:
     """A dependency that lets in ``role`` and every role above it."""
 
     async def check(user: CurrentUser) -> UserRow:

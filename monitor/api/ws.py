@@ -63,7 +63,7 @@ async def device_socket(ws: WebSocket) -> None:
         return
     device_id, bed_id = dev.id, dev.bed_id
     monitor.attach_device(device_id, ws)
-    monitor.device_seen(bed_id, device_id)
+    await monitor.device_seen(bed_id, device_id)
     out: asyncio.Queue[tuple[int, asyncio.Future[None]] | str | None] = asyncio.Queue(MAX_IN_FLIGHT)
     sender = asyncio.create_task(_send_acks(ws, out))
     loop = asyncio.get_running_loop()
@@ -101,7 +101,7 @@ async def device_socket(ws: WebSocket) -> None:
                 await out.put(proto.encode_error(e.code, e.detail, e.seq))
                 await monitor.rejected(bed_id, device_id, e.code)
                 continue
-            monitor.device_seen(bed_id, device_id)
+            await monitor.device_seen(bed_id, device_id)
             if isinstance(parsed, proto.HeartbeatMsg):
                 continue
             reading = monitor.make_reading(

@@ -226,7 +226,7 @@ class Store:
                     disabled=False,
                 )
             )
-            return int(res.inserted_primary_key[0])
+            return int(res.inserted_primary_key[0])  # type: ignore[index]
 
     async def user_by_name(self, name: str) -> UserRow | None:
         async with self.engine.connect() as conn:
@@ -392,7 +392,7 @@ class Store:
                 )
             except IntegrityError:
                 raise Conflict(f"bed {bed_id} already has an open session") from None
-            sid = int(res.inserted_primary_key[0])
+            sid = int(res.inserted_primary_key[0])  # type: ignore[index]
             await conn.execute(
                 audit_log.insert().values(
                     at=now,

@@ -1,0 +1,503 @@
+"""The panel's Dash app on FastAPI: page rendering and thin command callbacks.
+
+Everything shown comes from the monitor at the moment it is asked for; the panel keeps no
+data of its own. Live values do not pass through here: the browser opens the monitor's feed
+itself (assets/vigil.js). Callbacks are async so a slow monitor never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from dashboard import figures, layout
+from dashboard.client import MonitorClient, MonitorError
+from dashboard.settings import PanelSettings
+
+ASSETS = Path(__file__).parent / "assets"
+HIDDEN: dict[str, str] = {"display": "none"}
+SHOWN: dict[str, str] = {}
+REPORT_SUFFIX = {"html": "", "csv": ".csv", "fhir": ".fhir.json"}
+
+
+def _token(auth: Any) -> str | None:
+    if isinstance(auth, dict) and isinstance(auth.get("token"), str) and auth["token"]:
+        return str(auth["token"])
+    return None
+
+
+def _bed_from_path(pathname: str | None) -> str | None:
+    if pathname and pathname.startswith("/bed/"):
+        bed = pathname[len("/bed/") :].strip("/")
+        return bed or None
+    return None
+
+
+def _session_param(search: str | None) -> int | None:
+    values = parse_qs((search or "").lstrip("?")).get("session")
+    if values and values[0].isdigit():
+        return int(values[0])
+    return None
+
+
+def _error_text(exc: MonitorError) -> str:
+    if exc.status == 0:
+        return "The monitor cannot be reached."
+    if exc.status == 401:
+        return "Your login has expired: log in again."
+    return f"The monitor refused: {exc.detail}"
+
+
+def create_app(settings: PanelSettings | None = None) -> Dash:
+    settings = settings or PanelSettings()
+    monitor = MonitorClient(settings.monitor_url, settings.request_timeout_s)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await monitor.aclose()
+
+    server = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    _add_proxy_routes(server, monitor)
+
+    app = Dash(
+        __name__,
+        server=server,
+        title="Vigil \u2013 ward",
+        assets_folder=str(ASSETS),
+        suppress_callback_exceptions=True,
+        update_title=None,
+        serve_locally=True,
+    )
+    app.layout = html.Div(
+        id="root",
+        children=[
+            dcc.Location(id="url"),
+            dcc.Store(id="auth", storage_type="session"),
+            dcc.Store(id="tz", data=0),
+            dcc.Store(id="ctx-sink"),
+            html.Div(
+                id="vigil-config",
+                hidden=True,
+                **{
+                    "data-feed-url": settings.feed_url or "",
+                    "data-feed-port": str(settings.monitor_port),
+                    "data-feed-scheme": settings.feed_scheme,
+                },
+            ),
+            html.Div(id="page"),
+        ],
+    )
+    _register_callbacks(app, monitor)
+    return app
+
+
+def _add_proxy_routes(server: FastAPI, monitor: MonitorClient) -> None:
+    """Same-origin endpoints for the few commands the live JS sends (no CORS needed)."""
+
+    def bearer(request: Request) -> str | None:
+        header = request.headers.get("authorization", "")
+        return header[7:] if header.lower().startswith("bearer ") else None
+
+    async def forward(method: str, path: str, request: Request, body: Any = None) -> Response:
+        token = bearer(request)
+        if not token:
+            return JSONResponse({"detail": "not logged in"}, status_code=401)
+        try:
+            resp = await monitor.request(method, path, token, json=body)
+        except MonitorError as exc:
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status or 502)
+        return Response(
+            resp.content,
+            status_code=resp.status_code,
+            media_type=resp.headers.get("content-type", "application/json"),
+        )
+
+    @server.get("/panel/health", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @server.post("/panel/api/alarms/{alarm_id}/ack", include_in_schema=False)
+    async def ack(alarm_id: str, request: Request) -> Response:
+        return await forward("POST", f"/api/alarms/{quote(alarm_id, safe='')}/ack", request, {})
+
+    @server.post("/panel/api/beds/{bed}/audio-pause", include_in_schema=False)
+    async def audio_pause(bed: str, request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = {}
+        seconds = body.get("seconds") if isinstance(body, dict) else None
+        payload = {"seconds": seconds} if isinstance(seconds, int | float) else {}
+        return await forward("POST", f"/api/beds/{quote(bed, safe='')}/audio-pause", request, payload)
+
+    @server.get("/panel/api/sessions/{session_id}/report/{kind}", include_in_schema=False)
+    async def report(session_id: int, kind: str, request: Request) -> Response:
+        suffix = REPORT_SUFFIX.get(kind)
+        if suffix is None:
+            return JSONResponse({"detail": "unknown report kind"}, status_code=404)
+        return await forward("GET", f"/api/sessions/{session_id}/report{suffix}", request)
+
+
+def _register_callbacks(app: Dash, monitor: MonitorClient) -> None:
+    # Hands the token and page to the feed client, and reports the browser's UTC offset so
+    # the server draws trend times the way the browser appends them.
+    app.clientside_callback(
+        """
+        function(auth, pathname) {
+            if (window.vigil) { window.vigil.setContext(auth, pathname); }
+            return -new Date().getTimezoneOffset();
+        }
+        """,
+        Output("tz", "data"),
+        Input("auth", "data"),
+        Input("url", "pathname"),
+    )
+
+    @app.callback(
+        Output("page", "children"),
+        Input("url", "pathname"),
+        Input("url", "search"),
+        Input("auth", "data"),
+    )
+    async def render_page(pathname: str | None, search: str | None, auth: Any) -> Any:
+        token = _token(auth)
+        if not token:
+            return layout.login_layout()
+        head = layout.header(auth.get("username"), auth.get("role"))
+        now = time.time()
+        try:
+            beds = await monitor.get("/api/beds", token)
+        except MonitorError as exc:
+            if exc.status == 401:
+                return layout.login_layout(_error_text(exc))
+            return html.Div([head, html.Div(_error_text(exc), className="error", id="page-error")])
+        bed_id = _bed_from_path(pathname)
+        if bed_id is None:
+            return html.Div([head, layout.overview_layout(beds, now)])
+        bed = next((b for b in beds if str(b.get("id")) == bed_id), None)
+        if bed is None:
+            return html.Div([head, layout.not_found_layout(f"No bed {bed_id!r} on this monitor")])
+        return html.Div([head, layout.bed_page_layout(bed, now, _session_param(search))])
+
+    @app.callback(
+        Output("auth", "data"),
+        Output("login-error", "children"),
+        Input("login-submit", "n_clicks"),
+        Input("login-password", "n_submit"),
+        State("login-username", "value"),
+        State("login-password", "value"),
+        prevent_initial_call=True,
+    )
+    async def login(_n: Any, _s: Any, username: str | None, password: str | None) -> Any:
+        if not username or not password:
+            return no_update, "Enter your username and password."
+        try:
+            body = await monitor.login(username, password)
+        except MonitorError as exc:
+            if exc.status in (400, 401, 403):
+                return no_update, "Wrong username or password."
+            if exc.status == 429:
+                return no_update, "Too many attempts: wait a minute."
+            return no_update, _error_text(exc)
+        role = body.get("role")
+        if role is None:
+            try:
+                role = (await monitor.get("/api/me", body["access_token"])).get("role")
+            except MonitorError:
+                role = None
+        return {
+            "token": body["access_token"],
+            "username": body.get("username") or username,
+            "role": role,
+        }, ""
+
+    @app.callback(
+        Output("auth", "data", allow_duplicate=True),
+        Input("logout", "n_clicks"),
+        prevent_initial_call=True,
+    )
+    def logout(n: int | None) -> Any:
+        return None if n else no_update
+
+    @app.callback(
+        Output("ward", "children"),
+        Input("beds-version", "data"),
+        State("auth", "data"),
+        prevent_initial_call=True,
+    )
+    async def reload_ward(_version: Any, auth: Any) -> Any:
+        token = _token(auth)
+        if not token:
+            return no_update
+        try:
+            beds = await monitor.get("/api/beds", token)
+        except MonitorError:
+            return no_update
+        return layout.ward_tiles(beds, time.time())
+
+    ev_outputs = [Output(f"ev-{t}", "style") for t in layout.EVENT_TYPES]
+
+    @app.callback(
+        Output("session-info", "children"),
+        Output("admit-form", "style"),
+        *ev_outputs,
+        Output("obs-form", "style"),
+        Output("trend", "figure"),
+        Output("trend-wrap", "className"),
+        Output("timeline", "children"),
+        Output("earlier-sessions", "children"),
+        Output("report-links", "children"),
+        Output("limits-table", "children"),
+        Output("limits-panel", "style"),
+        Output("bed-session", "data"),
+        Input("bed-ctx", "data"),
+        Input("bed-refresh", "data"),
+        State("auth", "data"),
+        State("tz", "data"),
+    )
+    async def load_bed(bed_ctx: Any, _refresh: Any, auth: Any, tz: Any) -> Any:
+        token = _token(auth)
+        if not token or not isinstance(bed_ctx, dict):
+            return [no_update] * (len(ev_outputs) + 13)
+        bed_id = str(bed_ctx["bed"])
+        tz_min = int(tz) if isinstance(tz, int | float) else 0
+        try:
+            return await _load_bed(monitor, token, bed_id, bed_ctx.get("session"), tz_min)
+        except MonitorError as exc:
+            out: list[Any] = [html.Div(_error_text(exc), className="error")]
+            return out + [no_update] * (len(ev_outputs) + 12)
+
+    @app.callback(
+        Output("session-message", "children", allow_duplicate=True),
+        Output("bed-refresh", "data", allow_duplicate=True),
+        Input("admit-submit", "n_clicks"),
+        State("admit-label", "value"),
+        State("admit-age", "value"),
+        State("admit-baseline-hr", "value"),
+        State("admit-baseline-sbp", "value"),
+        State("bed-ctx", "data"),
+        State("auth", "data"),
+        prevent_initial_call=True,
+    )
+    async def admit(
+        n: int | None, label: Any, age: Any, hr: Any, sbp: Any, bed_ctx: Any, auth: Any
+    ) -> Any:
+        token = _token(auth)
+        if not n or not token or not isinstance(bed_ctx, dict):
+            return no_update, no_update
+        if not label or not str(label).strip():
+            return _msg("Enter a patient label.", error=True), no_update
+        body: dict[str, Any] = {"bed": bed_ctx["bed"], "patient_label": str(label).strip()}
+        if age not in (None, ""):
+            body["age"] = int(age)
+        baseline = {k: float(v) for k, v in (("hr", hr), ("sbp", sbp)) if v not in (None, "")}
+        if baseline:
+            body["baseline"] = baseline
+        try:
+            session = await monitor.post("/api/sessions", token, body)
+        except MonitorError as exc:
+            return _msg(_error_text(exc), error=True), no_update
+        return _msg(f"Admitted {session.get('patient_label')} (session {session.get('id')})."), time.time()
+
+    @app.callback(
+        Output("session-message", "children", allow_duplicate=True),
+        Output("bed-refresh", "data", allow_duplicate=True),
+        *[Input(f"ev-{t}", "n_clicks") for t in layout.EVENT_TYPES],
+        State("bed-session", "data"),
+        State("auth", "data"),
+        prevent_initial_call=True,
+    )
+    async def phase_event(*args: Any) -> Any:
+        bed_session, auth = args[-2], args[-1]
+        token = _token(auth)
+        trigger = ctx.triggered_id
+        if not token or not isinstance(trigger, str) or not isinstance(bed_session, dict):
+            return no_update, no_update
+        clicks = args[layout.EVENT_TYPES.index(trigger[3:])] if trigger[3:] in layout.EVENT_TYPES else 0
+        if not clicks or not bed_session.get("id"):
+            return no_update, no_update
+        kind = trigger[3:]
+        try:
+            await monitor.post(f"/api/sessions/{bed_session['id']}/events", token, {"type": kind})
+        except MonitorError as exc:
+            return _msg(_error_text(exc), error=True), time.time()
+        return _msg(f"{layout.EVENT_LABELS[kind]}: recorded."), time.time()
+
+    @app.callback(
+        Output("session-message", "children", allow_duplicate=True),
+        Output("bed-refresh", "data", allow_duplicate=True),
+        Output("obs-moaas", "value"),
+        Output("obs-cadss6", "value"),
+        Output("obs-side-effect", "value"),
+        Output("obs-medication", "value"),
+        Output("obs-note", "value"),
+        Input("obs-submit", "n_clicks"),
+        State("obs-moaas", "value"),
+        State("obs-cadss6", "value"),
+        State("obs-side-effect", "value"),
+        State("obs-medication", "value"),
+        State("obs-note", "value"),
+        State("bed-session", "data"),
+        State("auth", "data"),
+        prevent_initial_call=True,
+    )
+    async def observe(
+        n: int | None,
+        moaas: Any,
+        cadss6: Any,
+        side_effect: Any,
+        medication: Any,
+        note: Any,
+        bed_session: Any,
+        auth: Any,
+    ) -> Any:
+        keep = [no_update] * 5
+        token = _token(auth)
+        if not n or not token or not isinstance(bed_session, dict) or not bed_session.get("id"):
+            return no_update, no_update, *keep
+        try:
+            data = layout.observation_data(moaas, cadss6, side_effect, medication, note)
+        except (TypeError, ValueError):
+            return _msg("Scores must be whole numbers.", error=True), no_update, *keep
+        if not data:
+            return _msg("Nothing to record: fill in at least one field.", error=True), no_update, *keep
+        try:
+            await monitor.post(
+                f"/api/sessions/{bed_session['id']}/events",
+                token,
+                {"type": "observation", "data": data},
+            )
+        except MonitorError as exc:
+            return _msg(_error_text(exc), error=True), no_update, *keep
+        return _msg("Observation recorded."), time.time(), None, None, None, "", ""
+
+    @app.callback(
+        Output("limits-message", "children"),
+        Output("bed-refresh", "data", allow_duplicate=True),
+        Input("limits-save", "n_clicks"),
+        State({"type": "limit", "path": ALL}, "value"),
+        State({"type": "limit", "path": ALL}, "id"),
+        State("bed-session", "data"),
+        State("auth", "data"),
+        prevent_initial_call=True,
+    )
+    async def save_limits(n: int | None, values: list[Any], ids: list[Any], bed_session: Any, auth: Any) -> Any:
+        token = _token(auth)
+        if not n or not token or not isinstance(bed_session, dict) or not bed_session.get("id"):
+            return no_update, no_update
+        shown = dict(layout.flatten_limits(layout.limits_subtree(bed_session.get("limits"))))
+        edits: dict[str, float] = {}
+        for value, ident in zip(values, ids, strict=False):
+            if not isinstance(ident, dict) or not isinstance(value, int | float):
+                continue
+            path = str(ident["path"])
+            if shown.get(path) != float(value):
+                edits[path] = float(value)
+        if not edits:
+            return _msg("No limit changed."), no_update
+        body = {"overrides": layout.nest_paths(edits)}
+        try:
+            await monitor.put(f"/api/sessions/{bed_session['id']}/limits", token, body)
+        except MonitorError as exc:
+            return _msg(_error_text(exc), error=True), no_update
+        return _msg("Limits saved."), time.time()
+
+
+def _msg(text: str, *, error: bool = False) -> html.Div:
+    return html.Div(text, className="error" if error else "ok", **{"data-error": str(error).lower()})
+
+
+async def _load_bed(
+    monitor: MonitorClient, token: str, bed_id: str, session_id: Any, tz_min: int
+) -> list[Any]:
+    session: dict[str, Any] | None = None
+    if isinstance(session_id, int):
+        session = await monitor.get(f"/api/sessions/{session_id}", token)
+        if session and str(session.get("bed")) != bed_id:
+            session = None
+    if session is None:
+        open_sessions = (await monitor.get("/api/sessions", token, bed=bed_id, open="true")).get(
+            "sessions"
+        ) or []
+        session = open_sessions[0] if open_sessions else None
+    is_open = bool(session) and session.get("phase") != "ended" and not session.get("ended_at")
+    allowed = layout.allowed_events(session) if is_open else set()
+
+    readings: list[dict[str, Any]] = []
+    alarms: list[dict[str, Any]] = []
+    limits: Any = None
+    earlier: list[dict[str, Any]] = []
+    if session:
+        since = session.get("opened_at")
+        until = session.get("ended_at")
+        readings = await _all_readings(monitor, token, bed_id, since, until)
+        alarms = [
+            a
+            for a in (await monitor.get("/api/alarms", token, bed=bed_id, since=since)).get("alarms") or []
+            if until is None or str(a.get("started_at") or "") <= str(until)
+        ]
+        try:
+            limits = await monitor.get(f"/api/sessions/{session['id']}/limits", token)
+        except MonitorError:
+            limits = None
+        all_sessions = (await monitor.get("/api/sessions", token)).get("sessions") or []
+        earlier = [s for s in all_sessions if s.get("patient_label") == session.get("patient_label")]
+    else:
+        earlier = (await monitor.get("/api/sessions", token, bed=bed_id)).get("sessions") or []
+
+    fig = figures.trend_figure(
+        readings, alarms=alarms, session=session, limits=limits, tz_offset_min=tz_min, live=is_open
+    )
+    ev_styles = [SHOWN if t in allowed else HIDDEN for t in layout.EVENT_TYPES]
+    return [
+        layout.session_info(session, bed_id),
+        HIDDEN if is_open else SHOWN,
+        *ev_styles,
+        SHOWN if is_open else HIDDEN,
+        fig,
+        "trend-wrap live" if (is_open or session is None) else "trend-wrap",
+        layout.timeline_items((session or {}).get("events") or [], tz_min),
+        layout.session_links(earlier, (session or {}).get("id")),
+        layout.report_links((session or {}).get("id")),
+        layout.limits_table(limits, editable=is_open),
+        SHOWN if session else HIDDEN,
+        {
+            "id": (session or {}).get("id"),
+            "phase": (session or {}).get("phase"),
+            "open": is_open,
+            "limits": limits,
+        },
+    ]
+
+
+async def _all_readings(
+    monitor: MonitorClient, token: str, bed: str, since: Any, until: Any, cap: int = 50_000
+) -> list[dict[str, Any]]:
+    """Page through /api/readings (the monitor answers at most `limit` per call)."""
+    out: list[dict[str, Any]] = []
+    cursor = since
+    seen: set[tuple[Any, Any]] = set()
+    while len(out) < cap:
+        page = await monitor.get(
+            "/api/readings", token, bed=bed, since=cursor, until=until, limit=5000
+        )
+        rows = page.get("readings") or []
+        fresh = [r for r in rows if (r.get("device_id"), r.get("seq")) not in seen]
+        if not fresh:
+            break
+        for r in fresh:
+            seen.add((r.get("device_id"), r.get("seq")))
+        out.extend(fresh)
+        cursor = page.get("next_since") or rows[-1].get("ts")
+        if not page.get("next_since") and len(rows) < 5000:
+            break
+    return out

@@ -1,0 +1,79 @@
+"""Thin async client for the monitor's HTTP API, always with the logged-in user's token."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+
+class MonitorError(Exception):
+    """The monitor refused or could not be reached; `status` 0 means unreachable."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"{status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+class MonitorClient:
+    def __init__(self, base_url: str, timeout_s: float = 5.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout_s)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        token: str | None,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        data: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            resp = await self._http.request(
+                method, path, headers=headers, json=json, params=params, data=data
+            )
+        except httpx.HTTPError as exc:
+            raise MonitorError(0, f"monitor unreachable: {exc.__class__.__name__}") from exc
+        if resp.status_code >= 400:
+            raise MonitorError(resp.status_code, _detail(resp))
+        return resp
+
+    async def get(self, path: str, token: str, **params: Any) -> Any:
+        clean = {k: v for k, v in params.items() if v is not None}
+        return (await self.request("GET", path, token, params=clean)).json()
+
+    async def post(self, path: str, token: str, body: Any = None) -> Any:
+        resp = await self.request("POST", path, token, json=body if body is not None else {})
+        return resp.json() if resp.content else None
+
+    async def put(self, path: str, token: str, body: Any) -> Any:
+        resp = await self.request("PUT", path, token, json=body)
+        return resp.json() if resp.content else None
+
+    async def login(self, username: str, password: str) -> dict[str, Any]:
+        resp = await self.request(
+            "POST", "/api/auth/token", None, data={"username": username, "password": password}
+        )
+        body = resp.json()
+        if not isinstance(body, dict) or "access_token" not in body:
+            raise MonitorError(502, "login answer without a token")
+        return body
+
+
+def _detail(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.text[:200] or resp.reason_phrase
+    if isinstance(body, dict) and "detail" in body:
+        detail = body["detail"]
+        return detail if isinstance(detail, str) else str(detail)
+    return str(body)[:200]

@@ -1,0 +1,73 @@
+"""Panel settings: CLI options over VIGIL_* environment variables, read once and passed down."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+DEFAULT_MONITOR_URL = "http://127.0.0.1:8000"
+
+
+@dataclass(frozen=True, slots=True)
+class PanelSettings:
+    """Where the panel listens and where it finds the monitor (the one source of truth)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8050
+    monitor_url: str = DEFAULT_MONITOR_URL
+    # None: the browser derives ws://<page hostname>:<monitor port>/ws/feed, so a panel
+    # opened from another machine reaches the monitor on the same host as the page.
+    feed_url: str | None = None
+    request_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.monitor_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"monitor URL must be http(s)://HOST[:PORT], not {self.monitor_url!r}")
+        if self.feed_url is not None:
+            feed = urlsplit(self.feed_url)
+            if feed.scheme not in ("ws", "wss") or not feed.hostname:
+                raise ValueError(f"feed URL must be ws(s)://HOST[:PORT]/..., not {self.feed_url!r}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError("port must be within 0..65535")
+
+    @property
+    def monitor_port(self) -> int:
+        parts = urlsplit(self.monitor_url)
+        if parts.port is not None:
+            return parts.port
+        return 443 if parts.scheme == "https" else 80
+
+    @property
+    def feed_scheme(self) -> str:
+        return "wss" if urlsplit(self.monitor_url).scheme == "https" else "ws"
+
+
+def parse_settings(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> PanelSettings:
+    """Options win over the environment (VIGIL_PANEL_HOST/PORT, VIGIL_MONITOR_URL, VIGIL_PANEL_FEED_URL)."""
+    env = os.environ if environ is None else environ
+    parser = argparse.ArgumentParser(
+        prog="python -m dashboard", description="Vigil nurse's panel (talks to the monitor)."
+    )
+    parser.add_argument("--host", default=env.get("VIGIL_PANEL_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(env.get("VIGIL_PANEL_PORT", "8050")))
+    parser.add_argument(
+        "--monitor-url", default=env.get("VIGIL_MONITOR_URL", DEFAULT_MONITOR_URL).rstrip("/")
+    )
+    parser.add_argument(
+        "--feed-url",
+        default=env.get("VIGIL_PANEL_FEED_URL") or None,
+        help="websocket feed URL as the browser must reach it (default: page host, monitor port)",
+    )
+    args = parser.parse_args(argv)
+    return PanelSettings(
+        host=args.host,
+        port=args.port,
+        monitor_url=args.monitor_url.rstrip("/"),
+        feed_url=args.feed_url,
+    )

@@ -1,0 +1,160 @@
+"""Browser-test support: the real panel process, headless Debian Chromium, a sync device.
+
+Import the fixtures into a test module (`from tests.browser_support import ...`). Nothing here
+downloads a browser: Playwright drives /usr/bin/chromium.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.sync.client import connect as ws_connect
+
+from monitor.protocol.device import encode_reading
+from tests.conftest import ROOT, MonitorProcess, free_port
+
+CHROMIUM = os.environ.get("VIGIL_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--autoplay-policy=no-user-gesture-required",
+]
+NURSE = ("nurse1", "nurse-password-1")
+
+
+class PanelProcess:
+    """`python -m dashboard` on a free port, pointed at one monitor."""
+
+    def __init__(self, monitor_url: str, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.monitor_url = monitor_url
+        self.log_path = workdir / f"panel-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        log = open(self.log_path, "ab")
+        cmd = [sys.executable, "-m", "dashboard", "--host", "127.0.0.1", "--port", str(self.port),
+               "--monitor-url", self.monitor_url]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"panel exited early:\n{self.log_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/panel/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"panel did not start:\n{self.log_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class SyncDevice:
+    """A real device on /ws/device (sync client, so it mixes with Playwright's sync API)."""
+
+    def __init__(self, ws_url: str, device_id: str, token: str) -> None:
+        self.device_id = device_id
+        self.ws = ws_connect(f"{ws_url}/ws/device",
+                             additional_headers={"Authorization": f"Bearer {token}"})
+        self.seq = 0
+
+    def send(self, values: dict[str, float], ts: float | None = None,
+             source: str | None = None) -> dict[str, Any]:
+        """Send one reading and wait for its ack (stored) or error."""
+        import json
+
+        self.seq += 1
+        self.ws.send(encode_reading(self.device_id, self.seq, time.time() if ts is None else ts,
+                                    values, source))
+        while True:
+            msg = json.loads(self.ws.recv(timeout=10))
+            if msg.get("seq") == self.seq:
+                return dict(msg)
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium per test module (launching one costs about a second)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def panel(sqlite_server: MonitorProcess, tmp_path: Path) -> Iterator[PanelProcess]:
+    """The real panel process in front of a real monitor, with a nurse account."""
+    sqlite_server.add_user(NURSE[0], "nurse", NURSE[1])
+    proc = PanelProcess(sqlite_server.base_url, tmp_path)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def page(browser: Any, panel: PanelProcess) -> Iterator[Any]:
+    """A fresh browser context (fresh session storage) per test."""
+    context = browser.new_context(viewport={"width": 1920, "height": 1080})
+    pg = context.new_page()
+    pg.set_default_timeout(10_000)
+    try:
+        yield pg
+    finally:
+        context.close()
+
+
+def login(page: Any, panel_url: str, user: str = NURSE[0], password: str = NURSE[1]) -> None:
+    page.goto(panel_url + "/")
+    page.fill("#login-username", user)
+    page.fill("#login-password", password)
+    page.click("#login-submit")
+    page.wait_for_selector("#feed-status", timeout=10_000)
+
+
+def wait_feed_up(page: Any, timeout_ms: int = 10_000) -> None:
+    page.wait_for_function("document.body?.dataset?.feed === 'up'", timeout=timeout_ms)
+
+
+def temp_profile() -> str:
+    return tempfile.mkdtemp(prefix="vigil-chromium-")

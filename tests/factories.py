@@ -31,3 +31,49 @@ def make_reading(
         bed_id=bed_id,
         session_id=session_id,
     )
+
+
+def make_session_json(
+    *,
+    session_id: int = 1,
+    bed: str = "bed-1",
+    patient_label: str = "Patient A",
+    opened_at: float = T0,
+    phase_events: list[tuple[str, float]] | None = None,
+    observations: list[tuple[float, dict[str, object]]] | None = None,
+    baseline: dict[str, float] | None = None,
+    by: str = "nurse",
+) -> dict[str, object]:
+    """A session as GET /api/sessions/{id} shows it (RFC 3339 times), for report tests.
+
+    ``phase_events`` are (type, seconds after opening); ``observations`` (seconds, data).
+    """
+    from monitor.model import to_rfc3339
+
+    timed = [(at, kind, {}) for kind, at in (phase_events or [])]
+    timed += [(at, "observation", data) for at, data in (observations or [])]
+    timed.sort(key=lambda e: e[0])
+    events = [
+        {
+            "id": i,
+            "type": kind,
+            "at": to_rfc3339(opened_at + at),
+            "recorded_at": to_rfc3339(opened_at + at),
+            "by": by,
+            "data": data,
+        }
+        for i, (at, kind, data) in enumerate(timed, start=1)
+    ]
+    ended = next((opened_at + at for kind, at in (phase_events or []) if kind == "end"), None)
+    return {
+        "id": session_id,
+        "bed": bed,
+        "patient_label": patient_label,
+        "age": None,
+        "phase": "ended" if ended is not None else "baseline",
+        "opened_at": to_rfc3339(opened_at),
+        "ended_at": to_rfc3339(ended),
+        "infusion_planned_s": None,
+        "baseline": baseline,
+        "events": events,
+    }

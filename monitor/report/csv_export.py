@@ -8,9 +8,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from monitor.model import Reading, to_rfc3339
-from monitor.report.common import fmt_number, normalise_readings
+from monitor.report.common import normalise_readings
 
 CSV_COLUMNS: Final = ("ts", "device_id", "seq", "source", "hr", "spo2", "rr", "sbp", "dbp", "map")
+
+
+def _cell(value: float) -> str:
+    """Integral values without a decimal point; others in full (repr) precision."""
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return repr(float(value))
 
 
 def report_csv(session: Mapping[str, Any], readings: Iterable[Mapping[str, Any] | Reading]) -> str:
@@ -24,6 +31,6 @@ def report_csv(session: Mapping[str, Any], readings: Iterable[Mapping[str, Any] 
     writer.writerow(CSV_COLUMNS)
     for r in normalise_readings(readings):
         row = [to_rfc3339(r.ts), r.device_id, str(r.seq), r.source or ""]
-        row += [fmt_number(r.values[k]) if k in r.values else "" for k in CSV_COLUMNS[4:]]
+        row += [_cell(r.values[k]) if k in r.values else "" for k in CSV_COLUMNS[4:]]
         writer.writerow(row)
     return out.getvalue()

@@ -354,7 +354,7 @@ def _audit_section(audit: Sequence[Mapping[str, Any]], origin: float | None) -> 
 
 def _decimate(points: list[tuple[float, float]], t0: float, t1: float) -> list[tuple[float, float]]:
     """At most min and max per pixel column, in time order: same picture, bounded size."""
-    if len(points) <= _MAX_POINTS:
+    if len(points) <= _MAX_POINTS // 4:
         return points
     columns = _W - _LEFT - _RIGHT
     buckets: dict[int, list[tuple[float, float]]] = {}
@@ -431,7 +431,7 @@ def _chart(
     for signal, pts, style in series:
         colour = _COLOURS[signal]
         if style == "line":
-            for run in _runs(_decimate(pts, t0, t1)):
+            for run in (_decimate(r, t0, t1) for r in _runs(pts)):
                 if len(run) == 1:
                     px, py = x(run[0][0]), y(run[0][1])
                     parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="1.5" fill="{colour}"/>')

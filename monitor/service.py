@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor import session as session_model
-from monitor.alarms import AlarmEngine
+from monitor.alarms import AlarmEngine, LifecycleError, UnknownAlarm
 from monitor.db.store import Store
 from monitor.hub import Hub
 from monitor.model import PRIORITY_RANK, SIGNALS, Alarm, Reading, to_rfc3339
@@ -269,7 +269,10 @@ class Monitor:
     # --- commands -----------------------------------------------------------------------
 
     async def acknowledge(self, alarm_id: str, user: str) -> Alarm | None:
-        changed = self.engine.acknowledge(alarm_id, user, self.clock())
+        try:
+            changed = self.engine.acknowledge(alarm_id, user, self.clock())
+        except (UnknownAlarm, LifecycleError):
+            return None
         if changed:
             await self._persist_and_publish(changed)
         for a in changed:

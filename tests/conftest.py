@@ -7,6 +7,7 @@ on both); `sqlite_server` is for tests whose subject is not storage (browser, si
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import signal
 import socket
@@ -61,7 +62,9 @@ def seed_admin(db_url: str) -> None:
         finally:
             await store.close()
 
-    asyncio.run(run())
+    # In a thread of its own: async tests call factories from inside a running loop.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
 
 
 class MonitorProcess:

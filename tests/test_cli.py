@@ -1,0 +1,72 @@
+"""Admin commands (contract: add-device, import-devices, add-user; tokens hashed at rest)."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import MonitorProcess
+
+
+def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "monitor", *args], input=stdin,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_add_device_prints_a_token_once_and_stores_only_its_hash(tmp_path: Path) -> None:
+    """add-device prints the token; the database holds its SHA-256, never the token."""
+    db = tmp_path / "v.db"
+    r = cli("add-device", "chair-1-mon", "--bed", "chair-1", "--db", f"sqlite:///{db}")
+    assert r.returncode == 0, r.stderr
+    token = r.stdout.strip()
+    assert len(token) >= 40
+    with sqlite3.connect(db) as conn:
+        (stored,) = conn.execute("select token_hash from devices where id='chair-1-mon'").fetchone()
+        beds = conn.execute("select id from beds").fetchall()
+    assert stored == hashlib.sha256(token.encode()).hexdigest() and token not in stored
+    assert beds == [("chair-1",)]
+
+
+def test_import_devices_prints_device_token_lines(tmp_path: Path) -> None:
+    """import-devices reads device_id,bed_id and prints a header then device_id,token lines."""
+    csv = tmp_path / "d.csv"
+    csv.write_text("device_id,bed_id\nd1,b1\nd2,b1\nd3,b2\n")
+    r = cli("import-devices", str(csv), "--db", f"sqlite:///{tmp_path / 'v.db'}")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[0] == "device_id,token"
+    assert [line.split(",")[0] for line in lines[1:]] == ["d1", "d2", "d3"]
+    assert len({line.split(",")[1] for line in lines[1:]}) == 3
+
+
+def test_import_devices_refuses_a_bad_header(tmp_path: Path) -> None:
+    """A CSV without the contract's header is refused with a clear message."""
+    csv = tmp_path / "d.csv"
+    csv.write_text("id,bed\nd1,b1\n")
+    r = cli("import-devices", str(csv), "--db", f"sqlite:///{tmp_path / 'v.db'}")
+    assert r.returncode != 0 and "device_id,bed_id" in r.stderr
+
+
+def test_bad_ids_and_db_urls_are_refused(tmp_path: Path) -> None:
+    """Ids with unsafe characters and unknown database URLs get an error, not a traceback."""
+    r = cli("add-device", "a b", "--bed", "x", "--db", f"sqlite:///{tmp_path / 'v.db'}")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    r = cli("add-device", "ok", "--bed", "x", "--db", "mysql://x")
+    assert r.returncode != 0 and "db" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_add_user_reads_the_password_from_stdin_and_can_log_in(sqlite_server: MonitorProcess) -> None:
+    """add-user takes the password on standard input; the user can then log in."""
+    r = cli("add-user", "nina", "--role", "nurse", "--db", sqlite_server.db_url,
+            stdin="correct horse battery\n")
+    assert r.returncode == 0, r.stderr
+    token = sqlite_server.login("nina", "correct horse battery")
+    me = httpx.get(f"{sqlite_server.base_url}/api/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.json() == {"username": "nina", "role": "nurse"}
+    short = cli("add-user", "x", "--role", "nurse", "--db", sqlite_server.db_url, stdin="short\n")
+    assert short.returncode != 0

@@ -1,0 +1,188 @@
+"""`python -m monitor alarm-report PATH [--config FILE] [--json]` on the shipped MIMIC record."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from monitor.alarms import load_config
+from monitor.alarms.config import DEFAULT_CONFIG_PATH
+from monitor.alarms.report import alarm_report_main
+
+ROOT = Path(__file__).resolve().parent.parent
+MIMIC = Path(__file__).parent / "data" / "mimic-s00001"
+MIMIC_CSV = MIMIC / "numerics.csv"
+MIMIC_WFDB = MIMIC / "s00001-2896-10-10-00-31n"
+KEYS = {"signal", "kind", "priority", "condition", "start_s", "end_s"}
+
+
+def _recording(tmp_path: Path) -> Path:
+    """Three minutes: a low RR for a minute, then a cuff reading at 150/80 (mean 103)."""
+    path = tmp_path / "short.csv"
+    path.write_text(
+        "t_seconds,hr,sbp,dbp,map,spo2,rr\n"
+        "1000,70,,,,97,14\n"
+        "1060,70,,,,97,7\n"
+        "1120,70,150,80,103,97,14\n"
+        "1180,70,,,,97,14\n"
+    )
+    return path
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = alarm_report_main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def mimic_json() -> dict[str, Any]:
+    """The report on the MIMIC copy, computed once for the module (a 32 h recording)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "monitor.alarms.report", str(MIMIC_CSV), "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
+
+
+def test_report_json_has_the_contract_shape(mimic_json: dict[str, Any]) -> None:
+    """Contract: keys alarms and naive_alarms; items signal/kind/priority/condition/start_s/end_s."""
+    assert set(mimic_json) == {"alarms", "naive_alarms"}
+    for item in mimic_json["alarms"] + mimic_json["naive_alarms"]:
+        assert set(item) == KEYS
+        assert item["signal"] in {"hr", "spo2", "rr", "sbp", "dbp", "map"}
+        assert item["kind"] == "physiological"
+        assert item["priority"] in {"high", "medium", "low"}
+        assert item["end_s"] is None or item["end_s"] >= item["start_s"] >= 0
+
+
+def test_mimic_report_counts(mimic_json: dict[str, Any]) -> None:
+    """The figures quoted in docs/alarms.md: 30 alarms with delays and hysteresis, 32 naive."""
+    engine = Counter((a["signal"], a["priority"]) for a in mimic_json["alarms"])
+    naive = Counter((a["signal"], a["priority"]) for a in mimic_json["naive_alarms"])
+    assert engine == {
+        ("rr", "medium"): 23,
+        ("rr", "high"): 2,
+        ("hr", "medium"): 3,
+        ("hr", "high"): 1,
+        ("map", "high"): 1,
+    }
+    assert naive == {
+        ("rr", "medium"): 24,
+        ("rr", "high"): 2,
+        ("hr", "medium"): 4,
+        ("hr", "high"): 1,
+        ("map", "high"): 1,
+    }
+
+
+def test_engine_raises_fewer_alarms_yet_misses_no_sustained_episode(
+    mimic_json: dict[str, Any],
+) -> None:
+    """Delays and hysteresis cut alarms, but every naive episode longer than its delay is alarmed."""
+    alarms, naive = mimic_json["alarms"], mimic_json["naive_alarms"]
+    assert len(alarms) < len(naive)
+    cfg = load_config(None)
+    end_of_recording = 116100.0
+    for ep in naive:
+        direction = "low" if "<" in ep["condition"] else "high"
+        delays = [lv.delay for lv in _levels(cfg)[(ep["signal"], direction)]]
+        end = ep["end_s"] if ep["end_s"] is not None else end_of_recording
+        if end - ep["start_s"] < max(delays):
+            continue
+        assert any(
+            a["signal"] == ep["signal"]
+            and a["start_s"] <= end
+            and (a["end_s"] is None or a["end_s"] >= ep["start_s"])
+            for a in alarms
+        ), ep
+
+
+def _levels(cfg: Any) -> Any:
+    from monitor.alarms import build_levels
+
+    return build_levels(cfg)
+
+
+def test_text_report_shows_counts_per_hour(capsys: pytest.CaptureFixture[str]) -> None:
+    """Text output: engine and naive counts per hour, totals, then the alarm list."""
+    code, out, _ = _run(capsys, str(MIMIC_CSV))
+    assert code == 0
+    assert "engine (delays, hysteresis): 30 alarms (high 4, medium 26, low 0)" in out
+    assert "naive (same limits, no delay, no hysteresis): 32 alarms" in out
+    assert "     1       5       6" in out  # hour 1: five engine alarms, six naive
+    assert "   all      30      32" in out
+    assert "23:09:10  23:23:00  hr      high      hr < 40" in out
+
+
+def test_clinic_config_changes_the_report(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """--config FILE: the clinic's own limits are the ones replayed."""
+    data = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    data["limits"]["rr"] = {"high": {"medium": 30}}  # no low RR alarms in this clinic
+    data["limits"]["sbp"]["high"] = {"medium": 140}
+    path = tmp_path / "clinic.yaml"
+    path.write_text(yaml.safe_dump(data))
+    rec = _recording(tmp_path)
+    code, out, _ = _run(capsys, str(rec), "--json")
+    assert code == 0
+    assert Counter(a["signal"] for a in json.loads(out)["alarms"]) == {"rr": 1}
+    code, out, _ = _run(capsys, str(rec), "--config", str(path), "--json")
+    assert code == 0
+    assert Counter(a["signal"] for a in json.loads(out)["alarms"]) == {"sbp": 1}
+
+
+def test_baseline_option_adds_the_relative_advisories(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """--baseline: systolic more than 25 % over baseline is a low-priority advisory."""
+    code, out, _ = _run(capsys, str(_recording(tmp_path)), "--json", "--baseline", "sbp=110")
+    assert code == 0
+    low = [a for a in json.loads(out)["alarms"] if a["priority"] == "low"]
+    assert [(a["signal"], a["start_s"], a["end_s"]) for a in low] == [("sbp", 120.0, None)]
+
+
+def test_json_reports_start_and_end_in_seconds_from_the_start(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """start_s/end_s count from the first row; the rr alarm waits out its 30 s delay."""
+    code, out, _ = _run(capsys, str(_recording(tmp_path)), "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert [(a["signal"], a["start_s"], a["end_s"]) for a in report["alarms"]] == [
+        ("rr", 90.0, 120.0)
+    ]
+    assert [(a["signal"], a["start_s"], a["end_s"]) for a in report["naive_alarms"]] == [
+        ("rr", 60.0, 120.0)
+    ]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["/nonexistent/recording.csv"], [str(MIMIC_CSV), "--config", "/nonexistent.yaml"]],
+)
+def test_missing_files_fail_with_a_message(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """A wrong path is an error exit with a reason on stderr, not a traceback."""
+    code, out, err = _run(capsys, *argv)
+    assert code == 1 and out == "" and "alarm-report:" in err
+
+
+def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """No PATH: argparse's usage error, returned rather than raised."""
+    code, _, err = _run(capsys)
+    assert code == 2 and "usage" in err

@@ -267,3 +267,18 @@ async def test_resent_message_yields_the_same_seqs(edge: Edge) -> None:
     await mllp_send(DATA / "pcd01_episodic_nibp.hl7", edge.port)
     first, second = edge.recorder.stored
     assert [r.seq for r in first[1]] == [r.seq for r in second[1]]
+
+
+async def test_idle_connection_is_closed_after_idle_timeout() -> None:
+    """With idle_timeout set, a connection that sends nothing is closed by the monitor."""
+    server = await serve_mllp(
+        "127.0.0.1", 0, make_handler(Recorder(), clock=lambda: NOW), idle_timeout=0.2
+    )
+    try:
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -46,7 +46,7 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 def mimic_json() -> dict[str, Any]:
     """The report on the MIMIC copy, computed once for the module (a 32 h recording)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "monitor.alarms.report", str(MIMIC_CSV), "--json"],
+        [sys.executable, "-m", "monitor", "alarm-report", str(MIMIC_CSV), "--json"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from monitor.alarms import AlarmEngine, load_config
-from monitor.api import admin, auth, sessions, ward, ws
+from monitor.api import admin, auth, reports, sessions, ward, ws
 from monitor.db.store import Store
 from monitor.hub import Hub
 from monitor.service import Monitor
@@ -62,7 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def health() -> dict[str, Any]:
         return {"status": "ok"}
 
-    for module in (auth, ward, sessions, admin, ws):
+    for module in (auth, ward, sessions, reports, admin, ws):
         app.include_router(module.router)
     return app
 
@@ -70,6 +70,18 @@ def create_app(settings: Settings) -> FastAPI:
 async def start_extras(monitor: Monitor) -> list[Any]:
     """Optional edges (HL7 listener, retention sweeper); returns their stop functions."""
     stops: list[Any] = []
+    settings = monitor.settings
+    if settings.hl7_port is not None:
+        from monitor.hl7_edge import start_hl7
+
+        server = await start_hl7(monitor, settings.hl7_host or settings.host, settings.hl7_port)
+
+        async def stop_hl7() -> None:
+            server.close()
+            await server.wait_closed()
+
+        stops.append(stop_hl7)
+        log.info("HL7 PCD-01 (MLLP) listening on port %s", settings.hl7_port)
     return stops
 
 

@@ -36,7 +36,7 @@ from monitor.protocol.device import (
     MAX_FUTURE_SKEW_S,
     ProtocolError,
     ReadingMsg,
-    _parse_values,
+    validate_values,
 )
 
 SEQ_SIGNAL_BITS: Final = 64  # 2**len(SIGNALS): room for one bit per signal
@@ -368,7 +368,7 @@ def parse_pcd01(message_text: str, *, now: float | None = None) -> Pcd01Result:
         raw = {signal: entry[1] for signal, entry in group.items()}
         seq = derive_seq(ts, raw)
         try:
-            values = _parse_values(raw, seq)
+            values = validate_values(raw, seq)
         except ProtocolError as exc:
             raise fail(str(exc.code), exc.detail) from None
         source = NIBP_SOURCE if any(entry[2] for entry in group.values()) else None

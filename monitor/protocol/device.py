@@ -26,7 +26,9 @@ from monitor.model import CUFF_SIGNALS, SIGNAL_RANGES, parse_rfc3339, to_rfc3339
 VERSION: Final = 1
 MAX_FUTURE_SKEW_S: Final = 300.0
 SOURCES: Final = frozenset({"nibp"})
-_ALLOWED_READING_KEYS: Final = frozenset({"type", "v", "device_id", "seq", "ts", "values", "source"})
+_ALLOWED_READING_KEYS: Final = frozenset(
+    {"type", "v", "device_id", "seq", "ts", "values", "source"}
+)
 _ALLOWED_HEARTBEAT_KEYS: Final = frozenset({"type", "v", "device_id", "ts"})
 # seq is a 64-bit signed counter in storage.
 _MAX_SEQ: Final = 2**63 - 1
@@ -116,9 +118,7 @@ def validate(obj: dict[str, Any], *, device_id: str, now: float) -> Message:
     if mtype not in ("reading", "heartbeat"):
         raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {mtype!r:.40}", seq)
     if obj.get("v") != VERSION or isinstance(obj.get("v"), bool):
-        raise ProtocolError(
-            ErrorCode.UNSUPPORTED_VERSION, f"version must be {VERSION}", seq
-        )
+        raise ProtocolError(ErrorCode.UNSUPPORTED_VERSION, f"version must be {VERSION}", seq)
     claimed = obj.get("device_id")
     if claimed != device_id:
         raise ProtocolError(
@@ -165,7 +165,12 @@ def _parse_ts(raw: object, now: float, *, seq: int | None, required: bool) -> fl
     return ts
 
 
-def _parse_values(raw: object, seq: int) -> dict[str, float]:
+def validate_values(raw: object, seq: int | None = None) -> dict[str, float]:
+    """Check a values object against the protocol (ranges, cuff consistency); for other edges."""
+    return _parse_values(raw, seq)
+
+
+def _parse_values(raw: object, seq: int | None) -> dict[str, float]:
     if not isinstance(raw, dict) or not raw:
         raise ProtocolError(ErrorCode.EMPTY_VALUES, "values must be a non-empty object", seq)
     values: dict[str, float] = {}

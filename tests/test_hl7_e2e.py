@@ -1,0 +1,54 @@
+"""HL7 PCD-01 over MLLP into the real monitor (contract: --hl7-port, ACK AA/AE/AR)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import websockets
+
+from tests.conftest import free_port
+from tests.wsclient import feed_until
+
+DATA = Path(__file__).parent / "data" / "hl7"
+MLLP_SEND = Path(sys.executable).parent / "mllp_send"
+DEVICE = "080019FFFE3ED02D172.16.172.135"  # OBX-18 of the shipped IHE message
+
+
+def send(path: Path, port: int) -> str:
+    r = subprocess.run([str(MLLP_SEND), "--loose", "--file", str(path), "--port", str(port),
+                        "127.0.0.1"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+async def test_pcd01_message_is_stored_acked_and_pushed(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """The shipped IHE message is stored once (even resent), answered AA, and reaches the feed."""
+    hl7_port = free_port()
+    s = server_factory(args=["--hl7-port", str(hl7_port)])
+    s.add_device(DEVICE, "chair-7")
+    async with websockets.connect(f"{s.ws_url}/ws/feed?token={s.admin_token}") as feed:
+        await feed_until(feed, lambda m: m["type"] == "hello")
+        ack = send(DATA / "pcd01_episodic_nibp.hl7", hl7_port)
+        assert "MSA|AA|0104ef190d604db188c3" in ack
+        pushed = await feed_until(feed, lambda m: m["type"] == "reading")
+    assert pushed["bed"] == "chair-7"
+    assert pushed["values"] == {"sbp": 111, "dbp": 60, "map": 80, "hr": 63}
+    assert "MSA|AA" in send(DATA / "pcd01_episodic_nibp.hl7", hl7_port)
+    (r,) = s.get("/api/readings", bed="chair-7")["readings"]
+    assert r["source"] == "nibp" and r["ts"] == "2011-06-02T04:58:42.000Z"
+    beds = {b["id"]: b for b in s.get("/api/beds")}
+    assert beds["chair-7"]["latest"]["sbp"]["value"] == 111
+
+
+def test_unknown_device_and_malformed_messages_get_error_acks(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """An unregistered device gets AR; a malformed message AE or AR; nothing is stored."""
+    hl7_port = free_port()
+    s = server_factory(args=["--hl7-port", str(hl7_port)])
+    assert "MSA|AR" in send(DATA / "pcd01_episodic_nibp.hl7", hl7_port)
+    s.add_device(DEVICE, "chair-8")
+    for bad in ["bad_out_of_range.hl7", "bad_unknown_unit.hl7", "bad_no_values.hl7"]:
+        ack = send(DATA / bad, hl7_port)
+        assert "MSA|AE" in ack or "MSA|AR" in ack, (bad, ack)
+    assert s.get("/api/readings", bed="chair-8")["readings"] == []

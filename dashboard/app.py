@@ -21,10 +21,12 @@ from fastapi.responses import JSONResponse, Response
 from dashboard import figures, layout
 from dashboard.client import MonitorClient, MonitorError
 from dashboard.settings import PanelSettings
+from monitor.model import to_rfc3339
 
 ASSETS = Path(__file__).parent / "assets"
 HIDDEN: dict[str, str] = {"display": "none"}
 SHOWN: dict[str, str] = {}
+RECENT_WINDOW_S = 30 * 60
 REPORT_SUFFIX = {"html": "", "csv": ".csv", "fhir": ".fhir.json"}
 
 
@@ -97,6 +99,10 @@ def create_app(settings: PanelSettings | None = None) -> Dash:
         ],
     )
     _register_callbacks(app, monitor)
+    # Dash's FastAPI backend runs this setup (asset scan, script tags) on the first request
+    # to "/" or a /_dash- route only: a first visit straight to /bed/X after a restart would
+    # get a page without vigil.js, i.e. without live data. Do it now instead.
+    app._setup_server()
     return app
 
 
@@ -137,7 +143,9 @@ def _add_proxy_routes(server: FastAPI, monitor: MonitorClient) -> None:
             body = {}
         seconds = body.get("seconds") if isinstance(body, dict) else None
         payload = {"seconds": seconds} if isinstance(seconds, int | float) else {}
-        return await forward("POST", f"/api/beds/{quote(bed, safe='')}/audio-pause", request, payload)
+        return await forward(
+            "POST", f"/api/beds/{quote(bed, safe='')}/audio-pause", request, payload
+        )
 
     @server.get("/panel/api/sessions/{session_id}/report/{kind}", include_in_schema=False)
     async def report(session_id: int, kind: str, request: Request) -> Response:
@@ -197,7 +205,10 @@ def _register_callbacks(app: Dash, monitor: MonitorClient) -> None:
         State("login-password", "value"),
         prevent_initial_call=True,
     )
-    async def login(_n: Any, _s: Any, username: str | None, password: str | None) -> Any:
+    async def login(n: Any, submitted: Any, username: str | None, password: str | None) -> Any:
+        if not n and not submitted:
+            # Dash also calls this when the login form is (re)inserted: not a login attempt.
+            return no_update, no_update
         if not username or not password:
             return no_update, "Enter your username and password."
         try:
@@ -306,7 +317,9 @@ def _register_callbacks(app: Dash, monitor: MonitorClient) -> None:
             session = await monitor.post("/api/sessions", token, body)
         except MonitorError as exc:
             return _msg(_error_text(exc), error=True), no_update
-        return _msg(f"Admitted {session.get('patient_label')} (session {session.get('id')})."), time.time()
+        return _msg(
+            f"Admitted {session.get('patient_label')} (session {session.get('id')})."
+        ), time.time()
 
     @app.callback(
         Output("session-message", "children", allow_duplicate=True),
@@ -322,7 +335,9 @@ def _register_callbacks(app: Dash, monitor: MonitorClient) -> None:
         trigger = ctx.triggered_id
         if not token or not isinstance(trigger, str) or not isinstance(bed_session, dict):
             return no_update, no_update
-        clicks = args[layout.EVENT_TYPES.index(trigger[3:])] if trigger[3:] in layout.EVENT_TYPES else 0
+        clicks = (
+            args[layout.EVENT_TYPES.index(trigger[3:])] if trigger[3:] in layout.EVENT_TYPES else 0
+        )
         if not clicks or not bed_session.get("id"):
             return no_update, no_update
         kind = trigger[3:]
@@ -369,7 +384,11 @@ def _register_callbacks(app: Dash, monitor: MonitorClient) -> None:
         except (TypeError, ValueError):
             return _msg("Scores must be whole numbers.", error=True), no_update, *keep
         if not data:
-            return _msg("Nothing to record: fill in at least one field.", error=True), no_update, *keep
+            return (
+                _msg("Nothing to record: fill in at least one field.", error=True),
+                no_update,
+                *keep,
+            )
         try:
             await monitor.post(
                 f"/api/sessions/{bed_session['id']}/events",
@@ -390,7 +409,9 @@ def _register_callbacks(app: Dash, monitor: MonitorClient) -> None:
         State("auth", "data"),
         prevent_initial_call=True,
     )
-    async def save_limits(n: int | None, values: list[Any], ids: list[Any], bed_session: Any, auth: Any) -> Any:
+    async def save_limits(
+        n: int | None, values: list[Any], ids: list[Any], bed_session: Any, auth: Any
+    ) -> Any:
         token = _token(auth)
         if not n or not token or not isinstance(bed_session, dict) or not bed_session.get("id"):
             return no_update, no_update
@@ -413,7 +434,9 @@ def _register_callbacks(app: Dash, monitor: MonitorClient) -> None:
 
 
 def _msg(text: str, *, error: bool = False) -> html.Div:
-    return html.Div(text, className="error" if error else "ok", **{"data-error": str(error).lower()})
+    return html.Div(
+        text, className="error" if error else "ok", **{"data-error": str(error).lower()}
+    )
 
 
 async def _load_bed(
@@ -442,7 +465,10 @@ async def _load_bed(
         readings = await _all_readings(monitor, token, bed_id, since, until)
         alarms = [
             a
-            for a in (await monitor.get("/api/alarms", token, bed=bed_id, since=since)).get("alarms") or []
+            for a in (await monitor.get("/api/alarms", token, bed=bed_id, since=since)).get(
+                "alarms"
+            )
+            or []
             if until is None or str(a.get("started_at") or "") <= str(until)
         ]
         try:
@@ -450,9 +476,14 @@ async def _load_bed(
         except MonitorError:
             limits = None
         all_sessions = (await monitor.get("/api/sessions", token)).get("sessions") or []
-        earlier = [s for s in all_sessions if s.get("patient_label") == session.get("patient_label")]
+        earlier = [
+            s for s in all_sessions if s.get("patient_label") == session.get("patient_label")
+        ]
     else:
         earlier = (await monitor.get("/api/sessions", token, bed=bed_id)).get("sessions") or []
+        # No patient in the chair: still show the chair's last half hour (device checks).
+        since = to_rfc3339(time.time() - RECENT_WINDOW_S)
+        readings = await _all_readings(monitor, token, bed_id, since, None)
 
     fig = figures.trend_figure(
         readings, alarms=alarms, session=session, limits=limits, tz_offset_min=tz_min, live=is_open

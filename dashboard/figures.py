@@ -67,7 +67,9 @@ def series(
     return out
 
 
-def limit_bands(limits: Any, phase: str | None = None) -> dict[str, tuple[float | None, float | None]]:
+def limit_bands(
+    limits: Any, phase: str | None = None
+) -> dict[str, tuple[float | None, float | None]]:
     """(low, high) medium-priority limits per signal from the monitor's limits document.
 
     Accepts {signal: {...}} or {"limits": {signal: {...}}} or per-phase {phase: {signal: ...}},
@@ -153,7 +155,9 @@ def trend_figure(
             # One BP row: the systolic band is the one a nurse reads; others as lines.
             for y in (low, high):
                 if y is not None:
-                    fig.add_hline(y=y, line={"dash": "dot", "width": 1, "color": "#999"}, row=row, col=1)
+                    fig.add_hline(
+                        y=y, line={"dash": "dot", "width": 1, "color": "#999"}, row=row, col=1
+                    )
             continue
         fig.add_hrect(
             y0=low if low is not None else 0,
@@ -188,8 +192,15 @@ def trend_figure(
             continue
         kind = str(event.get("type"))
         is_phase = kind in PHASE_EVENTS
-        fig.add_vline(
-            x=x,
+        # One line through every row (paper y), not one per subplot.
+        fig.add_shape(
+            type="line",
+            xref="x",
+            yref="paper",
+            x0=x,
+            x1=x,
+            y0=0,
+            y1=1,
             line={
                 "dash": "solid" if is_phase else "dot",
                 "width": 2 if is_phase else 1,

@@ -256,7 +256,9 @@ def _vital(bed_id: str, key: str, bed: Mapping[str, Any], now: float, level: str
     )
 
 
-def tile(bed: Mapping[str, Any], now: float, *, feed_up: bool = False, big: bool = False) -> html.Div:
+def tile(
+    bed: Mapping[str, Any], now: float, *, feed_up: bool = False, big: bool = False
+) -> html.Div:
     """One bed at a glance. Starts as feed 'down' until the browser's feed says hello."""
     bed_id = str(bed["id"])
     session = bed.get("session")
@@ -302,9 +304,7 @@ def tile(bed: Mapping[str, Any], now: float, *, feed_up: bool = False, big: bool
                     ),
                 ],
             ),
-            html.Div(
-                infusion_text(session), id=f"tile-{bed_id}-phase", className="tile-phase"
-            ),
+            html.Div(infusion_text(session), id=f"tile-{bed_id}-phase", className="tile-phase"),
             html.Div(
                 className="tile-vitals",
                 children=[_vital(bed_id, k, bed, now, levels.get(k, "none")) for k in TILE_SIGNALS],
@@ -391,8 +391,12 @@ def overview_layout(beds: Sequence[Mapping[str, Any]], now: float) -> html.Div:
 
 def ward_tiles(beds: Sequence[Mapping[str, Any]], now: float) -> list[Any]:
     if not beds:
-        return [html.Div("No beds yet: register a device with `python -m monitor add-device`.",
-                         className="empty")]
+        return [
+            html.Div(
+                "No beds yet: register a device with `python -m monitor add-device`.",
+                className="empty",
+            )
+        ]
     return [tile(b, now) for b in sorted(beds, key=lambda b: _natural_key(str(b["id"])))]
 
 
@@ -457,7 +461,10 @@ def bed_page_layout(bed: Mapping[str, Any], now: float, session_id: int | None) 
                     _observation_form(),
                     html.Div(
                         className="panel",
-                        children=[html.H3("Timeline"), html.Ul(id="timeline", className="timeline")],
+                        children=[
+                            html.H3("Timeline"),
+                            html.Ul(id="timeline", className="timeline"),
+                        ],
                     ),
                     html.Div(
                         className="panel",
@@ -655,9 +662,7 @@ def local_time(ts: Any, tz_offset_min: int) -> str:
     return dt.strftime("%H:%M:%S")
 
 
-def session_links(
-    sessions: Sequence[Mapping[str, Any]], current_id: int | None
-) -> list[html.Li]:
+def session_links(sessions: Sequence[Mapping[str, Any]], current_id: int | None) -> list[html.Li]:
     """Sessions of the same patient, newest first; the one shown is marked."""
     if not sessions:
         return [html.Li("No other sessions", className="empty")]

@@ -50,10 +50,24 @@ class PanelProcess:
 
     def start(self, timeout: float = 30.0) -> None:
         log = open(self.log_path, "ab")
-        cmd = [sys.executable, "-m", "dashboard", "--host", "127.0.0.1", "--port", str(self.port),
-               "--monitor-url", self.monitor_url]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        cmd = [
+            sys.executable,
+            "-m",
+            "dashboard",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--monitor-url",
+            self.monitor_url,
+        ]
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -86,18 +100,23 @@ class SyncDevice:
 
     def __init__(self, ws_url: str, device_id: str, token: str) -> None:
         self.device_id = device_id
-        self.ws = ws_connect(f"{ws_url}/ws/device",
-                             additional_headers={"Authorization": f"Bearer {token}"})
+        self.ws = ws_connect(
+            f"{ws_url}/ws/device", additional_headers={"Authorization": f"Bearer {token}"}
+        )
         self.seq = 0
 
-    def send(self, values: dict[str, float], ts: float | None = None,
-             source: str | None = None) -> dict[str, Any]:
+    def send(
+        self, values: dict[str, float], ts: float | None = None, source: str | None = None
+    ) -> dict[str, Any]:
         """Send one reading and wait for its ack (stored) or error."""
         import json
 
         self.seq += 1
-        self.ws.send(encode_reading(self.device_id, self.seq, time.time() if ts is None else ts,
-                                    values, source))
+        self.ws.send(
+            encode_reading(
+                self.device_id, self.seq, time.time() if ts is None else ts, values, source
+            )
+        )
         while True:
             msg = json.loads(self.ws.recv(timeout=10))
             if msg.get("seq") == self.seq:

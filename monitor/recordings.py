@@ -206,7 +206,9 @@ def load_rows(path: str | Path) -> list[Row]:
     rows: list[Row] = []
     for i, (t, values) in enumerate(raw):
         if i and t <= raw[i - 1][0]:
-            raise ValueError(f"{p}: row {i + 1}: times must strictly increase ({t} after {raw[i - 1][0]})")
+            raise ValueError(
+                f"{p}: row {i + 1}: times must strictly increase ({t} after {raw[i - 1][0]})"
+            )
         rows.append(clean_row(round(t - t0, 6), values))
     return rows
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
-from monitor.api.deps import AdminUser, MonitorDep
+from monitor.api.deps import AdminUser, MonitorDep, SessionFilter
 from monitor.api.ward import check_id, parse_time
 from monitor.model import Role, to_rfc3339
 from monitor.security import hash_password
@@ -67,7 +67,7 @@ async def add_user(body: UserCreate, monitor: MonitorDep, user: AdminUser) -> di
 async def audit(
     monitor: MonitorDep,
     user: AdminUser,
-    session: int | None = None,
+    session: SessionFilter = None,
     since: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import OAuth2PasswordBearer
 
 from monitor.db.store import UserRow
@@ -20,6 +20,11 @@ def get_monitor(request: Request) -> Monitor:
 
 
 MonitorDep = Annotated[Monitor, Depends(get_monitor)]
+
+# Ids are 64-bit integers in storage: a larger one is a 422 here, not a driver overflow (500).
+DB_INT_MAX = 2**63 - 1
+SessionId = Annotated[int, Path(ge=1, le=DB_INT_MAX)]
+SessionFilter = Annotated[int | None, Query(ge=1, le=DB_INT_MAX)]
 
 
 async def current_user(

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
-from monitor.api.deps import CurrentUser, MonitorDep
+from monitor.api.deps import CurrentUser, MonitorDep, SessionId
 from monitor.report import report_csv, report_fhir, report_html
 from monitor.service import Monitor
 
@@ -27,7 +27,7 @@ async def _material(monitor: Monitor, session_id: int) -> tuple[dict[str, Any], 
 
 
 @router.get("/api/sessions/{session_id}/report", response_class=HTMLResponse)
-async def report(session_id: int, monitor: MonitorDep, user: CurrentUser) -> HTMLResponse:
+async def report(session_id: SessionId, monitor: MonitorDep, user: CurrentUser) -> HTMLResponse:
     session, readings = await _material(monitor, session_id)
     alarms = await monitor.store.alarms(session_id=session_id, limit=100_000)
     audit = await monitor.store.audit_entries(session_id=session_id, limit=100_000)
@@ -39,7 +39,7 @@ async def report(session_id: int, monitor: MonitorDep, user: CurrentUser) -> HTM
 
 @router.get("/api/sessions/{session_id}/report.csv", response_class=PlainTextResponse)
 async def report_as_csv(
-    session_id: int, monitor: MonitorDep, user: CurrentUser
+    session_id: SessionId, monitor: MonitorDep, user: CurrentUser
 ) -> PlainTextResponse:
     session, readings = await _material(monitor, session_id)
     return PlainTextResponse(
@@ -50,7 +50,9 @@ async def report_as_csv(
 
 
 @router.get("/api/sessions/{session_id}/report.fhir.json")
-async def report_as_fhir(session_id: int, monitor: MonitorDep, user: CurrentUser) -> JSONResponse:
+async def report_as_fhir(
+    session_id: SessionId, monitor: MonitorDep, user: CurrentUser
+) -> JSONResponse:
     session, readings = await _material(monitor, session_id)
     return JSONResponse(
         report_fhir(session, readings, bed_label=session["bed"]),

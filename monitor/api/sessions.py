@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field, field_validator
 
 from monitor import session as session_model
-from monitor.api.deps import ChargeUser, CurrentUser, MonitorDep
+from monitor.api.deps import ChargeUser, CurrentUser, MonitorDep, SessionId
 from monitor.api.ward import check_id, parse_time
 from monitor.db.store import Conflict, NotFound
 from monitor.model import SIGNAL_RANGES, Phase
@@ -109,13 +109,15 @@ async def list_sessions(
 
 
 @router.get("/api/sessions/{session_id}")
-async def get_session(session_id: int, monitor: MonitorDep, user: CurrentUser) -> dict[str, Any]:
+async def get_session(
+    session_id: SessionId, monitor: MonitorDep, user: CurrentUser
+) -> dict[str, Any]:
     return await monitor.session_json(await _session_row(monitor, session_id))
 
 
 @router.post("/api/sessions/{session_id}/events")
 async def add_event(
-    session_id: int, body: SessionEvent, monitor: MonitorDep, user: CurrentUser
+    session_id: SessionId, body: SessionEvent, monitor: MonitorDep, user: CurrentUser
 ) -> dict[str, Any]:
     row = await _session_row(monitor, session_id)
     now = monitor.clock()
@@ -155,14 +157,16 @@ class LimitsUpdate(BaseModel):
 
 
 @router.get("/api/sessions/{session_id}/limits")
-async def get_limits(session_id: int, monitor: MonitorDep, user: CurrentUser) -> dict[str, Any]:
+async def get_limits(
+    session_id: SessionId, monitor: MonitorDep, user: CurrentUser
+) -> dict[str, Any]:
     row = await _session_row(monitor, session_id)
     return monitor.limits_json(row)
 
 
 @router.put("/api/sessions/{session_id}/limits")
 async def put_limits(
-    session_id: int, body: LimitsUpdate, monitor: MonitorDep, user: ChargeUser
+    session_id: SessionId, body: LimitsUpdate, monitor: MonitorDep, user: ChargeUser
 ) -> dict[str, Any]:
     row = await _session_row(monitor, session_id)
     if row["phase"] == Phase.ENDED.value:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
-from monitor.api.deps import CurrentUser, MonitorDep
+from monitor.api.deps import CurrentUser, MonitorDep, SessionFilter
 from monitor.model import ID_PATTERN, parse_rfc3339, to_rfc3339
 from monitor.protocol.feed import alarm_json
 
@@ -42,7 +42,7 @@ async def list_readings(
     bed: str | None = None,
     since: str | None = None,
     until: str | None = None,
-    session: int | None = None,
+    session: SessionFilter = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:
     check_id(bed, "bed")
@@ -78,7 +78,7 @@ async def list_alarms(
     bed: str | None = None,
     since: str | None = None,
     active: bool | None = None,
-    session: int | None = None,
+    session: SessionFilter = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:
     check_id(bed, "bed")

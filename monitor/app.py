@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -82,8 +83,25 @@ async def start_extras(monitor: Monitor) -> list[Any]:
 
         stops.append(stop_hl7)
         log.info("HL7 PCD-01 (MLLP) listening on port %s", settings.hl7_port)
+    if settings.retention_days is not None:
+        task = asyncio.create_task(retention_sweeper(monitor, settings.retention_days))
+
+        async def stop_sweeper() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        stops.append(stop_sweeper)
     return stops
 
 
-def now() -> float:
-    return time.time()
+async def retention_sweeper(monitor: Monitor, days: int, every_s: float = 3600.0) -> None:
+    """Delete readings older than the retention period, at start and then hourly."""
+    while True:
+        try:
+            n = await monitor.store.delete_readings_before(monitor.clock() - days * 86_400)
+            if n:
+                log.info("retention: deleted %d readings older than %d days", n, days)
+        except Exception:
+            log.exception("retention sweep failed")
+        await asyncio.sleep(every_s)

@@ -23,16 +23,22 @@ async def test_silent_device_raises_a_technical_alarm_within_ten_seconds(
         found = None
         while time.monotonic() < deadline and not found:
             await asyncio.sleep(0.5)
-            found = [a for a in s.get("/api/alarms", bed="quiet-bed", active="true")["alarms"]
-                     if a["signal"] == "device"]
+            found = [
+                a
+                for a in s.get("/api/alarms", bed="quiet-bed", active="true")["alarms"]
+                if a["signal"] == "device"
+            ]
         assert found, "no technical alarm"
         assert time.monotonic() - last <= 12.5
         assert found[0]["kind"] == "technical"
         # Data again ends it.
         assert (await dev.reading(2, {"hr": 70}))["type"] == "ack"
         await asyncio.sleep(0.3)
-        assert not [a for a in s.get("/api/alarms", bed="quiet-bed", active="true")["alarms"]
-                    if a["signal"] == "device"]
+        assert not [
+            a
+            for a in s.get("/api/alarms", bed="quiet-bed", active="true")["alarms"]
+            if a["signal"] == "device"
+        ]
 
 
 async def test_active_alarms_survive_a_restart(server_factory) -> None:  # type: ignore[no-untyped-def]
@@ -44,8 +50,11 @@ async def test_active_alarms_survive_a_restart(server_factory) -> None:  # type:
         for i in range(20):
             assert (await dev.reading(i + 1, {"spo2": 82}, ts=t0 + i))["type"] == "ack"
     await asyncio.sleep(0.3)
-    before = {a["id"] for a in s.get("/api/alarms", bed="r-bed", active="true")["alarms"]
-              if a["signal"] == "spo2"}
+    before = {
+        a["id"]
+        for a in s.get("/api/alarms", bed="r-bed", active="true")["alarms"]
+        if a["signal"] == "spo2"
+    }
     assert before
     s.kill()
     s.start()

@@ -14,8 +14,13 @@ from tests.conftest import MonitorProcess
 
 
 def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "monitor", *args], input=stdin,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_add_device_prints_a_token_once_and_stores_only_its_hash(tmp_path: Path) -> None:
@@ -60,13 +65,39 @@ def test_bad_ids_and_db_urls_are_refused(tmp_path: Path) -> None:
     assert r.returncode != 0 and "db" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_add_user_reads_the_password_from_stdin_and_can_log_in(sqlite_server: MonitorProcess) -> None:
+def test_add_user_reads_the_password_from_stdin_and_can_log_in(
+    sqlite_server: MonitorProcess,
+) -> None:
     """add-user takes the password on standard input; the user can then log in."""
-    r = cli("add-user", "nina", "--role", "nurse", "--db", sqlite_server.db_url,
-            stdin="correct horse battery\n")
+    r = cli(
+        "add-user",
+        "nina",
+        "--role",
+        "nurse",
+        "--db",
+        sqlite_server.db_url,
+        stdin="correct horse battery\n",
+    )
     assert r.returncode == 0, r.stderr
     token = sqlite_server.login("nina", "correct horse battery")
     me = httpx.get(f"{sqlite_server.base_url}/api/me", headers={"Authorization": f"Bearer {token}"})
     assert me.json() == {"username": "nina", "role": "nurse"}
     short = cli("add-user", "x", "--role", "nurse", "--db", sqlite_server.db_url, stdin="short\n")
     assert short.returncode != 0
+
+
+async def test_retention_drops_only_readings_older_than_the_period(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """VIGIL_RETENTION_DAYS: readings measured before the period go, newer ones stay."""
+    import time
+
+    from tests.wsclient import Device
+
+    s = server_factory()
+    token = s.add_device("ret-mon", "ret-bed")
+    async with Device(s.ws_url, "ret-mon", token) as dev:
+        assert (await dev.reading(1, {"hr": 70}, ts=time.time() - 3 * 86_400))["type"] == "ack"
+        assert (await dev.reading(2, {"hr": 71}))["type"] == "ack"
+    s.stop()
+    s.extra_env["VIGIL_RETENTION_DAYS"] = "1"
+    s.start()
+    assert [r["seq"] for r in s.get("/api/readings", bed="ret-bed")["readings"]] == [2]

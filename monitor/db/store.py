@@ -356,8 +356,9 @@ class Store:
             return {d: t for d, t in (await conn.execute(stmt)).all()}
 
     async def delete_readings_before(self, cutoff: float) -> int:
+        """Retention: drop readings measured (device time) before ``cutoff``."""
         async with self.engine.begin() as conn:
-            res = await conn.execute(readings.delete().where(readings.c.received_at < cutoff))
+            res = await conn.execute(readings.delete().where(readings.c.ts < cutoff))
         return int(res.rowcount or 0)
 
     # --- sessions -----------------------------------------------------------------------

@@ -120,13 +120,13 @@ def draw_patient(seed: int) -> Patient:
     dissociation = float(rng.beta(2.0, 3.0))
     htn = 1.0 if hypertension else 0.0
     sbp0 = float(
-        np.clip(108 + 0.35 * (age - 30) + 14 * htn + 6 * anxiety + rng.normal(0, 7), 96, 162)
+        np.clip(108 + 0.35 * (age - 30) + 14 * htn + 6 * anxiety + rng.normal(0, 7), 104, 162)
     )
     dbp0 = float(np.clip(68 + 0.12 * (age - 30) + 7 * htn + 3 * anxiety + rng.normal(0, 5), 56, 98))
     dbp0 = min(dbp0, sbp0 - 30.0)
     hr0 = float(np.clip(70 + 10 * anxiety - 0.08 * (age - 40) + rng.normal(0, 7), 58, 98))
     spo20 = float(np.clip(98.0 - 0.025 * max(age - 30, 0) + rng.normal(0, 0.6), 95.0, 99.6))
-    rr0 = float(np.clip(14 + 2 * anxiety + rng.normal(0, 1.5), 10, 20))
+    rr0 = float(np.clip(14 + 2 * anxiety + rng.normal(0, 1.5), 11, 20))
     # Riva-Posse 2018: +3..+7 systolic on average; larger over 50, with hypertension, or
     # with strong dissociation.
     factor = 1.0 + 0.4 * (age > 50) + 0.5 * htn + 0.6 * (dissociation - 0.4)
@@ -199,7 +199,7 @@ def vitals(patient: Patient, timeline: Timeline, s: ArrayLike) -> dict[str, Arra
             t, timeline.infusion_start + surge.start_s, surge.rise_s, surge.hold_s, surge.fall_s
         )
 
-    rr = patient.rr0 + 1.0 * noise.smooth(seed, 1, t, 60.0) + 0.4 * noise.gauss(seed, 2, t)
+    rr = patient.rr0 + 0.8 * noise.smooth(seed, 1, t, 60.0) + 0.4 * noise.gauss(seed, 2, t)
     breath = np.sin(2 * np.pi * t * patient.rr0 / 60.0 + 2 * np.pi * noise.uniform(seed, 3, 0)[0])
 
     hr = (
@@ -217,7 +217,7 @@ def vitals(patient: Patient, timeline: Timeline, s: ArrayLike) -> dict[str, Arra
         patient.sbp0
         + patient.ket_sbp * k
         + (surge.dsbp if surge else 0.0) * surge_w
-        + 3.0 * drift
+        + 2.5 * drift
         + 1.5 * mayer
         + 1.0 * breath
     )

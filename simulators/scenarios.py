@@ -226,8 +226,16 @@ def _probe_off_storm(p: Patient, tl: Timeline, rng: np.random.Generator) -> Plan
     start = tl.infusion_start + 0.35 * tl.infusion_s
     stop = start + 8 * MINUTE
     kinds: tuple[ArtefactKind, ...] = ("probe_off", "probe_zero", "probe_invalid", "motion")
-    episodes: list[Artefact] = []
-    s = start
+    # It opens with sentinel values (rejected frames: the artefact technical alarm) and a
+    # long probe-off (SpO2 missing for 45 s: the no-SpO2 technical alarm), zeros and motion,
+    # then a random mix.
+    episodes = [
+        Artefact("probe_invalid", start, 8.0),
+        Artefact("probe_off", start + 30.0, 45.0),
+        Artefact("probe_zero", start + 100.0, 10.0),
+        Artefact("motion", start + 130.0, 8.0),
+    ]
+    s = start + 160.0
     while s < stop:
         kind = kinds[int(rng.integers(0, len(kinds)))]
         dur = float(rng.integers(5, 31))
@@ -327,7 +335,7 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "probe_off_storm",
-            "8 minutes of pulse-oximeter probe-off and motion: missing values, zeros, 127/511 sentinels",
+            "8 minutes of pulse-oximeter trouble: 127/511 sentinels, a 45-s probe-off, then missing values, zeros and motion",
             ("artefact",),
             _probe_off_storm,
         ),

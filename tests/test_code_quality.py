@@ -1,0 +1,34 @@
+"""House rules that CI enforces: ruff lint and format, mypy on monitor/ (DEVELOPERS.md)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+CODE = ["monitor", "dashboard", "simulators", "tests", "bench"]
+
+
+def run(*cmd: str) -> subprocess.CompletedProcess[str]:
+    present = [c for c in cmd if not c.startswith(tuple(CODE)) or (ROOT / c).exists()]
+    return subprocess.run(present, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_ruff_finds_no_lint_errors() -> None:
+    """ruff check passes on all code."""
+    r = run(str(BIN / "ruff"), "check", *CODE)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_code_is_ruff_formatted() -> None:
+    """ruff format --check passes on all code."""
+    r = run(str(BIN / "ruff"), "format", "--check", *CODE)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_mypy_is_clean_on_the_monitor() -> None:
+    """mypy passes on monitor/ (type hints everywhere)."""
+    r = run(str(BIN / "mypy"), "monitor")
+    assert r.returncode == 0, r.stdout + r.stderr

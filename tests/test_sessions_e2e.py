@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import httpx
+
 from tests.conftest import MonitorProcess
 from tests.wsclient import Device
 
@@ -107,3 +109,24 @@ def test_bad_session_input_gets_422(server: MonitorProcess) -> None:
     assert server.post(f"/api/sessions/{s['id']}/events",
                        {"type": "infusion_start", "at": "soon"}).status_code == 422
     assert server.get(f"/api/sessions/{s['id']}")["phase"] == "baseline"
+
+
+async def test_session_limits_can_be_overridden_within_clinic_bounds(server: MonitorProcess) -> None:
+    """PUT limits within bounds changes the limits in force (and the alarms); outside is 422."""
+    token = server.add_device("s-bed-8-mon", "s-bed-8")
+    s = server.post("/api/sessions", {"bed": "s-bed-8", "patient_label": "P"}).json()
+    limits = server.get(f"/api/sessions/{s['id']}/limits")
+    assert limits["limits"]["spo2"]["low"]["medium"] == 90
+    r = httpx.put(f"{server.base_url}/api/sessions/{s['id']}/limits",
+                  json={"overrides": {"spo2": {"low": {"medium": 88}}}}, headers=server.headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["limits"]["spo2"]["low"]["medium"] == 88
+    bad = httpx.put(f"{server.base_url}/api/sessions/{s['id']}/limits",
+                    json={"overrides": {"spo2": {"low": {"medium": 50}}}}, headers=server.headers)
+    assert bad.status_code == 422 and "bounds" in bad.json()["detail"]
+    # SpO2 89 for 20 s: no alarm under the 88 override.
+    t0 = time.time() - 60
+    async with Device(server.ws_url, "s-bed-8-mon", token) as dev:
+        for i in range(20):
+            assert (await dev.reading(i + 1, {"spo2": 89}, ts=t0 + i))["type"] == "ack"
+    assert [a for a in server.get("/api/alarms", bed="s-bed-8")["alarms"] if a["signal"] == "spo2"] == []

@@ -7,12 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
-from monitor.api.deps import AdminUser, MonitorDep, SessionFilter
+from monitor.api.deps import AdminUser, MonitorDep, SessionFilter, StrictRoute
 from monitor.api.ward import check_id, parse_time
 from monitor.model import Role, to_rfc3339
 from monitor.security import hash_password
 
-router = APIRouter(tags=["admin"])
+router = APIRouter(tags=["admin"], route_class=StrictRoute)
 
 
 class DeviceCreate(BaseModel):

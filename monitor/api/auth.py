@@ -9,10 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from monitor.api.deps import CurrentUser, MonitorDep
+from monitor.api.deps import CurrentUser, MonitorDep, StrictRoute
 from monitor.security import DUMMY_PASSWORD_HASH, verify_password
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(tags=["auth"], route_class=StrictRoute)
 
 
 class AttemptLimiter:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Path, Query, Request, status
+import orjson
+from fastapi import Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer
 
 from monitor.db.store import UserRow
@@ -12,6 +16,57 @@ from monitor.model import Role
 from monitor.service import Monitor
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
+
+
+def _no_nul(obj: Any, doc: str) -> None:
+    """PostgreSQL text and JSON cannot hold NUL; refuse it at the door on every engine."""
+    stack = [obj]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, str):
+            if "\x00" in x:
+                raise json.JSONDecodeError("strings must not contain NUL (\\u0000)", doc, 0)
+        elif isinstance(x, dict):
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
+
+
+class StrictRequest(Request):
+    """JSON bodies parsed strictly: no NaN/Infinity tokens, no overflow to infinity, no lone
+    surrogates (orjson refuses all three), no NUL. Refusals become FastAPI's 422 json_invalid
+    instead of a 500 from the database or from echoing a NaN back in the error."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            value = orjson.loads(body)  # orjson.JSONDecodeError is a json.JSONDecodeError
+            _no_nul(value, body.decode("utf-8", "replace"))
+            self._json = value
+        return self._json
+
+
+class StrictRoute(APIRoute):
+    """Every API route: strict JSON bodies and no NUL in the path, query or form fields."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict_handler(request: Request) -> Response:
+            request = StrictRequest(request.scope, request.receive)
+            nul = "\x00" in request.url.path or b"%00" in request.scope.get("query_string", b"")
+            if not nul and request.headers.get("content-type", "").startswith(
+                "application/x-www-form-urlencoded"
+            ):
+                nul = b"%00" in await request.body()
+            if nul:
+                raise HTTPException(
+                    status.HTTP_422_UNPROCESSABLE_ENTITY, "NUL characters are not accepted"
+                )
+            return await handler(request)
+
+        return strict_handler
 
 
 def get_monitor(request: Request) -> Monitor:

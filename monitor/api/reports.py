@@ -7,11 +7,11 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
-from monitor.api.deps import CurrentUser, MonitorDep, SessionId
+from monitor.api.deps import CurrentUser, MonitorDep, SessionId, StrictRoute
 from monitor.report import report_csv, report_fhir, report_html
 from monitor.service import Monitor
 
-router = APIRouter(tags=["reports"])
+router = APIRouter(tags=["reports"], route_class=StrictRoute)
 
 # An 8-hour session at 1 Hz plus cuff readings is about 30,000 rows; leave headroom.
 MAX_REPORT_READINGS = 500_000

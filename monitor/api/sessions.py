@@ -8,12 +8,12 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field, field_validator
 
 from monitor import session as session_model
-from monitor.api.deps import ChargeUser, CurrentUser, MonitorDep, SessionId
+from monitor.api.deps import ChargeUser, CurrentUser, MonitorDep, SessionId, StrictRoute
 from monitor.api.ward import check_id, parse_time
 from monitor.db.store import Conflict, NotFound
 from monitor.model import SIGNAL_RANGES, Phase
 
-router = APIRouter(tags=["sessions"])
+router = APIRouter(tags=["sessions"], route_class=StrictRoute)
 
 # 60 minutes at most is the clinic range; the planned time is what the panel's timer counts to.
 DEFAULT_PLANNED_S = 40 * 60

@@ -7,11 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
-from monitor.api.deps import CurrentUser, MonitorDep, SessionFilter
+from monitor.api.deps import CurrentUser, MonitorDep, SessionFilter, StrictRoute
 from monitor.model import ID_PATTERN, parse_rfc3339, to_rfc3339
 from monitor.protocol.feed import alarm_json
 
-router = APIRouter(tags=["ward"])
+router = APIRouter(tags=["ward"], route_class=StrictRoute)
 
 
 def parse_time(value: str | None, name: str) -> float | None:

@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--until-s", type=float, default=None, help="... and before this many seconds")
     r.add_argument(
-        "--window", type=int, default=256, help="readings in flight before waiting for acks"
+        "--window", type=int, default=512, help="readings in flight before waiting for acks"
     )
     r.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
 

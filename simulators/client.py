@@ -2,7 +2,8 @@
 
 - Frames are built only with monitor.protocol.device's encoders.
 - Every reading gets the device's next ``seq`` when it is produced; the next seq lives in
-  a small JSON state file per device so it survives restarts of the simulator.
+  a small JSON state file per device so it survives restarts of the simulator (a crash
+  skips at most one reserved block of seqs, never reuses one).
 - Readings stay in ``pending`` until acknowledged. At most ``window`` are in flight on a
   connection; after a reconnect every pending reading is resent in seq order, so a drop
   loses nothing, and the monitor stores a resent seq once (it acks it again).
@@ -39,11 +40,18 @@ DEFAULT_STATE_DIR = Path("data/sim-state")
 
 
 class SeqStore:
-    """The device's next seq, kept in ``path`` (JSON) and rewritten atomically on every use."""
+    """The device's next seq, kept in ``path`` (JSON, written atomically).
 
-    def __init__(self, path: Path, device_id: str, first_seq: int = 1) -> None:
+    Writing the file for every reading costs about as much as sending it, so the store
+    reserves seqs in blocks: the file always holds a seq no lower than any handed out, so a
+    crashed simulator never reuses one (it skips the rest of the block); ``close`` writes
+    the exact next seq, so a clean restart continues one by one.
+    """
+
+    def __init__(self, path: Path, device_id: str, first_seq: int = 1, reserve: int = 64) -> None:
         self.path = path
         self.device_id = device_id
+        self.reserve = max(1, reserve)
         self._next = first_seq
         if path.exists():
             data = json.loads(path.read_text())
@@ -52,6 +60,7 @@ class SeqStore:
             self._next = int(data["next_seq"])
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
+        self._reserved = self._next
 
     @classmethod
     def for_device(cls, state_dir: Path, device_id: str) -> SeqStore:
@@ -62,14 +71,20 @@ class SeqStore:
         return self._next
 
     def take(self) -> int:
+        if self._next >= self._reserved:
+            self._reserved = self._next + self.reserve
+            self._save(self._reserved)
         seq = self._next
         self._next += 1
-        self._save()
         return seq
 
-    def _save(self) -> None:
+    def close(self) -> None:
+        self._save(self._next)
+        self._reserved = self._next
+
+    def _save(self, next_seq: int) -> None:
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"device_id": self.device_id, "next_seq": self._next}))
+        tmp.write_text(json.dumps({"device_id": self.device_id, "next_seq": next_seq}))
         os.replace(tmp, self.path)
 
 
@@ -115,7 +130,7 @@ class DeviceClient:
         token: str,
         *,
         seq_store: SeqStore,
-        window: int = 256,
+        window: int = 512,
         min_backoff_s: float = 0.2,
         max_backoff_s: float = 5.0,
         fail_on_auth: bool = False,
@@ -230,6 +245,7 @@ class DeviceClient:
             with contextlib.suppress(asyncio.CancelledError, AuthFailed):
                 await self._task
             self._task = None
+        self.seqs.close()
 
     # --- connection management ---
 

@@ -98,7 +98,7 @@ async def run_replay(
     state_dir: Path,
     from_s: float | None = None,
     until_s: float | None = None,
-    window: int = 256,
+    window: int = 512,
 ) -> int:
     plan = plan_replay(path, start=start, now=time.time(), from_s=from_s, until_s=until_s)
     client = DeviceClient(

@@ -194,6 +194,19 @@ async def test_next_seq_survives_a_restart_of_the_simulator(tmp_path: Path) -> N
     assert sorted(mon.stored) == [1, 2, 3, 4]
 
 
+def test_a_killed_simulator_never_reuses_a_seq(tmp_path: Path) -> None:
+    """Without a clean close the store resumes past every seq it handed out (no reuse)."""
+    path = tmp_path / "dev.json"
+    first = SeqStore(path, "dev", reserve=10)
+    handed = [first.take() for _ in range(25)]
+    # no close(): the process died here
+    second = SeqStore(path, "dev", reserve=10)
+    nxt = second.take()
+    assert nxt > max(handed) and nxt - max(handed) <= 10
+    second.close()
+    assert json.loads(path.read_text())["next_seq"] == nxt + 1
+
+
 async def test_readings_made_while_the_link_is_down_arrive_after_it_returns(
     tmp_path: Path,
 ) -> None:

@@ -10,8 +10,8 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -100,9 +100,10 @@ class SyncDevice:
 
     def __init__(self, ws_url: str, device_id: str, token: str) -> None:
         self.device_id = device_id
-        self.ws = ws_connect(
+        self._conn = ws_connect(
             f"{ws_url}/ws/device", additional_headers={"Authorization": f"Bearer {token}"}
         )
+        self.ws = self._conn.__enter__()
         self.seq = 0
 
     def send(
@@ -123,11 +124,11 @@ class SyncDevice:
                 return dict(msg)
 
     def close(self) -> None:
-        self.ws.close()
+        self._conn.__exit__(None, None, None)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+@pytest.fixture(scope="module", name="browser")
+def browser_fixture() -> Iterator[Any]:
     """One headless Chromium per test module (launching one costs about a second)."""
     from playwright.sync_api import sync_playwright
 
@@ -139,11 +140,13 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
-@pytest.fixture
-def panel(sqlite_server: MonitorProcess, tmp_path: Path) -> Iterator[PanelProcess]:
-    """The real panel process in front of a real monitor, with a nurse account."""
+@pytest.fixture(scope="module", name="panel")
+def panel_fixture(
+    sqlite_server: MonitorProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PanelProcess]:
+    """The real panel process in front of the module's monitor, with a nurse account."""
     sqlite_server.add_user(NURSE[0], "nurse", NURSE[1])
-    proc = PanelProcess(sqlite_server.base_url, tmp_path)
+    proc = PanelProcess(sqlite_server.base_url, tmp_path_factory.mktemp("panel"))
     proc.start()
     try:
         yield proc
@@ -151,8 +154,8 @@ def panel(sqlite_server: MonitorProcess, tmp_path: Path) -> Iterator[PanelProces
         proc.stop()
 
 
-@pytest.fixture
-def page(browser: Any, panel: PanelProcess) -> Iterator[Any]:
+@pytest.fixture(name="page")
+def page_fixture(browser: Any, panel: PanelProcess) -> Iterator[Any]:
     """A fresh browser context (fresh session storage) per test."""
     context = browser.new_context(viewport={"width": 1920, "height": 1080})
     pg = context.new_page()
@@ -175,5 +178,6 @@ def wait_feed_up(page: Any, timeout_ms: int = 10_000) -> None:
     page.wait_for_function("document.body?.dataset?.feed === 'up'", timeout=timeout_ms)
 
 
-def temp_profile() -> str:
-    return tempfile.mkdtemp(prefix="vigil-chromium-")
+def unique(prefix: str) -> str:
+    """Own ids per test: the monitor is shared by the module's tests."""
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"

@@ -584,7 +584,7 @@
 
   function scheduleReconnect() {
     if (!S.token || S.retryTimer) return;
-    var base = Math.min(10000, 500 * Math.pow(2, S.attempts));
+    var base = Math.min(5000, 500 * Math.pow(2, S.attempts));
     S.attempts = Math.min(S.attempts + 1, 10);
     var delay = base * (0.75 + Math.random() * 0.5);
     S.retryTimer = setTimeout(function () {

@@ -1,0 +1,202 @@
+"""The nurse's panel in headless Chromium against the real monitor and real devices."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.browser_support import (  # noqa: F401  (fixtures used by name)
+    NURSE,
+    PanelProcess,
+    SyncDevice,
+    browser_fixture,
+    login,
+    page_fixture,
+    panel_fixture,
+    unique,
+    wait_feed_up,
+)
+from tests.conftest import MonitorProcess
+
+pytestmark = pytest.mark.browser
+
+
+def poll(fn: Any, timeout: float = 5.0, interval: float = 0.1) -> Any:
+    """Call fn until it returns something truthy; fail with its last answer."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met in {timeout} s; last: {last!r}")
+
+
+def test_device_reading_appears_on_its_tile_within_two_seconds(
+    sqlite_server: MonitorProcess, panel: PanelProcess, page: Any
+) -> None:
+    """A reading sent by a real device shows on its bed's tile within 2 s (Mindray: <= 2 s)."""
+    bed, dev = unique("bed"), unique("dev")
+    token = sqlite_server.add_device(dev, bed)
+    login(page, panel.url)
+    page.wait_for_selector(f"#tile-{bed}")
+    wait_feed_up(page)
+    device = SyncDevice(sqlite_server.ws_url, dev, token)
+    try:
+        sent = time.monotonic()
+        assert device.send({"hr": 77, "spo2": 96, "rr": 13})["type"] == "ack"
+        page.wait_for_function(
+            f"document.getElementById('tile-{bed}-hr-value')?.textContent === '77'", timeout=2000
+        )
+        assert time.monotonic() - sent < 2.0
+        assert page.text_content(f"#tile-{bed}-spo2-value") == "96"
+        assert page.text_content(f"#tile-{bed}-rr-value") == "13"
+        assert page.get_attribute(f"#tile-{bed}-hr", "data-stale") == "false"
+        assert page.get_attribute(f"#tile-{bed}", "data-feed") == "up"
+    finally:
+        device.close()
+
+
+def test_sustained_low_spo2_flashes_red_and_panel_ack_reaches_the_monitor(
+    sqlite_server: MonitorProcess, panel: PanelProcess, page: Any
+) -> None:
+    """SpO2 < 85 held past its delay turns the tile red and flashing (~2 Hz); ack from the panel
+    changes the alarm on the monitor (clinical §3-4)."""
+    bed, dev = unique("bed"), unique("dev")
+    token = sqlite_server.add_device(dev, bed)
+    login(page, panel.url)
+    page.wait_for_selector(f"#tile-{bed}")
+    wait_feed_up(page)
+    device = SyncDevice(sqlite_server.ws_url, dev, token)
+    try:
+        # Judged on device time: 15 s of back-dated readings below 85 % is a sustained drop.
+        now = time.time()
+        for i in range(16):
+            device.send({"hr": 88, "spo2": 82, "rr": 12}, ts=now - 15 + i)
+        page.wait_for_function(
+            f"document.getElementById('tile-{bed}')?.dataset.alarm === 'high'", timeout=5000
+        )
+        tile = page.locator(f"#tile-{bed}")
+        assert tile.get_attribute("data-alarm-kind") == "physiological"
+        assert tile.get_attribute("data-ack") == "false"
+        assert page.get_attribute(f"#tile-{bed}-spo2", "data-alarm") == "high"
+        animation = tile.evaluate(
+            "el => [getComputedStyle(el).animationName, getComputedStyle(el).animationDuration]"
+        )
+        assert animation == ["flash-high", "0.5s"]  # 2 Hz, inside IEC's 1.4-2.8 Hz
+
+        alarms = sqlite_server.get("/api/alarms", bed=bed, active="true")["alarms"]
+        spo2 = next(a for a in alarms if a["signal"] == "spo2")
+        assert spo2["acknowledged_at"] is None
+        page.click(f"[id='ack-{spo2['id']}']")
+
+        def acked() -> Any:
+            for a in sqlite_server.get("/api/alarms", bed=bed)["alarms"]:
+                if a["id"] == spo2["id"] and a["acknowledged_at"]:
+                    return a
+            return None
+
+        alarm = poll(acked)
+        assert alarm["acknowledged_by"] == NURSE[0]
+        page.wait_for_function(
+            f"document.getElementById('tile-{bed}')?.dataset.ack === 'true'", timeout=3000
+        )
+        assert tile.evaluate("el => getComputedStyle(el).animationName") == "none"
+    finally:
+        device.close()
+
+
+def test_stopping_the_monitor_shows_connection_lost_then_recovers(
+    sqlite_server: MonitorProcess, panel: PanelProcess, page: Any
+) -> None:
+    """A panel that loses the monitor says so loudly on every tile and reconnects by itself."""
+    bed1, bed2 = unique("lost"), unique("lost")
+    sqlite_server.add_device(unique("dev"), bed1)
+    sqlite_server.add_device(unique("dev"), bed2)
+    login(page, panel.url)
+    page.wait_for_selector(f"#tile-{bed2}")
+    wait_feed_up(page)
+    sqlite_server.stop()
+    page.wait_for_function("document.body?.dataset?.feed === 'down'", timeout=7000)
+    page.wait_for_function(
+        "[...document.querySelectorAll('.tile')].every(t => t.dataset.feed === 'down')",
+        timeout=2000,
+    )
+    assert page.is_visible(f"#tile-{bed1}-lost") and page.is_visible(f"#tile-{bed2}-lost")
+    assert "CONNECTION TO MONITOR LOST" in (page.text_content("#feed-status") or "")
+    page.wait_for_function("window.vigil?.tones?.some(t => t.kind === 'technical')", timeout=3000)
+
+    sqlite_server.start()
+    page.wait_for_function("document.body?.dataset?.feed === 'up'", timeout=10000)
+    page.wait_for_function(
+        f"document.getElementById('tile-{bed1}')?.dataset.feed === 'up'", timeout=2000
+    )
+    assert not page.is_visible(f"#tile-{bed1}-lost")
+
+
+def test_session_workflow_and_observation_from_the_bed_page(
+    sqlite_server: MonitorProcess, panel: PanelProcess, page: Any
+) -> None:
+    """Admit, start, observe, stop and end from the panel; the monitor records each step."""
+    bed, dev = unique("bed"), unique("dev")
+    sqlite_server.add_device(dev, bed)
+    login(page, panel.url)
+    page.click(f"#tile-{bed}-name")
+    page.wait_for_selector("#admit-form", state="visible")
+    page.fill("#admit-label", "JD-0042")
+    page.fill("#admit-age", "41")
+    page.click("#admit-submit")
+    page.wait_for_selector("#ev-infusion_start", state="visible")
+    session = sqlite_server.get("/api/sessions", bed=bed, open="true")["sessions"][0]
+    assert (session["patient_label"], session["age"], session["phase"]) == (
+        "JD-0042",
+        41,
+        "baseline",
+    )
+
+    page.click("#ev-infusion_start")
+    page.wait_for_selector("#ev-infusion_stop", state="visible")
+    page.wait_for_function(
+        f"document.getElementById('tile-{bed}-phase')?.textContent.startsWith('Infusion 00:0')",
+        timeout=3000,
+    )
+
+    page.fill("#obs-cadss6", "5")
+    page.fill("#obs-note", "calm, talking")
+    page.click("#obs-submit")
+    page.wait_for_selector(".timeline .event-observation", timeout=5000)
+    assert "CADSS-6: 5" in (page.text_content(".timeline .event-observation") or "")
+    events = sqlite_server.get(f"/api/sessions/{session['id']}")["events"]
+    obs = [e for e in events if e["type"] == "observation"]
+    assert obs and obs[0]["data"] == {"cadss6": 5, "note": "calm, talking"}
+    assert obs[0]["by"] == NURSE[0]
+
+    page.click("#ev-infusion_stop")
+    page.wait_for_selector("#ev-end", state="visible")
+    assert sqlite_server.get(f"/api/sessions/{session['id']}")["phase"] == "recovery"
+    page.click("#ev-end")
+    page.wait_for_selector("#admit-form", state="visible")
+    assert sqlite_server.get(f"/api/sessions/{session['id']}")["phase"] == "ended"
+    assert [e["type"] for e in sqlite_server.get(f"/api/sessions/{session['id']}")["events"]] == [
+        "infusion_start",
+        "observation",
+        "infusion_stop",
+        "end",
+    ]
+
+
+def test_wrong_password_is_refused_on_the_login_page(panel: PanelProcess, page: Any) -> None:
+    """A bad login stays on the login page with a message and stores no token."""
+    page.goto(panel.url + "/")
+    page.fill("#login-username", NURSE[0])
+    page.fill("#login-password", "not-the-password")
+    page.click("#login-submit")
+    page.wait_for_function(
+        "document.getElementById('login-error')?.textContent.includes('Wrong')", timeout=5000
+    )
+    assert page.evaluate("window.sessionStorage.getItem('auth')") in (None, "null")
+    assert httpx.get(panel.url + "/panel/health").json() == {"status": "ok"}

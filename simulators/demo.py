@@ -31,19 +31,20 @@ log = logging.getLogger("simulators.demo")
 DEFAULT_MIX: tuple[str, ...] = (
     "normal",
     "hypertensive_surge",
-    "desaturation",
     "typical",
+    "desaturation",
+    "normal",
     "sustained_tachycardia",
     "probe_off_storm",
     "bradycardia",
-    "normal",
     "stale_cuff",
     "network_flapping",
     "device_silent",
     "typical",
 )
-# Where uneventful beds start, as a fraction of the session: spread over the phases.
-_UNEVENTFUL_AT = (0.02, 0.45, 0.8, 0.25, 0.95, 0.6)
+# Where beds without a story start, as a fraction of the session, so the ward shows every
+# phase at once (the stories themselves all unfold during infusions).
+_UNEVENTFUL_AT = (0.02, 0.85, 0.97, 0.3, 0.6, 0.45)
 # Eventful beds start this long before their story, so it unfolds within a minute or two.
 STORY_LEAD_S = 45.0
 GAP_S = 120.0
@@ -109,7 +110,8 @@ def plan_beds(
         offset = 0.0
         if stagger:
             story = make_plan(name, bed_seed, tl).story_start
-            if story is not None:
+            # "typical" may hold a spontaneous surge; it stays a background bed.
+            if story is not None and name != "typical":
                 offset = max(0.0, story - STORY_LEAD_S)
             else:
                 offset = round(_UNEVENTFUL_AT[uneventful % len(_UNEVENTFUL_AT)] * tl.end)
@@ -173,9 +175,15 @@ class BedRunner:
         for a in [a for a in actions if a.s <= first]:
             await self._actions.put((a, start, plan))
         actions = [a for a in actions if a.s > first]
-        prev = first if first >= 0 else -1.0
-        if first >= 0:
+        prev = -1.0
+        if first > 0:
             prev = first - 1e-6  # include the reading at the starting second
+            # Joining mid-session, the monitor already had a blood pressure: send the last
+            # cuff reading (late, as store-and-forward) so the panel shows one at once.
+            earlier = model.cuff_readings(-1.0, prev)
+            if earlier:
+                e = earlier[-1]
+                self.client.submit(start + e.s, e.values, e.source)
         while prev < tl.end:
             cur = min(self.clock.now() - start, tl.end)
             if cur > prev:

@@ -141,7 +141,7 @@ def validate(obj: dict[str, Any], *, device_id: str, now: float) -> Message:
     ts = _parse_ts(obj.get("ts"), now, seq=seq, required=True)
     assert ts is not None
     source = obj.get("source")
-    if source is not None and source not in SOURCES:
+    if source is not None and (not isinstance(source, str) or source not in SOURCES):
         raise ProtocolError(ErrorCode.INVALID_SOURCE, "source must be 'nibp' when present", seq)
     values = _parse_values(obj.get("values"), seq)
     return ReadingMsg(device_id=device_id, seq=seq, ts=ts, values=values, source=source)

@@ -425,7 +425,10 @@ def _register_callbacks(app: Dash, monitor: MonitorClient) -> None:
                 edits[path] = float(value)
         if not edits:
             return _msg("No limit changed."), no_update
-        body = {"overrides": layout.nest_paths(edits)}
+        # PUT replaces the session's overrides: keep the ones already in force.
+        doc = bed_session.get("limits")
+        existing = doc.get("overrides") if isinstance(doc, dict) else None
+        body = {"overrides": layout.merge_nested(existing or {}, layout.nest_paths(edits))}
         try:
             await monitor.put(f"/api/sessions/{bed_session['id']}/limits", token, body)
         except MonitorError as exc:

@@ -728,6 +728,17 @@ def nest_paths(edits: Mapping[str, float]) -> dict[str, Any]:
     return out
 
 
+def merge_nested(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep merge: `extra` wins leaf by leaf."""
+    out: dict[str, Any] = {k: v for k, v in base.items()}
+    for k, v in extra.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = merge_nested(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
 def limits_table(limits: Any, editable: bool) -> html.Div:
     rows = flatten_limits(limits_subtree(limits))
     if not rows:

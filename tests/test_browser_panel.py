@@ -200,3 +200,28 @@ def test_wrong_password_is_refused_on_the_login_page(panel: PanelProcess, page: 
     )
     assert page.evaluate("window.sessionStorage.getItem('auth')") in (None, "null")
     assert httpx.get(panel.url + "/panel/health").json() == {"status": "ok"}
+
+
+def test_limit_change_from_the_bed_page_reaches_the_monitor(
+    sqlite_server: MonitorProcess, panel: PanelProcess, page: Any
+) -> None:
+    """A charge user's limit edit is PUT as a per-session override and the page shows it."""
+    bed, dev = unique("bed"), unique("dev")
+    sqlite_server.add_device(dev, bed)
+    charge = (unique("charge"), "charge-password-1")
+    sqlite_server.add_user(charge[0], "charge", charge[1])
+    session = sqlite_server.post("/api/sessions", {"bed": bed, "patient_label": "LM-7"}).json()
+    login(page, panel.url, *charge)
+    page.goto(f"{panel.url}/bed/{bed}")
+    field = page.locator("""[id='{"path":"spo2.low.medium","type":"limit"}']""")
+    field.wait_for(state="visible")
+    assert field.input_value() == "90"
+    field.fill("88")
+    field.press("Tab")
+    page.click("#limits-save")
+    page.wait_for_function(
+        "document.getElementById('limits-message')?.textContent === 'Limits saved.'", timeout=5000
+    )
+    limits = sqlite_server.get(f"/api/sessions/{session['id']}/limits")
+    assert limits["overrides"]["spo2"]["low"]["medium"] == 88
+    assert limits["limits"]["spo2"]["low"]["medium"] == 88

@@ -248,6 +248,9 @@ def test_limits_edits_become_nested_overrides() -> None:
     flat = dict(layout.flatten_limits(layout.limits_subtree(doc)))
     assert flat == {"spo2.low.medium": 90.0, "spo2.low.high": 85.0, "sbp.high.medium": 180.0}
     assert layout.nest_paths({"spo2.low.medium": 88.0}) == {"spo2": {"low": {"medium": 88.0}}}
+    # A second edit keeps the overrides already in force (PUT replaces them).
+    merged = layout.merge_nested({"hr": {"high": {"medium": 130}}}, {"hr": {"low": {"medium": 45}}})
+    assert merged == {"hr": {"high": {"medium": 130}, "low": {"medium": 45}}}
 
 
 def test_overview_sorts_beds_naturally_and_says_when_empty() -> None:

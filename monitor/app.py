@@ -27,7 +27,13 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         config = load_config(settings.clinic_config)
         store = await Store.open(settings.db, sqlite_synchronous=settings.sqlite_synchronous)
-        monitor = Monitor(settings, store, AlarmEngine(config), Hub(settings.feed_queue_max))
+        engine = AlarmEngine(config)
+        if settings.redis_url:
+            # Multi-instance: the engine judges only the beds this instance owns.
+            from monitor.cluster import ClusterEngine
+
+            engine = ClusterEngine(config)
+        monitor = Monitor(settings, store, engine, Hub(settings.feed_queue_max))
         app.state.monitor = monitor
         await monitor.start()
         extras = await start_extras(monitor)
@@ -72,6 +78,11 @@ async def start_extras(monitor: Monitor) -> list[Any]:
     """Optional edges (HL7 listener, retention sweeper); returns their stop functions."""
     stops: list[Any] = []
     settings = monitor.settings
+    if settings.redis_url:
+        from monitor.cluster import start_cluster
+
+        stops.append(await start_cluster(monitor))
+        log.info("multi-instance mode: feed and alarm ownership shared through Redis")
     if settings.hl7_port is not None:
         from monitor.hl7_edge import start_hl7
 

@@ -11,7 +11,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from monitor import session as session_model
 from monitor.alarms import AlarmEngine, LifecycleError, UnknownAlarm
@@ -26,6 +26,17 @@ log = logging.getLogger("vigil.monitor")
 
 class Unavailable(RuntimeError):
     """The store could not take the reading; the device must send it again."""
+
+
+class CommandRouter(Protocol):
+    """Multi-instance mode (monitor.cluster): sends alarm commands to the instance that owns
+    the bed's alarm state, and tells the other instances about revoked devices."""
+
+    async def acknowledge(self, alarm_id: str, user: str) -> Alarm | None: ...
+
+    async def pause_audio(self, bed_id: str, seconds: float | None) -> list[Alarm]: ...
+
+    def device_revoked(self, device_id: str) -> None: ...
 
 
 @dataclass(slots=True)
@@ -70,6 +81,7 @@ class Monitor:
         self._alarm_lock = asyncio.Lock()
         self.stats = {"stored": 0, "duplicates": 0, "rejected": 0}
         self.connections: dict[str, Any] = {}
+        self.router: CommandRouter | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -220,6 +232,8 @@ class Monitor:
             del self.connections[device_id]
 
     async def revoke_device(self, device_id: str) -> None:
+        if self.router is not None:
+            self.router.device_revoked(device_id)
         ws = self.connections.pop(device_id, None)
         if ws is not None:
             await _close_quietly(ws, 1008, "device token revoked")
@@ -269,6 +283,12 @@ class Monitor:
     # --- commands -----------------------------------------------------------------------
 
     async def acknowledge(self, alarm_id: str, user: str) -> Alarm | None:
+        if self.router is not None:
+            return await self.router.acknowledge(alarm_id, user)
+        return await self.acknowledge_here(alarm_id, user)
+
+    async def acknowledge_here(self, alarm_id: str, user: str) -> Alarm | None:
+        """Acknowledge in this instance's engine (the bed's owner in multi-instance mode)."""
         try:
             changed = self.engine.acknowledge(alarm_id, user, self.clock())
         except (UnknownAlarm, LifecycleError):
@@ -281,6 +301,11 @@ class Monitor:
         return None
 
     async def pause_audio(self, bed_id: str, seconds: float | None) -> list[Alarm]:
+        if self.router is not None:
+            return await self.router.pause_audio(bed_id, seconds)
+        return await self.pause_audio_here(bed_id, seconds)
+
+    async def pause_audio_here(self, bed_id: str, seconds: float | None) -> list[Alarm]:
         changed = self.engine.pause_audio(bed_id, self.clock(), seconds)
         if changed:
             await self._persist_and_publish(changed)

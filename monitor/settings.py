@@ -44,7 +44,9 @@ class Settings(BaseSettings):
     retention_days: Annotated[int | None, Field(ge=1)] = None
 
     redis_url: str | None = None
-    instance_id: str | None = None
+    instance_id: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")] = None
+    # Namespace of every Redis key and channel: deployments (or tests) sharing a Redis apart.
+    redis_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")] = "vigil"
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     cors_origins: list[str] = []

@@ -251,8 +251,26 @@ async def _replay(a: argparse.Namespace) -> int:
     )
 
 
+# Options whose values are secrets that may begin with "-" (URL-safe base64 tokens do):
+# argparse would take such a value for an option, so glue it on as --opt=value.
+_SECRET_OPTIONS = ("--token", "--password")
+
+
+def _glue_secrets(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in _SECRET_OPTIONS and i + 1 < len(argv):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    a = build_parser().parse_args(argv)
+    a = build_parser().parse_args(_glue_secrets(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(
         level=logging.INFO if a.verbose or a.command == "demo" else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

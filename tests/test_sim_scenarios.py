@@ -9,6 +9,7 @@ import pytest
 
 from monitor.model import SIGNAL_RANGES
 from monitor.protocol.device import ErrorCode, ProtocolError, encode_reading, parse_frame
+from simulators.cli import _glue_secrets, api_from_ws, build_parser
 from simulators.demo import DEFAULT_MIX, demo_devices_csv, plan_beds, read_tokens
 from simulators.device import CuffConfig, DeviceModel, Emission
 from simulators.nurse import session_script
@@ -265,3 +266,12 @@ def test_demo_devices_csv_feeds_import_devices_and_tokens_csv_is_read_back(tmp_p
     tokens = tmp_path / "t.csv"
     tokens.write_text("device_id,token\nsim-bed-1-mon,abc\nsim-bed-2-mon,def\n")
     assert read_tokens(tokens) == {"sim-bed-1-mon": "abc", "sim-bed-2-mon": "def"}
+
+
+def test_cli_takes_tokens_that_begin_with_a_dash() -> None:
+    """URL-safe tokens may start with '-': `--token -abc` must still be the token."""
+    argv = ["replay", "f.csv", "--device", "d", "--token", "-x9", "--url", "ws://h:1"]
+    a = build_parser().parse_args(_glue_secrets(argv))
+    assert a.token == "-x9" and a.device == "d" and a.url == "ws://h:1"
+    assert api_from_ws("ws://127.0.0.1:8000") == "http://127.0.0.1:8000"
+    assert api_from_ws("wss://ward.example/ws") == "https://ward.example"

@@ -1,0 +1,148 @@
+"""docker-compose.yml for the multi-instance deployment (issue 8): it validates, refuses to run
+without its secrets, and wires PostgreSQL, Redis, two monitors, the panel and a demo ward
+with healthchecks and healthy-first start order.
+
+There is no Docker engine here: `docker compose config` (or the standalone docker-compose
+1.29.2 from PyPI, a dev dependency) validates the file without one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+SECRETS = {
+    "POSTGRES_PASSWORD": "pg-secret",
+    "REDIS_PASSWORD": "redis-secret",
+    "VIGIL_ADMIN_PASSWORD": "admin-secret",
+    "VIGIL_NURSE_PASSWORD": "nurse-secret",
+    "VIGIL_DEMO_PASSWORD": "demo-secret",
+}
+
+
+def compose_command() -> list[str]:
+    """The Compose v2 plugin when the docker CLI has it, else standalone docker-compose."""
+    docker = shutil.which("docker")
+    if docker:
+        probe = subprocess.run(
+            [docker, "compose", "version"], capture_output=True, text=True, timeout=30
+        )
+        if probe.returncode == 0:
+            return [docker, "compose"]
+    local = Path(sys.executable).parent / "docker-compose"
+    standalone = shutil.which("docker-compose") or (str(local) if local.exists() else None)
+    assert standalone, (
+        "neither `docker compose` nor docker-compose is installed: "
+        "pip install PyYAML>=6 && pip install --no-deps docker-compose==1.29.2 (plus its "
+        "dependencies docopt texttable 'jsonschema<4' docker dockerpty distro 'websocket-client<1')"
+    )
+    return [standalone]
+
+
+@pytest.fixture(scope="module")
+def compose() -> list[str]:
+    return compose_command()
+
+
+def run_config(
+    compose: list[str], env: dict[str, str], *extra: str
+) -> subprocess.CompletedProcess[str]:
+    # Only PATH and the given variables: nothing from the developer's shell leaks in.
+    clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(ROOT), **env}
+    clean.pop("DOCKER_HOST", None)
+    return subprocess.run(
+        [*compose, "-f", str(COMPOSE_FILE), "config", *extra],
+        capture_output=True,
+        text=True,
+        env=clean,
+        cwd=ROOT,
+        timeout=60,
+    )
+
+
+@pytest.fixture(scope="module")
+def resolved(compose: list[str]) -> dict[str, Any]:
+    r = run_config(compose, SECRETS)
+    assert r.returncode == 0, r.stderr
+    return dict(yaml.safe_load(r.stdout))
+
+
+def test_compose_file_validates_with_its_secrets(compose: list[str]) -> None:
+    """`compose config -q` accepts the file once every required secret is given."""
+    r = run_config(compose, SECRETS, "-q")
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("missing", sorted(SECRETS))
+def test_compose_refuses_to_run_without_a_required_secret(compose: list[str], missing: str) -> None:
+    """Every secret is ${VAR:?}: leaving one out is an error that names it, not a blank password."""
+    env = {k: v for k, v in SECRETS.items() if k != missing}
+    r = run_config(compose, env, "-q")
+    assert r.returncode != 0
+    assert missing in r.stderr
+
+
+def test_compose_runs_two_monitors_on_shared_postgres_and_redis(resolved: dict[str, Any]) -> None:
+    """Two monitor instances with distinct ids share one database and one Redis."""
+    services = resolved["services"]
+    a, b = services["monitor-a"], services["monitor-b"]
+    for m in (a, b):
+        assert m["command"][:4] == ["python", "-m", "monitor", "serve"]
+        assert m["environment"]["VIGIL_DB"] == "postgresql://vigil:pg-secret@postgres:5432/vigil"
+        assert m["environment"]["VIGIL_REDIS_URL"] == "redis://:redis-secret@redis:6379/0"
+    assert a["environment"]["VIGIL_INSTANCE_ID"] != b["environment"]["VIGIL_INSTANCE_ID"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == "pg-secret"
+    assert "redis-secret" in services["redis"]["command"]
+
+
+def test_compose_starts_each_service_after_its_dependencies_are_healthy(
+    resolved: dict[str, Any],
+) -> None:
+    """Servers have healthchecks; dependants wait for service_healthy (init: completed)."""
+    services = resolved["services"]
+    assert set(services) >= {"postgres", "redis", "monitor-a", "monitor-b", "panel", "simulator"}
+    for name in ("postgres", "redis", "monitor-a", "monitor-b", "panel", "simulator"):
+        assert services[name]["healthcheck"]["test"], name
+    for name, svc in services.items():
+        for dep, cond in svc.get("depends_on", {}).items():
+            expected = "service_completed_successfully" if dep == "init" else "service_healthy"
+            assert cond["condition"] == expected, (name, dep)
+            if dep != "init":
+                assert "healthcheck" in services[dep], dep
+    for m in ("monitor-a", "monitor-b"):
+        assert set(services[m]["depends_on"]) == {"postgres", "redis", "init"}
+    assert services["init"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+
+
+def test_compose_panel_and_demo_ward_use_the_documented_commands(resolved: dict[str, Any]) -> None:
+    """The panel is `python -m dashboard --monitor-url ...` on 8050; the ward is `simulators demo`."""
+    services = resolved["services"]
+    panel = services["panel"]["command"]
+    assert panel[:3] == ["python", "-m", "dashboard"]
+    assert panel[panel.index("--monitor-url") + 1].startswith("http://monitor-")
+    assert panel[panel.index("--port") + 1] == "8050"
+    assert any(p["target"] == 8050 for p in services["panel"]["ports"])
+    sim = services["simulator"]["command"]
+    assert sim[:4] == ["python", "-m", "simulators", "demo"]
+    assert sim[sim.index("--url") + 1].startswith("ws://monitor-")
+    assert services["simulator"]["environment"]["VIGIL_DEMO_PASSWORD"] == "demo-secret"
+
+
+def test_dockerfile_builds_one_image_that_serves_the_monitor() -> None:
+    """The Dockerfile installs from the lock file, drops root, and defaults to `monitor serve`."""
+    text = (ROOT / "Dockerfile").read_text()
+    assert "FROM python:3.11" in text
+    assert "-c requirements.lock" in text
+    assert "\nUSER vigil" in text
+    assert '"monitor", "serve"' in text
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".git", ".venv", "data"} <= set(ignored)

@@ -45,9 +45,16 @@ class TokenBucket:
 
 
 async def _close(ws: WebSocket, code: int, reason: str) -> None:
-    with contextlib.suppress(Exception):
-        if ws.application_state != WebSocketState.DISCONNECTED:
-            await ws.close(code=code, reason=reason)
+    # Keep reading while closing: with a flooder's frames filling the socket's queue the
+    # transport stops reading, misses the answering close frame and holds the connection
+    # for the whole close timeout (10 s) instead of a round trip.
+    drain = asyncio.create_task(_drain(ws))
+    try:
+        with contextlib.suppress(Exception):
+            if ws.application_state != WebSocketState.DISCONNECTED:
+                await ws.close(code=code, reason=reason)
+    finally:
+        drain.cancel()
 
 
 @router.websocket("/ws/device")
@@ -73,11 +80,15 @@ async def device_socket(ws: WebSocket) -> None:
             try:
                 msg = await asyncio.wait_for(ws.receive(), settings.device_idle_timeout_s)
             except TimeoutError:
+                log.info("device %s closed: idle past the timeout", device_id)
                 await out.put(None)
                 await sender
                 await _close(ws, 1001, "idle: nothing received within the idle timeout")
                 return
             if msg["type"] == "websocket.disconnect":
+                if msg.get("code") not in (1000, 1001, 1005, None):
+                    # E.g. the transport failing a frame over the size limit (1009).
+                    log.info("device %s connection lost (code %s)", device_id, msg.get("code"))
                 return
             if not bucket.take(loop.time()):
                 log.warning("device %s closed: rate limit exceeded", device_id)
@@ -88,6 +99,7 @@ async def device_socket(ws: WebSocket) -> None:
                 return
             text = msg.get("text")
             if text is None:
+                log.info("device %s frame rejected: %s", device_id, proto.ErrorCode.BINARY_FRAME)
                 await out.put(
                     proto.encode_error(proto.ErrorCode.BINARY_FRAME, "frames must be text (JSON)")
                 )
@@ -149,6 +161,7 @@ async def feed_socket(ws: WebSocket) -> None:
     await ws.accept()
     user = await monitor.store.user_by_access_token(token, monitor.clock()) if token else None
     if user is None:
+        log.info("feed connection refused: invalid or expired token")
         await _close(ws, 1008, "invalid or expired token")
         return
     client = monitor.hub.register(f"{user.name}@{ws.client.host if ws.client else '?'}")

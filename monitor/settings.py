@@ -25,8 +25,10 @@ class Settings(BaseSettings):
 
     # Device websocket limits (contract: 64 KiB frames by default).
     frame_max_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
-    device_rate_per_s: Annotated[float, Field(gt=0)] = 50.0
-    device_rate_burst: Annotated[float, Field(gt=0)] = 500.0
+    # A 1 Hz device sends ~2 frames/s; a store-and-forward backlog or a replay at --speed 600
+    # sends hundreds. Past this sustained rate a device is flooding and is disconnected.
+    device_rate_per_s: Annotated[float, Field(gt=0)] = 1000.0
+    device_rate_burst: Annotated[float, Field(gt=0)] = 2000.0
     device_idle_timeout_s: Annotated[float, Field(gt=0)] = 120.0
     auth_timeout_s: Annotated[float, Field(gt=0)] = 10.0
 

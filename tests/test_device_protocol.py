@@ -136,7 +136,7 @@ def test_encode_then_parse_round_trips(values: dict[str, float], seq: int, ts: f
 
 
 @given(st.one_of(st.text(max_size=200), st.binary(max_size=200), st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | st.text(max_size=20),
     lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=6),
     max_leaves=20,
 ).map(lambda o: orjson.dumps(o, option=orjson.OPT_SERIALIZE_NUMPY) if not isinstance(o, float) or math.isfinite(o) else b"0")))

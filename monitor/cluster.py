@@ -241,7 +241,8 @@ class Cluster:
         self._seen_pending: dict[str, float] = {}
         self._replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._bus_broken = False
+        self._missed_in = False  # our subscription broke: our panels may have missed events
+        self._missed_out = False  # publishing failed: the other panels may have missed ours
         self._bed_devices: dict[str, list[str]] = {}
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
@@ -338,8 +339,13 @@ class Cluster:
                     pipe.hset(self.seen_key, mapping={k: repr(v) for k, v in seen.items()})
                 await pipe.execute()
             except RedisError as e:
-                self._bus_broken = True
+                self._missed_out = True
                 log.error("publishing %d messages to Redis failed: %s", len(batch), e)
+                continue
+            if self._missed_out:
+                # The other instances' panels missed some of ours: tell them to reload.
+                self._missed_out = False
+                self.send("g", "")
 
     # --- incoming -----------------------------------------------------------------------
 
@@ -348,7 +354,8 @@ class Cluster:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.bus, self.cmd_channel(self.id))
-                if self._bus_broken:
+                if self._missed_in:
+                    self._missed_in = False
                     await self._after_gap()
                 ready.set()
                 while True:
@@ -360,7 +367,7 @@ class Cluster:
                     except Exception:
                         log.exception("handling a bus message failed")
             except (RedisError, OSError) as e:
-                self._bus_broken = True
+                self._missed_in = True
                 log.error("Redis bus subscription lost (%s); retrying", e)
                 await asyncio.sleep(1.0)
             finally:
@@ -369,7 +376,6 @@ class Cluster:
 
     async def _after_gap(self) -> None:
         """Events may have been missed: panels reconnect and get a fresh snapshot."""
-        self._bus_broken = False
         await self._resync()
         for client in tuple(self.monitor.hub.clients):
             client.drop("the feed relay was interrupted; reconnecting")
@@ -418,6 +424,8 @@ class Cluster:
                 )
             elif where == "hold":
                 self.hold(bed_id, ("artefact", device_id, code, at))
+        elif kind == "g":
+            await self._after_gap()
         elif kind == "v":
             ws = m.connections.pop(body, None)
             if ws is not None:
@@ -574,10 +582,21 @@ class Cluster:
             await asyncio.sleep(LOOP_S)
 
     async def _lease_round(self, n: int) -> None:
+        # Renewal first: it must not wait on the database.
+        await self._renew_held()
+        with contextlib.suppress(RedisError):
+            await self.redis.set(
+                f"{self.prefix}:instance:{self.id}", str(time.time()), px=int(LEASE_TTL_S * 1000)
+            )
         beds = await self.monitor.store.list_beds()
         self._bed_devices = {b["id"]: b["devices"] for b in beds}
+        await self._find_free(beds)
+        if n % RESYNC_EVERY == RESYNC_EVERY - 1:
+            await self._resync()
+
+    async def _renew_held(self) -> None:
+        """Renew what we hold; a lease we could not renew in time is no longer ours."""
         now = time.monotonic()
-        # Renew what we hold; a lease we could not renew in time is no longer ours.
         for bed_id in list(self.owned):
             if self.owned[bed_id] <= now:
                 log.warning("lost the hold on bed %s (renewal too late)", bed_id)
@@ -604,9 +623,8 @@ class Cluster:
                 elif bed_id in self.owned:
                     log.warning("lease of bed %s was taken or expired: handing it over", bed_id)
                     self._drop(bed_id)
-        await self.redis.set(
-            f"{self.prefix}:instance:{self.id}", str(time.time()), px=int(LEASE_TTL_S * 1000)
-        )
+
+    async def _find_free(self, beds: list[dict[str, Any]]) -> None:
         # Free (or formerly our own) leases are taken: at once where a device of the bed is
         # connected here, otherwise once seen free two rounds in a row (spreads the beds).
         ids = [b["id"] for b in beds]
@@ -625,8 +643,6 @@ class Cluster:
                 if near or bed_id in self._free_before:
                     await self._try_acquire(bed_id)
         self._free_before = free_now
-        if n % RESYNC_EVERY == RESYNC_EVERY - 1:
-            await self._resync()
 
     async def _try_acquire(self, bed_id: str) -> bool:
         busy = bed_id in self.owned or bed_id in self.taking or bed_id in self._acquiring
@@ -654,6 +670,8 @@ class Cluster:
         except BaseException:
             self.taking.pop(bed_id, None)
             self.owned.pop(bed_id, None)
+            # Half-rebuilt state must not judge or tick: the bed is not ours after all.
+            AlarmEngine.forget_bed(self.engine, bed_id, self.monitor.clock())
             with contextlib.suppress(Exception):
                 await self._release(keys=[key], args=[self.id])
             raise
@@ -812,9 +830,10 @@ class Cluster:
         self.monitor.hub.relay = None
         self.monitor.router = None
         self.engine.cluster = None
-        for t in self._tasks:
+        tasks = [*self._tasks, *self._claim_tasks]
+        for t in tasks:
             t.cancel()
-        for t in self._tasks:
+        for t in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         with contextlib.suppress(Exception):

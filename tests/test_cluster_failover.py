@@ -15,6 +15,7 @@ import pytest
 import redis
 import websockets
 
+from monitor.protocol.device import encode_heartbeat
 from tests.conftest import MonitorProcess, create_pg_database, drop_pg_database
 from tests.wsclient import Device
 
@@ -220,3 +221,42 @@ async def test_a_killed_owner_is_replaced_within_ten_seconds_without_losing_or_d
         assert [a["state"] for a in pb.alarms("f-bed") if a["id"] == new["id"]] == ["active"]
         old = [a["state"] for a in pb.alarms("f-bed") if a["id"] == before["id"]]
         assert old == ["active", "acknowledged", "ended"]
+
+
+async def test_device_activity_seen_by_a_non_owner_reaches_the_owner(
+    ward: Ward, panels: tuple[Panel, Panel]
+) -> None:
+    """The owner judges "no data" from heartbeats another instance receives: a device beating
+    on A raises nothing, a silent one on A raises one technical alarm (owner B, contract 10 s)."""
+    pa, _ = panels
+    tokens = {d: ward.a.add_device(d, "h-bed") for d in ("h-mon1", "h-mon2", "h-mon3")}
+    async with Device(ward.b.ws_url, "h-mon1", tokens["h-mon1"]) as d1:
+        assert (await d1.reading(1, {"hr": 70}))["type"] == "ack"
+        await ward.wait_owner("h-bed", "b", within=3)
+        async with (
+            Device(ward.a.ws_url, "h-mon2", tokens["h-mon2"]) as d2,
+            Device(ward.a.ws_url, "h-mon3", tokens["h-mon3"]) as d3,
+        ):
+            assert (await d2.reading(1, {"hr": 71}))["type"] == "ack"
+            assert (await d3.reading(1, {"hr": 72}))["type"] == "ack"
+            quiet_since = time.monotonic()
+            while time.monotonic() - quiet_since < 13:
+                for dev in (d1, d2):
+                    await dev.ws.send(encode_heartbeat(dev.device_id, time.time()))
+                await asyncio.sleep(1.0)
+
+            def no_data(device: str) -> list[dict[str, Any]]:
+                return [
+                    m["alarm"]
+                    for m in pa.messages
+                    if m["type"] == "alarm"
+                    and m["alarm"]["signal"] == "device"
+                    and m["alarm"]["device_id"] == device
+                ]
+
+            (raised,) = no_data("h-mon3")
+            assert raised["kind"] == "technical" and raised["bed"] == "h-bed"
+            assert no_data("h-mon2") == [] and no_data("h-mon1") == []
+            active = ward.a.get("/api/alarms", bed="h-bed", active="true")["alarms"]
+            assert [a["device_id"] for a in active if a["signal"] == "device"] == ["h-mon3"]
+            assert ward.owner("h-bed") == "b"

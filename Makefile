@@ -10,7 +10,7 @@ MONITOR_PORT ?= 8000
 PANEL_PORT ?= 8050
 HOST ?= 127.0.0.1
 
-.PHONY: venv demo test lint typecheck bench browser-deps clean
+.PHONY: venv demo test lint typecheck bench browser-deps compose-tool clean
 
 venv: $(STAMP)
 
@@ -35,7 +35,7 @@ browser-deps:
 demo: venv
 	@bash scripts/demo.sh "$(DEMO_BEDS)" "$(HOST)" "$(MONITOR_PORT)" "$(PANEL_PORT)"
 
-test: venv browser-deps
+test: venv browser-deps compose-tool
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 lint: venv
@@ -49,4 +49,17 @@ bench: venv browser-deps
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(COMPOSE_VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# docker-compose 1.29.2 validates docker-compose.yml without a Docker engine (there is none
+# here). Its own pins clash with ours (PyYAML<6, jsonschema<4), so it lives in its own venv.
+COMPOSE_VENV := .venv-compose
+COMPOSE_STAMP := $(COMPOSE_VENV)/.installed
+compose-tool: $(COMPOSE_STAMP)
+$(COMPOSE_STAMP):
+	$(PYTHON) -m venv $(COMPOSE_VENV)
+	$(COMPOSE_VENV)/bin/pip install -q "PyYAML==6.0.3" "python-dotenv==0.21.1" "requests==2.32.3" \
+		"docopt==0.6.2" "texttable==1.7.0" "jsonschema==3.2.0" "pyrsistent==0.20.0" "six==1.17.0" \
+		"dockerpty==0.4.1" "distro==1.9.0" "websocket-client==0.59.0" "docker==7.1.0" "setuptools<81"
+	$(COMPOSE_VENV)/bin/pip install -q --no-deps "docker-compose==1.29.2"
+	touch $(COMPOSE_STAMP)

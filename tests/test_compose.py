@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +37,11 @@ def compose_command() -> list[str]:
         )
         if probe.returncode == 0:
             return [docker, "compose"]
-    local = Path(sys.executable).parent / "docker-compose"
+    # `make test` installs it in a venv of its own (its pins clash with ours).
+    local = ROOT / ".venv-compose" / "bin" / "docker-compose"
     standalone = shutil.which("docker-compose") or (str(local) if local.exists() else None)
     assert standalone, (
-        "neither `docker compose` nor docker-compose is installed: "
-        "pip install PyYAML>=6 && pip install --no-deps docker-compose==1.29.2 (plus its "
-        "dependencies docopt texttable 'jsonschema<4' docker dockerpty distro 'websocket-client<1')"
+        "neither `docker compose` nor docker-compose is installed: run `make compose-tool`"
     )
     return [standalone]
 

@@ -1,0 +1,277 @@
+"""Roles and audit (issue 7): nobody in who shouldn't be.
+
+Every route of the running monitor's OpenAPI document is classified by the least role it
+needs; the walk proves none but /health and the login answers without a valid token, and
+none answers a role below its own. A route missing from the table fails the test, so a new
+route must be classified. Every action a clinic must be able to account for leaves an
+append-only audit entry readable by admins only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed
+
+from monitor.db.store import Store
+from monitor.settings import Settings
+from tests.conftest import MonitorProcess
+from tests.wsclient import Device
+
+PUBLIC = None
+ROLES = ("nurse", "charge", "admin")
+
+# (method, path) -> the least role that may call it (None: no login at all).
+ROUTE_MIN_ROLE: dict[tuple[str, str], str | None] = {
+    ("GET", "/health"): PUBLIC,
+    ("POST", "/api/auth/token"): PUBLIC,
+    ("GET", "/api/me"): "nurse",
+    ("GET", "/api/beds"): "nurse",
+    ("GET", "/api/readings"): "nurse",
+    ("GET", "/api/alarms"): "nurse",
+    ("POST", "/api/alarms/{alarm_id}/ack"): "nurse",
+    ("POST", "/api/beds/{bed_id}/audio-pause"): "nurse",
+    ("POST", "/api/sessions"): "nurse",
+    ("GET", "/api/sessions"): "nurse",
+    ("GET", "/api/sessions/{session_id}"): "nurse",
+    ("POST", "/api/sessions/{session_id}/events"): "nurse",
+    ("GET", "/api/sessions/{session_id}/limits"): "nurse",
+    ("PUT", "/api/sessions/{session_id}/limits"): "charge",
+    ("GET", "/api/sessions/{session_id}/report"): "nurse",
+    ("GET", "/api/sessions/{session_id}/report.csv"): "nurse",
+    ("GET", "/api/sessions/{session_id}/report.fhir.json"): "nurse",
+    ("POST", "/api/devices"): "admin",
+    ("DELETE", "/api/devices/{device_id}"): "admin",
+    ("POST", "/api/users"): "admin",
+    ("GET", "/api/audit"): "admin",
+}
+
+PASSWORD = "roles-password-1"
+
+
+def _openapi_routes(server: MonitorProcess) -> set[tuple[str, str]]:
+    doc = httpx.get(f"{server.base_url}/openapi.json", timeout=10).json()
+    return {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
+
+
+def _tokens(server: MonitorProcess, prefix: str) -> dict[str, str]:
+    tokens = {"admin": server.admin_token}
+    for role in ("nurse", "charge"):
+        server.add_user(f"{prefix}-{role}", role, PASSWORD)
+        tokens[role] = server.login(f"{prefix}-{role}", PASSWORD)
+    return tokens
+
+
+def _request(
+    http: httpx.Client, method: str, path: str, token: str | None, ids: dict[str, str]
+) -> httpx.Response:
+    url = path.format(**ids)
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    body: dict[str, Any] | None = {
+        ("POST", "/api/devices"): {"device_id": "roles-new-dev", "bed": "roles-bed"},
+        ("POST", "/api/users"): {"name": "roles-new-user", "role": "nurse", "password": "x" * 12},
+        ("POST", "/api/sessions"): {"bed": "roles-bed", "patient_label": "R"},
+        ("POST", "/api/sessions/{session_id}/events"): {
+            "type": "observation",
+            "data": {"note": "r"},
+        },
+        ("PUT", "/api/sessions/{session_id}/limits"): {"overrides": {}},
+        ("POST", "/api/beds/{bed_id}/audio-pause"): {"seconds": 60},
+    }.get((method, path))
+    if path == "/api/auth/token":
+        return http.post(url, data={"username": "nobody", "password": "wrong"})
+    return http.request(method, url, json=body, headers=headers)
+
+
+def test_every_route_is_classified(server: MonitorProcess) -> None:
+    """The table covers exactly the routes the monitor serves: a new one must be classified."""
+    routes = _openapi_routes(server)
+    assert routes - ROUTE_MIN_ROLE.keys() == set(), "classify these routes in ROUTE_MIN_ROLE"
+    assert ROUTE_MIN_ROLE.keys() - routes == set(), "stale entries in ROUTE_MIN_ROLE"
+
+
+def test_no_route_answers_without_a_valid_token_or_below_its_role(server: MonitorProcess) -> None:
+    """401 without or with a bad token (except /health and login); 403 below the least role;
+    the least role and those above it get through."""
+    tokens = _tokens(server, "walk")
+    device_token = server.add_device("roles-dev", "roles-bed")
+    server.add_device("roles-victim", "roles-bed")
+    r = server.post("/api/sessions", {"bed": "roles-bed", "patient_label": "R"})
+    assert r.status_code == 201
+    ids = {
+        "session_id": str(r.json()["id"]),
+        "bed_id": "roles-bed",
+        "alarm_id": "no-such-alarm",
+        "device_id": "roles-victim",
+    }
+    wrong: list[str] = []
+    http = httpx.Client(base_url=server.base_url, timeout=10)
+    for (method, path), least in sorted(ROUTE_MIN_ROLE.items()):
+        if least is PUBLIC:
+            status = _request(http, method, path, None, ids).status_code
+            if status in (401, 403) and path != "/api/auth/token":
+                wrong.append(f"{method} {path} public but {status}")
+            continue
+        for label, token in (
+            ("no token", None),
+            ("bad token", "x" * 43),
+            ("device token", device_token),
+        ):
+            status = _request(http, method, path, token, ids).status_code
+            if status != 401:
+                wrong.append(f"{method} {path} with {label}: {status}")
+        rank = ROLES.index(least)
+        for role in ROLES[:rank]:
+            status = _request(http, method, path, tokens[role], ids).status_code
+            if status != 403:
+                wrong.append(f"{method} {path} as {role}: {status}, wanted 403")
+        for role in ROLES[rank:]:
+            if method == "DELETE" and role != "admin":
+                continue  # only admin reaches it; revoking once is enough
+            status = _request(http, method, path, tokens[role], ids).status_code
+            if status in (401, 403) or status >= 500:
+                wrong.append(f"{method} {path} as {role}: {status}, wanted through")
+    http.close()
+    assert wrong == []
+
+
+async def test_websockets_refuse_without_a_valid_token(server: MonitorProcess) -> None:
+    """/ws/feed and /ws/device close 1008 without a token, with a wrong one, or with the
+    other kind (a device token is no login; a login is no device)."""
+    device_token = server.add_device("roles-ws-dev", "roles-ws-bed")
+    attempts = [
+        ("/ws/feed", ""),
+        ("/ws/feed", "?token=" + "x" * 43),
+        ("/ws/feed", f"?token={device_token}"),
+        ("/ws/device", ""),
+        ("/ws/device", "?token=" + "x" * 43),
+        ("/ws/device", f"?token={server.admin_token}"),
+    ]
+    codes = []
+    for path, query in attempts:
+        async with websockets.connect(f"{server.ws_url}{path}{query}") as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 5)
+            codes.append(closed.value.rcvd.code if closed.value.rcvd else None)
+    assert codes == [1008] * len(attempts)
+    # And with the right kind of token each lets in.
+    async with websockets.connect(f"{server.ws_url}/ws/feed?token={server.admin_token}") as ws:
+        assert '"hello"' in await asyncio.wait_for(ws.recv(), 5)
+
+
+async def test_actions_leave_an_append_only_audit_trail_for_admins(server: MonitorProcess) -> None:
+    """Logins (and failures), acknowledgements, pauses, limit changes, session events and
+    device/user administration each leave an entry naming who; only admins read them."""
+    tokens = await asyncio.to_thread(_tokens, server, "aud")
+    nurse = {"Authorization": f"Bearer {tokens['nurse']}"}
+    charge = {"Authorization": f"Bearer {tokens['charge']}"}
+    first = (await asyncio.to_thread(server.get, "/api/audit"))["entries"]
+
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
+        failed = await http.post(
+            "/api/auth/token", data={"username": "aud-nurse", "password": "wrong-password"}
+        )
+        assert failed.status_code == 401
+        r = await http.post(
+            "/api/devices", json={"device_id": "aud-dev", "bed": "aud-bed"}, headers=server.headers
+        )
+        dev_token = r.json()["token"]
+        r = await http.post(
+            "/api/sessions", json={"bed": "aud-bed", "patient_label": "A"}, headers=nurse
+        )
+        sid = r.json()["id"]
+        assert (
+            await http.post(
+                f"/api/sessions/{sid}/events", json={"type": "infusion_start"}, headers=nurse
+            )
+        ).status_code == 200
+        # A sustained desaturation in device time raises an alarm to acknowledge.
+        t0 = time.time() - 60
+        async with Device(server.ws_url, "aud-dev", dev_token) as dev:
+            for i in range(25):
+                assert (await dev.reading(i + 1, {"spo2": 80}, ts=t0 + i))["type"] == "ack"
+        alarm_id = None
+        for _ in range(40):
+            alarms = (
+                await http.get(
+                    "/api/alarms", params={"bed": "aud-bed", "active": "true"}, headers=nurse
+                )
+            ).json()["alarms"]
+            alarm_id = next((a["id"] for a in alarms if a["signal"] == "spo2"), None)
+            if alarm_id:
+                break
+            await asyncio.sleep(0.1)
+        assert alarm_id is not None
+        assert (await http.post(f"/api/alarms/{alarm_id}/ack", headers=nurse)).status_code == 200
+        assert (
+            await http.post("/api/beds/aud-bed/audio-pause", json={"seconds": 60}, headers=nurse)
+        ).status_code == 200
+        limits = (await http.get(f"/api/sessions/{sid}/limits", headers=charge)).json()
+        assert (
+            await http.put(
+                f"/api/sessions/{sid}/limits",
+                json={"overrides": limits["overrides"]},
+                headers=charge,
+            )
+        ).status_code == 200
+        assert (
+            await http.delete("/api/devices/aud-dev", headers=server.headers)
+        ).status_code == 200
+        for who in (nurse, charge):
+            assert (await http.get("/api/audit", headers=who)).status_code == 403
+
+    entries = (await asyncio.to_thread(server.get, "/api/audit"))["entries"]
+    # Append-only: what was there before is still there, unchanged, in the same order.
+    assert entries[: len(first)] == first
+    assert [e["id"] for e in entries] == sorted(e["id"] for e in entries)
+    new = {(e["action"], e["actor"], e["target"]) for e in entries[len(first) :]}
+    expected = {
+        ("login_failed", "aud-nurse", "127.0.0.1"),
+        ("device_add", "admin", "aud-dev"),
+        ("session_open", "aud-nurse", "aud-bed"),
+        ("session_infusion_start", "aud-nurse", str(sid)),
+        ("alarm_ack", "aud-nurse", alarm_id),
+        ("audio_pause", "aud-nurse", "aud-bed"),
+        ("limits_change", "aud-charge", str(sid)),
+        ("device_revoke", "admin", "aud-dev"),
+    }
+    assert expected - new == set()
+    logins = {(e["action"], e["actor"]) for e in entries}
+    assert {("login", "aud-nurse"), ("login", "aud-charge"), ("user_add", "admin")} <= logins
+    # No secrets in the trail.
+    assert "wrong-password" not in str(entries) and PASSWORD not in str(entries)
+
+
+def test_login_is_rate_limited_per_name_and_address(server_factory: Any) -> None:
+    """After the allowed failures even the right password waits (429), from that address."""
+    s: MonitorProcess = server_factory(env={"VIGIL_LOGIN_ATTEMPTS_PER_MINUTE": "3"})
+    s.add_user("rl-nurse", "nurse", PASSWORD)
+    url = f"{s.base_url}/api/auth/token"
+    statuses = [
+        httpx.post(url, data={"username": "rl-nurse", "password": f"guess-{i}"}).status_code
+        for i in range(3)
+    ]
+    assert statuses == [401, 401, 401]
+    right = httpx.post(url, data={"username": "rl-nurse", "password": PASSWORD})
+    assert right.status_code == 429 and "access_token" not in right.text
+    # The address is blocked too: guessing another name from it gets nowhere.
+    assert httpx.post(url, data={"username": "admin", "password": "x"}).status_code == 429
+    # Tokens issued before stay valid: the limit is on guessing, not on working.
+    assert httpx.get(f"{s.base_url}/api/me", headers=s.headers).status_code == 200
+
+
+async def test_no_default_logins_exist(tmp_path: Any) -> None:
+    """Secure defaults: settings carry no password, a fresh database has no user at all."""
+    assert not [f for f in Settings.model_fields if "password" in f or "secret" in f]
+    store = await Store.open(f"sqlite:///{tmp_path / 'fresh.db'}")
+    try:
+        for name in ("admin", "nurse", "charge", "demo", "root", "vigil"):
+            assert await store.user_by_name(name) is None
+        assert await store.audit_entries() == []
+    finally:
+        await store.close()

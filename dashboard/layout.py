@@ -22,6 +22,7 @@ STALE_AFTER_S: Final[Mapping[str, float]] = {
     "dbp": 15 * 60.0,
     "map": 15 * 60.0,
 }
+YEAR_S: Final = 365.25 * 86400
 TILE_SIGNALS: Final[tuple[str, ...]] = ("hr", "spo2", "rr", "bp")
 SIGNAL_LABELS: Final[Mapping[str, str]] = {
     "hr": "HR",
@@ -96,7 +97,12 @@ def fmt_age(age_s: float | None) -> str:
         return f"{int(a)} s"
     if a < 3600:
         return f"{int(a // 60)} min"
-    return f"{int(a // 3600)} h {int(a % 3600 // 60)} min"
+    if a < 86400:
+        return f"{int(a // 3600)} h {int(a % 3600 // 60)} min"
+    # Another day or year reads as old at a glance (same rule as vigil.js's fmtAge).
+    if a < YEAR_S:
+        return f"{int(a // 86400)} d"
+    return f"{int(a // YEAR_S)} y"
 
 
 def fmt_value(value: float | None) -> str:

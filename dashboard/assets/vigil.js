@@ -8,12 +8,14 @@
  * a central display that loses its data must say so loudly (IEC 60601-1-8, clinical.md §4).
  *
  * Test hooks: window.vigil.state, document.body.dataset.feed ("up"|"down"),
- * window.vigil.tones (last tones played).
+ * window.vigil.tones (last tones due, sound on or off: {kind, loud, at, bed, alarm}) and
+ * window.vigil.audio (what was actually scheduled on the AudioContext, sound on only).
  */
 (function () {
   "use strict";
 
   var SILENCE_MS = 5000;
+  var YEAR_S = 365.25 * 86400;
   var STALE_S = { hr: 10, spo2: 10, rr: 10, sbp: 900, dbp: 900, map: 900 };
   var RANK = { low: 1, medium: 2, high: 3 };
   var TRACE = { hr: 0, spo2: 1, rr: 2, sbp: 3, dbp: 4, map: 5 };
@@ -33,12 +35,12 @@
     offsetMs: 0,
     downSince: Date.now(),
     beds: {},
-    pausedUntil: {},
     lastWardReload: 0,
     lastBedRefresh: 0,
     sound: { on: false, ctx: null, last: {}, lowPlayed: {}, techLast: 0 },
   };
   var tones = [];
+  var audioLog = [];
 
   function byId(id) {
     return document.getElementById(id);
@@ -71,7 +73,11 @@
     a = Math.max(0, a);
     if (a < 60) return Math.floor(a) + " s";
     if (a < 3600) return Math.floor(a / 60) + " min";
-    return Math.floor(a / 3600) + " h " + Math.floor((a % 3600) / 60) + " min";
+    // A value from another day (a store-and-forward gateway, a wrong device clock) must read
+    // as old at a glance, not as "135729 h".
+    if (a < 86400) return Math.floor(a / 3600) + " h " + Math.floor((a % 3600) / 60) + " min";
+    if (a < YEAR_S) return Math.floor(a / 86400) + " d";
+    return Math.floor(a / YEAR_S) + " y";
   }
   function fmtValue(v) {
     return typeof v === "number" && isFinite(v) ? String(Math.round(v)) : "--";
@@ -160,13 +166,18 @@
       .filter(isActive)
       .sort(cmpAlarms);
   }
+  // Audio pause belongs to the alarms that existed when it was asked for (the monitor's rule):
+  // an alarm that starts later on the same bed sounds, and so does every other bed.
+  function alarmPausedMs(a) {
+    var t = parseTs(a && a.audio_paused_until);
+    return t === null ? 0 : Math.max(0, t - serverNow());
+  }
   function bedPausedMs(bed) {
-    var until = S.pausedUntil[bed.id] || 0;
+    var ms = 0;
     activeAlarms(bed).forEach(function (a) {
-      var t = parseTs(a.audio_paused_until);
-      if (t !== null && t > until) until = t;
+      ms = Math.max(ms, alarmPausedMs(a));
     });
-    return Math.max(0, until - serverNow());
+    return ms;
   }
   function infusionElapsed(bed) {
     var s = bed.session;
@@ -279,8 +290,8 @@
     var status = "";
     if (silent.length) status = "NO DATA \u2013 device silent: " + silent.join(", ");
     else if (top) status = alarmText(top) + (top.acknowledged_at ? " \u2013 acknowledged" : "");
-    var paused = bedPausedMs(bed);
-    if (paused > 0 && top) status += " \u2013 audio paused " + fmtClock(paused / 1000);
+    var paused = top ? alarmPausedMs(top) : 0;
+    if (paused > 0) status += " \u2013 audio paused " + fmtClock(paused / 1000);
     setText(byId("tile-" + bed.id + "-status"), status);
     var lost = byId("tile-" + bed.id + "-lost");
     if (lost && !S.feedUp) {
@@ -646,7 +657,7 @@
 
   // --- sound (Web Audio; needs one click to be allowed) --------------------------------------
 
-  function pulse(ctx, at, freq, dur, gain) {
+  function pulse(ctx, at, freq, dur, gain, log) {
     var g = ctx.createGain();
     g.gain.setValueAtTime(0.0001, at);
     g.gain.exponentialRampToValueAtTime(gain, at + 0.02);
@@ -665,29 +676,45 @@
       o.start(at);
       o.stop(at + dur + 0.01);
     });
+    if (log) log.push({ at: at, freq: freq, dur: dur });
   }
 
-  function play(kind, loud) {
-    tones.push({ kind: kind, loud: !!loud, at: Date.now() });
+  function play(kind, loud, alarm) {
+    var bed = alarm ? alarm.bed : null;
+    var id = alarm ? alarm.id : null;
+    tones.push({ kind: kind, loud: !!loud, at: Date.now(), bed: bed, alarm: id });
     if (tones.length > 50) tones.shift();
     var ctx = S.sound.ctx;
     if (!S.sound.on || !ctx) return;
     var t = ctx.currentTime + 0.05;
     var g = loud ? 0.5 : 0.22;
-    var offsets;
+    var p = [];
     if (kind === "high") {
       // IEC 60601-1-8 high-priority burst: 10 pulses, 3+2 ... 3+2.
-      offsets = [0, 0.2, 0.4, 0.75, 0.95, 1.9, 2.1, 2.3, 2.65, 2.85];
-      offsets.forEach(function (o) { pulse(ctx, t + o, 880, 0.15, g); });
+      [0, 0.2, 0.4, 0.75, 0.95, 1.9, 2.1, 2.3, 2.65, 2.85].forEach(function (o) {
+        pulse(ctx, t + o, 880, 0.15, g, p);
+      });
     } else if (kind === "medium") {
-      [0, 0.3, 0.6].forEach(function (o) { pulse(ctx, t + o, 660, 0.2, g); });
+      [0, 0.3, 0.6].forEach(function (o) { pulse(ctx, t + o, 660, 0.2, g, p); });
     } else if (kind === "low") {
-      [0, 0.4].forEach(function (o) { pulse(ctx, t + o, 520, 0.25, g * 0.8); });
+      [0, 0.4].forEach(function (o) { pulse(ctx, t + o, 520, 0.25, g * 0.8, p); });
     } else {
       // Technical (connection lost): two long falling tones, unlike any physiological pattern.
-      pulse(ctx, t, 440, 0.45, g);
-      pulse(ctx, t + 0.55, 330, 0.6, g);
+      pulse(ctx, t, 440, 0.45, g, p);
+      pulse(ctx, t + 0.55, 330, 0.6, g, p);
     }
+    audioLog.push({
+      kind: kind,
+      loud: !!loud,
+      bed: bed,
+      alarm: id,
+      state: ctx.state,
+      start: t,
+      pulses: p.map(function (x) {
+        return { offset: Math.round((x.at - t) * 1000) / 1000, freq: x.freq, dur: x.dur };
+      }),
+    });
+    if (audioLog.length > 50) audioLog.shift();
   }
 
   function soundTick(immediate) {
@@ -701,10 +728,8 @@
     }
     var best = null;
     Object.keys(S.beds).forEach(function (id) {
-      var bed = S.beds[id];
-      if (bedPausedMs(bed) > 0) return;
-      activeAlarms(bed).forEach(function (a) {
-        if (a.acknowledged_at || a.state === "acknowledged") return;
+      activeAlarms(S.beds[id]).forEach(function (a) {
+        if (a.acknowledged_at || a.state === "acknowledged" || alarmPausedMs(a) > 0) return;
         if (a.priority === "low" && S.sound.lowPlayed[a.id]) return;
         if (!best || cmpAlarms(a, best) < 0) best = a;
       });
@@ -714,10 +739,10 @@
     var last = S.sound.last[best.priority] || 0;
     if (best.priority === "low") {
       S.sound.lowPlayed[best.id] = true;
-      play("low", best.escalated);
+      play("low", best.escalated, best);
     } else if (now - last >= interval || (immediate && now - last >= 2500)) {
       S.sound.last[best.priority] = now;
-      play(best.priority, best.escalated);
+      play(best.priority, best.escalated, best);
     }
   }
 
@@ -769,8 +794,12 @@
       .then(function (r) {
         return r.json().then(function (body) {
           if (!r.ok) throw new Error(body && body.detail ? body.detail : "HTTP " + r.status);
-          var t = parseTs(body && body.audio_paused_until);
-          S.pausedUntil[bedId] = t !== null ? t : serverNow() + 120000;
+          // The monitor answers with the alarms it paused; only those go quiet.
+          var paused = (body && body.alarms) || [];
+          paused.forEach(function (a) {
+            handle({ type: "alarm", alarm: a });
+          });
+          if (!paused.length) showError("Nothing to pause: no unacknowledged alarm on this bed.");
           repaintAll();
         });
       })
@@ -867,6 +896,7 @@
   window.vigil = {
     state: S,
     tones: tones,
+    audio: audioLog,
     setContext: setContext,
     reconnect: connect,
     repaint: repaintAll,

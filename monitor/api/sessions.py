@@ -24,9 +24,10 @@ class SessionCreate(BaseModel):
 
     bed: str = Field(min_length=1, max_length=64)
     patient_label: str = Field(min_length=1, max_length=128)
-    age: int | None = Field(default=None, ge=0, le=130)
+    # Strict: a wrong type ("54", 54.0, true) is refused, not silently coerced.
+    age: int | None = Field(default=None, ge=0, le=130, strict=True)
     baseline: dict[str, float] | None = None
-    infusion_planned_min: int | None = Field(default=None, ge=5, le=240)
+    infusion_planned_min: int | None = Field(default=None, ge=5, le=240, strict=True)
 
     @field_validator("baseline")
     @classmethod

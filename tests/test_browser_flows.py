@@ -379,3 +379,58 @@ def test_ages_beyond_a_day_read_in_days_and_years() -> None:
         "3 d",
         "15 y",
     ]
+
+
+# --- 5. the real simulator ----------------------------------------------------------------------
+
+
+def test_simulated_bedside_monitor_values_appear_on_the_tile(
+    sqlite_server: MonitorProcess, panel: PanelProcess, page: Any, tmp_path: Path
+) -> None:
+    """`python -m simulators demo --beds 1` streams through the real monitor to bed-1's tile:
+    the tile shows, live, values the simulated device sent."""
+    token = sqlite_server.add_device("sim-bed-1-mon", "bed-1")  # the demo's own ids
+    tokens = tmp_path / "tokens.csv"
+    tokens.write_text(f"device_id,token\nsim-bed-1-mon,{token}\n")
+    open_ward(page, panel.url, "bed-1")
+    assert page.text_content("#tile-bed-1-hr-value") == "--"
+    log = (tmp_path / "sim.log").open("wb")
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "simulators", "demo", "--beds", "1", "--url", sqlite_server.ws_url,
+         "--tokens", str(tokens), "--state-dir", str(tmp_path / "state"), "--seed", "7"],
+        cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        page.wait_for_function(
+            "/^\\d+$/.test(document.getElementById('tile-bed-1-hr-value')?.textContent)",
+            timeout=8000,
+        )
+        page.wait_for_function(
+            "/^\\d+$/.test(document.getElementById('tile-bed-1-spo2-value')?.textContent)",
+            timeout=3000,
+        )
+        # One read of the whole tile, so hr and spo2 come from the same repaint.
+        shown = page.evaluate(
+            "Object.fromEntries(['hr','spo2','rr','bp'].map(k => "
+            "[k, document.getElementById('tile-bed-1-' + k + '-value').textContent]))"
+        )
+        sent = sqlite_server.get("/api/readings", bed="bed-1", limit=1000)["readings"]
+        assert sent and {r["device_id"] for r in sent} == {"sim-bed-1-mon"}
+        continuous = [r["values"] for r in sent if "hr" in r["values"]]
+        assert any(
+            str(round(v["hr"])) == shown["hr"] and str(round(v.get("spo2", -1))) == shown["spo2"]
+            for v in continuous
+        ), (shown, continuous[-3:])
+        # Joining mid-session, the device first sends its last cuff reading.
+        cuffs = [r["values"] for r in sent if "sbp" in r["values"]]
+        assert cuffs and re.fullmatch(r"\d+/\d+ \(\d+\)", shown["bp"]), shown
+        assert page.get_attribute("#tile-bed-1-hr", "data-stale") == "false"
+        assert sim.poll() is None, "the simulator keeps streaming"
+    finally:
+        sim.terminate()
+        try:
+            sim.wait(10)
+        except subprocess.TimeoutExpired:
+            sim.kill()
+            sim.wait(5)
+        log.close()

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from dashboard import figures, layout
 from dashboard.client import MonitorClient, MonitorError
 from dashboard.settings import PanelSettings
-from monitor.model import to_rfc3339
+from monitor.model import parse_rfc3339, to_rfc3339
 
 ASSETS = Path(__file__).parent / "assets"
 HIDDEN: dict[str, str] = {"display": "none"}
@@ -488,8 +488,20 @@ async def _load_bed(
         since = to_rfc3339(time.time() - RECENT_WINDOW_S)
         readings = await _all_readings(monitor, token, bed_id, since, None)
 
+    now = time.time()
+    if session:
+        opened = _epoch(session.get("opened_at"))
+        span = (opened, _epoch(session.get("ended_at")) or now) if opened else None
+    else:
+        span = (now - RECENT_WINDOW_S, now)
     fig = figures.trend_figure(
-        readings, alarms=alarms, session=session, limits=limits, tz_offset_min=tz_min, live=is_open
+        readings,
+        alarms=alarms,
+        session=session,
+        limits=limits,
+        tz_offset_min=tz_min,
+        live=is_open,
+        x_span=span,
     )
     ev_styles = [SHOWN if t in allowed else HIDDEN for t in layout.EVENT_TYPES]
     return [
@@ -511,6 +523,13 @@ async def _load_bed(
             "limits": limits,
         },
     ]
+
+
+def _epoch(ts: Any) -> float | None:
+    try:
+        return parse_rfc3339(ts) if isinstance(ts, str) else None
+    except ValueError:
+        return None
 
 
 async def _all_readings(

@@ -117,8 +117,14 @@ def trend_figure(
     limits: Any = None,
     tz_offset_min: int = 0,
     live: bool = True,
+    x_span: tuple[float, float] | None = None,
 ) -> go.Figure:
-    """Whole-session trends: HR, SpO2, RR as lines, cuff BP as markers, with context marks."""
+    """Whole-session trends: HR, SpO2, RR as lines, cuff BP as markers, with context marks.
+
+    ``x_span`` (epoch seconds, e.g. the session's start and now) is always inside the time
+    axis, so a session without readings yet shows its own hours rather than Plotly's empty
+    default (2000-01-01); live points still widen the axis as they come.
+    """
     fig = make_subplots(
         rows=4,
         cols=1,
@@ -127,8 +133,16 @@ def trend_figure(
         subplot_titles=ROW_TITLES,
     )
     data = series(readings, tz_offset_min)
+    span = _span_x(x_span, tz_offset_min)
+    empty = not any(xs for xs, _ in data.values())
     for signal in TRACE_SIGNALS:
-        xs, ys = data[signal]
+        xs, values = data[signal]
+        ys: list[float | None] = list(values)
+        if empty and span is not None and signal == TRACE_SIGNALS[0]:
+            # Plotly autoranges an axis without data to 2000-01-01 (autorangeoptions.include
+            # only counts once there is data), but it does count points with no y value:
+            # two such points hold the span until the first live point is appended.
+            xs, ys = list(span), [None, None]
         if signal in _MARKERS:
             symbol, colour = _MARKERS[signal]
             trace = go.Scatter(
@@ -221,6 +235,8 @@ def trend_figure(
     # Date axes from the start: an empty trace must not leave the axis linear before
     # the first live point arrives.
     fig.update_xaxes(type="date")
+    if span is not None:
+        fig.update_xaxes(autorange=True, autorangeoptions={"include": span})
     fig.update_layout(
         margin={"l": 50, "r": 20, "t": 60, "b": 30},
         showlegend=False,
@@ -230,6 +246,15 @@ def trend_figure(
         meta={"trace_signals": list(TRACE_SIGNALS), "live": live, "max_points": MAX_POINTS},
     )
     return fig
+
+
+def _span_x(span: tuple[float, float] | None, tz_offset_min: int) -> list[str] | None:
+    if span is None:
+        return None
+    start, end = (local_x(t, tz_offset_min) for t in span)
+    if start is None or end is None or start > end:
+        return None
+    return [start, end]
 
 
 def _last_x(data: Mapping[str, tuple[list[str], list[float]]]) -> str | None:

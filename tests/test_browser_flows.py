@@ -434,3 +434,61 @@ def test_simulated_bedside_monitor_values_appear_on_the_tile(
             sim.kill()
             sim.wait(5)
         log.close()
+
+
+# --- 6. the empty trend -----------------------------------------------------------------------
+
+# The trend's x range as epoch ms (Plotly draws naive local times; the browser parses them so).
+TREND_RANGE = """() => {
+  const gd = document.querySelector('#trend .js-plotly-plot');
+  const r = gd?._fullLayout?.xaxis?.range;
+  return r ? r.map(x => new Date(String(x).replace(' ', 'T')).getTime()) : null;
+}"""
+
+
+def test_open_session_without_readings_draws_its_trend_from_admission_to_now(
+    sqlite_server: MonitorProcess, panel: PanelProcess, page: Any, device_factory: Any
+) -> None:
+    """Before the first reading of a session the trend's time axis spans the session's start
+    to now (not Plotly's empty year 2000), and it follows the live points once they come."""
+    bed = unique("trend")
+    dev = device_factory(bed)
+    session = sqlite_server.post("/api/sessions", {"bed": bed, "patient_label": "AX-1"}).json()
+    opened = parse_rfc3339(session["opened_at"]) * 1000
+    login(page, panel.url)
+    page.goto(f"{panel.url}/bed/{bed}")
+    page.wait_for_selector("#trend-wrap.live")
+    wait_feed_up(page)
+    shown = page.wait_for_function(TREND_RANGE).json_value()
+    now = time.time() * 1000
+    assert shown[0] <= opened + 1000 and opened - 60_000 <= shown[0], (shown, opened)
+    assert now - 30_000 <= shown[1] <= now + 60_000, (shown, now)
+
+    # The first live point lands inside the axis (it autoranges to the data from then on).
+    later = time.time()
+    assert dev.send({"hr": 72, "spo2": 97, "rr": 14}, ts=later)["type"] == "ack"
+    page.wait_for_function(
+        "document.querySelector('#trend .js-plotly-plot')?.data?.[0]?.y?.includes(72)"
+    )
+    page.wait_for_function(f"(({TREND_RANGE})() || [0, 0])[1] >= {later * 1000 - 1}")
+
+
+def test_empty_trend_figure_spans_the_given_times_and_keeps_them_once_data_comes() -> None:
+    """Pure: with no readings, trace 0 holds the span as two points without values (nothing is
+    drawn, Plotly ranges on them); with readings, the span is an autorange include."""
+    from dashboard import figures
+    from monitor.model import to_rfc3339
+
+    start, end = 1_795_600_000.0, 1_795_600_600.0
+    empty = figures.trend_figure([], x_span=(start, end))
+    hr = empty.data[0]
+    assert list(hr.x) == [figures.local_x(start, 0), figures.local_x(end, 0)]
+    assert list(hr.y) == [None, None]
+    assert all(len(t.x) == 0 for t in empty.data[1:])
+    row = {"ts": to_rfc3339(start + 60), "values": {"hr": 70}, "device_id": "d", "seq": 1}
+    full = figures.trend_figure([row], x_span=(start, end))
+    assert list(full.data[0].y) == [70]
+    assert full.layout.xaxis.autorangeoptions.include == (
+        figures.local_x(start, 0),
+        figures.local_x(end, 0),
+    )

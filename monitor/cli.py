@@ -60,7 +60,9 @@ def _serve(args: argparse.Namespace) -> int:
         # The websockets implementation stayed fair under 1,000 flooding connections where
         # the sans-I/O one stalled (docs/performance.md); it also enforces the frame limit.
         ws="websockets",
-        ws_max_size=settings.frame_max_bytes,
+        # The transport refuses frames past 4x the limit outright (1009, no reason); frames
+        # between the limit and that are closed by the handler with 1009 and a reason.
+        ws_max_size=settings.frame_max_bytes * 4,
         timeout_graceful_shutdown=5,
         log_level=settings.log_level,
         access_log=False,

@@ -104,6 +104,7 @@ async def test_frame_over_the_size_limit_closes_with_1009(server: MonitorProcess
         with pytest.raises(ConnectionClosed) as closed:
             await dev.recv()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    assert "limit" in closed.value.rcvd.reason
 
 
 async def test_readings_api_pages_by_device_time(server: MonitorProcess) -> None:

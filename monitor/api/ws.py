@@ -29,6 +29,17 @@ def bearer(ws: WebSocket) -> str | None:
     return ws.query_params.get("token") or None
 
 
+def _too_large(data: str | bytes | None, limit: int) -> bool:
+    """Whether a frame's UTF-8 size passes ``limit``; small frames are never encoded to check."""
+    if data is None:
+        return False
+    if isinstance(data, bytes):
+        return len(data) > limit
+    return len(data) > limit or (
+        len(data) * 4 > limit and len(data.encode("utf-8", "replace")) > limit
+    )
+
+
 class TokenBucket:
     __slots__ = ("rate", "burst", "tokens", "at")
 
@@ -98,6 +109,12 @@ async def device_socket(ws: WebSocket) -> None:
                 await _close(ws, 1008, "rate limit exceeded")
                 return
             text = msg.get("text")
+            if _too_large(text if text is not None else msg.get("bytes"), settings.frame_max_bytes):
+                log.warning("device %s closed: frame over the size limit", device_id)
+                await out.put(None)
+                await sender
+                await _close(ws, 1009, f"frame over the {settings.frame_max_bytes} byte limit")
+                return
             if text is None:
                 log.info("device %s frame rejected: %s", device_id, proto.ErrorCode.BINARY_FRAME)
                 await out.put(

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, event, func, select, update
+from sqlalchemy import and_, event, func, select, true, update
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Row
@@ -317,7 +317,10 @@ class Store:
         if until is not None:
             conds.append(readings.c.ts < until)
         stmt = (
-            select(readings).where(and_(*conds)).order_by(readings.c.ts, readings.c.id).limit(limit)
+            select(readings)
+            .where(and_(true(), *conds))
+            .order_by(readings.c.ts, readings.c.id)
+            .limit(limit)
         )
         async with self.engine.connect() as conn:
             return [reading_from_row(r) for r in (await conn.execute(stmt)).all()]
@@ -429,7 +432,10 @@ class Store:
         if patient_label is not None:
             conds.append(sessions.c.patient_label == patient_label)
         stmt = (
-            select(sessions).where(and_(*conds)).order_by(sessions.c.opened_at.desc()).limit(limit)
+            select(sessions)
+            .where(and_(true(), *conds))
+            .order_by(sessions.c.opened_at.desc())
+            .limit(limit)
         )
         async with self.engine.connect() as conn:
             return [dict(r._mapping) for r in (await conn.execute(stmt)).all()]
@@ -557,7 +563,7 @@ class Store:
             conds.append(alarms.c.session_id == session_id)
         stmt = (
             select(alarms)
-            .where(and_(*conds))
+            .where(and_(true(), *conds))
             .order_by(alarms.c.started_at, alarms.c.id)
             .limit(limit)
         )
@@ -601,6 +607,6 @@ class Store:
             conds.append(audit_log.c.session_id == session_id)
         if since is not None:
             conds.append(audit_log.c.at >= since)
-        stmt = select(audit_log).where(and_(*conds)).order_by(audit_log.c.id).limit(limit)
+        stmt = select(audit_log).where(and_(true(), *conds)).order_by(audit_log.c.id).limit(limit)
         async with self.engine.connect() as conn:
             return [dict(r._mapping) for r in (await conn.execute(stmt)).all()]

@@ -19,6 +19,8 @@ from fhir.resources.R4B.bundle import Bundle
 
 from monitor.model import parse_rfc3339
 from tests.browser_support import (  # noqa: F401  (fixtures used by name)
+    CHROMIUM,
+    CHROMIUM_ARGS,
     NURSE,
     PanelProcess,
     SyncDevice,
@@ -290,8 +292,7 @@ def test_finished_sessions_reports_open_from_the_earlier_sessions_list(
     with page.expect_popup() as popup_info:
         page.click("#report-html")
     report = popup_info.value
-    report.wait_for_load_state()
-    assert report.url.startswith("blob:")
+    report.wait_for_url("blob:**")
     assert label in report.content()
 
     with page.expect_download() as csv_info:
@@ -315,6 +316,42 @@ def test_finished_sessions_reports_open_from_the_earlier_sessions_list(
     assert patient.name[0].text == label
     # 4 readings x (hr, spo2, rr): every stored value is an Observation.
     assert kinds.count("Observation") == 12
+
+
+def test_slow_html_report_still_opens_with_the_popup_blocker_on(
+    sqlite_server: MonitorProcess, panel: PanelProcess, browser: Any
+) -> None:
+    """A report that takes longer than the browser's 5 s of user activation still opens: the
+    tab is opened in the click itself (a nurse's browser blocks later popups; Playwright's
+    default Chromium flags turn that blocker off, so this browser turns it back on)."""
+    bed, label = unique("report"), unique("PT")
+    sqlite_server.add_device(unique("dev"), bed)
+    sid = sqlite_server.post("/api/sessions", {"bed": bed, "patient_label": label}).json()["id"]
+    strict = browser.browser_type.launch(
+        executable_path=CHROMIUM,
+        args=CHROMIUM_ARGS,
+        ignore_default_args=["--disable-popup-blocking"],
+    )
+    try:
+        page = strict.new_page()
+        page.set_default_timeout(10_000)
+        login(page, panel.url)
+        page.goto(f"{panel.url}/bed/{bed}")
+        page.wait_for_selector("#report-html", state="visible")
+        assert page.get_attribute("#report-html", "data-session") == str(sid)
+
+        def slow_monitor(route: Any) -> None:
+            time.sleep(5.5)
+            route.continue_()
+
+        page.route("**/panel/api/sessions/*/report/html", slow_monitor)
+        with page.expect_popup() as popup_info:
+            page.click("#report-html")
+        report = popup_info.value
+        report.wait_for_url("blob:**")
+        assert label in report.content()
+    finally:
+        strict.close()
 
 
 # --- 4. HL7 -----------------------------------------------------------------------------------

@@ -811,6 +811,13 @@
   function openReport(button) {
     var sid = button.getAttribute("data-session");
     var kind = button.getAttribute("data-kind");
+    // Open the tab now, inside the click: a window.open after a slow report (more than the
+    // browser's ~5 s of user activation) is silently blocked as a popup.
+    var win = null;
+    if (kind === "html") {
+      win = window.open("", "_blank");
+      if (win) win.document.title = "Loading report\u2026";
+    }
     fetch("/panel/api/sessions/" + encodeURIComponent(sid) + "/report/" + kind, {
       headers: { Authorization: "Bearer " + S.token },
     })
@@ -821,7 +828,8 @@
       .then(function (blob) {
         var url = URL.createObjectURL(blob);
         if (kind === "html") {
-          window.open(url, "_blank");
+          if (win && !win.closed) win.location.href = url;
+          else window.open(url, "_blank");
         } else {
           var a = document.createElement("a");
           a.href = url;
@@ -833,6 +841,7 @@
         setTimeout(function () { URL.revokeObjectURL(url); }, 60000);
       })
       .catch(function (e) {
+        if (win && !win.closed) win.close();
         showError("Report failed: " + e.message);
       });
   }

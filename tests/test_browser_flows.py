@@ -140,7 +140,9 @@ def test_medium_alarm_sounds_the_three_pulse_medium_pattern(
     page.wait_for_function(
         f"document.getElementById('tile-{bed}')?.dataset.alarm === 'medium'", timeout=5000
     )
-    pattern = wait_scheduled(page, bed, "medium")
+    # 12 s: a medium tone of another bed (a device of an earlier test falling silent) may
+    # have just played, and medium repeats every 10 s.
+    pattern = wait_scheduled(page, bed, "medium", timeout_ms=12_000)
     assert [(p["offset"], p["freq"]) for p in pattern["pulses"]] == [
         (0, 660),
         (0.3, 660),
@@ -241,7 +243,7 @@ def test_audio_pause_does_not_silence_an_alarm_that_starts_later_on_the_same_bed
     enable_sound(page)
     # Device time leaves room for the second episode: readings must come in order.
     sustain(dev, {"hr": 90, "spo2": 88, "rr": 12}, 20, ago=14)
-    wait_scheduled(page, bed, "medium")
+    wait_scheduled(page, bed, "medium", timeout_ms=12_000)
     page.click(f"[id='pause-{bed}']")
     page.wait_for_function(
         f"document.getElementById('pause-{bed}')?.dataset.paused === 'true'", timeout=3000
@@ -260,7 +262,7 @@ def test_audio_pause_does_not_silence_an_alarm_that_starts_later_on_the_same_bed
         if a["signal"] == "hr"
     )
     assert hr["priority"] == "high" and hr["audio_paused_until"] is None
-    later = [t for t in page.evaluate("window.vigil.tones") if t["at"] > mark]
+    later = [t for t in page.evaluate("window.vigil.tones") if t["at"] > mark and t["bed"] == bed]
     assert later and {t["alarm"] for t in later} == {hr["id"]}
 
 

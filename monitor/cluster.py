@@ -427,10 +427,7 @@ class Cluster:
         elif kind == "g":
             await self._after_gap()
         elif kind == "v":
-            ws = m.connections.pop(body, None)
-            if ws is not None:
-                with contextlib.suppress(Exception):
-                    await ws.close(code=1008, reason="device token revoked")
+            await m.drop_device(body)
 
     def _cache_reading(self, r: Reading) -> None:
         assert r.bed_id is not None

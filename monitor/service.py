@@ -252,9 +252,19 @@ class Monitor:
     async def revoke_device(self, device_id: str) -> None:
         if self.router is not None:
             self.router.device_revoked(device_id)
+        await self.drop_device(device_id)
+
+    async def drop_device(self, device_id: str) -> None:
+        """A revoked device: close its socket here and end its technical alarms, so a device
+        taken out of service does not go on raising "no data"."""
         ws = self.connections.pop(device_id, None)
         if ws is not None:
             await _close_quietly(ws, 1008, "device token revoked")
+        dev = await self.store.device(device_id)
+        if dev is not None:
+            changed = self.engine.remove_device(dev.bed_id, device_id, self.clock())
+            if changed:
+                await self._persist_and_publish(changed)
 
     async def device_seen(self, bed_id: str, device_id: str) -> None:
         now = self.clock()

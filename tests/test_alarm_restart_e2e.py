@@ -62,3 +62,18 @@ async def test_active_alarms_survive_a_restart(server_factory) -> None:  # type:
     assert before <= {a["id"] for a in after}
     beds = {b["id"]: b for b in s.get("/api/beds")}
     assert before <= {a["id"] for a in beds["r-bed"]["alarms"]}
+
+
+async def test_revoked_device_raises_no_data_alarm(sqlite_server: MonitorProcess) -> None:
+    """A device taken out of service (token revoked) does not go on to alarm "no data"."""
+    import httpx
+
+    s = sqlite_server
+    token = s.add_device("gone-mon", "gone-bed")
+    async with Device(s.ws_url, "gone-mon", token) as dev:
+        assert (await dev.reading(1, {"hr": 70}))["type"] == "ack"
+    r = httpx.delete(f"{s.base_url}/api/devices/gone-mon", headers=s.headers)
+    assert r.status_code == 200
+    await asyncio.sleep(12)
+    active = s.get("/api/alarms", bed="gone-bed", active="true")["alarms"]
+    assert [a for a in active if a["signal"] == "device"] == []

@@ -585,7 +585,11 @@ def warp_ward(cfg: dict[str, Any]) -> dict[str, Any]:
     Device time starts ``device_hours`` in the past and runs until it reaches the present.
     """
     _use_uvloop()
+    import logging
     from pathlib import Path
+
+    # The scenarios' artefacts are rejected on purpose; one warning each would flood stderr.
+    logging.getLogger("simulators").setLevel(logging.ERROR)
 
     from simulators.demo import run_demo
     from simulators.nurse import Nurse

@@ -70,8 +70,13 @@ def seed_admin(db_url: str) -> None:
 class MonitorProcess:
     """A real `python -m monitor serve` subprocess, with helpers to talk to it."""
 
-    def __init__(self, db_url: str, workdir: Path, extra_args: list[str] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        db_url: str,
+        workdir: Path,
+        extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.db_url = db_url
         self.workdir = workdir
         self.extra_args = extra_args or []
@@ -89,11 +94,23 @@ class MonitorProcess:
 
     def start(self, timeout: float = 30.0) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.extra_env}
-        cmd = [sys.executable, "-m", "monitor", "serve", "--host", "127.0.0.1",
-               "--port", str(self.port), "--db", self.db_url, *self.extra_args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "monitor",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--db",
+            self.db_url,
+            *self.extra_args,
+        ]
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, cwd=self.workdir, env=env, stdout=self._log,
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            cmd, cwd=self.workdir, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -111,21 +128,31 @@ class MonitorProcess:
             self.admin_token = self.login("admin", ADMIN_PASSWORD)
 
     def login(self, name: str, password: str) -> str:
-        r = httpx.post(f"{self.base_url}/api/auth/token",
-                       data={"username": name, "password": password}, timeout=10)
+        r = httpx.post(
+            f"{self.base_url}/api/auth/token",
+            data={"username": name, "password": password},
+            timeout=10,
+        )
         r.raise_for_status()
         return str(r.json()["access_token"])
 
     def add_device(self, device_id: str, bed_id: str) -> str:
-        r = httpx.post(f"{self.base_url}/api/devices", json={"device_id": device_id, "bed": bed_id},
-                       headers=self.headers, timeout=10)
+        r = httpx.post(
+            f"{self.base_url}/api/devices",
+            json={"device_id": device_id, "bed": bed_id},
+            headers=self.headers,
+            timeout=10,
+        )
         r.raise_for_status()
         return str(r.json()["token"])
 
     def add_user(self, name: str, role: str, password: str) -> None:
-        r = httpx.post(f"{self.base_url}/api/users",
-                       json={"name": name, "role": role, "password": password},
-                       headers=self.headers, timeout=10)
+        r = httpx.post(
+            f"{self.base_url}/api/users",
+            json={"name": name, "role": role, "password": password},
+            headers=self.headers,
+            timeout=10,
+        )
         r.raise_for_status()
 
     def get(self, path: str, **params: Any) -> Any:
@@ -214,8 +241,9 @@ def server_factory(tmp_path: Path) -> Iterator[Any]:
     """Start monitors with extra CLI arguments or environment: factory(db_url=None, args=[], env={})."""
     started: list[MonitorProcess] = []
 
-    def factory(db_url: str | None = None, args: list[str] | None = None,
-                env: dict[str, str] | None = None) -> MonitorProcess:
+    def factory(
+        db_url: str | None = None, args: list[str] | None = None, env: dict[str, str] | None = None
+    ) -> MonitorProcess:
         url = db_url or f"sqlite:///{tmp_path / f'vigil-{len(started)}.db'}"
         proc = _start(url, tmp_path, extra_args=args, env=env)
         started.append(proc)

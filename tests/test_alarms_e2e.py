@@ -18,24 +18,30 @@ async def desaturate(dev: Device, t0: float, seconds: int, spo2: float, seq0: in
         assert ack["type"] == "ack", ack
 
 
-async def test_sustained_low_spo2_raises_medium_then_high_on_the_feed(server: MonitorProcess) -> None:
+async def test_sustained_low_spo2_raises_medium_then_high_on_the_feed(
+    server: MonitorProcess,
+) -> None:
     """SpO2 < 90 for 15 s (device time) raises medium; < 85 for 10 s more raises high."""
     token = server.add_device("a-bed-1-mon", "a-bed-1")
     t0 = time.time() - 120
     async with websockets.connect(f"{server.ws_url}/ws/feed?token={server.admin_token}") as feed:
         async with Device(server.ws_url, "a-bed-1-mon", token) as dev:
             await desaturate(dev, t0, 17, 88)
-            medium = await feed_until(feed, lambda m: m["type"] == "alarm"
-                                      and m["alarm"]["bed"] == "a-bed-1")
+            medium = await feed_until(
+                feed, lambda m: m["type"] == "alarm" and m["alarm"]["bed"] == "a-bed-1"
+            )
             assert medium["alarm"]["signal"] == "spo2"
             assert medium["alarm"]["priority"] == "medium"
             assert medium["alarm"]["kind"] == "physiological"
             await desaturate(dev, t0 + 17, 12, 82, seq0=100)
-            high = await feed_until(feed, lambda m: m["type"] == "alarm"
-                                    and m["alarm"]["priority"] == "high")
+            high = await feed_until(
+                feed, lambda m: m["type"] == "alarm" and m["alarm"]["priority"] == "high"
+            )
             assert high["alarm"]["bed"] == "a-bed-1"
     stored = server.get("/api/alarms", bed="a-bed-1")["alarms"]
-    assert any(a["priority"] == "high" and a["signal"] == "spo2" and a["ended_at"] is None for a in stored)
+    assert any(
+        a["priority"] == "high" and a["signal"] == "spo2" and a["ended_at"] is None for a in stored
+    )
 
 
 async def test_short_dip_raises_nothing(server: MonitorProcess) -> None:
@@ -55,7 +61,9 @@ async def test_acknowledge_records_who_and_when(server: MonitorProcess) -> None:
     t0 = time.time() - 120
     async with Device(server.ws_url, "a-bed-3-mon", token) as dev:
         await desaturate(dev, t0, 20, 82)
-    (alarm,) = [a for a in server.get("/api/alarms", bed="a-bed-3")["alarms"] if a["signal"] == "spo2"]
+    (alarm,) = [
+        a for a in server.get("/api/alarms", bed="a-bed-3")["alarms"] if a["signal"] == "spo2"
+    ]
     r = server.post(f"/api/alarms/{alarm['id']}/ack")
     assert r.status_code == 200, r.text
     acked = r.json()
@@ -71,8 +79,16 @@ async def test_audio_pause_answers_with_its_end(server: MonitorProcess) -> None:
     token = server.add_device("a-bed-4-mon", "a-bed-4")
     async with Device(server.ws_url, "a-bed-4-mon", token) as dev:
         await desaturate(dev, time.time() - 100, 20, 82)
-    r = httpx.post(f"{server.base_url}/api/beds/a-bed-4/audio-pause", json={"seconds": 60},
-                   headers=server.headers)
+    r = httpx.post(
+        f"{server.base_url}/api/beds/a-bed-4/audio-pause",
+        json={"seconds": 60},
+        headers=server.headers,
+    )
     assert r.status_code == 200, r.text
     assert r.json()["audio_paused_until"] is not None
-    assert httpx.post(f"{server.base_url}/api/beds/nope/audio-pause", headers=server.headers).status_code == 404
+    assert (
+        httpx.post(
+            f"{server.base_url}/api/beds/nope/audio-pause", headers=server.headers
+        ).status_code
+        == 404
+    )

@@ -59,7 +59,9 @@ def test_cuff_reading_keeps_its_source() -> None:
 
 def test_heartbeat_parses() -> None:
     """A heartbeat carries no seq and no values."""
-    text = orjson.dumps({"type": "heartbeat", "v": 1, "device_id": DEV, "ts": "2026-09-21T14:13:20Z"})
+    text = orjson.dumps(
+        {"type": "heartbeat", "v": 1, "device_id": DEV, "ts": "2026-09-21T14:13:20Z"}
+    )
     assert isinstance(parse_frame(text, device_id=DEV, now=T0), HeartbeatMsg)
 
 
@@ -135,11 +137,27 @@ def test_encode_then_parse_round_trips(values: dict[str, float], seq: int, ts: f
     assert math.isclose(msg.ts, ts, abs_tol=0.001)
 
 
-@given(st.one_of(st.text(max_size=200), st.binary(max_size=200), st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | st.text(max_size=20),
-    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=6),
-    max_leaves=20,
-).map(lambda o: orjson.dumps(o, option=orjson.OPT_SERIALIZE_NUMPY) if not isinstance(o, float) or math.isfinite(o) else b"0")))
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.binary(max_size=200),
+        st.recursive(
+            st.none()
+            | st.booleans()
+            | st.integers(-(2**63), 2**64 - 1)
+            | st.floats()
+            | st.text(max_size=20),
+            lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=6),
+            max_leaves=20,
+        ).map(
+            lambda o: (
+                orjson.dumps(o, option=orjson.OPT_SERIALIZE_NUMPY)
+                if not isinstance(o, float) or math.isfinite(o)
+                else b"0"
+            )
+        ),
+    )
+)
 def test_parser_never_crashes(data: str | bytes) -> None:
     """Any input either parses or raises ProtocolError with a code: never another exception."""
     try:

@@ -17,8 +17,12 @@ DEVICE = "080019FFFE3ED02D172.16.172.135"  # OBX-18 of the shipped IHE message
 
 
 def send(path: Path, port: int) -> str:
-    r = subprocess.run([str(MLLP_SEND), "--loose", "--file", str(path), "--port", str(port),
-                        "127.0.0.1"], capture_output=True, text=True, timeout=30)
+    r = subprocess.run(
+        [str(MLLP_SEND), "--loose", "--file", str(path), "--port", str(port), "127.0.0.1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert r.returncode == 0, r.stderr
     return r.stdout
 

@@ -64,8 +64,15 @@ async def test_device_without_a_valid_token_is_refused(server: MonitorProcess, h
     """No token, a wrong one or a revoked one: closed with 1008, nothing stored."""
     token = server.add_device("dev-r", "bed-r")
     if how == "revoked":
-        assert httpx.delete(f"{server.base_url}/api/devices/dev-r", headers=server.headers).status_code == 200
-    headers = {} if how == "none" else {"Authorization": f"Bearer {token if how == 'revoked' else 'x' * 43}"}
+        assert (
+            httpx.delete(f"{server.base_url}/api/devices/dev-r", headers=server.headers).status_code
+            == 200
+        )
+    headers = (
+        {}
+        if how == "none"
+        else {"Authorization": f"Bearer {token if how == 'revoked' else 'x' * 43}"}
+    )
     async with websockets.connect(f"{server.ws_url}/ws/device", additional_headers=headers) as ws:
         with pytest.raises(ConnectionClosed) as closed:
             await ws.recv()
@@ -83,13 +90,19 @@ async def test_token_in_query_string_is_accepted(server: MonitorProcess) -> None
         assert '"ack"' in await ws.recv()
 
 
-async def test_bad_frame_gets_an_error_and_the_connection_stays_open(server: MonitorProcess) -> None:
+async def test_bad_frame_gets_an_error_and_the_connection_stays_open(
+    server: MonitorProcess,
+) -> None:
     """A bad frame is answered with its code, nothing is stored, the next good one is acked."""
     token = server.add_device("dev-b", "bed-b")
     async with Device(server.ws_url, "dev-b", token) as dev:
         err = await dev.reading(1, {"spo2": 101})
-        assert err == {"type": "error", "seq": 1, "code": "invalid_value",
-                       "detail": "spo2 must be within 0..100"}
+        assert err == {
+            "type": "error",
+            "seq": 1,
+            "code": "invalid_value",
+            "detail": "spo2 must be within 0..100",
+        }
         await dev.ws.send(b"\x00\x01binary")
         assert (await dev.recv())["code"] == "binary_frame"
         assert (await dev.reading(2, {"spo2": 99}))["type"] == "ack"
@@ -121,7 +134,9 @@ async def test_readings_api_pages_by_device_time(server: MonitorProcess) -> None
     assert [r["seq"] for r in page["readings"]] == [1, 2]
     page2 = server.get("/api/readings", bed="bed-p", since=page["next_since"], limit=10)
     assert [r["seq"] for r in page2["readings"]] == [2, 3, 4, 5]
-    window = server.get("/api/readings", bed="bed-p", since=to_rfc3339(t0 + 2), until=to_rfc3339(t0 + 4))
+    window = server.get(
+        "/api/readings", bed="bed-p", since=to_rfc3339(t0 + 2), until=to_rfc3339(t0 + 4)
+    )
     assert [r["seq"] for r in window["readings"]] == [2, 3]
 
 
@@ -129,11 +144,18 @@ def test_health_answers_without_login_and_the_api_does_not(server: MonitorProces
     """/health is open; the API wants a bearer token."""
     assert httpx.get(f"{server.base_url}/health").json() == {"status": "ok"}
     assert httpx.get(f"{server.base_url}/api/beds").status_code == 401
-    assert httpx.get(f"{server.base_url}/api/beds", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert (
+        httpx.get(
+            f"{server.base_url}/api/beds", headers={"Authorization": "Bearer nope"}
+        ).status_code
+        == 401
+    )
     assert httpx.get(f"{server.base_url}/openapi.json").status_code == 200
 
 
 def test_wrong_password_is_refused(server: MonitorProcess) -> None:
     """Login with a wrong password gets 401 and no token."""
-    r = httpx.post(f"{server.base_url}/api/auth/token", data={"username": "admin", "password": "nope"})
+    r = httpx.post(
+        f"{server.base_url}/api/auth/token", data={"username": "admin", "password": "nope"}
+    )
     assert r.status_code == 401 and "access_token" not in r.json()

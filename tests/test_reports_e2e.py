@@ -13,25 +13,43 @@ from tests.conftest import MonitorProcess
 from tests.wsclient import Device
 
 
-async def test_a_finished_session_reports_in_html_csv_and_valid_fhir(server: MonitorProcess) -> None:
+async def test_a_finished_session_reports_in_html_csv_and_valid_fhir(
+    server: MonitorProcess,
+) -> None:
     """Every reading in the CSV; a FHIR R4 Bundle that validates; printable HTML with events."""
     token = server.add_device("rep-mon", "rep-bed")
-    s = server.post("/api/sessions", {"bed": "rep-bed", "patient_label": "K-<b>17</b>", "age": 41}).json()
+    s = server.post(
+        "/api/sessions", {"bed": "rep-bed", "patient_label": "K-<b>17</b>", "age": 41}
+    ).json()
     sid = s["id"]
     t0 = time.time() - 30
     async with Device(server.ws_url, "rep-mon", token) as dev:
         for i in range(10):
-            assert (await dev.reading(i + 1, {"hr": 70 + i, "spo2": 97, "rr": 14}, ts=t0 + i))["type"] == "ack"
-        assert (await dev.reading(50, {"sbp": 130, "dbp": 85, "map": 100}, ts=t0 + 10, source="nibp"))["type"] == "ack"
-    for ev in [{"type": "infusion_start"}, {"type": "observation", "data": {"moaas": 4}},
-               {"type": "infusion_stop"}, {"type": "end"}]:
+            assert (await dev.reading(i + 1, {"hr": 70 + i, "spo2": 97, "rr": 14}, ts=t0 + i))[
+                "type"
+            ] == "ack"
+        assert (
+            await dev.reading(50, {"sbp": 130, "dbp": 85, "map": 100}, ts=t0 + 10, source="nibp")
+        )["type"] == "ack"
+    for ev in [
+        {"type": "infusion_start"},
+        {"type": "observation", "data": {"moaas": 4}},
+        {"type": "infusion_stop"},
+        {"type": "end"},
+    ]:
         assert server.post(f"/api/sessions/{sid}/events", ev).status_code == 200
     h = server.headers
     html = httpx.get(f"{server.base_url}/api/sessions/{sid}/report", headers=h)
     assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
     assert "K-&lt;b&gt;17&lt;/b&gt;" in html.text and "<b>17</b>" not in html.text
     assert "not a certified medical device" in html.text.lower()
-    rows = list(csv.DictReader(io.StringIO(httpx.get(f"{server.base_url}/api/sessions/{sid}/report.csv", headers=h).text)))
+    rows = list(
+        csv.DictReader(
+            io.StringIO(
+                httpx.get(f"{server.base_url}/api/sessions/{sid}/report.csv", headers=h).text
+            )
+        )
+    )
     assert len(rows) == 11
     fhir = httpx.get(f"{server.base_url}/api/sessions/{sid}/report.fhir.json", headers=h).json()
     bundle = Bundle.model_validate(fhir)

@@ -46,7 +46,9 @@ def test_pause_stops_the_infusion_timer() -> None:
         ([("end", 1)], "end"),
     ],
 )
-def test_events_that_do_not_fit_the_phase_are_refused(events: list[tuple[str, float]], bad: str) -> None:
+def test_events_that_do_not_fit_the_phase_are_refused(
+    events: list[tuple[str, float]], bad: str
+) -> None:
     """An event that does not fit the phase gets a reason (the API answers 409)."""
     with pytest.raises(TransitionError):
         apply(replay(events), bad, 10)
@@ -66,7 +68,9 @@ def test_observation_changes_nothing_but_the_record() -> None:
 
 
 @given(st.lists(st.tuples(st.sampled_from(sorted(EVENT_TYPES)), st.floats(0, 1e5)), max_size=30))
-def test_elapsed_is_never_negative_and_never_exceeds_wall_time(events: list[tuple[str, float]]) -> None:
+def test_elapsed_is_never_negative_and_never_exceeds_wall_time(
+    events: list[tuple[str, float]],
+) -> None:
     """Whatever a panel sends, the timer stays between zero and the time since the start."""
     s = SessionState()
     for kind, at in sorted(events, key=lambda e: e[1]):

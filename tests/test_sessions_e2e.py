@@ -49,19 +49,27 @@ def test_phase_events_move_the_session_and_misfits_get_409(server: MonitorProces
     s = server.post(f"/api/sessions/{sid}/events", {"type": "infusion_pause"}).json()
     assert s["infusion_running"] is False
     s = server.post(f"/api/sessions/{sid}/events", {"type": "infusion_resume"}).json()
-    s = server.post(f"/api/sessions/{sid}/events",
-                    {"type": "observation", "data": {"moaas": 4}}).json()
+    s = server.post(
+        f"/api/sessions/{sid}/events", {"type": "observation", "data": {"moaas": 4}}
+    ).json()
     s = server.post(f"/api/sessions/{sid}/events", {"type": "infusion_stop"}).json()
     assert s["phase"] == "recovery"
     s = server.post(f"/api/sessions/{sid}/events", {"type": "end"}).json()
     assert s["phase"] == "ended" and s["ended_at"] is not None
     assert [e["type"] for e in s["events"]] == [
-        "infusion_start", "infusion_pause", "infusion_resume", "observation", "infusion_stop", "end"
+        "infusion_start",
+        "infusion_pause",
+        "infusion_resume",
+        "observation",
+        "infusion_stop",
+        "end",
     ]
     assert s["events"][3]["data"] == {"moaas": 4} and s["events"][3]["by"] == "admin"
     assert server.post(f"/api/sessions/{sid}/events", {"type": "observation"}).status_code == 409
     # Once ended, the bed can take the next patient.
-    assert server.post("/api/sessions", {"bed": "s-bed-3", "patient_label": "P-9"}).status_code == 201
+    assert (
+        server.post("/api/sessions", {"bed": "s-bed-3", "patient_label": "P-9"}).status_code == 201
+    )
 
 
 def test_infusion_timer_counts_from_the_event_time(server: MonitorProcess) -> None:
@@ -92,7 +100,9 @@ async def test_baseline_is_taken_from_the_baseline_phase(server: MonitorProcess)
     async with Device(server.ws_url, "s-bed-6-mon", token) as dev:
         for i, hr in enumerate([70, 72, 74]):
             assert (await dev.reading(i + 1, {"hr": hr}, ts=t0 + i))["type"] == "ack"
-        assert (await dev.reading(9, {"sbp": 120, "dbp": 80, "map": 93}, ts=t0 + 5, source="nibp"))["type"] == "ack"
+        assert (await dev.reading(9, {"sbp": 120, "dbp": 80, "map": 93}, ts=t0 + 5, source="nibp"))[
+            "type"
+        ] == "ack"
     s = server.post(f"/api/sessions/{s['id']}/events", {"type": "infusion_start"}).json()
     assert s["baseline"]["hr"] == 72 and s["baseline"]["sbp"] == 120
 
@@ -101,32 +111,53 @@ def test_bad_session_input_gets_422(server: MonitorProcess) -> None:
     """Unknown fields, out-of-range baselines and unknown event types are refused cleanly."""
     server.add_device("s-bed-7-mon", "s-bed-7")
     assert server.post("/api/sessions", {"bed": "s-bed-7", "patient_label": ""}).status_code == 422
-    assert server.post("/api/sessions", {"bed": "s-bed-7", "patient_label": "P",
-                                         "baseline": {"hr": 999}}).status_code == 422
-    assert server.post("/api/sessions", {"bed": "s-bed-7", "patient_label": "P", "x": 1}).status_code == 422
+    assert (
+        server.post(
+            "/api/sessions", {"bed": "s-bed-7", "patient_label": "P", "baseline": {"hr": 999}}
+        ).status_code
+        == 422
+    )
+    assert (
+        server.post("/api/sessions", {"bed": "s-bed-7", "patient_label": "P", "x": 1}).status_code
+        == 422
+    )
     s = server.post("/api/sessions", {"bed": "s-bed-7", "patient_label": "P"}).json()
     assert server.post(f"/api/sessions/{s['id']}/events", {"type": "dance"}).status_code == 422
-    assert server.post(f"/api/sessions/{s['id']}/events",
-                       {"type": "infusion_start", "at": "soon"}).status_code == 422
+    assert (
+        server.post(
+            f"/api/sessions/{s['id']}/events", {"type": "infusion_start", "at": "soon"}
+        ).status_code
+        == 422
+    )
     assert server.get(f"/api/sessions/{s['id']}")["phase"] == "baseline"
 
 
-async def test_session_limits_can_be_overridden_within_clinic_bounds(server: MonitorProcess) -> None:
+async def test_session_limits_can_be_overridden_within_clinic_bounds(
+    server: MonitorProcess,
+) -> None:
     """PUT limits within bounds changes the limits in force (and the alarms); outside is 422."""
     token = server.add_device("s-bed-8-mon", "s-bed-8")
     s = server.post("/api/sessions", {"bed": "s-bed-8", "patient_label": "P"}).json()
     limits = server.get(f"/api/sessions/{s['id']}/limits")
     assert limits["limits"]["spo2"]["low"]["medium"] == 90
-    r = httpx.put(f"{server.base_url}/api/sessions/{s['id']}/limits",
-                  json={"overrides": {"spo2": {"low": {"medium": 88}}}}, headers=server.headers)
+    r = httpx.put(
+        f"{server.base_url}/api/sessions/{s['id']}/limits",
+        json={"overrides": {"spo2": {"low": {"medium": 88}}}},
+        headers=server.headers,
+    )
     assert r.status_code == 200, r.text
     assert r.json()["limits"]["spo2"]["low"]["medium"] == 88
-    bad = httpx.put(f"{server.base_url}/api/sessions/{s['id']}/limits",
-                    json={"overrides": {"spo2": {"low": {"medium": 50}}}}, headers=server.headers)
+    bad = httpx.put(
+        f"{server.base_url}/api/sessions/{s['id']}/limits",
+        json={"overrides": {"spo2": {"low": {"medium": 50}}}},
+        headers=server.headers,
+    )
     assert bad.status_code == 422 and "bounds" in bad.json()["detail"]
     # SpO2 89 for 20 s: no alarm under the 88 override.
     t0 = time.time() - 60
     async with Device(server.ws_url, "s-bed-8-mon", token) as dev:
         for i in range(20):
             assert (await dev.reading(i + 1, {"spo2": 89}, ts=t0 + i))["type"] == "ack"
-    assert [a for a in server.get("/api/alarms", bed="s-bed-8")["alarms"] if a["signal"] == "spo2"] == []
+    assert [
+        a for a in server.get("/api/alarms", bed="s-bed-8")["alarms"] if a["signal"] == "spo2"
+    ] == []

@@ -28,16 +28,19 @@ class Device:
     async def __aexit__(self, *exc: object) -> None:
         await self.ws.close()
 
-    async def send(self, seq: int, values: dict[str, float], ts: float | None = None,
-                   source: str | None = None) -> None:
-        await self.ws.send(encode_reading(self.device_id, seq, time.time() if ts is None else ts,
-                                          values, source))
+    async def send(
+        self, seq: int, values: dict[str, float], ts: float | None = None, source: str | None = None
+    ) -> None:
+        await self.ws.send(
+            encode_reading(self.device_id, seq, time.time() if ts is None else ts, values, source)
+        )
 
     async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
         return dict(json.loads(await asyncio.wait_for(self.ws.recv(), timeout)))
 
-    async def reading(self, seq: int, values: dict[str, float], ts: float | None = None,
-                      source: str | None = None) -> dict[str, Any]:
+    async def reading(
+        self, seq: int, values: dict[str, float], ts: float | None = None, source: str | None = None
+    ) -> dict[str, Any]:
         await self.send(seq, values, ts, source)
         return await self.recv()
 

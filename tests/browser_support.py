@@ -16,12 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from websockets.sync.client import connect as ws_connect
 
 from monitor.protocol.device import encode_reading
-from tests.conftest import ROOT, MonitorProcess, free_port
+from tests.conftest import ROOT, MonitorProcess, free_port, wait_healthy
 
 CHROMIUM = os.environ.get("VIGIL_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -69,18 +68,9 @@ class PanelProcess:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"panel exited early:\n{self.log_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/panel/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"panel did not start:\n{self.log_text()[-3000:]}")
+        if not wait_healthy(self.proc, f"{self.url}/panel/health", timeout):
+            self.stop()
+            raise RuntimeError(f"panel did not start:\n{self.log_text()[-3000:]}")
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import signal
 import socket
@@ -67,6 +68,21 @@ def seed_admin(db_url: str) -> None:
         pool.submit(asyncio.run, run()).result()
 
 
+def wait_healthy(proc: subprocess.Popen[bytes], url: str, timeout: float) -> bool:
+    """Poll ``url`` until it answers 200; False if the process exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
 class MonitorProcess:
     """A real `python -m monitor serve` subprocess, with helpers to talk to it."""
 
@@ -111,19 +127,9 @@ class MonitorProcess:
         self.proc = subprocess.Popen(
             cmd, cwd=self.workdir, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"monitor exited early:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.base_url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        else:
+        if not wait_healthy(self.proc, f"{self.base_url}/health", timeout):
             self.kill()
-            raise RuntimeError(f"monitor did not start:\n{self.log_path.read_text()[-3000:]}")
+            raise RuntimeError(f"monitor did not start:\n{self.log_text()[-3000:]}")
         if not self.admin_token:
             self.admin_token = self.login("admin", ADMIN_PASSWORD)
 
@@ -193,16 +199,24 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture(scope="module")
-def db_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextlib.contextmanager
+def fresh_database(backend: str, directory: Path) -> Iterator[str]:
+    """An empty database of ``backend``: a file in ``directory``, or a PostgreSQL database
+    created for the caller and dropped afterwards."""
     if backend == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'vigil.db'}"
+        yield f"sqlite:///{directory / f'vigil-{uuid.uuid4().hex[:8]}.db'}"
         return
     url = create_pg_database()
     try:
         yield url
     finally:
         drop_pg_database(url)
+
+
+@pytest.fixture(scope="module")
+def db_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with fresh_database(backend, tmp_path_factory.mktemp("db")) as url:
+        yield url
 
 
 def _start(db_url: str, tmp_path: Path, **kw: Any) -> MonitorProcess:

@@ -18,7 +18,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from monitor.protocol.device import encode_reading
-from tests.conftest import MonitorProcess, create_pg_database, drop_pg_database
+from tests.conftest import MonitorProcess, fresh_database
 
 BEDS = 50
 ALARM_BEDS = 5  # these send spo2 82: a sustained desaturation, alarmed before the crash
@@ -107,14 +107,8 @@ class ResendingDevice:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def crash_db(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
     """A fresh database per backend; requested before server_factory so it outlives it."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'crash.db'}"
-        return
-    url = create_pg_database()
-    try:
+    with fresh_database(request.param, tmp_path) as url:
         yield url
-    finally:
-        drop_pg_database(url)
 
 
 async def _until(pred: Any, within: float, what: str) -> None:

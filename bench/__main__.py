@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "a --quick run writes none unless given)",
     )
     p.add_argument("--memory-hours", type=float, default=None, help="device hours (default 8)")
-    p.add_argument("--memory-speed", type=float, default=None, help="time warp (default 96)")
+    p.add_argument("--memory-speed", type=float, default=None, help="time warp (default 72)")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs, DBs)")
     a = p.parse_args(argv)
     names = [n.strip() for n in a.only.split(",") if n.strip()]

@@ -65,7 +65,7 @@ def run(work: Path, quick: bool) -> Section:
         p = {"steps": [10, 30], "warmup_s": 1.0, "duration_s": 2.0}
     else:
         p = {
-            "steps": [1000, 2000, 3000, 4000, 5000, 5500, 6000, 7000, 8000],
+            "steps": [500, 1000, 1500, 2000, 3000, 4000, 5000, 5500, 6000, 7000, 8000],
             "warmup_s": 3.0,
             "duration_s": 8.0,
         }

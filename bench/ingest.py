@@ -43,10 +43,13 @@ def run(work: Path, quick: bool) -> Section:
         if quick
         else {"conns": 50, "window": 32, "warmup_s": 2.0, "duration_s": 8.0, "rounds": 2}
     )
-    db = common.sqlite_url(work, "ingest.db")
-    fleet = common.seed(db, common.device_names(p["conns"]))
+    pairs = common.device_names(p["conns"])
     bare_runs, full_runs = [], []
-    for _ in range(p["rounds"]):
+    for k in range(p["rounds"]):
+        # A fresh database per round: the same seqs sent again would be acked as duplicates,
+        # skipping storage, alarms and fan-out.
+        db = common.sqlite_url(work, f"ingest-{k}.db")
+        fleet = common.seed(db, pairs)
         with common.bare_server(work).start() as bare:
             bare_runs.append(_one(bare, fleet.devices, None, p))
         with common.monitor_server(work, db, common.UNLIMITED_RATE).start() as mon:

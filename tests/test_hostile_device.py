@@ -58,6 +58,15 @@ def _base(seq: int, now: float) -> dict[str, Any]:
 
 _MISSING = object()
 
+
+@dataclass(frozen=True)
+class _Ahead:
+    """A timestamp this many seconds past the corpus's ``now``, resolved when it is built
+    (a time taken at import is no longer in the future by the time a long suite runs it)."""
+
+    seconds: float
+
+
 # field -> [(bad value, expected code)]; _MISSING removes the field.
 _FIELD_MUTATIONS: dict[str, list[tuple[Any, ErrorCode]]] = {
     "type": [
@@ -120,7 +129,7 @@ _FIELD_MUTATIONS: dict[str, list[tuple[Any, ErrorCode]]] = {
             "2026-11-23T15:00:01.000Q",
         ]
     ]
-    + [(to_rfc3339(time.time() + d), ErrorCode.TS_IN_FUTURE) for d in (400, 86_400, 3e9)],
+    + [(_Ahead(d), ErrorCode.TS_IN_FUTURE) for d in (400, 86_400, 3e9)],
     "values": [(v, ErrorCode.EMPTY_VALUES) for v in [{}, [], None, "hr", 5, [72], _MISSING]]
     + [
         (v, ErrorCode.UNKNOWN_SIGNAL)
@@ -232,6 +241,8 @@ def hostile_corpus(now: float) -> list[Case]:
             obj = _base(seq, now)
             if value is _MISSING:
                 del obj[field]
+            elif isinstance(value, _Ahead):
+                obj[field] = to_rfc3339(now + value.seconds)
             else:
                 obj[field] = value
             add(f"{field}-{i}", obj, code)

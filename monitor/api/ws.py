@@ -202,7 +202,8 @@ async def feed_socket(ws: WebSocket) -> None:
         await _close(ws, 1008, "invalid or expired token")
         return
     client = monitor.hub.register(f"{user.name}@{ws.client.host if ws.client else '?'}")
-    reader = asyncio.create_task(_drain(ws))
+    limit = monitor.settings.frame_max_bytes
+    reader = asyncio.create_task(_drain(ws, limit))
     try:
         # Registered before the snapshot is taken, so nothing falls between the two.
         await ws.send_text(feed.hello_message(monitor.clock(), await monitor.beds_json()))
@@ -234,6 +235,9 @@ async def feed_socket(ws: WebSocket) -> None:
                         await ws.send_text(message)
                 except TimeoutError:
                     client.drop("too slow: a send to the panel timed out")
+        if reader.result():
+            log.info("feed client %s closed: frame over the size limit", client.name)
+            await _close(ws, 1009, f"frame over the {limit} byte limit")
     except (WebSocketDisconnect, RuntimeError):
         return
     finally:
@@ -241,10 +245,14 @@ async def feed_socket(ws: WebSocket) -> None:
         reader.cancel()
 
 
-async def _drain(ws: WebSocket) -> None:
-    """Read and discard what a panel sends; ends when the panel goes away."""
+async def _drain(ws: WebSocket, limit: int | None = None) -> bool:
+    """Read and discard what a panel sends; ends when the panel goes away (False) or, with
+    ``limit``, at the first frame over it (True)."""
     with contextlib.suppress(Exception):
         while True:
             msg = await ws.receive()
             if msg["type"] == "websocket.disconnect":
-                return
+                return False
+            if limit is not None and _too_large(msg.get("text") or msg.get("bytes"), limit):
+                return True
+    return False

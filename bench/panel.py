@@ -14,17 +14,8 @@ from typing import Any
 
 from bench import common, loadgen, runner
 from bench.results import Row, Section
+from dashboard.headless import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 BEDS = 16
 
 

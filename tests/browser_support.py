@@ -19,21 +19,13 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect as ws_connect
 
+from dashboard.headless import CHROMIUM
+from dashboard.headless import CHROMIUM_ARGS as HEADLESS_ARGS
 from monitor.protocol.device import encode_reading
 from tests.conftest import ROOT, MonitorProcess, free_port, wait_healthy
 
-CHROMIUM = os.environ.get("VIGIL_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    "--autoplay-policy=no-user-gesture-required",
-]
+# The panel's alarm sounds must start without a real user's gesture in tests.
+CHROMIUM_ARGS = [*HEADLESS_ARGS, "--autoplay-policy=no-user-gesture-required"]
 NURSE = ("nurse1", "nurse-password-1")
 
 

@@ -2,7 +2,7 @@
 
 Runs the benchmarks (each server and each load generator in its own process, loopback only),
 prints one table with every figure beside its baseline from the same run, and writes it with
-the details to docs/performance.md (a --quick run writes nothing unless --out is given).
+the details to docs/performance.md (a --quick or --only run writes nothing unless --out is given).
 """
 
 from __future__ import annotations
@@ -105,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     for s in sections:
         print(f"\n{s.title}:")
         print("\n".join(line for line in s.details if line))
-    out = a.out if a.out is not None else (None if a.quick else DOC)
+    # The doc holds the full run: a quick or partial run must not replace it with less.
+    full = not a.quick and set(names) == set(ALL)
+    out = a.out if a.out is not None else (DOC if full else None)
     if out is not None:
         out.write_text(render(sections, a, took))
         print(f"\nwritten to {out}", file=sys.stderr)

@@ -388,23 +388,14 @@ class AlarmEngine:
             )
             return self._register(alarm, track, "alarm")
 
-        if alarm.state == State.LATCHED:
-            if best is None:
-                return None
+        if alarm.state == State.LATCHED and best is None:
+            return None
+        # A latched alarm whose condition is back recurs; an open one rises to a worse level.
+        rises = best is not None and PRIORITY_RANK[best.priority] > PRIORITY_RANK[alarm.priority]
+        if best is not None and (alarm.state == State.LATCHED or rises):
             apply(
                 alarm,
-                Event.RECUR,
-                ts,
-                priority=best.priority,
-                condition=best.label,
-                value=value,
-                alerted_at=reading.received_at,
-            )
-            return snapshot(alarm)
-        if best is not None and PRIORITY_RANK[best.priority] > PRIORITY_RANK[alarm.priority]:
-            apply(
-                alarm,
-                Event.RAISE,
+                Event.RECUR if alarm.state == State.LATCHED else Event.RAISE,
                 ts,
                 priority=best.priority,
                 condition=best.label,

@@ -7,7 +7,6 @@ downloads a browser: Playwright drives /usr/bin/chromium.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from websockets.sync.client import connect as ws_connect
 from dashboard.headless import CHROMIUM
 from dashboard.headless import CHROMIUM_ARGS as HEADLESS_ARGS
 from monitor.protocol.device import encode_reading
-from tests.conftest import ROOT, MonitorProcess, free_port, wait_healthy
+from tests.conftest import ROOT, MonitorProcess, free_port, terminate, wait_healthy
 
 # The panel's alarm sounds must start without a real user's gesture in tests.
 CHROMIUM_ARGS = [*HEADLESS_ARGS, "--autoplay-policy=no-user-gesture-required"]
@@ -65,13 +64,7 @@ class PanelProcess:
             raise RuntimeError(f"panel did not start:\n{self.log_text()[-3000:]}")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -134,6 +127,22 @@ def panel_fixture(
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture(name="device_factory")
+def device_factory_fixture(sqlite_server: MonitorProcess) -> Iterator[Any]:
+    """Real devices on the module's monitor: ``device_factory(bed)``, closed after the test."""
+    opened: list[SyncDevice] = []
+
+    def make(bed: str) -> SyncDevice:
+        dev = unique("dev")
+        d = SyncDevice(sqlite_server.ws_url, dev, sqlite_server.add_device(dev, bed))
+        opened.append(d)
+        return d
+
+    yield make
+    for d in opened:
+        d.close()
 
 
 @pytest.fixture(name="page")

@@ -68,6 +68,17 @@ def seed_admin(db_url: str) -> None:
         pool.submit(asyncio.run, run()).result()
 
 
+def terminate(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM (a clean shutdown), then SIGKILL if it has not gone within 10 s."""
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 def wait_healthy(proc: subprocess.Popen[bytes], url: str, timeout: float) -> bool:
     """Poll ``url`` until it answers 200; False if the process exits or time runs out."""
     deadline = time.monotonic() + timeout
@@ -170,13 +181,7 @@ class MonitorProcess:
         return httpx.post(f"{self.base_url}{path}", json=body, headers=self.headers, timeout=10)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc)
         self._close_log()
 
     def kill(self) -> None:

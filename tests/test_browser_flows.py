@@ -10,7 +10,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from tests.browser_support import (  # noqa: F401  (fixtures used by name)
     PanelProcess,
     SyncDevice,
     browser_fixture,
+    device_factory_fixture,
     login,
     page_fixture,
     panel_fixture,
@@ -39,22 +39,6 @@ HL7_DATA = ROOT / "tests" / "data" / "hl7"
 MLLP_SEND = Path(sys.executable).parent / "mllp_send"
 HL7_DEVICE = "080019FFFE3ED02D172.16.172.135"  # OBX-18 of the shipped IHE PCD-01 message
 HIGH_OFFSETS = [0, 0.2, 0.4, 0.75, 0.95, 1.9, 2.1, 2.3, 2.65, 2.85]  # 10 pulses, 3+2 3+2
-
-
-@pytest.fixture
-def device_factory(sqlite_server: MonitorProcess) -> Iterator[Any]:
-    """Real devices on the module's monitor, closed after the test."""
-    opened: list[SyncDevice] = []
-
-    def make(bed: str) -> SyncDevice:
-        dev = unique("dev")
-        d = SyncDevice(sqlite_server.ws_url, dev, sqlite_server.add_device(dev, bed))
-        opened.append(d)
-        return d
-
-    yield make
-    for d in opened:
-        d.close()
 
 
 def quiet_ward(server: MonitorProcess) -> None:

@@ -13,6 +13,7 @@ from tests.browser_support import (  # noqa: F401  (fixtures used by name)
     PanelProcess,
     SyncDevice,
     browser_fixture,
+    device_factory_fixture,
     login,
     page_fixture,
     panel_fixture,
@@ -37,77 +38,69 @@ def poll(fn: Any, timeout: float = 5.0, interval: float = 0.1) -> Any:
 
 
 def test_device_reading_appears_on_its_tile_within_two_seconds(
-    sqlite_server: MonitorProcess, panel: PanelProcess, page: Any
+    sqlite_server: MonitorProcess, panel: PanelProcess, page: Any, device_factory: Any
 ) -> None:
     """A reading sent by a real device shows on its bed's tile within 2 s (Mindray: <= 2 s)."""
-    bed, dev = unique("bed"), unique("dev")
-    token = sqlite_server.add_device(dev, bed)
+    bed = unique("bed")
+    device = device_factory(bed)
     login(page, panel.url)
     page.wait_for_selector(f"#tile-{bed}")
     wait_feed_up(page)
-    device = SyncDevice(sqlite_server.ws_url, dev, token)
-    try:
-        sent = time.monotonic()
-        assert device.send({"hr": 77, "spo2": 96, "rr": 13})["type"] == "ack"
-        page.wait_for_function(
-            f"document.getElementById('tile-{bed}-hr-value')?.textContent === '77'", timeout=2000
-        )
-        assert time.monotonic() - sent < 2.0
-        assert page.text_content(f"#tile-{bed}-spo2-value") == "96"
-        assert page.text_content(f"#tile-{bed}-rr-value") == "13"
-        assert page.get_attribute(f"#tile-{bed}-hr", "data-stale") == "false"
-        assert page.get_attribute(f"#tile-{bed}", "data-feed") == "up"
-    finally:
-        device.close()
+    sent = time.monotonic()
+    assert device.send({"hr": 77, "spo2": 96, "rr": 13})["type"] == "ack"
+    page.wait_for_function(
+        f"document.getElementById('tile-{bed}-hr-value')?.textContent === '77'", timeout=2000
+    )
+    assert time.monotonic() - sent < 2.0
+    assert page.text_content(f"#tile-{bed}-spo2-value") == "96"
+    assert page.text_content(f"#tile-{bed}-rr-value") == "13"
+    assert page.get_attribute(f"#tile-{bed}-hr", "data-stale") == "false"
+    assert page.get_attribute(f"#tile-{bed}", "data-feed") == "up"
 
 
 def test_sustained_low_spo2_flashes_red_and_panel_ack_reaches_the_monitor(
-    sqlite_server: MonitorProcess, panel: PanelProcess, page: Any
+    sqlite_server: MonitorProcess, panel: PanelProcess, page: Any, device_factory: Any
 ) -> None:
     """SpO2 < 85 held past its delay turns the tile red and flashing (~2 Hz); ack from the panel
     changes the alarm on the monitor (clinical §3-4)."""
-    bed, dev = unique("bed"), unique("dev")
-    token = sqlite_server.add_device(dev, bed)
+    bed = unique("bed")
+    device = device_factory(bed)
     login(page, panel.url)
     page.wait_for_selector(f"#tile-{bed}")
     wait_feed_up(page)
-    device = SyncDevice(sqlite_server.ws_url, dev, token)
-    try:
-        # Judged on device time: 15 s of back-dated readings below 85 % is a sustained drop.
-        now = time.time()
-        for i in range(16):
-            device.send({"hr": 88, "spo2": 82, "rr": 12}, ts=now - 15 + i)
-        page.wait_for_function(
-            f"document.getElementById('tile-{bed}')?.dataset.alarm === 'high'", timeout=5000
-        )
-        tile = page.locator(f"#tile-{bed}")
-        assert tile.get_attribute("data-alarm-kind") == "physiological"
-        assert tile.get_attribute("data-ack") == "false"
-        assert page.get_attribute(f"#tile-{bed}-spo2", "data-alarm") == "high"
-        animation = tile.evaluate(
-            "el => [getComputedStyle(el).animationName, getComputedStyle(el).animationDuration]"
-        )
-        assert animation == ["flash-high", "0.5s"]  # 2 Hz, inside IEC's 1.4-2.8 Hz
+    # Judged on device time: 15 s of back-dated readings below 85 % is a sustained drop.
+    now = time.time()
+    for i in range(16):
+        device.send({"hr": 88, "spo2": 82, "rr": 12}, ts=now - 15 + i)
+    page.wait_for_function(
+        f"document.getElementById('tile-{bed}')?.dataset.alarm === 'high'", timeout=5000
+    )
+    tile = page.locator(f"#tile-{bed}")
+    assert tile.get_attribute("data-alarm-kind") == "physiological"
+    assert tile.get_attribute("data-ack") == "false"
+    assert page.get_attribute(f"#tile-{bed}-spo2", "data-alarm") == "high"
+    animation = tile.evaluate(
+        "el => [getComputedStyle(el).animationName, getComputedStyle(el).animationDuration]"
+    )
+    assert animation == ["flash-high", "0.5s"]  # 2 Hz, inside IEC's 1.4-2.8 Hz
 
-        alarms = sqlite_server.get("/api/alarms", bed=bed, active="true")["alarms"]
-        spo2 = next(a for a in alarms if a["signal"] == "spo2")
-        assert spo2["acknowledged_at"] is None
-        page.click(f"[id='ack-{spo2['id']}']")
+    alarms = sqlite_server.get("/api/alarms", bed=bed, active="true")["alarms"]
+    spo2 = next(a for a in alarms if a["signal"] == "spo2")
+    assert spo2["acknowledged_at"] is None
+    page.click(f"[id='ack-{spo2['id']}']")
 
-        def acked() -> Any:
-            for a in sqlite_server.get("/api/alarms", bed=bed)["alarms"]:
-                if a["id"] == spo2["id"] and a["acknowledged_at"]:
-                    return a
-            return None
+    def acked() -> Any:
+        for a in sqlite_server.get("/api/alarms", bed=bed)["alarms"]:
+            if a["id"] == spo2["id"] and a["acknowledged_at"]:
+                return a
+        return None
 
-        alarm = poll(acked)
-        assert alarm["acknowledged_by"] == NURSE[0]
-        page.wait_for_function(
-            f"document.getElementById('tile-{bed}')?.dataset.ack === 'true'", timeout=3000
-        )
-        assert tile.evaluate("el => getComputedStyle(el).animationName") == "none"
-    finally:
-        device.close()
+    alarm = poll(acked)
+    assert alarm["acknowledged_by"] == NURSE[0]
+    page.wait_for_function(
+        f"document.getElementById('tile-{bed}')?.dataset.ack === 'true'", timeout=3000
+    )
+    assert tile.evaluate("el => getComputedStyle(el).animationName") == "none"
 
 
 def test_stopping_the_monitor_shows_connection_lost_then_recovers(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from monitor.errors import Unavailable
 from monitor.hl7.mllp import (
     StorageError,
     StoreCallback,
@@ -13,7 +14,7 @@ from monitor.hl7.mllp import (
     serve_mllp,
 )
 from monitor.protocol.device import ReadingMsg, is_cuff
-from monitor.service import Monitor, Unavailable
+from monitor.service import Monitor
 
 
 def store_callback(monitor: Monitor) -> StoreCallback:

@@ -14,11 +14,12 @@ Plain data in, plain data out: no clock reads, no I/O.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from monitor.model import Phase
+from monitor.model import SIGNALS, Phase, Reading
 
 EVENT_TYPES: Final = frozenset(
     {"infusion_start", "infusion_pause", "infusion_resume", "infusion_stop", "end", "observation"}
@@ -101,3 +102,28 @@ def infusion_elapsed(state: SessionState, now: float) -> float:
     if state.running and state.running_since is not None:
         return state.elapsed_s + max(0.0, now - state.running_since)
     return state.elapsed_s
+
+
+def phase_spans(opened_at: float, events: Iterable[tuple[str, float]]) -> list[tuple[float, Phase]]:
+    """The phase in force from each time on (device time of the session's own events): from
+    ``opened_at`` baseline, then each phase change at its event's ``at``; ``ended`` last."""
+    state = SessionState()
+    spans = [(opened_at, state.phase)]
+    for event_type, at in events:
+        if event_type not in PHASE_EVENTS:
+            continue
+        state = apply(state, event_type, at)
+        if state.phase is not spans[-1][1]:
+            spans.append((at, state.phase))
+    return spans
+
+
+def baseline_of(readings: Iterable[Reading]) -> dict[str, float] | None:
+    """A session's baseline: the median of each signal over its baseline phase's readings
+    (docs/alarms.md, baseline-relative limits); None when nothing was measured."""
+    values: dict[str, list[float]] = {}
+    for r in readings:
+        for sig, v in r.values.items():
+            values.setdefault(sig, []).append(float(v))
+    out = {sig: round(statistics.median(values[sig]), 1) for sig in SIGNALS if sig in values}
+    return out or None

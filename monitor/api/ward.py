@@ -86,7 +86,7 @@ async def list_alarms(
         bed_id=bed, since=parse_time(since, "since"), active=active, session_id=session, limit=limit
     )
     # The engine holds the freshest state of open alarms (e.g. escalation just decided).
-    live = {a.id: a for a in monitor.engine.active(bed)}
+    live = {a.id: a for a in monitor.alarms.active(bed)}
     return {"alarms": [alarm_json(live.get(a.id, a)) for a in items]}
 
 

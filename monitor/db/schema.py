@@ -164,3 +164,12 @@ Index("ix_audit_at", audit_log.c.at)
 Index("ix_audit_session", audit_log.c.session_id)
 
 SIGNAL_COLUMNS = ("hr", "spo2", "rr", "sbp", "dbp", "map")
+
+# One row per monitor instance, written when no reading has been committed for a while, so
+# /health can tell a database that takes writes from one that has turned read-only or away.
+heartbeats = Table(
+    "heartbeats",
+    metadata,
+    Column("instance_id", String(64), primary_key=True),
+    Column("at", Float, nullable=False),
+)

@@ -27,6 +27,7 @@ from monitor.db.schema import (
     audit_log,
     beds,
     devices,
+    heartbeats,
     readings,
     session_events,
     sessions,
@@ -325,6 +326,21 @@ class Store:
         async with self.engine.connect() as conn:
             return [reading_from_row(r) for r in (await conn.execute(stmt)).all()]
 
+    async def readings_to_replay(self, bed_id: str, since: float) -> list[Reading]:
+        """A bed's readings measured, or received, since ``since``, oldest measured first: a
+        backlog that arrived late is replayed with the recent record (monitor.alarm_loop)."""
+        stmt = (
+            select(readings)
+            .where(
+                readings.c.bed_id == bed_id,
+                (readings.c.ts >= since) | (readings.c.received_at >= since),
+            )
+            .order_by(readings.c.ts, readings.c.id)
+            .limit(100_000)
+        )
+        async with self.engine.connect() as conn:
+            return [reading_from_row(r) for r in (await conn.execute(stmt)).all()]
+
     async def latest_values(self, bed_id: str) -> dict[str, Reading]:
         """The newest stored reading (by device time) carrying each signal, for one bed."""
         out: dict[str, Reading] = {}
@@ -363,6 +379,13 @@ class Store:
         async with self.engine.begin() as conn:
             res = await conn.execute(readings.delete().where(readings.c.ts < cutoff))
         return int(res.rowcount or 0)
+
+    async def probe_write(self, instance_id: str, now: float) -> None:
+        """A write that touches no patient data: fails when the database takes no writes."""
+        stmt = self._insert(heartbeats).values(instance_id=instance_id, at=now)
+        stmt = stmt.on_conflict_do_update(index_elements=["instance_id"], set_={"at": now})
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt)
 
     # --- sessions -----------------------------------------------------------------------
 

@@ -13,6 +13,9 @@ Every message is a JSON object with ``type`` and ``v``:
              every few seconds, so a panel can tell a quiet ward from a dead feed.
     bye      {"type": "bye", "v": 1, "reason": text}
              the monitor is dropping this client (too slow, shutting down).
+    health   {"type": "health", "v": 1, "status": "ok"|"degraded", "failing": [stage, ...]}
+             sent when the set of failing pipeline stages changes (and in ``hello`` as
+             ``health``), so a panel can say "monitor degraded: <stage>" on every tile.
 
 Messages are serialised once per event and the same bytes go to every panel.
 """
@@ -80,9 +83,25 @@ def session_message(session: Mapping[str, Any]) -> str:
     return _dumps({"type": "session", "v": VERSION, "session": session})
 
 
-def hello_message(server_time: float, beds: list[dict[str, Any]]) -> str:
+def health_json(failing: list[str]) -> dict[str, Any]:
+    return {"status": "degraded" if failing else "ok", "failing": list(failing)}
+
+
+def health_message(failing: list[str]) -> str:
+    return _dumps({"type": "health", "v": VERSION, **health_json(failing)})
+
+
+def hello_message(
+    server_time: float, beds: list[dict[str, Any]], failing: list[str] | None = None
+) -> str:
     return _dumps(
-        {"type": "hello", "v": VERSION, "server_time": to_rfc3339(server_time), "beds": beds}
+        {
+            "type": "hello",
+            "v": VERSION,
+            "server_time": to_rfc3339(server_time),
+            "beds": beds,
+            "health": health_json(failing or []),
+        }
     )
 
 

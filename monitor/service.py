@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from monitor import session as session_model
 from monitor.alarms import AlarmEngine, LifecycleError, UnknownAlarm
 from monitor.db.store import Store
 from monitor.hub import Hub
-from monitor.model import PRIORITY_RANK, SIGNALS, Alarm, Reading, to_rfc3339
+from monitor.model import PRIORITY_RANK, Alarm, Reading, to_rfc3339
 from monitor.protocol import feed
 from monitor.settings import Settings
 
@@ -172,7 +171,8 @@ class Monitor:
         source: str | None,
         received_at: float,
     ) -> Reading:
-        session = self.caches.open_sessions.get(bed_id)
+        # No session here: a reading belongs to the session whose span holds its ts, whenever
+        # it arrives, and that is derived from the store (Store.readings), not from arrival.
         return Reading(
             device_id=device_id,
             seq=seq,
@@ -181,7 +181,6 @@ class Monitor:
             values=values,
             source=source,
             bed_id=bed_id,
-            session_id=session.id if session else None,
         )
 
     def submit(self, reading: Reading) -> asyncio.Future[None]:
@@ -360,12 +359,7 @@ class Monitor:
         self, session_id: int, until: float
     ) -> dict[str, float] | None:
         rows = await self.store.readings(session_id=session_id, until=until, limit=20_000)
-        out: dict[str, float] = {}
-        for sig in SIGNALS:
-            vals = [r.values[sig] for r in rows if sig in r.values]
-            if vals:
-                out[sig] = round(statistics.median(vals), 1)
-        return out or None
+        return session_model.baseline(r.values for r in rows)
 
     def validate_overrides(self, overrides: dict[str, Any]) -> dict[str, Any]:
         """Per-session limit overrides, checked against the clinic's bounds (ValueError if not)."""

@@ -80,6 +80,9 @@ class Reading:
     values: Mapping[str, float]
     source: str | None = None
     bed_id: str | None = None
+    # Not stored and not set by ingest: a reading's session is the one whose span holds its
+    # ts (monitor.session.membership_span, selected by Store.readings). Kept only because
+    # the alarm engine still reads it (falling back to the bed's open session when None).
     session_id: int | None = None
 
     @property

@@ -179,3 +179,21 @@ async def test_the_baseline_is_the_median_of_this_sessions_baseline_phase_only(
         session = event(server, a, "infusion_start", at=started)
     assert session["baseline"] == {"hr": 72.0, "spo2": 97.0}
     assert session_seqs(server, prev) == [1, 2, 3]
+
+
+async def test_an_end_dated_after_the_next_admission_yields_to_it(server: MonitorProcess) -> None:
+    """An end dated ahead (within the clock tolerance) does not make two patients share a
+    moment: from the next admission on, the bed's readings are the new session's
+    (docs/reliability.md)."""
+    bed, dev_id = "mem-bed-5", "mem-mon-5"
+    token = server.add_device(dev_id, bed)
+    a, a_opened = admit(server, bed, "Patient A")
+    async with Device(server.ws_url, dev_id, token) as dev:
+        assert (await dev.reading(1, HR, ts=measure_after(a_opened)))["type"] == "ack"
+        ended = event(server, a, "end", at=time.time() + 120)
+        b, b_opened = admit(server, bed, "Patient B")
+        assert parse_rfc3339(ended["ended_at"]) > b_opened
+        assert (await dev.reading(2, HR, ts=measure_after(b_opened)))["type"] == "ack"
+    assert session_seqs(server, a) == [1]
+    assert session_seqs(server, b) == [2]
+    assert csv_seqs(server, a) == [1] and csv_seqs(server, b) == [2]

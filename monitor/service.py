@@ -227,7 +227,7 @@ class Monitor:
         self, session_id: int, until: float
     ) -> dict[str, float] | None:
         rows = await self.store.readings(session_id=session_id, until=until, limit=20_000)
-        return session_model.baseline_of(rows)
+        return session_model.baseline(r.values for r in rows)
 
     def validate_overrides(self, overrides: dict[str, Any]) -> dict[str, Any]:
         """Per-session limit overrides, checked against the clinic's bounds (ValueError if not)."""

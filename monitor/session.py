@@ -8,6 +8,14 @@ Rules:
 - ``observation`` is allowed in every open phase and changes nothing but the record.
 - An event may not be dated before the previous phase event: the timer would run backwards.
 - Infusion elapsed time is the sum of the running spans, measured at ``now``.
+- Membership: a reading belongs to the session of its bed whose span holds its device ``ts``,
+  whenever it arrives. A session's span is ``opened_at <= ts < end``, where ``end`` is the
+  ``at`` of its ``end`` event (backdated or not) or, if sooner, the next admission to the same
+  bed (an ``end`` dated ahead may not overlap the next patient). A reading outside every span
+  belongs to the bed only (docs/reliability.md, "A reading belongs to the session of its
+  measurement time").
+- The baseline is the median, per signal, of the readings measured in the baseline phase
+  (admission to ``infusion_start``), rounded to 0.1.
 
 Plain data in, plain data out: no clock reads, no I/O.
 """
@@ -15,11 +23,11 @@ Plain data in, plain data out: no clock reads, no I/O.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from monitor.model import SIGNALS, Phase, Reading
+from monitor.model import SIGNALS, Phase
 
 EVENT_TYPES: Final = frozenset(
     {"infusion_start", "infusion_pause", "infusion_resume", "infusion_stop", "end", "observation"}
@@ -118,12 +126,42 @@ def phase_spans(opened_at: float, events: Iterable[tuple[str, float]]) -> list[t
     return spans
 
 
-def baseline_of(readings: Iterable[Reading]) -> dict[str, float] | None:
-    """A session's baseline: the median of each signal over its baseline phase's readings
-    (docs/alarms.md, baseline-relative limits); None when nothing was measured."""
-    values: dict[str, list[float]] = {}
-    for r in readings:
-        for sig, v in r.values.items():
-            values.setdefault(sig, []).append(float(v))
-    out = {sig: round(statistics.median(values[sig]), 1) for sig in SIGNALS if sig in values}
+@dataclass(frozen=True, slots=True)
+class Span:
+    """The device times whose readings belong to one session: ``start <= ts < end``."""
+
+    bed_id: str
+    start: float
+    end: float | None  # None: open-ended (the session is open and no one was admitted since)
+
+    def holds(self, ts: float) -> bool:
+        return self.start <= ts and (self.end is None or ts < self.end)
+
+
+def membership_span(
+    bed_id: str, opened_at: float, ended_at: float | None, next_opened_at: float | None
+) -> Span:
+    """The span of a session opened at ``opened_at`` and ended at ``ended_at`` (its ``end``
+    event's ``at``), given when the bed's next session was opened (None: not yet).
+
+    The edge is half-open, so a reading at the very instant one session ends and the next
+    opens belongs to the next only. An ``end`` dated before admission gives an empty span.
+    """
+    ends = [t for t in (ended_at, next_opened_at) if t is not None]
+    return Span(bed_id, opened_at, min(ends) if ends else None)
+
+
+def baseline(values: Iterable[Mapping[str, float]]) -> dict[str, float] | None:
+    """The baseline from the baseline phase's readings (their ``values``): per signal the
+    median, rounded to 0.1; None when no reading carries any signal.
+
+    The caller hands in exactly the readings of the session's span measured before
+    ``infusion_start``; which readings those are is the store's one selection.
+    """
+    by_signal: dict[str, list[float]] = {sig: [] for sig in SIGNALS}
+    for v in values:
+        for sig, x in v.items():
+            if sig in by_signal:
+                by_signal[sig].append(x)
+    out = {sig: round(statistics.median(xs), 1) for sig, xs in by_signal.items() if xs}
     return out or None

@@ -63,7 +63,6 @@ async def list_readings(
                 "values": r.values,
                 "source": r.source,
                 "bed": r.bed_id,
-                "session_id": r.session_id,
             }
             for r in rows
         ],

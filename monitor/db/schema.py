@@ -109,7 +109,8 @@ readings = Table(
     Column("device_id", String(64), nullable=False),
     Column("seq", BigInteger, nullable=False),
     Column("bed_id", String(64), nullable=True),
-    Column("session_id", BigInteger, nullable=True),
+    # No session column: a reading belongs to the session of its bed whose span holds its
+    # device ts, whenever it arrives, so membership is derived (Store.readings), never stored.
     Column("ts", Float, nullable=False),
     Column("received_at", Float, nullable=False),
     Column("source", String(16), nullable=True),
@@ -122,7 +123,6 @@ readings = Table(
     UniqueConstraint("device_id", "seq", name="uq_readings_device_seq"),
 )
 Index("ix_readings_bed_ts", readings.c.bed_id, readings.c.ts)
-Index("ix_readings_session_ts", readings.c.session_id, readings.c.ts)
 
 alarms = Table(
     "alarms",

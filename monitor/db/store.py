@@ -19,6 +19,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from monitor import session as session_model
 from monitor.db import migrate
 from monitor.db.schema import (
     SIGNAL_COLUMNS,
@@ -72,7 +73,6 @@ def reading_from_row(row: Row[Any]) -> Reading:
         values=values,
         source=m["source"],
         bed_id=m["bed_id"],
-        session_id=m["session_id"],
     )
 
 
@@ -282,7 +282,6 @@ class Store:
                 "device_id": r.device_id,
                 "seq": r.seq,
                 "bed_id": r.bed_id,
-                "session_id": r.session_id,
                 "ts": r.ts,
                 "received_at": r.received_at,
                 "source": r.source,
@@ -308,22 +307,36 @@ class Store:
         until: float | None = None,
         limit: int = 1000,
     ) -> list[Reading]:
+        """Stored readings, oldest first by device time, ``since <= ts < until``.
+
+        With ``session_id``: the session's readings, and this is the one place that decides
+        which those are (reports, CSV, FHIR, the baseline and ``GET /api/readings?session=``
+        all come here). A reading belongs to the session of its bed whose span holds its
+        device ``ts`` (``monitor.session.membership_span``), whenever it arrived; nothing
+        about the reading's arrival is stored or trusted. An unknown session has none.
+        """
         conds = []
         if bed_id is not None:
             conds.append(readings.c.bed_id == bed_id)
-        if session_id is not None:
-            conds.append(readings.c.session_id == session_id)
         if since is not None:
             conds.append(readings.c.ts >= since)
         if until is not None:
             conds.append(readings.c.ts < until)
-        stmt = (
-            select(readings)
-            .where(and_(true(), *conds))
-            .order_by(readings.c.ts, readings.c.id)
-            .limit(limit)
-        )
         async with self.engine.connect() as conn:
+            if session_id is not None:
+                span = await self._membership_span(conn, session_id)
+                if span is None:
+                    return []
+                # Served by ix_readings_bed_ts: one bed, one range of device time.
+                conds += [readings.c.bed_id == span.bed_id, readings.c.ts >= span.start]
+                if span.end is not None:
+                    conds.append(readings.c.ts < span.end)
+            stmt = (
+                select(readings)
+                .where(and_(true(), *conds))
+                .order_by(readings.c.ts, readings.c.id)
+                .limit(limit)
+            )
             return [reading_from_row(r) for r in (await conn.execute(stmt)).all()]
 
     async def readings_to_replay(self, bed_id: str, since: float) -> list[Reading]:
@@ -340,6 +353,30 @@ class Store:
         )
         async with self.engine.connect() as conn:
             return [reading_from_row(r) for r in (await conn.execute(stmt)).all()]
+
+    async def _membership_span(
+        self, conn: AsyncConnection, session_id: int
+    ) -> session_model.Span | None:
+        row = (
+            await conn.execute(
+                select(sessions.c.bed_id, sessions.c.opened_at, sessions.c.ended_at).where(
+                    sessions.c.id == session_id
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        later = sessions.alias("later")
+        next_opened = (
+            await conn.execute(
+                select(func.min(later.c.opened_at)).where(
+                    later.c.bed_id == row.bed_id,
+                    (later.c.opened_at > row.opened_at)
+                    | ((later.c.opened_at == row.opened_at) & (later.c.id > session_id)),
+                )
+            )
+        ).scalar_one()
+        return session_model.membership_span(row.bed_id, row.opened_at, row.ended_at, next_opened)
 
     async def latest_values(self, bed_id: str) -> dict[str, Reading]:
         """The newest stored reading (by device time) carrying each signal, for one bed."""

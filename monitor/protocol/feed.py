@@ -5,7 +5,7 @@ Every message is a JSON object with ``type`` and ``v``:
              sent first: the full snapshot, the same shape as ``GET /api/beds``.
     reading  {"type": "reading", "v": 1, "bed": id, "device_id": id, "seq": int,
               "ts": RFC3339, "received_at": RFC3339, "source": "nibp"|null,
-              "values": {...}, "session_id": int|null}
+              "values": {...}}
     alarm    {"type": "alarm", "v": 1, "alarm": {alarm as in GET /api/alarms}}
              sent on every change of an alarm (raised, escalated, acknowledged, paused, ended).
     session  {"type": "session", "v": 1, "session": {session as in GET /api/sessions/{id}}}
@@ -48,7 +48,6 @@ def reading_message(reading: Reading) -> str:
             "received_at": to_rfc3339(reading.received_at),
             "source": reading.source,
             "values": dict(reading.values),
-            "session_id": reading.session_id,
         }
     )
 

@@ -1,7 +1,7 @@
 """heartbeats: the database write probe behind /health
 
 Revision ID: 0006_core
-Revises: 0001
+Revises: 0003_members
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_core"
-down_revision = "0001"
+down_revision = "0003_members"
 branch_labels = None
 depends_on = None
 

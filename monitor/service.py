@@ -53,6 +53,7 @@ class OpenSession:
 class _Pending:
     reading: Reading
     done: asyncio.Future[None]
+    correction: bool = False  # replaces the stored values of its device time (HL7 status C)
 
 
 @dataclass(slots=True)
@@ -184,10 +185,13 @@ class Monitor:
             session_id=session.id if session else None,
         )
 
-    def submit(self, reading: Reading) -> asyncio.Future[None]:
-        """Queue a reading; the future completes once it is durably stored (then ack it)."""
+    def submit(self, reading: Reading, *, correction: bool = False) -> asyncio.Future[None]:
+        """Queue a reading; the future completes once it is durably stored (then ack it).
+
+        A ``correction`` replaces what is stored for its device and device time, signal by
+        signal, and is judged and published like a new reading when it changed anything."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(reading, fut))
+        self._queue.put_nowait(_Pending(reading, fut, correction))
         return fut
 
     async def _writer(self) -> None:
@@ -198,7 +202,10 @@ class Monitor:
             while len(batch) < limit and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                inserted = await self.store.insert_readings([p.reading for p in batch])
+                inserted = await self.store.insert_readings(
+                    [p.reading for p in batch if not p.correction],
+                    [p.reading for p in batch if p.correction],
+                )
             except asyncio.CancelledError:
                 for p in batch:
                     if not p.done.done():

@@ -16,7 +16,8 @@ What is read (docs/integration.md is the gateway-facing description, with the OB
 - The device is named by OBX-18 of the MDS row (OBX-3 69965), else the first OBX-18 present,
   else MSH-3; first component in each case (the outside contract). An OBX-18 coded in MDC or
   MDIL (Philips puts the source measurement there, ``0002-4bb8^SpO2^MDIL``) names a
-  measurement, not equipment, and is passed over.
+  measurement, not equipment, and is passed over. When MSH-3's first component is empty,
+  ORC-18 (entering device) names it, as Philips Efficia monitors send.
 
 HL7 carries no sequence number, so each reading's ``seq`` is derived from its content:
 ``epoch_ms * 128 + signal_mask`` (one bit per signal present, ``SEQ_SIGNAL_BIT``). A gateway
@@ -360,14 +361,20 @@ def parse_pcd01(message_text: str, *, now: float | None = None) -> Pcd01Result:
     mds_device = ""
     first_device = ""
     obr_time_text = ""
+    orc_device = ""
+    obx_count = 0
     for seg in msg:
         seg_id = str(seg[0][0]) if len(seg) and len(seg[0]) else ""
         if seg_id == "OBR":
             obr_time_text = _get(seg, 7)
             continue
+        if seg_id == "ORC" and not orc_device:
+            orc_device = _get(seg, 18, 1, 1)  # entering device: Philips Efficia names itself here
+            continue
         if seg_id != "OBX":
             continue
-        set_id = _get(seg, 1) or "?"
+        obx_count += 1
+        set_id = _get(seg, 1) or f"#{obx_count}"  # some senders leave OBX-1 empty
         code = mdil_to_mdc(_get(seg, 3, 1, 1))
         ref_id = _get(seg, 3, 1, 2)
         device_here = _get(seg, 18, 1, 1)
@@ -452,9 +459,9 @@ def parse_pcd01(message_text: str, *, now: float | None = None) -> Pcd01Result:
             warnings.append(f"OBX {previous[3]} ({previous[4]}) not stored: {reason}")
         group[mdc.signal] = (mdc.rank, value, mdc.nibp, set_id, label)
 
-    device_name = mds_device or first_device or _get(msh, 3, 1, 1)
+    device_name = mds_device or first_device or _get(msh, 3, 1, 1) or orc_device
     if not device_name:
-        raise fail(Hl7ErrorCode.NO_DEVICE, "no device name in OBX-18 or MSH-3")
+        raise fail(Hl7ErrorCode.NO_DEVICE, "no device name in OBX-18, MSH-3 or ORC-18")
     if not groups:
         raise fail(
             Hl7ErrorCode.NO_VALUES,

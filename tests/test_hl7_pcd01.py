@@ -260,7 +260,7 @@ def test_rows_without_a_value_and_unknown_codes_are_skipped() -> None:
 
 
 def test_an_mdc_or_mdil_code_in_obx18_does_not_name_the_device() -> None:
-    """Philips puts the source measurement in OBX-18 (0002-4bb8^SpO2^MDIL): not equipment."""
+    """An MDIL/MDC code in OBX-18 (0002-4bb8^SpO2^MDIL) names a measurement, not equipment."""
     text = oru("NM|0002-480a^Pulse^MDIL||80|0004-0aa0^bpm^MDIL|||||F|||||||0002-4bb8^SpO2^MDIL")
     assert parse_pcd01(text).device_name == "CHAIR_GW"
 

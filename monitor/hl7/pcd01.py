@@ -15,8 +15,8 @@ What is read (docs/integration.md is the gateway-facing description, with the OB
   MSH-7's offset tells when it has one; else UTC is assumed.
 - The device is named by OBX-18 of the MDS row (OBX-3 69965), else the first OBX-18 present,
   else MSH-3; first component in each case (the outside contract). An OBX-18 coded in MDC or
-  MDIL (Philips puts the source measurement there, ``0002-4bb8^SpO2^MDIL``) names a
-  measurement, not equipment, and is passed over. When MSH-3's first component is empty,
+  MDIL (``0002-4bb8^SpO2^MDIL``, the source of a derived value) names a measurement, not
+  equipment, and is passed over. When MSH-3's first component is empty,
   ORC-18 (entering device) names it, as Philips Efficia monitors send.
 
 HL7 carries no sequence number, so each reading's ``seq`` is derived from its content:

@@ -41,9 +41,9 @@ class Ingest:
             bed_id=bed_id,
         )
 
-    def submit(self, reading: Reading) -> asyncio.Future[None]:
+    def submit(self, reading: Reading, *, correction: bool = False) -> asyncio.Future[None]:
         """Queue a reading; the future completes once it is durably stored (then ack it)."""
-        return self.writer.submit(reading)
+        return self.writer.submit(reading, correction=correction)
 
     async def seen(self, bed_id: str, device_id: str) -> None:
         """Any frame or heartbeat: the device is alive (server time)."""

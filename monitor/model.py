@@ -20,6 +20,7 @@ from typing import Final
 # outside these is not physiology: it is rejected at ingest as artefact.
 SIGNAL_RANGES: Final[Mapping[str, tuple[float, float]]] = {
     "hr": (0.0, 350.0),
+    "pr": (0.0, 350.0),
     "spo2": (0.0, 100.0),
     "sbp": (0.0, 350.0),
     "dbp": (0.0, 350.0),
@@ -31,6 +32,7 @@ CONTINUOUS_SIGNALS: Final[frozenset[str]] = frozenset({"hr", "spo2", "rr"})
 CUFF_SIGNALS: Final[frozenset[str]] = frozenset({"sbp", "dbp", "map"})
 SIGNAL_UNITS: Final[Mapping[str, str]] = {
     "hr": "/min",
+    "pr": "/min",
     "spo2": "%",
     "sbp": "mmHg",
     "dbp": "mmHg",

@@ -198,8 +198,8 @@ class Monitor:
     def make_reading(self, **kw: Any) -> Reading:
         return self.ingest.reading(**kw)
 
-    def submit(self, reading: Reading) -> asyncio.Future[None]:
-        return self.ingest.submit(reading)
+    def submit(self, reading: Reading, *, correction: bool = False) -> asyncio.Future[None]:
+        return self.ingest.submit(reading, correction=correction)
 
     async def device_seen(self, bed_id: str, device_id: str) -> None:
         await self.ingest.seen(bed_id, device_id)

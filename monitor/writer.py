@@ -39,6 +39,7 @@ PROBE_EVERY_S: Final = 2.0
 class _Pending:
     reading: Reading
     done: asyncio.Future[None]
+    correction: bool = False  # replaces the stored values of its device time (HL7 status C)
 
 
 class Writer:
@@ -84,10 +85,13 @@ class Writer:
             if not p.done.done():
                 p.done.set_exception(Unavailable("the monitor is shutting down"))
 
-    def submit(self, reading: Reading) -> asyncio.Future[None]:
-        """Queue a reading; the future completes once it is durably stored (then ack it)."""
+    def submit(self, reading: Reading, *, correction: bool = False) -> asyncio.Future[None]:
+        """Queue a reading; the future completes once it is durably stored (then ack it).
+
+        A ``correction`` replaces what is stored for its device and device time, signal by
+        signal, and is judged and published like a new reading when it changed anything."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.queue.put_nowait(_Pending(reading, fut))
+        self.queue.put_nowait(_Pending(reading, fut, correction))
         return fut
 
     def _alive(self, now: float) -> str | None:
@@ -121,7 +125,10 @@ class Writer:
 
     async def _commit(self, batch: list[_Pending]) -> None:
         try:
-            inserted = await self.store.insert_readings([p.reading for p in batch])
+            inserted = await self.store.insert_readings(
+                [p.reading for p in batch if not p.correction],
+                [p.reading for p in batch if p.correction],
+            )
         except Exception as e:
             log.error("storing a batch of %d readings failed: %s", len(batch), type(e).__name__)
             self.stats["failed"] += len(batch)

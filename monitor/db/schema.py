@@ -124,6 +124,16 @@ readings = Table(
 )
 Index("ix_readings_bed_ts", readings.c.bed_id, readings.c.ts)
 
+# Retention deletes readings by device time; the highest seq swept per device is kept so that
+# a late resend of a swept (device, seq) is still recognised as already stored.
+retention_marks = Table(
+    "retention_marks",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("swept_seq", BigInteger, nullable=False),
+    Column("swept_at", Float, nullable=False),
+)
+
 alarms = Table(
     "alarms",
     metadata,

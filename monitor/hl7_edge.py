@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from monitor.errors import Unavailable
+from monitor.health import Stage
 from monitor.hl7.mllp import (
     StorageError,
     StoreCallback,
@@ -73,9 +74,14 @@ def store_callback(monitor: Monitor) -> StoreCallback:
 
 
 async def start_hl7(monitor: Monitor, host: str, port: int) -> asyncio.Server:
-    return await serve_mllp(
+    server = await serve_mllp(
         host,
         port,
         make_handler(store_callback(monitor), clock=monitor.clock),
         idle_timeout=monitor.settings.device_idle_timeout_s,
     )
+    # A listener that stopped serving is a failing stage: gateways' messages go nowhere.
+    monitor.health.use(
+        Stage.HL7, lambda now: None if server.is_serving() else "the HL7 listener is closed"
+    )
+    return server

@@ -15,6 +15,7 @@ import pytest
 import redis
 import websockets
 
+from monitor.model import parse_rfc3339
 from monitor.protocol.device import encode_heartbeat
 from tests.conftest import MonitorProcess, create_pg_database, drop_pg_database
 from tests.wsclient import Device
@@ -260,3 +261,34 @@ async def test_device_activity_seen_by_a_non_owner_reaches_the_owner(
             active = ward.a.get("/api/alarms", bed="h-bed", active="true")["alarms"]
             assert [a["device_id"] for a in active if a["signal"] == "device"] == ["h-mon3"]
             assert ward.owner("h-bed") == "b"
+
+
+async def test_a_backlog_stored_during_a_takeover_gap_is_judged_by_the_new_owner(
+    ward: Ward,
+) -> None:
+    """docs/reliability.md: readings measured half an hour ago (a device's store-and-forward
+    backlog) that reach B while A, their bed's owner, lies dead and still holds the lease are
+    stored unjudged; B's takeover replays what was received meanwhile and raises their
+    alarm, once (ended by the later normal reading, as the record says)."""
+    token = ward.a.add_device("g-mon", "g-bed")
+    async with Device(ward.a.ws_url, "g-mon", token) as dev:
+        await send(dev, 1, time.time() - 5, 1, 97)
+        await ward.wait_owner("g-bed", "a", within=3)
+    ward.a.kill()
+    t0 = time.time() - 1800
+    async with Device(ward.b.ws_url, "g-mon", token) as dev:
+        await send(dev, 2, t0, 20, 82)
+    assert ward.owner("g-bed") == "a", "B took over before the backlog arrived: no gap tested"
+    await ward.wait_owner("g-bed", "b", within=12)
+
+    def raised() -> list[dict[str, Any]]:
+        alarms = ward.b.get("/api/alarms", bed="g-bed")["alarms"]
+        return [a for a in alarms if a["signal"] == "spo2" and a["kind"] == "physiological"]
+
+    deadline = time.monotonic() + 5
+    while not raised():
+        assert time.monotonic() < deadline, "the backlog was never judged"
+        await asyncio.sleep(0.1)
+    (alarm,) = raised()
+    assert alarm["priority"] == "high" and abs(parse_rfc3339(alarm["started_at"]) - (t0 + 10)) < 2
+    assert alarm["ended_at"] is not None

@@ -123,7 +123,7 @@ def test_no_alarm_starts_or_rises_before_its_delay(case: tuple[list[Step], bool,
         assert cause == "reading" and reading is not None
         direction = str(alarm.detail["direction"])
         (level,) = [
-            lv for lv in levels[(alarm.signal, direction)] if lv.label == alarm.condition
+            lv for lv in levels[(alarm.signal, direction)] if lv.label == alarm.detail["limit"]
         ] or [None]
         assert level is not None, alarm.condition
         t = reading.ts

@@ -167,7 +167,7 @@ def test_readings_at_row_times_give_back_every_row() -> None:
         ("0,60,,,,,\n0,61,,,,,\n", "strictly increase"),
         ("0,sixty,,,,,\n", "not a number"),
         ("0,60,,,\n", "columns"),
-        (",60,,,,,\n", "t_seconds is required"),
+        (",60,,,,,\n", "the time is required"),
     ],
 )
 def test_malformed_csv_is_refused_with_its_line(tmp_path: Path, body: str, message: str) -> None:

@@ -125,12 +125,15 @@ def apply(
     value: float | None = None,
     alerted_at: float | None = None,
     until: float | None = None,
+    cleared_at: float | None = None,
 ) -> Alarm:
     """Apply one event to an existing alarm in place (state and the fields it implies).
 
     ``at`` is the time of the event: device time for condition events (RAISE, CLEAR, RECUR),
     server time for user and clock events (ACK, ESCALATE, PAUSE_AUDIO, AUDIO_RESUMED).
     ``alerted_at`` (server time) restarts the escalation clock on a re-alert.
+    ``cleared_at`` (CLEAR, CLEAR_LATCHING): when the condition was first clear, if earlier
+    than ``at`` (an off-delay elapsed in between).
     """
     new = next_state(alarm.state, event)
     if event in (E.RAISE, E.RECUR):
@@ -161,7 +164,7 @@ def apply(
         alarm.ended_at = at
         alarm.audio_paused_until = None
     elif event in (E.CLEAR, E.CLEAR_LATCHING):
-        alarm.detail["cleared_at"] = at
+        alarm.detail["cleared_at"] = at if cleared_at is None else cleared_at
         if new is S.ENDED:
             alarm.ended_at = at
             alarm.audio_paused_until = None

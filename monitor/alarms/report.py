@@ -49,10 +49,19 @@ class ReportedAlarm:
 
 
 def naive_config(config: ClinicConfig) -> ClinicConfig:
-    """The same limits with no condition delay, no hysteresis and no latching."""
+    """The same limits with no condition delay, no hysteresis, no off-delay, no latching and
+    RR at face value. The rate judged is chosen as the engine chooses it (ECG HR when present,
+    else the pulse), so naive and engine count the same tachycardia."""
     relative = tuple(r.model_copy(update={"delay_s": 0.0}) for r in config.relative)
     return config.model_copy(
-        update={"delays": {}, "hysteresis": {}, "relative": relative, "latch_high": False}
+        update={
+            "delays": {},
+            "hysteresis": {},
+            "off_delays": {},
+            "relative": relative,
+            "latch_high": False,
+            "respiration": config.respiration.model_copy(update={"enabled": False}),
+        }
     )
 
 

@@ -16,6 +16,7 @@ from monitor.model import PRIORITY_RANK, parse_rfc3339
 # Beyond these ages a value is shown greyed with its age, never as if current.
 STALE_AFTER_S: Final[Mapping[str, float]] = {
     "hr": 10.0,
+    "pr": 10.0,
     "spo2": 10.0,
     "rr": 10.0,
     "sbp": 15 * 60.0,
@@ -223,6 +224,16 @@ def alarm_text(alarm: Mapping[str, Any]) -> str:
 # --- tiles --------------------------------------------------------------------------------
 
 
+def pulse_text(entry: Mapping[str, Any] | None, now: float) -> str:
+    """"PR 62" while the pulse rate is current; nothing when absent or stale."""
+    if entry is None:
+        return ""
+    age = entry_age(entry, now)
+    if age is None or is_stale("pr", age):
+        return ""
+    return f"PR {fmt_value(entry.get('value'))}"
+
+
 def _vital(bed_id: str, key: str, bed: Mapping[str, Any], now: float, level: str) -> html.Div:
     latest = bed.get("latest") or {}
     if key == "bp":
@@ -241,6 +252,17 @@ def _vital(bed_id: str, key: str, bed: Mapping[str, Any], now: float, level: str
         age = entry_age(entry, now)
         value = fmt_value((entry or {}).get("value"))
         stale = is_stale(key, age)
+    extra: list[Any] = []
+    if key == "hr":
+        # The pulse rate, small beside the ECG heart rate, as central stations show it.
+        extra.append(
+            html.Span(
+                pulse_text(latest.get("pr"), now),
+                id=f"tile-{bed_id}-pr-value",
+                className="vital-pr",
+                title="pulse rate (oximeter or cuff)",
+            )
+        )
     return html.Div(
         id=f"tile-{bed_id}-{key}",
         className=f"vital vital-{key}",
@@ -253,6 +275,7 @@ def _vital(bed_id: str, key: str, bed: Mapping[str, Any], now: float, level: str
             html.Span(SIGNAL_LABELS[key], className="vital-label"),
             html.Span(value, id=f"tile-{bed_id}-{key}-value", className="vital-value"),
             html.Span(SIGNAL_UNITS[key], className="vital-unit"),
+            *extra,
             html.Span(
                 fmt_age(age) if (stale or key == "bp") and age is not None else "",
                 id=f"tile-{bed_id}-{key}-age",

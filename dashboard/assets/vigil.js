@@ -16,7 +16,7 @@
 
   var SILENCE_MS = 5000;
   var YEAR_S = 365.25 * 86400;
-  var STALE_S = { hr: 10, spo2: 10, rr: 10, sbp: 900, dbp: 900, map: 900 };
+  var STALE_S = { hr: 10, pr: 10, spo2: 10, rr: 10, sbp: 900, dbp: 900, map: 900 };
   var RANK = { low: 1, medium: 2, high: 3 };
   var TRACE = { hr: 0, spo2: 1, rr: 2, sbp: 3, dbp: 4, map: 5 };
   var MAX_POINTS = 12000;
@@ -236,6 +236,12 @@
       setText(byId("tile-" + bed.id + "-" + key + "-age"), stale && age !== null ? fmtAge(age) : "");
     }
     setText(byId("tile-" + bed.id + "-" + key + "-value"), value);
+    if (key === "hr") {
+      // The pulse rate, small beside HR; blank when absent or stale (layout.pulse_text).
+      var p = bed.latest.pr;
+      var pAge = p && p.ts !== null ? (serverNow() - p.ts) / 1000 : null;
+      setText(byId("tile-" + bed.id + "-pr-value"), pAge === null || pAge > STALE_S.pr ? "" : "PR " + fmtValue(p.value));
+    }
     setAttr(el, "data-alarm", level || "none");
   }
 

@@ -225,7 +225,7 @@ def alarm_text(alarm: Mapping[str, Any]) -> str:
 
 
 def pulse_text(entry: Mapping[str, Any] | None, now: float) -> str:
-    """"PR 62" while the pulse rate is current; nothing when absent or stale."""
+    """ "PR 62" while the pulse rate is current; nothing when absent or stale."""
     if entry is None:
         return ""
     age = entry_age(entry, now)

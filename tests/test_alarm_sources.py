@@ -211,3 +211,16 @@ def test_the_rule_can_be_switched_off_and_never_touches_spo2() -> None:
     ]
     assert spo2(on_alarms) == spo2(off_alarms) == [("high", T0 + 51, None)]
     assert [a.priority for a in off_alarms.values() if a.signal == "rr"] == ["high"]
+
+
+def test_a_restored_rr_alone_alarm_stays_low_after_a_restart() -> None:
+    """restore(): what SpO2 and HR were at the onset is kept in the alarm, so a restart does
+    not turn a low "RR alone" alarm into a high one while nothing else changed."""
+    engine, alarms = _play(_rr(lambda t: 0.0), range(60))
+    (alarm,) = alarms.values()
+    assert alarm.priority == "low"
+    restored = AlarmEngine(DEFAULTS)
+    restored.restore(engine.active())
+    _, later = _play(_rr(lambda t: 0.0), range(60, 120), engine=restored)
+    assert later == {}  # no change: still the same low alarm
+    assert [a.priority for a in restored.active()] == ["low"]

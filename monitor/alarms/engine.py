@@ -47,6 +47,7 @@ SIGNAL_ARTEFACT: Final = "artefact"
 SIGNAL_NIBP: Final = "nibp"  # stale cuff pressure
 SIGNAL_RATE: Final = "rate"  # HR and pulse rate disagree (judged on device time)
 RATE_SIGNAL: Final = "hr"  # the rate alarms' signal, whichever source they judge
+RATE_SOURCES: Final = frozenset({"hr", "pr"})  # never judged directly: through _rate_source
 RR_SIGNAL: Final = "rr"
 DISAGREE_TEXT: Final = "HR and pulse disagree: check leads and probe"
 # "no SpO2 value" is a technical alarm on signal "spo2" (kind technical).
@@ -342,7 +343,7 @@ class AlarmEngine:
             seen = bed.latest.get(signal)
             if seen is None or reading.ts >= seen[0]:
                 bed.latest[signal] = (reading.ts, values[signal])
-        judged = {k: v for k, v in values.items() if k not in self.config.rate.sources}
+        judged = {k: v for k, v in values.items() if k not in RATE_SOURCES}
         if source is not None:
             judged[RATE_SIGNAL] = values[source]
         for signal in (s for s in SIGNALS if s in judged):
@@ -367,7 +368,7 @@ class AlarmEngine:
                 )
                 if changed is not None:
                     changes.append(changed)
-        if values.keys() & set(self.config.rate.sources):
+        if values.keys() & RATE_SOURCES:
             changed = self._disagreement(bed, reading, session_id)
             if changed is not None:
                 changes.append(changed)
@@ -499,6 +500,8 @@ class AlarmEngine:
                 detail["source"] = source
             if want[2] is not None:
                 detail["weighed"] = want[2]
+            if signal == RR_SIGNAL and direction == "low" and track.context:
+                detail["context"] = dict(track.context)  # kept across a restart (restore)
             alarm = self._new(
                 alarm_id=f"{bed.bed_id}.{signal}.{direction}.{_ms(ts)}",
                 bed_id=bed.bed_id,
@@ -811,15 +814,19 @@ class AlarmEngine:
                 continue
             alarm = snapshot(stored)
             bed = self._bed(alarm.bed_id)
-            holder: object
             if alarm.kind == PHYSIOLOGICAL:
                 direction = alarm.detail.get("direction")
                 if direction not in DIRECTIONS:
                     direction = "low" if "<" in alarm.condition else "high"
                     alarm.detail["direction"] = direction
                 key = (alarm.signal, str(direction))
-                holder = bed.tracks.setdefault(key, _Track())
-                self._register(alarm, holder, "alarm")
+                track = bed.tracks.setdefault(key, _Track())
+                context = alarm.detail.get("context")
+                if isinstance(context, dict):
+                    track.context = {
+                        str(k): float(v) for k, v in context.items() if isinstance(v, int | float)
+                    }
+                self._register(alarm, track, "alarm")
                 continue
             device_id = alarm.device_id or ""
             if alarm.signal == SIGNAL_NIBP:

@@ -224,3 +224,20 @@ def test_a_restored_rr_alone_alarm_stays_low_after_a_restart() -> None:
     _, later = _play(_rr(lambda t: 0.0), range(60, 120), engine=restored)
     assert later == {}  # no change: still the same low alarm
     assert [a.priority for a in restored.active()] == ["low"]
+
+
+def test_the_shipped_defaults_are_the_documented_ones() -> None:
+    """docs/alarms.md: off-delays SpO2 15 s, HR 30 s, RR 30 s; ECG HR first, then pulse;
+    disagreement beyond 20 /min for 30 s, low; RR weighed: 3 points SpO2, 20 /min HR, 240 s."""
+    assert DEFAULTS.off_delays == {"spo2": 15, "hr": 30, "rr": 30}
+    assert DEFAULTS.rate.sources == ("hr", "pr")
+    d = DEFAULTS.rate.disagreement
+    assert (d.margin, d.delay_s, d.clear_s, d.priority) == (20, 30, 30, "low")
+    r = DEFAULTS.respiration
+    assert (r.enabled, r.alone_priority, r.spo2_drop, r.hr_change, r.duration_s) == (
+        True,
+        "low",
+        3,
+        20,
+        240,
+    )

@@ -58,7 +58,6 @@ def _seed_history(db_url: str, fleet: common.Fleet, minutes: float) -> None:
                         "device_id": hist,
                         "seq": k + 1,
                         "bed_id": bed,
-                        "session_id": sid,
                         "ts": ts,
                         "received_at": ts,
                         "source": None,

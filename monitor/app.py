@@ -9,12 +9,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from monitor.alarms import AlarmEngine, load_config
 from monitor.api import admin, auth, reports, sessions, ward, ws
 from monitor.db.store import Store
+from monitor.errors import Unavailable
+from monitor.health import Stage
 from monitor.hub import Hub
 from monitor.service import Monitor
 from monitor.settings import Settings
@@ -28,15 +32,21 @@ def create_app(settings: Settings) -> FastAPI:
         config = load_config(settings.clinic_config)
         store = await Store.open(settings.db, sqlite_synchronous=settings.sqlite_synchronous)
         engine = AlarmEngine(config)
-        if settings.redis_url:
-            # Multi-instance: the engine judges only the beds this instance owns.
-            from monitor.cluster import ClusterEngine
-
-            engine = ClusterEngine(config)
         monitor = Monitor(settings, store, engine, Hub(settings.feed_queue_max))
-        app.state.monitor = monitor
+        cluster = None
+        if settings.redis_url:
+            # Multi-instance: a gate in front of the plain engine, in place before it starts.
+            from monitor.cluster import connect
+
+            cluster = connect(monitor)
         await monitor.start()
-        extras = await start_extras(monitor)
+        app.state.monitor = monitor
+        extras = []
+        if cluster is not None:
+            await cluster.start()
+            extras.append(cluster.stop)
+            log.info("multi-instance mode: feed and alarm ownership shared through Redis")
+        extras += await start_extras(monitor)
         log.info("monitor ready on %s:%s (%s)", settings.host, settings.port, store.dialect)
         try:
             yield
@@ -66,23 +76,47 @@ def create_app(settings: Settings) -> FastAPI:
         )
 
     @app.get("/health", tags=["health"])
-    async def health() -> dict[str, Any]:
-        return {"status": "ok"}
+    async def health(request: Request) -> JSONResponse:
+        """200 while every pipeline stage is healthy, else 503 naming the failing stages."""
+        monitor: Monitor | None = getattr(request.app.state, "monitor", None)
+        if monitor is None:
+            return JSONResponse({"status": "starting", "failing": ["startup"]}, status_code=503)
+        body = monitor.health_json()
+        return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
+
+    @app.exception_handler(Unavailable)
+    async def unavailable(request: Request, exc: Unavailable) -> JSONResponse:
+        return _unavailable(str(exc))
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        # A command whose write the database refused (read-only, gone, locked): nothing was
+        # stored, the caller may try again. Counted on /health like every failure.
+        if isinstance(exc, IntegrityError):
+            raise exc
+        monitor: Monitor | None = getattr(request.app.state, "monitor", None)
+        if monitor is not None:
+            monitor.health.failed(Stage.DATABASE, monitor.clock(), type(exc.orig).__name__)
+        log.error("a request's database call failed: %s", type(exc.orig).__name__)
+        return _unavailable("storage is unavailable; nothing was stored")
 
     for module in (auth, ward, sessions, reports, admin, ws):
         app.include_router(module.router)
     return app
 
 
+def _unavailable(message: str) -> JSONResponse:
+    return JSONResponse(
+        {"detail": {"code": "unavailable", "message": message}},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
 async def start_extras(monitor: Monitor) -> list[Any]:
     """Optional edges (HL7 listener, retention sweeper); returns their stop functions."""
     stops: list[Any] = []
     settings = monitor.settings
-    if settings.redis_url:
-        from monitor.cluster import start_cluster
-
-        stops.append(await start_cluster(monitor))
-        log.info("multi-instance mode: feed and alarm ownership shared through Redis")
     if settings.hl7_port is not None:
         from monitor.hl7_edge import start_hl7
 

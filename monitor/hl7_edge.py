@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 
+from monitor.errors import Unavailable
 from monitor.hl7.mllp import (
     StorageError,
     StoreCallback,
@@ -12,36 +12,62 @@ from monitor.hl7.mllp import (
     make_handler,
     serve_mllp,
 )
-from monitor.protocol.device import ReadingMsg, is_cuff
-from monitor.service import Monitor, Unavailable
+from monitor.hl7.pcd01 import Hl7Error, Hl7ErrorCode, Pcd01Result
+from monitor.model import Reading
+from monitor.protocol.device import is_cuff
+from monitor.service import Monitor
+
+
+def _conflict_error(
+    conflicts: list[tuple[Reading, dict[str, float]]], *, stored_rest: bool
+) -> Hl7Error:
+    reading, held = conflicts[0]
+    detail = (
+        f"{len(conflicts)} reading(s) of this message have the time and signals of a stored "
+        f"reading with other values (first: seq {reading.seq}, stored {held}, sent "
+        f"{dict(reading.values)}); send a correction (OBX-11 C) to replace a value"
+    )
+    if stored_rest:
+        detail += "; the message's other readings were stored"
+    return Hl7Error(Hl7ErrorCode.SEQ_CONFLICT, detail)
 
 
 def store_callback(monitor: Monitor) -> StoreCallback:
-    async def store(device_name: str, readings: Sequence[ReadingMsg]) -> None:
-        dev = await monitor.store.device(device_name)
+    async def store(result: Pcd01Result) -> None:
+        dev = await monitor.store.device(result.device_name)
         if dev is None or dev.revoked:
-            raise UnknownDeviceError(f"device {device_name!r} is not registered to a bed")
+            raise UnknownDeviceError(f"device {result.device_name!r} is not registered to a bed")
         await monitor.device_seen(dev.bed_id, dev.id)
         now = monitor.clock()
-        futures = [
-            monitor.submit(
-                monitor.make_reading(
-                    device_id=dev.id,
-                    bed_id=dev.bed_id,
-                    seq=r.seq,
-                    ts=r.ts,
-                    values=r.values,
-                    source=r.source or ("nibp" if is_cuff(r.values) else None),
-                    received_at=now,
-                )
+        readings = [
+            monitor.make_reading(
+                device_id=dev.id,
+                bed_id=dev.bed_id,
+                seq=r.seq,
+                ts=r.ts,
+                values=r.values,
+                source=r.source or ("nibp" if is_cuff(r.values) else None),
+                received_at=now,
             )
-            for r in readings
+            for r in result.readings
         ]
+        plain = [r for r in readings if r.seq not in result.corrections]
         try:
+            # The seq of an HL7 reading is derived from its time and signals, so a different
+            # reading may map to a stored key: refuse it (nothing stored) rather than ack a
+            # reading the store would keep out as a "resend".
+            conflicts = await monitor.store.conflicting(plain)
+            if conflicts:
+                raise _conflict_error(conflicts, stored_rest=False)
+            futures = [monitor.submit(r, correction=r.seq in result.corrections) for r in readings]
             # AA only once every reading of the message is durable.
             await asyncio.gather(*futures)
+            # Another message may have taken a key between the check and the write.
+            conflicts = await monitor.store.conflicting(plain)
         except Unavailable as e:
             raise StorageError(str(e)) from None
+        if conflicts:
+            raise _conflict_error(conflicts, stored_rest=len(conflicts) < len(readings))
 
     return store
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 log = logging.getLogger("vigil.hub")
 
@@ -27,13 +26,12 @@ class FeedClient:
 
 
 class Hub:
-    """Local fan-out. ``on_publish`` lets a multi-instance relay see every local message."""
+    """Delivery to this instance's panels (monitor.fanout decides what is sent)."""
 
     def __init__(self, queue_max: int) -> None:
         self.queue_max = queue_max
         self.clients: set[FeedClient] = set()
         self.dropped_total = 0
-        self.relay: Callable[[str], None] | None = None
 
     def register(self, name: str) -> FeedClient:
         client = FeedClient(self.queue_max, name)
@@ -42,12 +40,6 @@ class Hub:
 
     def unregister(self, client: FeedClient) -> None:
         self.clients.discard(client)
-
-    def publish(self, message: str) -> None:
-        """Hand a message to every panel on this instance and to the relay, if any."""
-        self.deliver(message)
-        if self.relay is not None:
-            self.relay(message)
 
     def deliver(self, message: str) -> None:
         for client in tuple(self.clients):

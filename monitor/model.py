@@ -83,8 +83,9 @@ class Reading:
     received_at: float
     values: Mapping[str, float]
     source: str | None = None
+    # The bed its device was bound to on arrival. Its session is not a field: it is the
+    # session whose span holds ``ts`` (monitor.session.membership_span, Store.readings).
     bed_id: str | None = None
-    session_id: int | None = None
 
     @property
     def is_cuff(self) -> bool:

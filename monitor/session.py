@@ -8,17 +8,26 @@ Rules:
 - ``observation`` is allowed in every open phase and changes nothing but the record.
 - An event may not be dated before the previous phase event: the timer would run backwards.
 - Infusion elapsed time is the sum of the running spans, measured at ``now``.
+- Membership: a reading belongs to the session of its bed whose span holds its device ``ts``,
+  whenever it arrives. A session's span is ``opened_at <= ts < end``, where ``end`` is the
+  ``at`` of its ``end`` event (backdated or not) or, if sooner, the next admission to the same
+  bed (an ``end`` dated ahead may not overlap the next patient). A reading outside every span
+  belongs to the bed only (docs/reliability.md, "A reading belongs to the session of its
+  measurement time").
+- The baseline is the median, per signal, of the readings measured in the baseline phase
+  (admission to ``infusion_start``), rounded to 0.1.
 
 Plain data in, plain data out: no clock reads, no I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import statistics
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from monitor.model import Phase
+from monitor.model import SIGNALS, Phase
 
 EVENT_TYPES: Final = frozenset(
     {"infusion_start", "infusion_pause", "infusion_resume", "infusion_stop", "end", "observation"}
@@ -101,3 +110,58 @@ def infusion_elapsed(state: SessionState, now: float) -> float:
     if state.running and state.running_since is not None:
         return state.elapsed_s + max(0.0, now - state.running_since)
     return state.elapsed_s
+
+
+def phase_spans(opened_at: float, events: Iterable[tuple[str, float]]) -> list[tuple[float, Phase]]:
+    """The phase in force from each time on (device time of the session's own events): from
+    ``opened_at`` baseline, then each phase change at its event's ``at``; ``ended`` last."""
+    state = SessionState()
+    spans = [(opened_at, state.phase)]
+    for event_type, at in events:
+        if event_type not in PHASE_EVENTS:
+            continue
+        state = apply(state, event_type, at)
+        if state.phase is not spans[-1][1]:
+            spans.append((at, state.phase))
+    return spans
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """The device times whose readings belong to one session: ``start <= ts < end``."""
+
+    bed_id: str
+    start: float
+    end: float | None  # None: open-ended (the session is open and no one was admitted since)
+
+    def holds(self, ts: float) -> bool:
+        return self.start <= ts and (self.end is None or ts < self.end)
+
+
+def membership_span(
+    bed_id: str, opened_at: float, ended_at: float | None, next_opened_at: float | None
+) -> Span:
+    """The span of a session opened at ``opened_at`` and ended at ``ended_at`` (its ``end``
+    event's ``at``), given when the bed's next session was opened (None: not yet).
+
+    The edge is half-open, so a reading at the very instant one session ends and the next
+    opens belongs to the next only. An ``end`` dated before admission gives an empty span.
+    """
+    ends = [t for t in (ended_at, next_opened_at) if t is not None]
+    return Span(bed_id, opened_at, min(ends) if ends else None)
+
+
+def baseline(values: Iterable[Mapping[str, float]]) -> dict[str, float] | None:
+    """The baseline from the baseline phase's readings (their ``values``): per signal the
+    median, rounded to 0.1; None when no reading carries any signal.
+
+    The caller hands in exactly the readings of the session's span measured before
+    ``infusion_start``; which readings those are is the store's one selection.
+    """
+    by_signal: dict[str, list[float]] = {sig: [] for sig in SIGNALS}
+    for v in values:
+        for sig, x in v.items():
+            if sig in by_signal:
+                by_signal[sig].append(x)
+    out = {sig: round(statistics.median(xs), 1) for sig, xs in by_signal.items() if xs}
+    return out or None

@@ -15,7 +15,6 @@ def make_reading(
     device_id: str = "dev-1",
     bed_id: str | None = "bed-1",
     source: str | None = None,
-    session_id: int | None = None,
     received_at: float | None = None,
 ) -> Reading:
     vals = values if values is not None else {"hr": 72.0, "spo2": 98.0, "rr": 14.0}
@@ -29,7 +28,6 @@ def make_reading(
         values=vals,
         source=source,
         bed_id=bed_id,
-        session_id=session_id,
     )
 
 

@@ -174,7 +174,7 @@ def test_the_desaturation_in_bidmc_49_rises_to_high_after_10_s_below_85() -> Non
         changes += [
             (rec.t, a.priority, a.value)
             for a in engine.on_reading(
-                Reading("d", seq, rec.t, rec.t, rec.values, rec.source, "bed", None)
+                Reading("d", seq, rec.t, rec.t, rec.values, rec.source, "bed")
             )
             if a.signal == "spo2"
         ]
@@ -264,7 +264,7 @@ def _outcome(record: str, speed: float) -> dict[str, tuple[object, ...]]:
     final = {}
     for seq, rec in enumerate(load_recording(_path(record))):
         received = 1000.0 + rec.t / speed
-        reading = Reading("d", seq, 1000.0 + rec.t, received, rec.values, rec.source, "bed", None)
+        reading = Reading("d", seq, 1000.0 + rec.t, received, rec.values, rec.source, "bed")
         changes = engine.on_reading(reading)
         if seq % 7 == 0:
             changes += engine.tick(received)

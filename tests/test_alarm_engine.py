@@ -601,3 +601,39 @@ def test_reading_type_is_the_model_reading() -> None:
     """The engine consumes monitor.model.Reading as stored by the server."""
     r = Reading("d", 1, T0, T0, {"hr": 70.0}, bed_id="b")
     assert _engine().on_reading(r) == []
+
+
+# --- a late reading is judged by what was in force at its own time -------------------------
+
+
+def test_a_late_reading_is_judged_by_the_session_and_limits_of_its_own_time() -> None:
+    """docs/reliability.md: a backlog measured during session 1 (its override SpO2 < 88) and
+    judged after session 2 began (clinic limit 90) raises nothing, and an alarm it does
+    raise belongs to session 1."""
+    engine = _engine()
+    engine.set_session(
+        "bed-1", 1, "baseline", None, {"spo2": {"low": {"medium": 88}}}, now=T0, since=T0
+    )
+    engine.set_session("bed-1", None, None, None, None, now=T0 + 100, since=T0 + 100)
+    engine.set_session("bed-1", 2, "baseline", None, None, now=T0 + 200, since=T0 + 200)
+    # SpO2 89 measured in session 1, arriving during session 2: fine under 1's override.
+    assert _feed(engine, {"spo2": 89.0}, range(10, 40)) == []
+    # SpO2 86 measured in session 1: below even the override, alarmed as session 1's.
+    (alarm,) = _feed(engine, {"spo2": 86.0}, range(40, 60))
+    assert alarm.session_id == 1 and alarm.condition == "spo2 < 88"
+    (ended,) = _feed(engine, {"spo2": 97.0}, [60])
+    assert ended.id == alarm.id and ended.ended_at is not None
+    # The same 89 measured now, in session 2, is judged by session 2's limits.
+    (now_alarm,) = _feed(engine, {"spo2": 89.0}, range(300, 320))
+    assert now_alarm.session_id == 2 and now_alarm.condition == "spo2 < 90"
+
+
+def test_a_reading_between_two_sessions_belongs_to_neither() -> None:
+    """docs/reliability.md: a reading measured after one session ended and before the next
+    began raises its alarm on the bed alone (no session)."""
+    engine = _engine()
+    engine.set_session("bed-1", 1, "baseline", None, None, now=T0, since=T0)
+    engine.set_session("bed-1", None, None, None, None, now=T0 + 100, since=T0 + 100)
+    engine.set_session("bed-1", 2, "baseline", None, None, now=T0 + 500, since=T0 + 500)
+    (alarm,) = _feed(engine, {"spo2": 84.0}, range(200, 220))
+    assert alarm.session_id is None

@@ -95,7 +95,7 @@ def _run(engine: AlarmEngine, scenario: list[Step]) -> Trace:
     for seq, step in enumerate(scenario):
         t += step.dt
         if step.action == "reading":
-            reading = Reading("dev-1", seq, t, t + 0.2, step.values, None, "bed-1", 1)
+            reading = Reading("dev-1", seq, t, t + 0.2, step.values, None, "bed-1")
             for sig, v in step.values.items():
                 trace.history.setdefault(sig, []).append((t, v))
             trace.changes += [("reading", reading, a) for a in engine.on_reading(reading)]
@@ -236,7 +236,7 @@ def test_replay_at_1x_and_60x_gives_identical_physiological_alarms(
             t += step.dt
             received = T0 + (t - T0) / speed + 0.05
             changes += engine.on_reading(
-                Reading("dev-1", seq, t, received, step.values, None, "bed-1", 1)
+                Reading("dev-1", seq, t, received, step.values, None, "bed-1")
             )
             if seq % tick_every == 0:
                 changes += engine.tick(received)
@@ -278,7 +278,7 @@ def test_engine_never_raises_on_any_sequence_of_calls(
         t += dt
         bed = beds[k % 2]
         if action == "reading":
-            engine.on_reading(Reading(f"dev-{k % 3}", seq, t, t + k, values, None, bed, None))
+            engine.on_reading(Reading(f"dev-{k % 3}", seq, t, t + k, values, None, bed))
         elif action == "tick":
             engine.tick(t)
         elif action == "ack":
@@ -326,7 +326,7 @@ def test_no_true_sustained_condition_is_missed(stream: list[dict[str, float]], l
     hr_seen: float | None = None
     for seq, values in enumerate(stream):
         t = T0 + seq
-        engine.on_reading(Reading("dev-1", seq, t, t, values, None, "bed-1", None))
+        engine.on_reading(Reading("dev-1", seq, t, t, values, None, "bed-1"))
         # The rate judged: the ECG HR when present on the bed (seen within 10 s), else pulse.
         if "hr" in values:
             hr_seen = t

@@ -5,9 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from tests.conftest import MonitorProcess
 from tests.wsclient import Device
+
+
+async def _until(pred: Any, timeout: float = 10.0) -> Any:
+    """Poll ``pred`` (blocking HTTP, run in a thread) until it is truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = await asyncio.to_thread(pred)
+        if got:
+            return got
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.1)
 
 
 async def test_silent_device_raises_a_technical_alarm_within_ten_seconds(
@@ -33,12 +45,15 @@ async def test_silent_device_raises_a_technical_alarm_within_ten_seconds(
         assert found[0]["kind"] == "technical"
         # Data again ends it.
         assert (await dev.reading(2, {"hr": 70}))["type"] == "ack"
-        await asyncio.sleep(0.3)
-        assert not [
-            a
-            for a in s.get("/api/alarms", bed="quiet-bed", active="true")["alarms"]
-            if a["signal"] == "device"
-        ]
+        await _until(
+            lambda: (
+                not [
+                    a
+                    for a in s.get("/api/alarms", bed="quiet-bed", active="true")["alarms"]
+                    if a["signal"] == "device"
+                ]
+            )
+        )
 
 
 async def test_active_alarms_survive_a_restart(server_factory) -> None:  # type: ignore[no-untyped-def]
@@ -49,13 +64,15 @@ async def test_active_alarms_survive_a_restart(server_factory) -> None:  # type:
     async with Device(s.ws_url, "r-mon", token) as dev:
         for i in range(20):
             assert (await dev.reading(i + 1, {"spo2": 82}, ts=t0 + i))["type"] == "ack"
-    await asyncio.sleep(0.3)
-    before = {
-        a["id"]
-        for a in s.get("/api/alarms", bed="r-bed", active="true")["alarms"]
-        if a["signal"] == "spo2"
-    }
-    assert before
+
+    def spo2_alarms() -> set[str]:
+        return {
+            a["id"]
+            for a in s.get("/api/alarms", bed="r-bed", active="true")["alarms"]
+            if a["signal"] == "spo2"
+        }
+
+    before = await _until(spo2_alarms)
     s.kill()
     s.start()
     after = s.get("/api/alarms", bed="r-bed", active="true")["alarms"]
@@ -70,10 +87,21 @@ async def test_revoked_device_raises_no_data_alarm(sqlite_server: MonitorProcess
 
     s = sqlite_server
     token = s.add_device("gone-mon", "gone-bed")
-    async with Device(s.ws_url, "gone-mon", token) as dev:
+    # A device still in service that falls silent at the same moment: its alarm shows when
+    # the revoked one's would have.
+    control = s.add_device("still-mon", "still-bed")
+    async with (
+        Device(s.ws_url, "gone-mon", token) as dev,
+        Device(s.ws_url, "still-mon", control) as other,
+    ):
         assert (await dev.reading(1, {"hr": 70}))["type"] == "ack"
+        assert (await other.reading(1, {"hr": 70}))["type"] == "ack"
     r = httpx.delete(f"{s.base_url}/api/devices/gone-mon", headers=s.headers)
     assert r.status_code == 200
-    await asyncio.sleep(12)
-    active = s.get("/api/alarms", bed="gone-bed", active="true")["alarms"]
-    assert [a for a in active if a["signal"] == "device"] == []
+
+    def silent(bed: str) -> list[dict[str, object]]:
+        active = s.get("/api/alarms", bed=bed, active="true")["alarms"]
+        return [a for a in active if a["signal"] == "device"]
+
+    await _until(lambda: silent("still-bed"), timeout=20)
+    assert silent("gone-bed") == []

@@ -32,6 +32,7 @@ from tests.browser_support import (  # noqa: F401  (fixtures used by name)
     wait_feed_up,
 )
 from tests.conftest import ROOT, MonitorProcess, free_port
+from tests.wsclient import measure_after
 
 pytestmark = pytest.mark.browser
 
@@ -260,10 +261,12 @@ def test_finished_sessions_reports_open_from_the_earlier_sessions_list(
     new tab and its CSV and FHIR R4 exports download with the session's own data."""
     bed, label = unique("report"), unique("PT")
     dev = device_factory(bed)
-    sid = sqlite_server.post("/api/sessions", {"bed": bed, "patient_label": label}).json()["id"]
-    now = time.time()
+    session = sqlite_server.post("/api/sessions", {"bed": bed, "patient_label": label}).json()
+    sid, opened = session["id"], parse_rfc3339(session["opened_at"])
     for i in range(4):
-        assert dev.send({"hr": 70 + i, "spo2": 97, "rr": 14}, ts=now - 4 + i)["type"] == "ack"
+        # Measured after admission: the session's exports hold the readings of its span.
+        ts = measure_after(opened)
+        assert dev.send({"hr": 70 + i, "spo2": 97, "rr": 14}, ts=ts)["type"] == "ack"
     for kind in ("infusion_start", "infusion_stop", "end"):
         assert sqlite_server.post(f"/api/sessions/{sid}/events", {"type": kind}).status_code == 200
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from typing import Any
 
@@ -144,6 +145,42 @@ def test_stopping_the_monitor_shows_connection_lost_then_recovers(
     page.wait_for_function("document.body?.dataset?.feed === 'up'", timeout=10000)
     page.wait_for_function(
         f"document.getElementById('tile-{bed1}')?.dataset.feed === 'up'", timeout=2000
+    )
+    assert not page.is_visible(f"#tile-{bed1}-lost")
+
+
+def test_every_tile_says_the_monitor_is_degraded_with_the_technical_tone(
+    sqlite_server: MonitorProcess, panel: PanelProcess, page: Any
+) -> None:
+    """docs/reliability.md: while a pipeline stage fails (here the database, locked by another
+    writer) every tile says "MONITOR DEGRADED: database" and the technical tone sounds; once
+    the fault clears it goes away by itself."""
+    bed1, bed2 = unique("deg"), unique("deg")
+    sqlite_server.add_device(unique("dev"), bed1)
+    sqlite_server.add_device(unique("dev"), bed2)
+    login(page, panel.url)
+    page.wait_for_selector(f"#tile-{bed2}")
+    wait_feed_up(page)
+    page.evaluate("window.vigil.tones.length = 0")
+    lock = sqlite3.connect(sqlite_server.db_url.removeprefix("sqlite:///"), isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        page.wait_for_function(
+            "[...document.querySelectorAll('.tile')].every(t => t.dataset.degraded === 'true')",
+            timeout=30_000,
+        )
+        for bed in (bed1, bed2):
+            assert page.is_visible(f"#tile-{bed}-lost")
+            assert "MONITOR DEGRADED: database" in (page.text_content(f"#tile-{bed}-lost") or "")
+        assert "MONITOR DEGRADED" in (page.text_content("#feed-status") or "")
+        page.wait_for_function(
+            "window.vigil?.tones?.some(t => t.kind === 'technical')", timeout=3000
+        )
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    page.wait_for_function(
+        f"document.getElementById('tile-{bed1}')?.dataset.degraded === 'false'", timeout=30_000
     )
     assert not page.is_visible(f"#tile-{bed1}-lost")
 

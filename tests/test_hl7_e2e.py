@@ -38,7 +38,8 @@ async def test_pcd01_message_is_stored_acked_and_pushed(server_factory) -> None:
         assert "MSA|AA|0104ef190d604db188c3" in ack
         pushed = await feed_until(feed, lambda m: m["type"] == "reading")
     assert pushed["bed"] == "chair-7"
-    assert pushed["values"] == {"sbp": 111, "dbp": 60, "map": 80, "hr": 63}
+    # 149546 is the cuff's pulse rate: pr (the ECG heart rate hr is another signal).
+    assert pushed["values"] == {"sbp": 111, "dbp": 60, "map": 80, "pr": 63}
     assert "MSA|AA" in send(DATA / "pcd01_episodic_nibp.hl7", hl7_port)
     (r,) = s.get("/api/readings", bed="chair-7")["readings"]
     assert r["source"] == "nibp" and r["ts"] == "2011-06-02T04:58:42.000Z"

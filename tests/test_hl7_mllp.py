@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from monitor.hl7.mllp import (
     make_handler,
     serve_mllp,
 )
+from monitor.hl7.pcd01 import Pcd01Result
 from monitor.protocol.device import ReadingMsg
 
 DATA = Path(__file__).parent / "data" / "hl7"
@@ -34,12 +35,12 @@ class Recorder:
     known: frozenset[str] | None = None  # None: every device is known
     fail_storage: bool = False
 
-    async def __call__(self, device_name: str, readings: Sequence[ReadingMsg]) -> None:
-        if self.known is not None and device_name not in self.known:
-            raise UnknownDeviceError(f"device {device_name} is not registered")
+    async def __call__(self, result: Pcd01Result) -> None:
+        if self.known is not None and result.device_name not in self.known:
+            raise UnknownDeviceError(f"device {result.device_name} is not registered")
         if self.fail_storage:
             raise StorageError("database unavailable")
-        self.stored.append((device_name, list(readings)))
+        self.stored.append((result.device_name, list(result.readings)))
 
 
 @dataclass
@@ -99,12 +100,12 @@ async def test_shipped_ihe_message_is_stored_and_acknowledged_aa(edge: Edge) -> 
     device, readings = edge.recorder.stored[0]
     assert device == "080019FFFE3ED02D172.16.172.135"
     assert [(r.values, r.source) for r in readings] == [
-        ({"sbp": 111.0, "dbp": 60.0, "map": 80.0, "hr": 63.0}, "nibp")
+        ({"sbp": 111.0, "dbp": 60.0, "map": 80.0, "pr": 63.0}, "nibp")
     ]
 
 
 async def test_mdc_unit_codes_and_cuff_codes_are_understood(edge: Edge) -> None:
-    """clinical.md §6: 15030x cuff codes and MDC unit 266016 map to sbp/dbp/map in mmHg."""
+    """docs/integration.md: 15030x cuff codes and MDC unit 266016 map to sbp/dbp/map in mmHg."""
     (ack,) = await mllp_send(DATA / "pcd01_cuff_mdc_units.hl7", edge.port)
     assert msa(ack) == ("AA", "cuff-mdc-0001")
     device, readings = edge.recorder.stored[0]
@@ -114,13 +115,13 @@ async def test_mdc_unit_codes_and_cuff_codes_are_understood(edge: Edge) -> None:
 
 
 async def test_continuous_message_gives_one_reading_per_time(edge: Edge) -> None:
-    """OBX rows sharing an OBX-14 form one reading; ECG HR wins over the oximeter pulse."""
+    """OBX rows sharing an OBX-14 form one reading; ECG HR and oximeter pulse stay apart."""
     (ack,) = await mllp_send(DATA / "pcd01_continuous_hr_spo2_rr.hl7", edge.port)
     assert msa(ack)[0] == "AA"
     device, readings = edge.recorder.stored[0]
     assert device == "chair-4-mon"
     assert [(r.ts, r.values, r.source) for r in readings] == [
-        (1_795_446_008.0, {"hr": 78.0, "spo2": 97.0, "rr": 14.0}, None),
+        (1_795_446_008.0, {"hr": 78.0, "pr": 80.0, "spo2": 97.0, "rr": 14.0}, None),
         (1_795_446_009.0, {"hr": 81.0, "spo2": 96.0}, None),
     ]
 
@@ -267,6 +268,25 @@ async def test_resent_message_yields_the_same_seqs(edge: Edge) -> None:
     await mllp_send(DATA / "pcd01_episodic_nibp.hl7", edge.port)
     first, second = edge.recorder.stored
     assert [r.seq for r in first[1]] == [r.seq for r in second[1]]
+
+
+async def test_superseded_row_is_named_in_a_warning_err_of_the_aa() -> None:
+    """A value-bearing row not stored (another sensor gave pr) is said in ERR, severity W."""
+    recorder = Recorder()
+    later = 1_795_450_000.0  # 2026-11-23T16:06:40Z, after the variant messages' times
+    server = await serve_mllp("127.0.0.1", 0, make_handler(recorder, clock=lambda: later))
+    try:
+        port = server.sockets[0].getsockname()[1]
+        (ack,) = await mllp_send(DATA / "variant_hr_pr_and_cuff_pulse.hl7", port)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert msa(ack) == ("AA", "var-pulse-07")
+    assert recorder.stored[0][1][0].values["pr"] == 70.0
+    err = ack.segment("ERR")
+    assert str(err.extract_field(1, 4)) == "W"
+    assert err_code(ack) == "not_stored"
+    assert "OBX 7 (149546) value 68" in str(err.extract_field(1, 8))
 
 
 async def test_idle_connection_is_closed_after_idle_timeout() -> None:

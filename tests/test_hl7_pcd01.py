@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.hl7 import Hl7Error, build_ack, derive_seq, parse_pcd01
+from monitor.hl7.pcd01 import SEQ_SIGNAL_BIT, SEQ_SIGNAL_BITS
 from monitor.model import SIGNAL_RANGES
 
 DATA = Path(__file__).parent / "data" / "hl7"
@@ -51,7 +52,8 @@ def test_shipped_message_maps_to_one_cuff_reading() -> None:
     assert result.control_id == "0104ef190d604db188c3"
     assert result.device_name == "080019FFFE3ED02D172.16.172.135"  # first OBX-18 present
     (reading,) = result.readings
-    assert reading.values == {"sbp": 111.0, "dbp": 60.0, "map": 80.0, "hr": 63.0}
+    # 149546 is the cuff's pulse rate: pr, not the ECG heart rate hr.
+    assert reading.values == {"sbp": 111.0, "dbp": 60.0, "map": 80.0, "pr": 63.0}
     assert reading.source == "nibp"
     assert reading.ts == 1_306_990_722.0  # 2011-06-02T04:58:42Z
     assert reading.device_id == result.device_name
@@ -84,7 +86,14 @@ def test_no_device_name_anywhere_is_refused() -> None:
     [
         ("147842^MDC_ECG_HEART_RATE^MDC", "70", "264864^MDC_DIM_BEAT_PER_MIN^MDC", "hr", 70.0),
         ("^MDC_ECG_CARD_BEAT_RATE^MDC", "70", "/min^/min^UCUM", "hr", 70.0),
-        ("149530^MDC_PULS_OXIM_PULS_RATE^MDC", "70", "{beat}/min^{beat}/min^UCUM", "hr", 70.0),
+        ("149530^MDC_PULS_OXIM_PULS_RATE^MDC", "70", "{beat}/min^{beat}/min^UCUM", "pr", 70.0),
+        ("149522^MDC_BLD_PULS_RATE_INV^MDC", "71", "264864^MDC_DIM_BEAT_PER_MIN^MDC", "pr", 71.0),
+        ("149546^MDC_BLD_PULS_RATE_NONINV^MDC", "72", "/min^/min^UCUM", "pr", 72.0),
+        ("^MDC_PULS_RATE_NON_INV^MDC", "72", "/min^/min^UCUM", "pr", 72.0),
+        ("0002-4182^HR^MDIL", "80", "0004-0aa0^bpm^MDIL", "hr", 80.0),
+        ("0002-480a^Pulse^MDIL", "80", "0004-0aa0^bpm^MDIL", "pr", 80.0),
+        ("0002-4bb8^SpO2^MDIL", "98", "0004-0220^%^MDIL", "spo2", 98.0),
+        ("0002-5000^Resp^MDIL", "20", "0004-0ae0^rpm^MDIL", "rr", 20.0),
         ("150456^MDC_PULS_OXIM_SAT_O2^MDC", "93.5", "262688^MDC_DIM_PERCENT^MDC", "spo2", 93.5),
         ("151562^MDC_RESP_RATE^MDC", "12", "264928^MDC_DIM_RESP_PER_MIN^MDC", "rr", 12.0),
         ("150023^MDC_PRESS_BLD_NONINV_MEAN^MDC", "90", "266016^MDC_DIM_MMHG^MDC", "map", 90.0),
@@ -99,10 +108,10 @@ def test_no_device_name_anywhere_is_refused() -> None:
         ("150021^MDC_PRESS_BLD_NONINV_SYS^MDC", "16", "kPa^kPa^UCUM", "sbp", 120.010),
     ],
 )
-def test_codes_and_units_of_clinical_section_6_are_understood(
+def test_codes_and_units_of_the_integration_table_are_understood(
     code: str, raw: str, unit: str, signal: str, value: float
 ) -> None:
-    """clinical.md §6 codes with UCUM or MDC units; kPa is converted to mmHg."""
+    """docs/integration.md codes with UCUM, MDC or MDIL units; kPa is converted to mmHg."""
     (reading,) = parse_pcd01(oru(nm(code, raw, unit))).readings
     assert reading.values == {signal: pytest.approx(value, abs=0.001)}
 
@@ -188,33 +197,101 @@ def test_values_the_device_protocol_rejects_are_refused(rows: tuple[str, ...], c
     assert err.value.code == code
 
 
-def test_rows_without_value_or_marked_wrong_are_ignored() -> None:
-    """OBX-11 X/D/W and empty OBX-5 carry no measurement; unknown codes are listed as ignored."""
+@pytest.mark.parametrize("status", ["F", "R", "P", "S", "U", ""])
+def test_value_rows_of_every_result_status_are_stored(status: str) -> None:
+    """docs/integration.md OBX-11 table: F, R, P, S, U and no status store their value."""
+    text = oru(f"NM|{SPO2}|1.3.1.1|97|%|||||{status}")
+    result = parse_pcd01(text)
+    assert [r.values for r in result.readings] == [{"spo2": 97.0}]
+    assert result.corrections == frozenset()
+
+
+@pytest.mark.parametrize("status", ["C", "A"])
+def test_corrected_and_amended_rows_are_marked_as_corrections(status: str) -> None:
+    """OBX-11 C/A: the reading at that time is a correction, its seq listed as such."""
     text = oru(
-        "NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.3.1.2|50|%|||||W",
+        f"NM|{SPO2}|1.3.1.1|95|%|||||{status}",
+        nm(HR, "70", "/min", ts="20261123150001+0000"),
+    )
+    result = parse_pcd01(text)
+    first, second = result.readings
+    assert first.values == {"spo2": 95.0} and second.values == {"hr": 70.0}
+    assert result.corrections == frozenset({first.seq})
+
+
+@pytest.mark.parametrize(("status", "word"), [("D", "delete"), ("W", "wrong")])
+@pytest.mark.parametrize("value", ["50", ""])
+def test_retractions_are_refused_with_or_without_a_value(
+    status: str, word: str, value: str
+) -> None:
+    """OBX-11 D/W ask to retract: refused (unsupported_status), never silently ignored."""
+    text = oru(f"NM|{SPO2}|1.3.1.2|{value}|%|||||{status}", nm(HR, "70", "/min"))
+    with pytest.raises(Hl7Error) as err:
+        parse_pcd01(text)
+    assert err.value.code == "unsupported_status"
+    assert f"status {status} ({word}" in err.value.detail
+    assert "OBX 1 (150456)" in err.value.detail
+
+
+@pytest.mark.parametrize("status", ["X", "I", "O", "N", "Q"])
+def test_a_value_under_a_no_result_or_unknown_status_is_refused(status: str) -> None:
+    """A number with OBX-11 X/I/O/N (no result) or a status Vigil does not take is refused."""
+    with pytest.raises(Hl7Error) as err:
+        parse_pcd01(oru(f"NM|{SPO2}|1.3.1.2|98|%|||||{status}", nm(HR, "70", "/min")))
+    assert err.value.code == "unsupported_status"
+    assert "OBX 1 (150456)" in err.value.detail
+
+
+def test_rows_without_a_value_and_unknown_codes_are_skipped() -> None:
+    """Hierarchy rows, X rows without a value (an "?" on the monitor) and codes Vigil does not
+    use contribute nothing and are listed as ignored."""
+    text = oru(
+        "|69965^MDC_DEV_MON_PHYSIO_MULTI_PARAM_MDS^MDC|1.0.0.0|||||||X",
+        "|69798^MDC_DEV_ECG_VMD^MDC|1.5.0.0|||||||X",
+        f"NM|{HR}|1.5.1.1||264864^MDC_DIM_BEAT_PER_MIN^MDC|||||X",
         "NM|150344^MDC_TEMP^MDC|1.5.1.1|36.8|268192^MDC_DIM_DEGC^MDC|||||R",
+        "NM|150344^MDC_TEMP^MDC|1.5.1.1|36.8|268192^MDC_DIM_DEGC^MDC|||||D",
         nm(SPO2, "97", "%"),
     )
     result = parse_pcd01(text)
     assert [r.values for r in result.readings] == [{"spo2": 97.0}]
-    assert [(i.set_id, i.code) for i in result.ignored] == [("1", "150456"), ("2", "150344")]
+    assert [i.set_id for i in result.ignored] == ["1", "2", "3", "4", "5"]
+    assert result.warnings == ()
 
 
-def test_better_hr_source_wins_regardless_of_row_order() -> None:
-    """ECG HR beats oximeter pulse beats cuff pulse at the same instant."""
-    text = oru(
-        nm("149546^MDC_PULS_RATE_NON_INV^MDC", "60", "/min"),
-        nm("149530^MDC_PULS_OXIM_PULS_RATE^MDC", "65", "/min"),
-        nm(HR, "70", "/min"),
-    )
+def test_an_mdc_or_mdil_code_in_obx18_does_not_name_the_device() -> None:
+    """An MDIL/MDC code in OBX-18 (0002-4bb8^SpO2^MDIL) names a measurement, not equipment."""
+    text = oru("NM|0002-480a^Pulse^MDIL||80|0004-0aa0^bpm^MDIL|||||F|||||||0002-4bb8^SpO2^MDIL")
+    assert parse_pcd01(text).device_name == "CHAIR_GW"
+
+
+def test_ecg_heart_rate_and_pulse_rates_are_kept_apart() -> None:
+    """hr is the ECG rate (147842); 149530/149522/149546 are pulse rates, pr."""
+    text = oru(nm(HR, "70", "/min"), nm("149530^MDC_PULS_OXIM_PULS_RATE^MDC", "65", "/min"))
     (reading,) = parse_pcd01(text).readings
-    assert reading.values == {"hr": 70.0}
+    assert reading.values == {"hr": 70.0, "pr": 65.0}
+
+
+def test_better_pulse_source_wins_regardless_of_row_order_and_the_loser_is_warned() -> None:
+    """Oximeter pulse beats arterial-line pulse beats cuff pulse at one instant; each row
+    not stored is named in the AA's warnings."""
+    text = oru(
+        nm("149546^MDC_BLD_PULS_RATE_NONINV^MDC", "60", "/min"),
+        nm("149522^MDC_BLD_PULS_RATE_INV^MDC", "62", "/min"),
+        nm("149530^MDC_PULS_OXIM_PULS_RATE^MDC", "65", "/min"),
+    )
+    result = parse_pcd01(text)
+    (reading,) = result.readings
+    assert reading.values == {"pr": 65.0}
     assert reading.source is None
+    assert len(result.warnings) == 2
+    assert all("not stored: pr superseded" in w for w in result.warnings)
 
 
 def test_cuff_pulse_alone_is_marked_nibp() -> None:
     """A pulse rate measured by the cuff (149546) is a cuff reading."""
     (reading,) = parse_pcd01(oru(nm("149546^MDC_PULS_RATE_NON_INV^MDC", "60", "/min"))).readings
+    assert reading.values == {"pr": 60.0}
     assert reading.source == "nibp"
 
 
@@ -242,14 +319,22 @@ def test_lf_and_crlf_segment_ends_are_accepted() -> None:
     assert parse_pcd01(text.replace("\r", "\r\n")).readings == expected
 
 
-def test_seq_is_time_in_ms_times_64_plus_signal_mask() -> None:
+def test_seq_is_time_in_ms_times_128_plus_signal_mask() -> None:
     """seq derivation (docs/integration.md): deterministic, ms time recoverable, per signal set."""
     seq = derive_seq(T_1500 + 0.25, {"hr": 70.0, "spo2": 97.0})
-    assert seq // 64 == 1_795_446_000_250
-    assert seq % 64 == 0b11
-    assert derive_seq(T_1500, {"sbp": 1.0, "dbp": 1.0, "map": 1.0}) % 64 == 0b11100
+    assert seq // 128 == 1_795_446_000_250
+    assert seq % 128 == 0b11
+    assert derive_seq(T_1500, {"sbp": 1.0, "dbp": 1.0, "map": 1.0}) % 128 == 0b11100
+    assert derive_seq(T_1500, {"pr": 1.0}) % 128 == 0b1000000
     assert derive_seq(T_1500, {"spo2": 1.0}) != derive_seq(T_1500, {"sbp": 1.0})
     assert derive_seq(T_1500, {"spo2": 1.0}) < derive_seq(T_1500 + 0.001, {"hr": 1.0})
+
+
+def test_every_signal_has_its_own_seq_bit() -> None:
+    """A signal without a bit would make two different readings share a seq."""
+    assert set(SEQ_SIGNAL_BIT) == set(SIGNAL_RANGES)
+    assert sorted(SEQ_SIGNAL_BIT.values()) == [1 << i for i in range(len(SEQ_SIGNAL_BIT))]
+    assert max(SEQ_SIGNAL_BIT.values()) * 2 <= SEQ_SIGNAL_BITS
 
 
 def test_same_message_parsed_twice_gives_identical_readings() -> None:
@@ -263,7 +348,7 @@ _value_dicts = st.fixed_dictionaries(
     optional={
         k: st.integers(min_value=int(lo) * 100, max_value=int(hi) * 100).map(lambda v: v / 100)
         for k, (lo, hi) in SIGNAL_RANGES.items()
-        if k in ("hr", "spo2", "rr")
+        if k in ("hr", "pr", "spo2", "rr")
     },
 ).filter(bool)
 
@@ -271,7 +356,12 @@ _value_dicts = st.fixed_dictionaries(
 @given(_value_dicts)
 def test_any_valid_continuous_values_round_trip(values: dict[str, float]) -> None:
     """Every in-range value sent as NM with its unit comes back unchanged."""
-    codes = {"hr": (HR, "/min"), "spo2": (SPO2, "%"), "rr": ("151562^MDC_RESP_RATE^MDC", "/min")}
+    codes = {
+        "hr": (HR, "/min"),
+        "pr": ("149530^MDC_PULS_OXIM_PULS_RATE^MDC", "/min"),
+        "spo2": (SPO2, "%"),
+        "rr": ("151562^MDC_RESP_RATE^MDC", "/min"),
+    }
     rows = [nm(codes[k][0], f"{v:.2f}", codes[k][1]) for k, v in values.items()]
     (reading,) = parse_pcd01(oru(*rows)).readings
     assert reading.values == values
@@ -319,6 +409,18 @@ def test_ack_for_unparsable_text_still_is_valid_hl7() -> None:
     )
     assert str(ack.segment("MSA")[1]) == "AE"
     assert str(ack.segment("MSH").extract_field(1, 3)) == "VIGIL"
+
+
+def test_aa_ack_carries_warnings_as_err_segments_of_severity_w() -> None:
+    """ACK: each value-bearing row not stored is named in an ERR with ERR-4 W, MSA stays AA."""
+    text = oru(nm(SPO2, "97", "%"))
+    ack = hl7.parse(build_ack(text, "AA", now=T_1500, warnings=["OBX 2 not stored: why"]))
+    assert str(ack.segment("MSA")[1]) == "AA"
+    err = ack.segment("ERR")
+    assert str(err.extract_field(1, 3, 1, 1)) == "0"
+    assert str(err.extract_field(1, 3, 1, 4)) == "not_stored"
+    assert str(err.extract_field(1, 4)) == "W"
+    assert str(err.extract_field(1, 8)) == "OBX 2 not stored: why"
 
 
 def test_ack_code_must_be_aa_ae_or_ar() -> None:

@@ -142,7 +142,9 @@ async def test_readings_api_pages_by_device_time(server: MonitorProcess) -> None
 
 def test_health_answers_without_login_and_the_api_does_not(server: MonitorProcess) -> None:
     """/health is open; the API wants a bearer token."""
-    assert httpx.get(f"{server.base_url}/health").json() == {"status": "ok"}
+    health = httpx.get(f"{server.base_url}/health")
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok" and health.json()["failing"] == []
     assert httpx.get(f"{server.base_url}/api/beds").status_code == 401
     assert (
         httpx.get(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 
 import httpx
 from fhir.resources.R4B.bundle import Bundle
 
+from monitor.model import parse_rfc3339
 from tests.conftest import MonitorProcess
-from tests.wsclient import Device
+from tests.wsclient import Device, measure_after
 
 
 async def test_a_finished_session_reports_in_html_csv_and_valid_fhir(
@@ -22,15 +22,18 @@ async def test_a_finished_session_reports_in_html_csv_and_valid_fhir(
         "/api/sessions", {"bed": "rep-bed", "patient_label": "K-<b>17</b>", "age": 41}
     ).json()
     sid = s["id"]
-    t0 = time.time() - 30
+    opened = parse_rfc3339(s["opened_at"])
     async with Device(server.ws_url, "rep-mon", token) as dev:
         for i in range(10):
-            assert (await dev.reading(i + 1, {"hr": 70 + i, "spo2": 97, "rr": 14}, ts=t0 + i))[
+            # Measured in the session's span (after admission), as the report holds its span.
+            ts = measure_after(opened)
+            assert (await dev.reading(i + 1, {"hr": 70 + i, "spo2": 97, "rr": 14}, ts=ts))[
                 "type"
             ] == "ack"
-        assert (
-            await dev.reading(50, {"sbp": 130, "dbp": 85, "map": 100}, ts=t0 + 10, source="nibp")
-        )["type"] == "ack"
+        cuff = {"sbp": 130, "dbp": 85, "map": 100}
+        assert (await dev.reading(50, cuff, ts=measure_after(opened), source="nibp"))[
+            "type"
+        ] == "ack"
     for ev in [
         {"type": "infusion_start"},
         {"type": "observation", "data": {"moaas": 4}},

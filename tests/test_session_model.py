@@ -12,7 +12,9 @@ from monitor.session import (
     SessionState,
     TransitionError,
     apply,
+    baseline,
     infusion_elapsed,
+    membership_span,
     replay,
 )
 
@@ -83,3 +85,59 @@ def test_elapsed_is_never_negative_and_never_exceeds_wall_time(
     assert e >= 0
     if s.infusion_started_at is not None:
         assert e <= now - s.infusion_started_at + 1e-6
+
+
+def test_a_span_runs_from_admission_to_the_end_event_half_open() -> None:
+    """A session holds device times from its opened_at up to, not including, its end's at
+    (docs/reliability.md, "A reading belongs to the session of its measurement time")."""
+    span = membership_span("bed-1", 100.0, 200.0, None)
+    assert [span.holds(t) for t in (99.999, 100.0, 150.0, 199.999, 200.0)] == [
+        False,
+        True,
+        True,
+        True,
+        False,
+    ]
+    assert membership_span("bed-1", 100.0, None, None).holds(1e9)
+
+
+def test_the_next_admission_ends_a_span_whose_end_is_dated_later() -> None:
+    """An end dated ahead of the next admission does not make two patients share a time."""
+    span = membership_span("bed-1", 100.0, 250.0, 220.0)
+    assert span.end == 220.0 and not span.holds(230.0)
+    assert membership_span("bed-1", 100.0, None, 220.0).end == 220.0
+
+
+def test_an_end_dated_before_admission_holds_nothing() -> None:
+    """A session ended before it was opened has an empty span, not a reversed one."""
+    span = membership_span("bed-1", 100.0, 90.0, None)
+    assert not any(span.holds(t) for t in (80.0, 90.0, 95.0, 100.0, 110.0))
+
+
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 1e4), st.one_of(st.none(), st.floats(-100, 2e3))),
+        min_size=1,
+        max_size=8,
+    ),
+    st.floats(-100, 2e4),
+)
+def test_a_device_time_belongs_to_at_most_one_session_of_a_bed(
+    sessions: list[tuple[float, float | None]], ts: float
+) -> None:
+    """However the ends are dated, the spans of one bed's sessions never overlap."""
+    opened = sorted(o for o, _ in sessions)
+    spans = []
+    for i, (o, (_, length)) in enumerate(zip(opened, sessions, strict=True)):
+        nxt = opened[i + 1] if i + 1 < len(opened) else None
+        spans.append(membership_span("bed-1", o, None if length is None else o + length, nxt))
+    assert sum(span.holds(ts) for span in spans) <= 1
+
+
+def test_baseline_is_the_median_per_signal_rounded_to_a_tenth() -> None:
+    """The baseline phase's median per signal (docs/reliability.md), a signal never measured
+    left out; no readings, no baseline."""
+    rows = [{"hr": 70.0, "spo2": 97.0}, {"hr": 75.0}, {"hr": 72.0, "sbp": 121.0}, {"hr": 71.0}]
+    assert baseline(rows) == {"hr": 71.5, "spo2": 97.0, "sbp": 121.0}
+    assert baseline([{"rr": 14.04}, {"rr": 14.0}]) == {"rr": 14.0}
+    assert baseline([]) is None

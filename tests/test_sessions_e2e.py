@@ -6,8 +6,9 @@ import time
 
 import httpx
 
+from monitor.model import parse_rfc3339, to_rfc3339
 from tests.conftest import MonitorProcess
-from tests.wsclient import Device
+from tests.wsclient import Device, measure_after
 
 
 def admit(server: MonitorProcess, bed: str, **extra: object) -> dict:
@@ -74,33 +75,37 @@ def test_phase_events_move_the_session_and_misfits_get_409(server: MonitorProces
 
 def test_infusion_timer_counts_from_the_event_time(server: MonitorProcess) -> None:
     """An event dated in the past (at) sets the timer from that moment."""
-    from monitor.model import to_rfc3339
-
     s = admit(server, "s-bed-4")
     at = to_rfc3339(time.time() - 600)
     s = server.post(f"/api/sessions/{s['id']}/events", {"type": "infusion_start", "at": at}).json()
     assert 595 <= s["infusion_elapsed_s"] <= 630
 
 
-async def test_readings_belong_to_the_open_session(server: MonitorProcess) -> None:
-    """Readings from a bed's devices carry its open session's id."""
+async def test_readings_measured_in_the_open_session_are_its_readings(
+    server: MonitorProcess,
+) -> None:
+    """A reading measured after admission is the open session's; one measured before it is
+    the bed's only, though it arrived during the session (docs/reliability.md)."""
     token = server.add_device("s-bed-5-mon", "s-bed-5")
     s = server.post("/api/sessions", {"bed": "s-bed-5", "patient_label": "P"}).json()
+    opened = parse_rfc3339(s["opened_at"])
     async with Device(server.ws_url, "s-bed-5-mon", token) as dev:
-        assert (await dev.reading(1, {"hr": 80}))["type"] == "ack"
-    (r,) = server.get("/api/readings", bed="s-bed-5")["readings"]
-    assert r["session_id"] == s["id"]
+        assert (await dev.reading(1, {"hr": 80}, ts=measure_after(opened)))["type"] == "ack"
+        assert (await dev.reading(2, {"hr": 81}, ts=opened - 30))["type"] == "ack"
+    assert [r["seq"] for r in server.get("/api/readings", session=s["id"])["readings"]] == [1]
+    assert [r["seq"] for r in server.get("/api/readings", bed="s-bed-5")["readings"]] == [2, 1]
 
 
 async def test_baseline_is_taken_from_the_baseline_phase(server: MonitorProcess) -> None:
     """Without an entered baseline, infusion_start sets it from the baseline phase's readings."""
     token = server.add_device("s-bed-6-mon", "s-bed-6")
     s = server.post("/api/sessions", {"bed": "s-bed-6", "patient_label": "P"}).json()
-    t0 = time.time() - 60
+    opened = parse_rfc3339(s["opened_at"])  # the baseline phase's readings come after it
     async with Device(server.ws_url, "s-bed-6-mon", token) as dev:
         for i, hr in enumerate([70, 72, 74]):
-            assert (await dev.reading(i + 1, {"hr": hr}, ts=t0 + i))["type"] == "ack"
-        assert (await dev.reading(9, {"sbp": 120, "dbp": 80, "map": 93}, ts=t0 + 5, source="nibp"))[
+            assert (await dev.reading(i + 1, {"hr": hr}, ts=measure_after(opened)))["type"] == "ack"
+        cuff = {"sbp": 120, "dbp": 80, "map": 93}
+        assert (await dev.reading(9, cuff, ts=measure_after(opened), source="nibp"))[
             "type"
         ] == "ack"
     s = server.post(f"/api/sessions/{s['id']}/events", {"type": "infusion_start"}).json()
@@ -153,8 +158,8 @@ async def test_session_limits_can_be_overridden_within_clinic_bounds(
         headers=server.headers,
     )
     assert bad.status_code == 422 and "bounds" in bad.json()["detail"]
-    # SpO2 89 for 20 s: no alarm under the 88 override.
-    t0 = time.time() - 60
+    # SpO2 89 for 20 s, measured within the session: no alarm under the 88 override.
+    t0 = time.time()
     async with Device(server.ws_url, "s-bed-8-mon", token) as dev:
         for i in range(20):
             assert (await dev.reading(i + 1, {"spo2": 89}, ts=t0 + i))["type"] == "ack"

@@ -55,3 +55,11 @@ async def feed_until(ws: Any, pred: Any, timeout: float = 5.0) -> dict[str, Any]
         msg = json.loads(await asyncio.wait_for(ws.recv(), left))
         if pred(msg):
             return dict(msg)
+
+
+def measure_after(boundary: float) -> float:
+    """The real clock once it is past ``boundary`` by more than the wire's millisecond: a
+    device time that stays after a monitor time (shown to the millisecond) once encoded."""
+    while (now := time.time()) <= boundary + 0.002:
+        pass
+    return now

@@ -35,6 +35,7 @@
     offsetMs: 0,
     downSince: Date.now(),
     beds: {},
+    degraded: [],
     lastWardReload: 0,
     lastBedRefresh: 0,
     sound: { on: false, ctx: null, last: {}, lowPlayed: {}, techLast: 0 },
@@ -251,6 +252,7 @@
     var active = activeAlarms(bed);
     var top = active[0];
     setAttr(tile, "data-feed", S.feedUp ? "up" : "down");
+    setAttr(tile, "data-degraded", S.feedUp && S.degraded.length ? "true" : "false");
     setAttr(tile, "data-alarm", top ? top.priority : "none");
     setAttr(tile, "data-alarm-kind", top ? top.kind : "none");
     setAttr(tile, "data-escalated", top && top.escalated ? "true" : "false");
@@ -302,6 +304,9 @@
     var lost = byId("tile-" + bed.id + "-lost");
     if (lost && !S.feedUp) {
       setText(lost, "CONNECTION LOST \u2013 values not live" + (S.downSince ? " (" + fmtAge((Date.now() - S.downSince) / 1000) + ")" : ""));
+    } else if (lost && S.degraded.length) {
+      // The monitor says a pipeline stage is failing: readings may not be stored or judged.
+      setText(lost, "MONITOR DEGRADED: " + S.degraded.join(", "));
     }
   }
 
@@ -314,7 +319,9 @@
       setText(
         fs,
         up
-          ? "Live"
+          ? S.degraded.length
+            ? "Live \u2013 MONITOR DEGRADED: " + S.degraded.join(", ")
+            : "Live"
           : S.token
           ? "CONNECTION TO MONITOR LOST \u2013 values are NOT live (" + fmtAge((Date.now() - S.downSince) / 1000) + "); reconnecting\u2026"
           : "Not logged in"
@@ -536,6 +543,7 @@
     switch (msg.type) {
       case "hello":
         S.beds = {};
+        S.degraded = (msg.health && msg.health.failing) || [];
         (msg.beds || []).forEach(ingestBed);
         S.feedUp = true;
         S.downSince = null;
@@ -575,6 +583,11 @@
         refreshBedPage(sb.id);
         break;
       }
+      case "health":
+        S.degraded = msg.failing || [];
+        if (S.degraded.length) soundTick(true);
+        repaintAll();
+        break;
       case "bye":
         if (S.ws) S.ws.close();
         break;
@@ -731,6 +744,11 @@
         play("technical", false);
       }
       return;
+    }
+    if (S.token && S.degraded.length && now - S.sound.techLast >= 10000) {
+      // A degraded monitor sounds the technical tone too; patient alarms still sound below.
+      S.sound.techLast = now;
+      play("technical", false);
     }
     var best = null;
     Object.keys(S.beds).forEach(function (id) {

@@ -14,6 +14,7 @@ publish. State changes of an alarm go through ``lifecycle.apply`` (the one trans
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -133,6 +134,22 @@ def _ms(t: float) -> int:
     return int(round(t * 1000))
 
 
+# How far back (device time) a bed remembers the limits that were in force, so a late reading
+# is judged by the session and phase of its own time. Backlogs older than this are judged by
+# the oldest regime kept.
+REGIME_HORIZON_S: Final = 6 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Regime:
+    """What was in force on a bed from ``since`` (device time) until the next regime."""
+
+    since: float
+    session_id: int | None
+    phase: str | None
+    levels: dict[tuple[str, str], list[Level]]
+
+
 @dataclass
 class _Track:
     """Condition tracker of one (bed, signal, direction)."""
@@ -173,6 +190,19 @@ class _Bed:
     # Latest value of each continuous signal on this bed: signal -> (device time, value).
     latest: dict[str, tuple[float, float]] = field(default_factory=dict)
     rate: _Disagreement = field(default_factory=_Disagreement)
+    regimes: list[_Regime] = field(default_factory=list)  # oldest first
+    default_levels: dict[tuple[str, str], list[Level]] = field(default_factory=dict)
+
+    def regime_at(self, ts: float) -> tuple[int | None, dict[tuple[str, str], list[Level]]]:
+        """The session and limits in force at device time ``ts``."""
+        rs = self.regimes
+        if not rs or ts >= rs[-1].since:
+            return self.session_id, self.levels
+        i = bisect_right([r.since for r in rs], ts) - 1
+        if i < 0:
+            # Before every regime this bed remembers: outside any session.
+            return None, self.default_levels
+        return rs[i].session_id, rs[i].levels
 
 
 @dataclass
@@ -204,7 +234,8 @@ class AlarmEngine:
     def _bed(self, bed_id: str) -> _Bed:
         bed = self._beds.get(bed_id)
         if bed is None:
-            bed = _Bed(bed_id, levels=build_levels(self.config))
+            levels = build_levels(self.config)
+            bed = _Bed(bed_id, levels=levels, default_levels=levels)
             self._beds[bed_id] = bed
         return bed
 
@@ -230,9 +261,14 @@ class AlarmEngine:
         overrides: Mapping[str, Any] | None,
         *,
         now: float | None = None,
+        since: float | None = None,
     ) -> list[Alarm]:
         """The bed's session, phase, baseline and per-session overrides (limits change at once;
-        alarms follow at the next reading). Raises ConfigError for overrides out of bounds."""
+        alarms follow at the next reading). Raises ConfigError for overrides out of bounds.
+
+        ``since`` is the device time from which this holds (the session event's own time);
+        readings measured before it are judged by what was in force at their time. A regime
+        given with an earlier ``since`` than later ones replaces them (a backdated event)."""
         bed = self._bed(bed_id)
         levels = build_levels(self.config, phase, baseline, overrides)
         changes: list[Alarm] = []
@@ -254,7 +290,25 @@ class AlarmEngine:
         bed.baseline = dict(baseline) if baseline else None
         bed.overrides = dict(overrides) if overrides else None
         bed.levels = levels
+        start = since if since is not None else at
+        if start is not None:
+            kept = [r for r in bed.regimes if r.since < start]
+            horizon = start - REGIME_HORIZON_S
+            while len(kept) > 1 and kept[1].since <= horizon:
+                kept.pop(0)
+            kept.append(_Regime(start, session_id, phase, levels))
+            bed.regimes = kept
         return changes
+
+    def discard_bed(self, bed_id: str) -> None:
+        """Drop a bed's state without ending its alarms (they stay as stored), before the bed
+        is rebuilt from the stored record or handed to another instance."""
+        for alarm in [a for a in self._live.values() if a.bed_id == bed_id]:
+            self._live.pop(alarm.id, None)
+            self._holders.pop(alarm.id, None)
+        self._beds.pop(bed_id, None)
+        for key in [k for k in self._devices if k[0] == bed_id]:
+            del self._devices[key]
 
     def limits(self, bed_id: str) -> dict[tuple[str, str], list[Level]]:
         """Conditions in force on a bed (for display and the limits endpoint)."""
@@ -332,7 +386,8 @@ class AlarmEngine:
             )
             if bed.stale is not None:
                 changes.append(self._end(bed.stale, Event.CLEAR, reading.received_at))
-        session_id = reading.session_id if reading.session_id is not None else bed.session_id
+        # The session and limits of the reading's own time: a late reading is judged as if live.
+        session_id, in_force = bed.regime_at(reading.ts)
         values: dict[str, float] = {}
         for signal in SIGNALS:
             raw = reading.values.get(signal)
@@ -349,7 +404,7 @@ class AlarmEngine:
         for signal in (s for s in SIGNALS if s in judged):
             for direction in DIRECTIONS:
                 key = (signal, direction)
-                levels = bed.levels.get(key, [])
+                levels = in_force.get(key, [])
                 track = bed.tracks.get(key)
                 if not levels and (track is None or track.alarm is None):
                     continue
@@ -418,9 +473,10 @@ class AlarmEngine:
         if "spo2" not in now or "spo2" not in ref:
             return best.priority, best.label, None  # nothing to weigh it by: face value
         reasons: list[str] = []
+        spo2_levels = bed.regime_at(ts)[1].get(("spo2", "low"), [])  # the limits of that time
         if ref["spo2"] - now["spo2"] >= rule.spo2_drop:
             reasons.append(f"SpO2 fell {ref['spo2']:g} to {now['spo2']:g}")
-        elif any(lv.beyond("low", now["spo2"]) for lv in bed.levels.get(("spo2", "low"), [])):
+        elif any(lv.beyond("low", now["spo2"]) for lv in spo2_levels):
             reasons.append(f"SpO2 {now['spo2']:g}")
         if "rate" in now and "rate" in ref and abs(now["rate"] - ref["rate"]) >= rule.hr_change:
             reasons.append(f"HR {ref['rate']:g} to {now['rate']:g}")

@@ -63,7 +63,6 @@ async def list_readings(
                 "values": r.values,
                 "source": r.source,
                 "bed": r.bed_id,
-                "session_id": r.session_id,
             }
             for r in rows
         ],
@@ -86,7 +85,7 @@ async def list_alarms(
         bed_id=bed, since=parse_time(since, "since"), active=active, session_id=session, limit=limit
     )
     # The engine holds the freshest state of open alarms (e.g. escalation just decided).
-    live = {a.id: a for a in monitor.engine.active(bed)}
+    live = {a.id: a for a in monitor.alarms.active(bed)}
     return {"alarms": [alarm_json(live.get(a.id, a)) for a in items]}
 
 

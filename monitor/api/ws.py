@@ -10,9 +10,11 @@ from typing import Any
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from monitor.errors import Unavailable
+from monitor.faults import Point
 from monitor.protocol import device as proto
 from monitor.protocol import feed
-from monitor.service import Monitor, Unavailable
+from monitor.service import Monitor
 
 router = APIRouter()
 log = logging.getLogger("vigil.ws")
@@ -83,7 +85,7 @@ async def device_socket(ws: WebSocket) -> None:
     monitor.attach_device(device_id, ws)
     await monitor.device_seen(bed_id, device_id)
     out: asyncio.Queue[tuple[int, asyncio.Future[None]] | str | None] = asyncio.Queue(MAX_IN_FLIGHT)
-    sender = asyncio.create_task(_send_acks(ws, out))
+    sender = asyncio.create_task(_send_acks(ws, out, monitor))
     loop = asyncio.get_running_loop()
     bucket = TokenBucket(settings.device_rate_per_s, settings.device_rate_burst, loop.time())
     # One watchdog per connection rather than a wait_for per frame (a task each on 3.11).
@@ -173,7 +175,7 @@ class _IdleWatch:
         await _close(ws, 1001, "idle: nothing received within the idle timeout")
 
 
-async def _send_acks(ws: WebSocket, out: asyncio.Queue[Any]) -> None:
+async def _send_acks(ws: WebSocket, out: asyncio.Queue[Any], monitor: Monitor) -> None:
     """Send acks in arrival order, each only once its reading is committed."""
     while True:
         item = await out.get()
@@ -189,6 +191,7 @@ async def _send_acks(ws: WebSocket, out: asyncio.Queue[Any]) -> None:
             await ws.send_text(proto.encode_error(proto.ErrorCode.UNAVAILABLE, str(e), seq))
             continue
         await ws.send_text(proto.encode_ack(seq))
+        monitor.faults.hit(Point.AFTER_ACK)
 
 
 @router.websocket("/ws/feed")
@@ -206,7 +209,9 @@ async def feed_socket(ws: WebSocket) -> None:
     reader = asyncio.create_task(_drain(ws, limit))
     try:
         # Registered before the snapshot is taken, so nothing falls between the two.
-        await ws.send_text(feed.hello_message(monitor.clock(), await monitor.beds_json()))
+        now = monitor.clock()
+        beds = await monitor.beds_json()
+        await ws.send_text(feed.hello_message(now, beds, monitor.health.failing(now)))
         while not reader.done():
             message: str | None = None
             if not client.queue.empty() and not client.dropped.is_set():

@@ -109,7 +109,8 @@ readings = Table(
     Column("device_id", String(64), nullable=False),
     Column("seq", BigInteger, nullable=False),
     Column("bed_id", String(64), nullable=True),
-    Column("session_id", BigInteger, nullable=True),
+    # No session column: a reading belongs to the session of its bed whose span holds its
+    # device ts, whenever it arrives, so membership is derived (Store.readings), never stored.
     Column("ts", Float, nullable=False),
     Column("received_at", Float, nullable=False),
     Column("source", String(16), nullable=True),
@@ -123,7 +124,16 @@ readings = Table(
     UniqueConstraint("device_id", "seq", name="uq_readings_device_seq"),
 )
 Index("ix_readings_bed_ts", readings.c.bed_id, readings.c.ts)
-Index("ix_readings_session_ts", readings.c.session_id, readings.c.ts)
+
+# Retention deletes readings by device time; the highest seq swept per device is kept so that
+# a late resend of a swept (device, seq) is still recognised as already stored.
+retention_marks = Table(
+    "retention_marks",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("swept_seq", BigInteger, nullable=False),
+    Column("swept_at", Float, nullable=False),
+)
 
 alarms = Table(
     "alarms",
@@ -165,3 +175,12 @@ Index("ix_audit_at", audit_log.c.at)
 Index("ix_audit_session", audit_log.c.session_id)
 
 SIGNAL_COLUMNS = ("hr", "pr", "spo2", "rr", "sbp", "dbp", "map")
+
+# One row per monitor instance, written when no reading has been committed for a while, so
+# /health can tell a database that takes writes from one that has turned read-only or away.
+heartbeats = Table(
+    "heartbeats",
+    metadata,
+    Column("instance_id", String(64), primary_key=True),
+    Column("at", Float, nullable=False),
+)

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from monitor import session as session_model
 from monitor.db import migrate
 from monitor.db.schema import (
     SIGNAL_COLUMNS,
@@ -27,7 +28,9 @@ from monitor.db.schema import (
     audit_log,
     beds,
     devices,
+    heartbeats,
     readings,
+    retention_marks,
     session_events,
     sessions,
     users,
@@ -71,8 +74,21 @@ def reading_from_row(row: Row[Any]) -> Reading:
         values=values,
         source=m["source"],
         bed_id=m["bed_id"],
-        session_id=m["session_id"],
     )
+
+
+def _reading_row(r: Reading) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "device_id": r.device_id,
+        "seq": r.seq,
+        "bed_id": r.bed_id,
+        "ts": r.ts,
+        "received_at": r.received_at,
+        "source": r.source,
+    }
+    for k in SIGNAL_COLUMNS:
+        row[k] = r.values.get(k)
+    return row
 
 
 def alarm_from_row(row: Row[Any]) -> Alarm:
@@ -268,35 +284,101 @@ class Store:
 
     # --- readings -----------------------------------------------------------------------
 
-    async def insert_readings(self, batch: Sequence[Reading]) -> set[tuple[str, int]]:
-        """Store a batch in one transaction; returns the (device, seq) pairs that were new.
+    async def insert_readings(
+        self, batch: Sequence[Reading], corrections: Sequence[Reading] = ()
+    ) -> set[tuple[str, int]]:
+        """Store a batch in one transaction; returns the (device, seq) pairs that were new
+        (or, for ``corrections``, that changed what is stored).
 
-        A (device, seq) already stored is left as it was: a resend is stored once.
+        A (device, seq) already stored is left as it was: a resend is stored once. So is a
+        seq at or below its device's retention mark (swept by retention: stored before).
+        A correction replaces, signal by signal, the value stored for the same device and
+        device time; signals with nothing to replace are stored as a new reading.
         """
-        if not batch:
+        if not batch and not corrections:
             return set()
-        rows = []
-        for r in batch:
-            row: dict[str, Any] = {
-                "device_id": r.device_id,
-                "seq": r.seq,
-                "bed_id": r.bed_id,
-                "session_id": r.session_id,
-                "ts": r.ts,
-                "received_at": r.received_at,
-                "source": r.source,
-            }
-            for k in SIGNAL_COLUMNS:
-                row[k] = r.values.get(k)
-            rows.append(row)
-        stmt = (
-            self._insert(readings)
-            .on_conflict_do_nothing(index_elements=["device_id", "seq"])
-            .returning(readings.c.device_id, readings.c.seq)
-        )
         async with self.engine.begin() as conn:
-            res = await conn.execute(stmt, rows)
-            return {(d, s) for d, s in res.all()}
+            marks = await self._retention_marks(conn, {r.device_id for r in (*batch, *corrections)})
+            out: set[tuple[str, int]] = set()
+            fresh = [r for r in batch if r.seq > marks.get(r.device_id, -1)]
+            if fresh:
+                stmt = (
+                    self._insert(readings)
+                    .on_conflict_do_nothing(index_elements=["device_id", "seq"])
+                    .returning(readings.c.device_id, readings.c.seq)
+                )
+                res = await conn.execute(stmt, [_reading_row(r) for r in fresh])
+                out.update((d, q) for d, q in res.all())
+            for r in corrections:
+                if await self._apply_correction(conn, r, marks.get(r.device_id, -1)):
+                    out.add((r.device_id, r.seq))
+            return out
+
+    async def _retention_marks(self, conn: AsyncConnection, device_ids: set[str]) -> dict[str, int]:
+        if not device_ids:
+            return {}
+        rows = await conn.execute(
+            select(retention_marks.c.device_id, retention_marks.c.swept_seq).where(
+                retention_marks.c.device_id.in_(sorted(device_ids))
+            )
+        )
+        return {d: int(q) for d, q in rows.all()}
+
+    async def _apply_correction(self, conn: AsyncConnection, r: Reading, mark: int) -> bool:
+        changed = False
+        unmatched: dict[str, float] = {}
+        for sig, value in r.values.items():
+            if sig not in SIGNAL_COLUMNS:
+                continue
+            col = readings.c[sig]
+            where = and_(readings.c.device_id == r.device_id, readings.c.ts == r.ts)
+            held = (
+                await conn.execute(select(readings.c.id, col).where(where, col.is_not(None)))
+            ).all()
+            if not held:
+                unmatched[sig] = value
+                continue
+            stale = [row.id for row in held if row[1] != value]
+            if stale:
+                await conn.execute(
+                    update(readings).where(readings.c.id.in_(stale)).values({sig: value})
+                )
+                changed = True
+        if unmatched and r.seq > mark:
+            row = _reading_row(r)
+            for k in SIGNAL_COLUMNS:
+                row[k] = unmatched.get(k)
+            res = await conn.execute(
+                self._insert(readings)
+                .values(**row)
+                .on_conflict_do_nothing(index_elements=["device_id", "seq"])
+                .returning(readings.c.id)
+            )
+            changed = changed or res.first() is not None
+        return changed
+
+    async def conflicting(self, batch: Sequence[Reading]) -> list[tuple[Reading, dict[str, float]]]:
+        """The readings of ``batch`` whose (device, seq) is stored with other values, each with
+        the values stored: two different readings that map to one key (HL7's derived seq)."""
+        by_device: dict[str, list[Reading]] = {}
+        for r in batch:
+            by_device.setdefault(r.device_id, []).append(r)
+        out: list[tuple[Reading, dict[str, float]]] = []
+        async with self.engine.connect() as conn:
+            for device_id, items in by_device.items():
+                rows = await conn.execute(
+                    select(readings).where(
+                        readings.c.device_id == device_id,
+                        readings.c.seq.in_([r.seq for r in items]),
+                    )
+                )
+                stored = {row.seq: reading_from_row(row).values for row in rows.all()}
+                for r in items:
+                    held = stored.get(r.seq)
+                    mine = {k: v for k, v in r.values.items() if k in SIGNAL_COLUMNS}
+                    if held is not None and dict(held) != mine:
+                        out.append((r, dict(held)))
+        return out
 
     async def readings(
         self,
@@ -307,23 +389,76 @@ class Store:
         until: float | None = None,
         limit: int = 1000,
     ) -> list[Reading]:
+        """Stored readings, oldest first by device time, ``since <= ts < until``.
+
+        With ``session_id``: the session's readings, and this is the one place that decides
+        which those are (reports, CSV, FHIR, the baseline and ``GET /api/readings?session=``
+        all come here). A reading belongs to the session of its bed whose span holds its
+        device ``ts`` (``monitor.session.membership_span``), whenever it arrived; nothing
+        about the reading's arrival is stored or trusted. An unknown session has none.
+        """
         conds = []
         if bed_id is not None:
             conds.append(readings.c.bed_id == bed_id)
-        if session_id is not None:
-            conds.append(readings.c.session_id == session_id)
         if since is not None:
             conds.append(readings.c.ts >= since)
         if until is not None:
             conds.append(readings.c.ts < until)
+        async with self.engine.connect() as conn:
+            if session_id is not None:
+                span = await self._membership_span(conn, session_id)
+                if span is None:
+                    return []
+                # Served by ix_readings_bed_ts: one bed, one range of device time.
+                conds += [readings.c.bed_id == span.bed_id, readings.c.ts >= span.start]
+                if span.end is not None:
+                    conds.append(readings.c.ts < span.end)
+            stmt = (
+                select(readings)
+                .where(and_(true(), *conds))
+                .order_by(readings.c.ts, readings.c.id)
+                .limit(limit)
+            )
+            return [reading_from_row(r) for r in (await conn.execute(stmt)).all()]
+
+    async def readings_to_replay(self, bed_id: str, since: float) -> list[Reading]:
+        """A bed's readings measured, or received, since ``since``, oldest measured first: a
+        backlog that arrived late is replayed with the recent record (monitor.alarm_loop)."""
         stmt = (
             select(readings)
-            .where(and_(true(), *conds))
+            .where(
+                readings.c.bed_id == bed_id,
+                (readings.c.ts >= since) | (readings.c.received_at >= since),
+            )
             .order_by(readings.c.ts, readings.c.id)
-            .limit(limit)
+            .limit(100_000)
         )
         async with self.engine.connect() as conn:
             return [reading_from_row(r) for r in (await conn.execute(stmt)).all()]
+
+    async def _membership_span(
+        self, conn: AsyncConnection, session_id: int
+    ) -> session_model.Span | None:
+        row = (
+            await conn.execute(
+                select(sessions.c.bed_id, sessions.c.opened_at, sessions.c.ended_at).where(
+                    sessions.c.id == session_id
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        later = sessions.alias("later")
+        next_opened = (
+            await conn.execute(
+                select(func.min(later.c.opened_at)).where(
+                    later.c.bed_id == row.bed_id,
+                    (later.c.opened_at > row.opened_at)
+                    | ((later.c.opened_at == row.opened_at) & (later.c.id > session_id)),
+                )
+            )
+        ).scalar_one()
+        return session_model.membership_span(row.bed_id, row.opened_at, row.ended_at, next_opened)
 
     async def latest_values(self, bed_id: str) -> dict[str, Reading]:
         """The newest stored reading (by device time) carrying each signal, for one bed."""
@@ -358,11 +493,61 @@ class Store:
         async with self.engine.connect() as conn:
             return {d: t for d, t in (await conn.execute(stmt)).all()}
 
-    async def delete_readings_before(self, cutoff: float) -> int:
-        """Retention: drop readings measured (device time) before ``cutoff``."""
+    async def delete_readings_before(self, cutoff: float, now: float | None = None) -> int:
+        """Retention: drop readings measured (device time) before ``cutoff``.
+
+        First, in the same transaction, each device's retention mark is raised to the highest
+        seq about to go, so a resend of a swept reading is still a duplicate (idempotency of
+        (device, seq) outlives the rows). Only rows at or below the mark are deleted, so a
+        reading stored while the sweep runs waits for the next one rather than escaping it.
+        """
+        at = time.time() if now is None else now
         async with self.engine.begin() as conn:
-            res = await conn.execute(readings.delete().where(readings.c.ts < cutoff))
+            swept = (
+                await conn.execute(
+                    select(readings.c.device_id, func.max(readings.c.seq))
+                    .where(readings.c.ts < cutoff)
+                    .group_by(readings.c.device_id)
+                )
+            ).all()
+            if not swept:
+                return 0
+            stmt = self._insert(retention_marks)
+            await conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["device_id"],
+                    set_={
+                        "swept_seq": func.max(retention_marks.c.swept_seq, stmt.excluded.swept_seq)
+                        if self.dialect == "sqlite"
+                        else func.greatest(retention_marks.c.swept_seq, stmt.excluded.swept_seq),
+                        "swept_at": stmt.excluded.swept_at,
+                    },
+                ),
+                [{"device_id": d, "swept_seq": int(q), "swept_at": at} for d, q in swept],
+            )
+            mark = (
+                select(retention_marks.c.swept_seq)
+                .where(retention_marks.c.device_id == readings.c.device_id)
+                .scalar_subquery()
+            )
+            res = await conn.execute(
+                readings.delete().where(readings.c.ts < cutoff, readings.c.seq <= mark)
+            )
         return int(res.rowcount or 0)
+
+    async def probe_write(self, instance_id: str, now: float) -> None:
+        """A write that touches no patient data: fails when the database takes no writes."""
+        stmt = self._insert(heartbeats).values(instance_id=instance_id, at=now)
+        stmt = stmt.on_conflict_do_update(index_elements=["instance_id"], set_={"at": now})
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def retention_mark(self, device_id: str) -> int | None:
+        """The highest seq of ``device_id`` that retention has swept, if any."""
+        async with self.engine.connect() as conn:
+            return await conn.scalar(
+                select(retention_marks.c.swept_seq).where(retention_marks.c.device_id == device_id)
+            )
 
     # --- sessions -----------------------------------------------------------------------
 

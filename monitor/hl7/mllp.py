@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from hl7.mllp import start_hl7_server
@@ -19,11 +19,11 @@ from hl7.mllp import start_hl7_server
 from monitor.hl7.pcd01 import (
     Hl7Error,
     Hl7ErrorCode,
+    Pcd01Result,
     ack_for_error,
     build_ack,
     parse_pcd01,
 )
-from monitor.protocol.device import ReadingMsg
 
 log = logging.getLogger("monitor.hl7")
 
@@ -33,7 +33,10 @@ END_BLOCK: Final = b"\x1c\x0d"
 DEFAULT_MAX_MESSAGE_BYTES: Final = 1024 * 1024
 
 Handler = Callable[[str], Awaitable[str]]
-StoreCallback = Callable[[str, Sequence[ReadingMsg]], Awaitable[None]]
+# Stores a parsed message's readings (``result.readings``, of device ``result.device_name``;
+# those whose seq is in ``result.corrections`` replace stored values) and returns once they
+# are durable.
+StoreCallback = Callable[[Pcd01Result], Awaitable[None]]
 
 
 class UnknownDeviceError(Exception):
@@ -57,7 +60,8 @@ def make_handler(
 ) -> Handler:
     """A handler that parses PCD-01, stores through ``store_callback`` and answers the ACK.
 
-    AA once ``store_callback`` returned (the readings are stored); AR for a message type
+    AA once ``store_callback`` returned (the readings are stored), with a warning ERR for
+    each value-bearing row not stored (``Pcd01Result.warnings``); AR for a message type
     Vigil does not take or an unknown device (``UnknownDeviceError``); AE for anything
     else (content errors, ``StorageError``, unexpected exceptions). The callback may also
     raise ``Hl7Error`` to refuse with its own code.
@@ -71,7 +75,7 @@ def make_handler(
             log.info("HL7 message refused: %s", exc)
             return ack_for_error(message_text, exc, now=now)
         try:
-            await store_callback(result.device_name, result.readings)
+            await store_callback(result)
         except UnknownDeviceError as exc:
             detail = str(exc) or f"device {result.device_name!r} is not registered to a bed"
             log.info("HL7 message from unknown device %r", result.device_name)
@@ -98,7 +102,13 @@ def make_handler(
                 now=now,
                 error_code=Hl7ErrorCode.STORAGE_FAILED,
             )
-        return build_ack(message_text, "AA", now=now)
+        if result.warnings:
+            log.info(
+                "HL7 message %r stored with %d rows not stored",
+                result.control_id,
+                len(result.warnings),
+            )
+        return build_ack(message_text, "AA", now=now, warnings=result.warnings)
 
     return handle
 

@@ -1,37 +1,44 @@
 """IHE PCD-01 (HL7 v2.6 ORU^R01) to Vigil readings, and HL7 ACKs back: pure, no I/O, no clock.
 
-What is read (see docs/integration.md for the gateway-facing description):
+What is read (docs/integration.md is the gateway-facing description, with the OBX-11 table):
 - MSH-9 must be ORU^R01; MSH-10 is the control id echoed in the ACK.
 - OBX-3 carries an IEEE 11073 MDC code (``150021`` or its reference id
-  ``MDC_PRESS_BLD_NONINV_SYS``); the codes in ``CODES`` map to Vigil signals, anything else
-  is listed in ``Pcd01Result.ignored``.
+  ``MDC_PRESS_BLD_NONINV_SYS``, or Philips' MDIL form ``0002-4a05``); the codes in ``CODES``
+  map to Vigil signals, anything else is listed in ``Pcd01Result.ignored``.
 - OBX-6 must be a unit Vigil knows for that signal (UCUM or MDC unit code): a blood pressure
   without a unit could be kPa read as mmHg, so a missing or unknown unit rejects the message.
+- OBX-11 decides what a row is (``STORED_STATUSES``, ``CORRECTION_STATUSES``): a row that
+  carries a value is stored, applied as a correction, or the message is refused with
+  ``unsupported_status``; a value is never dropped in silence.
 - Time of a row: OBX-14, else OBR-7 of its OBR, else MSH-7. Rows with the same time form one
   reading. A time without a UTC offset is in the sender's zone (HL7 v2.6, 2.A.22), which
   MSH-7's offset tells when it has one; else UTC is assumed.
 - The device is named by OBX-18 of the MDS row (OBX-3 69965), else the first OBX-18 present,
-  else MSH-3; first component in each case (the outside contract).
+  else MSH-3; first component in each case (the outside contract). An OBX-18 coded in MDC or
+  MDIL (``0002-4bb8^SpO2^MDIL``, the source of a derived value) names a measurement, not
+  equipment, and is passed over. When MSH-3's first component is empty,
+  ORC-18 (entering device) names it, as Philips Efficia monitors send.
 
 HL7 carries no sequence number, so each reading's ``seq`` is derived from its content:
-``epoch_ms * 64 + signal_mask`` (one bit per signal present, in ``monitor.model.SIGNALS``
-order). A gateway resending a message yields the same seqs, so the monitor stores it once;
-two messages at the same instant carrying different signals (say SpO2 and a cuff) don't
-collide. ``seq // 64`` is the observation time in epoch milliseconds.
+``epoch_ms * 128 + signal_mask`` (one bit per signal present, ``SEQ_SIGNAL_BIT``). A gateway
+resending a message yields the same seqs, so the monitor stores it once; two messages at the
+same instant carrying different signals (say SpO2 and a cuff) don't collide. Two messages
+with the same time and signals but different values do: the HL7 edge compares them with the
+stored reading and refuses the second (``seq_conflict``) unless it is a correction.
+``seq // 128`` is the observation time in epoch milliseconds.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Final
 
 import hl7
 
-from monitor.model import SIGNALS
 from monitor.protocol.device import (
     MAX_FUTURE_SKEW_S,
     ProtocolError,
@@ -39,7 +46,18 @@ from monitor.protocol.device import (
     validate_values,
 )
 
-SEQ_SIGNAL_BITS: Final = 64  # 2**len(SIGNALS): room for one bit per signal
+# One bit per signal, fixed here (not taken from the order of SIGNALS) so that a new signal
+# elsewhere never renumbers the seqs of readings already stored.
+SEQ_SIGNAL_BIT: Final[Mapping[str, int]] = {
+    "hr": 1,
+    "spo2": 2,
+    "sbp": 4,
+    "dbp": 8,
+    "map": 16,
+    "rr": 32,
+    "pr": 64,
+}
+SEQ_SIGNAL_BITS: Final = 128  # room for every bit of SEQ_SIGNAL_BIT
 MDS_CODE: Final = "69965"
 NIBP_SOURCE: Final = "nibp"
 
@@ -56,6 +74,8 @@ class Hl7ErrorCode:
     UNKNOWN_UNIT: Final = "unknown_unit"
     INVALID_VALUE: Final = "invalid_value"
     INCONSISTENT_CUFF: Final = "inconsistent_cuff"
+    UNSUPPORTED_STATUS: Final = "unsupported_status"
+    SEQ_CONFLICT: Final = "seq_conflict"
     UNKNOWN_DEVICE: Final = "unknown_device"
     STORAGE_FAILED: Final = "storage_failed"
     INTERNAL_ERROR: Final = "internal_error"
@@ -80,15 +100,24 @@ class MdcCode:
     nibp: bool
 
 
-# OBX-3 identifiers (numeric MDC code or its reference id) Vigil understands (clinical.md §6).
+# OBX-3 identifiers (numeric MDC code or its reference id) Vigil understands
+# (docs/integration.md, "Codes and units"). ECG heart rate is `hr`; a pulse rate counted
+# from a pulse (oximeter, arterial line, cuff) is `pr`: a pulse deficit (hr > pr) is a
+# finding, so the two are never merged.
 CODES: Final[Mapping[str, MdcCode]] = {
     "147842": MdcCode("hr", 0, False),
     "MDC_ECG_HEART_RATE": MdcCode("hr", 0, False),
     "MDC_ECG_CARD_BEAT_RATE": MdcCode("hr", 0, False),
-    "149530": MdcCode("hr", 1, False),
-    "MDC_PULS_OXIM_PULS_RATE": MdcCode("hr", 1, False),
-    "149546": MdcCode("hr", 2, True),
-    "MDC_PULS_RATE_NON_INV": MdcCode("hr", 2, True),
+    "149530": MdcCode("pr", 0, False),
+    "MDC_PULS_OXIM_PULS_RATE": MdcCode("pr", 0, False),
+    "149522": MdcCode("pr", 1, False),
+    "MDC_BLD_PULS_RATE_INV": MdcCode("pr", 1, False),
+    # MDC_PULS_RATE, the generic pulse rate: Philips' "Pulse" (MDIL 0002-480a).
+    "149514": MdcCode("pr", 2, False),
+    "MDC_PULS_RATE": MdcCode("pr", 2, False),
+    "149546": MdcCode("pr", 3, True),
+    "MDC_BLD_PULS_RATE_NONINV": MdcCode("pr", 3, True),
+    "MDC_PULS_RATE_NON_INV": MdcCode("pr", 3, True),  # the name in older RTMMS releases
     "150456": MdcCode("spo2", 0, False),
     "MDC_PULS_OXIM_SAT_O2": MdcCode("spo2", 0, False),
     "150021": MdcCode("sbp", 0, True),
@@ -105,7 +134,22 @@ CODES: Final[Mapping[str, MdcCode]] = {
     "MDC_PRESS_CUFF_MEAN": MdcCode("map", 0, True),
     "151562": MdcCode("rr", 0, False),
     "MDC_RESP_RATE": MdcCode("rr", 0, False),
+    # Philips' "Resp" (MDIL 0002-5000, in rpm): the impedance respiration rate.
+    "151552": MdcCode("rr", 1, False),
 }
+
+# Philips' MDIL notation writes an MDC code as partition-term in hex ("0002-4182" is
+# partition 2, term 0x4182 = 147842, MDC_ECG_HEART_RATE); units too ("0004-0aa0" = 264864).
+_MDIL_RE: Final = re.compile(r"^([0-9A-Fa-f]{4})-([0-9A-Fa-f]{4})$")
+
+
+def mdil_to_mdc(text: str) -> str:
+    """``0002-4182`` to ``147842``; any other text unchanged."""
+    match = _MDIL_RE.match(text)
+    if match is None:
+        return text
+    return str(int(match.group(1), 16) * 65536 + int(match.group(2), 16))
+
 
 _KPA_TO_MMHG: Final = 760.0 / 101.325
 
@@ -146,6 +190,7 @@ _PRESSURE_UNITS: Final[Mapping[str, Callable[[float], float]]] = {
 }
 UNITS: Final[Mapping[str, Mapping[str, Callable[[float], float]]]] = {
     "hr": _RATE_UNITS,
+    "pr": _RATE_UNITS,
     "rr": _RATE_UNITS,
     "spo2": _PERCENT_UNITS,
     "sbp": _PRESSURE_UNITS,
@@ -153,9 +198,29 @@ UNITS: Final[Mapping[str, Mapping[str, Callable[[float], float]]]] = {
     "map": _PRESSURE_UNITS,
 }
 
-# OBX-11 statuses whose value is not a measurement to keep: X = could not be obtained,
-# D = delete, W = wrong (HL7 table 0085).
-_SKIP_STATUSES: Final = frozenset({"X", "D", "W"})
+# OBX-11 (HL7 table 0085) for a row that carries a value; docs/integration.md has the table.
+# Stored as a measurement: F final, R entered not verified (what PCD-01 devices send for live
+# numerics), P preliminary, S partial, U status changed to final, and no status at all.
+STORED_STATUSES: Final = frozenset({"F", "R", "P", "S", "U", ""})
+# Applied as a correction: C corrected, A amended. The value replaces what is stored for the
+# same device, observation time and signal (stored as new when nothing is there).
+CORRECTION_STATUSES: Final = frozenset({"C", "A"})
+# D (delete) and W (wrong, e.g. wrong patient) ask to retract a stored result. Vigil's
+# record is what its alarms were judged on, so it does not retract: the message is refused
+# so the sender knows, whether the row carries a value or not.
+RETRACTION_STATUSES: Final = frozenset({"D", "W"})
+# X (cannot be obtained), I (pending), O (order only), N (not asked) mean "no result". A row
+# with one of these and no value (MDS/VMD/channel rows, an "?" on the monitor) is skipped;
+# with a value it contradicts itself and the message is refused.
+NO_RESULT_STATUSES: Final = frozenset({"X", "I", "O", "N"})
+_STATUS_NAMES: Final[Mapping[str, str]] = {
+    "X": "result cannot be obtained",
+    "I": "result pending",
+    "O": "order detail only",
+    "N": "not asked",
+    "D": "delete",
+    "W": "wrong result",
+}
 
 # YYYYMMDDHHMM[SS[.S{1,4}]][+/-ZZZZ]: minute precision at least, a reading needs a time.
 _DTM_RE: Final = re.compile(r"^(\d{12}(?:\d{2}(?:\.\d{1,4})?)?)([+-]\d{4})?$")
@@ -178,14 +243,18 @@ class Pcd01Result:
     readings: tuple[ReadingMsg, ...]  # oldest first; device_id is ``device_name``
     ignored: tuple[IgnoredObx, ...]
     sending_application: str = ""
+    # seqs of the readings that are corrections (OBX-11 C or A in their time group)
+    corrections: frozenset[int] = frozenset()
+    # value-bearing rows of a Vigil signal that were not stored (another sensor gave the
+    # signal at that time): said in the AA's ERR segments with severity W
+    warnings: tuple[str, ...] = ()
 
 
 def derive_seq(ts: float, values: Mapping[str, float]) -> int:
-    """The deterministic seq of an HL7 reading: epoch milliseconds * 64 + signal bit mask."""
+    """The deterministic seq of an HL7 reading: epoch milliseconds * 128 + signal bit mask."""
     mask = 0
-    for bit, signal in enumerate(SIGNALS):
-        if signal in values:
-            mask |= 1 << bit
+    for signal in values:
+        mask |= SEQ_SIGNAL_BIT[signal]
     return round(ts * 1000) * SEQ_SIGNAL_BITS + mask
 
 
@@ -286,43 +355,77 @@ def parse_pcd01(message_text: str, *, now: float | None = None) -> Pcd01Result:
 
     # Group rows by observation time: ts -> signal -> (rank, value, nibp, set_id, code)
     groups: dict[float, dict[str, tuple[int, float, bool, str, str]]] = {}
+    corrected_times: set[float] = set()
     ignored: list[IgnoredObx] = []
+    warnings: list[str] = []
     mds_device = ""
     first_device = ""
     obr_time_text = ""
+    orc_device = ""
+    obx_count = 0
     for seg in msg:
         seg_id = str(seg[0][0]) if len(seg) and len(seg[0]) else ""
         if seg_id == "OBR":
             obr_time_text = _get(seg, 7)
             continue
+        if seg_id == "ORC" and not orc_device:
+            orc_device = _get(seg, 18, 1, 1)  # entering device: Philips Efficia names itself here
+            continue
         if seg_id != "OBX":
             continue
-        set_id = _get(seg, 1)
-        code = _get(seg, 3, 1, 1)
+        obx_count += 1
+        set_id = _get(seg, 1) or f"#{obx_count}"  # some senders leave OBX-1 empty
+        code = mdil_to_mdc(_get(seg, 3, 1, 1))
         ref_id = _get(seg, 3, 1, 2)
         device_here = _get(seg, 18, 1, 1)
+        if _get(seg, 18, 1, 3).upper() in ("MDC", "MDIL"):
+            device_here = ""  # a measurement code (the source of a derived value), not equipment
         if device_here and not first_device:
             first_device = device_here
         if code == MDS_CODE and device_here and not mds_device:
             mds_device = device_here
         mdc = CODES.get(code) or CODES.get(ref_id)
         label = code or ref_id
+        raw_value = _get(seg, 5)
+        status = _get(seg, 11).upper()
         if mdc is None:
             ignored.append(IgnoredObx(set_id, label, "code not used by Vigil"))
             continue
-        raw_value = _get(seg, 5)
-        status = _get(seg, 11).upper()
-        if status in _SKIP_STATUSES or raw_value == "":
+        if status in RETRACTION_STATUSES:
+            raise fail(
+                Hl7ErrorCode.UNSUPPORTED_STATUS,
+                f"OBX {set_id} ({label}) has status {status} ({_STATUS_NAMES[status]}): Vigil "
+                "does not retract stored readings; send a correction (status C) instead",
+            )
+        if raw_value == "":
             ignored.append(IgnoredObx(set_id, label, f"no value (status {status or '-'})"))
             continue
+        if status in NO_RESULT_STATUSES:
+            raise fail(
+                Hl7ErrorCode.UNSUPPORTED_STATUS,
+                f"OBX {set_id} ({label}) carries value {raw_value!r:.20} with status {status} "
+                f"({_STATUS_NAMES[status]}): Vigil will neither store a value its device "
+                "marks as no result nor drop it unsaid",
+            )
+        if status not in STORED_STATUSES and status not in CORRECTION_STATUSES:
+            raise fail(
+                Hl7ErrorCode.UNSUPPORTED_STATUS,
+                f"OBX {set_id} ({label}) has result status {status!r:.10}, which Vigil does "
+                "not take (docs/integration.md lists those it does)",
+            )
         if not _NUMBER_RE.match(raw_value):
             raise fail(
                 Hl7ErrorCode.INVALID_VALUE, f"OBX {set_id} value {raw_value!r:.40} is not a number"
             )
         value = float(raw_value)
         units = UNITS[mdc.signal]
-        unit = _get(seg, 6, 1, 1)
-        convert = units.get(unit) or units.get(_get(seg, 6, 1, 4)) or units.get(_get(seg, 6, 1, 2))
+        unit = mdil_to_mdc(_get(seg, 6, 1, 1))
+        convert = (
+            units.get(unit)
+            or units.get(_get(seg, 6, 1, 4))
+            or units.get(mdil_to_mdc(_get(seg, 6, 1, 2)))
+            or units.get(_get(seg, 6, 1, 2))
+        )
         if convert is None:
             raise fail(
                 Hl7ErrorCode.UNKNOWN_UNIT,
@@ -341,28 +444,32 @@ def parse_pcd01(message_text: str, *, now: float | None = None) -> Pcd01Result:
                 Hl7ErrorCode.BAD_TIMESTAMP, f"OBX {set_id} has no time (OBX-14, OBR-7, MSH-7)"
             )
         ts = to_epoch(time_text, where)
+        if status in CORRECTION_STATUSES:
+            corrected_times.add(ts)
         group = groups.setdefault(ts, {})
         previous = group.get(mdc.signal)
         if previous is not None and previous[0] <= mdc.rank:
-            ignored.append(
-                IgnoredObx(set_id, label, f"{mdc.signal} already given by OBX {previous[3]}")
-            )
+            reason = f"{mdc.signal} already given by OBX {previous[3]}"
+            ignored.append(IgnoredObx(set_id, label, reason))
+            warnings.append(f"OBX {set_id} ({label}) value {raw_value} not stored: {reason}")
             continue
         if previous is not None:
-            ignored.append(
-                IgnoredObx(previous[3], previous[4], f"{mdc.signal} superseded by OBX {set_id}")
-            )
+            reason = f"{mdc.signal} superseded by OBX {set_id}"
+            ignored.append(IgnoredObx(previous[3], previous[4], reason))
+            warnings.append(f"OBX {previous[3]} ({previous[4]}) not stored: {reason}")
         group[mdc.signal] = (mdc.rank, value, mdc.nibp, set_id, label)
 
-    device_name = mds_device or first_device or _get(msh, 3, 1, 1)
+    device_name = mds_device or first_device or _get(msh, 3, 1, 1) or orc_device
     if not device_name:
-        raise fail(Hl7ErrorCode.NO_DEVICE, "no device name in OBX-18 or MSH-3")
+        raise fail(Hl7ErrorCode.NO_DEVICE, "no device name in OBX-18, MSH-3 or ORC-18")
     if not groups:
         raise fail(
-            Hl7ErrorCode.NO_VALUES, "no observation Vigil understands (see docs/integration.md)"
+            Hl7ErrorCode.NO_VALUES,
+            "no OBX row with a value of a code Vigil understands (see docs/integration.md)",
         )
 
     readings: list[ReadingMsg] = []
+    corrections: set[int] = set()
     for ts in sorted(groups):
         group = groups[ts]
         raw = {signal: entry[1] for signal, entry in group.items()}
@@ -375,12 +482,16 @@ def parse_pcd01(message_text: str, *, now: float | None = None) -> Pcd01Result:
         readings.append(
             ReadingMsg(device_id=device_name, seq=seq, ts=ts, values=values, source=source)
         )
+        if ts in corrected_times:
+            corrections.add(seq)
     return Pcd01Result(
         control_id=control_id,
         device_name=device_name,
         readings=tuple(readings),
         ignored=tuple(ignored),
         sending_application=_get(msh, 3, 1, 1),
+        corrections=frozenset(corrections),
+        warnings=tuple(warnings),
     )
 
 
@@ -397,11 +508,15 @@ _HL7_ERROR_CODES: Final[Mapping[str, tuple[str, str]]] = {
     Hl7ErrorCode.UNKNOWN_UNIT: ("103", "Table value not found"),
     Hl7ErrorCode.INVALID_VALUE: ("102", "Data type error"),
     Hl7ErrorCode.INCONSISTENT_CUFF: ("102", "Data type error"),
+    Hl7ErrorCode.UNSUPPORTED_STATUS: ("103", "Table value not found"),
+    Hl7ErrorCode.SEQ_CONFLICT: ("205", "Duplicate key identifier"),
     Hl7ErrorCode.UNKNOWN_DEVICE: ("204", "Unknown key identifier"),
     Hl7ErrorCode.STORAGE_FAILED: ("207", "Application internal error"),
     Hl7ErrorCode.INTERNAL_ERROR: ("207", "Application internal error"),
 }
 ACK_CODES: Final = frozenset({"AA", "AE", "AR"})
+MAX_ACK_WARNINGS: Final = 20
+WARNING_NOT_STORED: Final = "not_stored"
 ACK_SENDING_APPLICATION: Final = "VIGIL"
 
 
@@ -431,13 +546,16 @@ def build_ack(
     now: float,
     error_code: str | None = None,
     control_id: str | None = None,
+    warnings: Sequence[str] = (),
 ) -> str:
     """An HL7 v2.6 original-mode ACK for ``message`` (raw text, parsed, or a parse result).
 
     MSH swaps the sender and receiver of the original; MSA-1 is ``code``, MSA-2 the original
     control id (empty when it could not be read). When ``code`` is not AA an ERR segment
     carries the HL7 table-0357 condition, Vigil's stable ``error_code`` (ERR-3.4) and
-    ``error_text`` (ERR-8, user message). Segments end in CR. ``now`` stamps MSH-7.
+    ``error_text`` (ERR-8, user message). ``warnings`` (at most ``MAX_ACK_WARNINGS``) add
+    ERR segments of severity W (ERR-3 ``0`` message accepted, ERR-3.4 ``not_stored``) to any
+    code. Segments end in CR. ``now`` stamps MSH-7.
     """
     if code not in ACK_CODES:
         raise ValueError(f"ACK code must be one of {sorted(ACK_CODES)}")
@@ -493,6 +611,16 @@ def build_ack(
         err.assign_field(template.escape(reason), 3, 1, 4)
         err.assign_field("E", 4)
         text = (error_text or reason).replace("\r", " ").replace("\n", " ")
+        err.assign_field(template.escape(text[:250]), 8)
+        segments.append(str(err))
+    for note in list(warnings)[:MAX_ACK_WARNINGS]:
+        err = hl7.parse("MSH|^~\\&|\rERR|\r").segment("ERR")
+        err.assign_field("0", 3, 1, 1)
+        err.assign_field("Message accepted", 3, 1, 2)
+        err.assign_field("HL70357", 3, 1, 3)
+        err.assign_field(WARNING_NOT_STORED, 3, 1, 4)
+        err.assign_field("W", 4)
+        text = note.replace("\r", " ").replace("\n", " ")
         err.assign_field(template.escape(text[:250]), 8)
         segments.append(str(err))
     return "\r".join(segments) + "\r"

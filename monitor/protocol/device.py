@@ -15,6 +15,7 @@ stable code from ``ErrorCode``; the codes are documented in docs/protocol.md.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
@@ -232,5 +233,5 @@ def encode_heartbeat(device_id: str, ts: float) -> str:
     ).decode()
 
 
-def is_cuff(values: dict[str, float]) -> bool:
+def is_cuff(values: Mapping[str, float]) -> bool:
     return any(k in CUFF_SIGNALS for k in values)

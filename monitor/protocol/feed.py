@@ -5,7 +5,7 @@ Every message is a JSON object with ``type`` and ``v``:
              sent first: the full snapshot, the same shape as ``GET /api/beds``.
     reading  {"type": "reading", "v": 1, "bed": id, "device_id": id, "seq": int,
               "ts": RFC3339, "received_at": RFC3339, "source": "nibp"|null,
-              "values": {...}, "session_id": int|null}
+              "values": {...}}
     alarm    {"type": "alarm", "v": 1, "alarm": {alarm as in GET /api/alarms}}
              sent on every change of an alarm (raised, escalated, acknowledged, paused, ended).
     session  {"type": "session", "v": 1, "session": {session as in GET /api/sessions/{id}}}
@@ -13,6 +13,9 @@ Every message is a JSON object with ``type`` and ``v``:
              every few seconds, so a panel can tell a quiet ward from a dead feed.
     bye      {"type": "bye", "v": 1, "reason": text}
              the monitor is dropping this client (too slow, shutting down).
+    health   {"type": "health", "v": 1, "status": "ok"|"degraded", "failing": [stage, ...]}
+             sent when the set of failing pipeline stages changes (and in ``hello`` as
+             ``health``), so a panel can say "monitor degraded: <stage>" on every tile.
 
 Messages are serialised once per event and the same bytes go to every panel.
 """
@@ -45,7 +48,6 @@ def reading_message(reading: Reading) -> str:
             "received_at": to_rfc3339(reading.received_at),
             "source": reading.source,
             "values": dict(reading.values),
-            "session_id": reading.session_id,
         }
     )
 
@@ -80,9 +82,25 @@ def session_message(session: Mapping[str, Any]) -> str:
     return _dumps({"type": "session", "v": VERSION, "session": session})
 
 
-def hello_message(server_time: float, beds: list[dict[str, Any]]) -> str:
+def health_json(failing: list[str]) -> dict[str, Any]:
+    return {"status": "degraded" if failing else "ok", "failing": list(failing)}
+
+
+def health_message(failing: list[str]) -> str:
+    return _dumps({"type": "health", "v": VERSION, **health_json(failing)})
+
+
+def hello_message(
+    server_time: float, beds: list[dict[str, Any]], failing: list[str] | None = None
+) -> str:
     return _dumps(
-        {"type": "hello", "v": VERSION, "server_time": to_rfc3339(server_time), "beds": beds}
+        {
+            "type": "hello",
+            "v": VERSION,
+            "server_time": to_rfc3339(server_time),
+            "beds": beds,
+            "health": health_json(failing or []),
+        }
     )
 
 

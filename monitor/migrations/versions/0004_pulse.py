@@ -1,7 +1,7 @@
 """readings.pr: the pulse rate as its own signal
 
 Revision ID: 0004_pulse
-Revises: 0001
+Revises: 0002_hl7
 Create Date: 2026-12-01 20:30:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_pulse"
-down_revision = "0001"
+down_revision = "0002_hl7"
 branch_labels = None
 depends_on = None
 

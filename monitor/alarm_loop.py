@@ -1,0 +1,577 @@
+"""Alarm stage: feeds the pure engine what was stored, stores what it decides, and rebuilds it
+from the stored record whenever its memory cannot be trusted.
+
+Rules
+-----
+1. The alarm state of a bed is a function of the stored record: its readings (device time),
+   its sessions' events, the stored alarms and the nurses' acknowledgements and pauses. The
+   engine's memory is a cache of that function.
+2. The engine sees a reading only after the reading is committed; an alarm change reaches
+   panels only after it is committed. A failing alarm write is counted on /health and marks
+   the bed for a rebuild, which replays the record once the store answers again.
+3. Rebuild (at start, on a multi-instance takeover, and after any failure of the engine or
+   the alarm store on a bed): drop the bed's engine state; put in force the regimes (session,
+   phase, limits) of the horizon by their event times; restore the stored open alarms (with
+   their acknowledgement and pause); replay the stored readings of the horizon in device time,
+   skipping per signal what a stored alarm already accounts for; restore the technical alarms;
+   restart the devices' silence clocks. Alarm ids are deterministic, so a replay meets stored
+   alarms instead of raising them twice, and raises those a crash kept from being stored.
+4. The horizon is what can still affect the present: ``REPLAY_WINDOW_S`` back (longer than
+   any delay, latch or escalation window of the clinic config), or back to when the bed's
+   state went bad, at most ``REPLAY_MAX_S``.
+5. Commands (acknowledge, audio pause) answer only once stored; if the store fails they raise
+   ``Unavailable`` and the bed is rebuilt from the record, which forgets what was not stored.
+6. Which instance judges a bed is the gate's decision (``Gate.route``): here, held while this
+   instance rebuilds it, or away (another instance owns it). Single-instance mode's gate says
+   "here" for every bed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final, Protocol
+
+from monitor import session as session_model
+from monitor.alarms import AlarmEngine, LifecycleError, UnknownAlarm
+from monitor.caches import Caches, OpenSession
+from monitor.db.store import Store
+from monitor.errors import Unavailable
+from monitor.fanout import FanOut
+from monitor.faults import Faults, Point
+from monitor.health import Health, Stage
+from monitor.model import PRIORITY_RANK, Alarm, AlarmKind, Phase, Reading
+
+log = logging.getLogger("vigil.alarms")
+
+REPLAY_WINDOW_S: Final = 300.0
+REPLAY_MAX_S: Final = 6 * 3600.0
+# A ticker that has not ticked for this many intervals is reported dead on /health.
+TICKER_STALL_INTERVALS: Final = 5
+
+
+class Route(StrEnum):
+    HERE = "here"  # this instance judges the bed
+    HOLD = "hold"  # this instance is rebuilding the bed: keep what arrives for afterwards
+    AWAY = "away"  # another instance judges the bed
+
+
+@dataclass(frozen=True, slots=True)
+class HeldReading:
+    reading: Reading
+
+
+@dataclass(frozen=True, slots=True)
+class HeldSeen:
+    device_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class HeldArtefact:
+    device_id: str
+    code: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class HeldSession:
+    session_id: int
+
+
+Held = HeldReading | HeldSeen | HeldArtefact | HeldSession
+
+
+class Gate(Protocol):
+    """Which instance judges a bed, and how the others hear of what reached this one."""
+
+    def route(self, bed_id: str) -> Route: ...
+
+    def hold(self, bed_id: str, item: Held) -> None: ...
+
+    def seen(self, bed_id: str, device_id: str, at: float, *, here: bool) -> None: ...
+
+    def artefact(self, bed_id: str, device_id: str, code: str, at: float) -> None: ...
+
+    def remote_alarms(self) -> list[Alarm]: ...
+
+    async def acknowledge(self, alarm_id: str, user: str) -> Alarm | None: ...
+
+    async def pause_audio(self, bed_id: str, seconds: float | None) -> list[Alarm]: ...
+
+    def device_revoked(self, device_id: str) -> None: ...
+
+
+class LocalGate:
+    """Single-instance mode: every bed is judged here."""
+
+    def route(self, bed_id: str) -> Route:
+        return Route.HERE
+
+    def hold(self, bed_id: str, item: Held) -> None:  # pragma: no cover - never held
+        raise AssertionError("a local gate never holds a bed")
+
+    def seen(self, bed_id: str, device_id: str, at: float, *, here: bool) -> None:
+        return None
+
+    def artefact(self, bed_id: str, device_id: str, code: str, at: float) -> None:
+        return None
+
+    def remote_alarms(self) -> list[Alarm]:
+        return []
+
+    async def acknowledge(self, alarm_id: str, user: str) -> Alarm | None:
+        return None
+
+    async def pause_audio(self, bed_id: str, seconds: float | None) -> list[Alarm]:
+        return []
+
+    def device_revoked(self, device_id: str) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What the store holds of one bed over a replay horizon."""
+
+    sessions: list[tuple[dict[str, Any], list[tuple[str, float]]]]  # row, (type, at) events
+    open_alarms: list[Alarm]
+    recent_alarms: list[Alarm]
+    readings: list[Reading]
+
+
+def replay(
+    engine: AlarmEngine,
+    bed_id: str,
+    record: Record,
+    *,
+    now: float,
+    last_seen: Mapping[str, float],
+    seen_now: bool,
+) -> tuple[list[Alarm], set[tuple[str, int]]]:
+    """Rule 3, pure: rebuild one bed of ``engine`` from ``record``. ``last_seen`` names the
+    bed's devices in service with their last sign of life known besides the readings (0 if
+    none). Returns the alarm changes and the (device, seq) of the readings replayed."""
+    engine.discard_bed(bed_id)
+    changed: list[Alarm] = []
+    open_session: dict[str, Any] | None = None
+    for row, events in sorted(record.sessions, key=lambda s: s[0]["opened_at"]):
+        for since, phase in session_model.phase_spans(row["opened_at"], events):
+            if phase is Phase.ENDED:
+                changed += engine.set_session(bed_id, None, None, None, None, now=now, since=since)
+            else:
+                changed += engine.set_session(
+                    bed_id,
+                    row["id"],
+                    phase.value,
+                    row["baseline"],
+                    row["limit_overrides"],
+                    now=now,
+                    since=since,
+                )
+        if row["ended_at"] is None:
+            open_session = row
+    if open_session is None and record.sessions:
+        last_end = max(r["ended_at"] for r, _ in record.sessions)
+        changed += engine.set_session(bed_id, None, None, None, None, now=now, since=last_end)
+    physio = [a for a in record.open_alarms if a.kind == AlarmKind.PHYSIOLOGICAL]
+    technical = [a for a in record.open_alarms if a.kind != AlarmKind.PHYSIOLOGICAL]
+    # Per signal, the device time up to which stored alarms already account for readings.
+    cut: dict[str, float] = {}
+    for a in record.recent_alarms:
+        if a.kind != AlarmKind.PHYSIOLOGICAL:
+            continue
+        mark = a.started_at if a.ended_at is None else max(a.started_at, a.ended_at)
+        cut[a.signal] = max(cut.get(a.signal, mark), mark)
+    engine.restore(physio)
+    replayed: set[tuple[str, int]] = set()
+    seen: dict[str, float] = {}
+    for r in record.readings:
+        replayed.add((r.device_id, r.seq))
+        seen[r.device_id] = max(seen.get(r.device_id, 0.0), r.received_at)
+        values = {k: v for k, v in r.values.items() if r.ts > cut.get(k, float("-inf"))}
+        if values:
+            changed += engine.on_reading(dataclasses.replace(r, values=values))
+    engine.restore(technical)
+    for dev in seen.keys() - last_seen.keys():
+        # Readings of a device no longer in service: it is not watched for silence.
+        changed += engine.remove_device(bed_id, dev, now)
+    for dev, known in last_seen.items():
+        at = max(known, seen.get(dev, 0.0))
+        if at <= 0:
+            continue
+        if seen_now:
+            # After a restart the silence clock restarts now: a restart is not evidence the
+            # device is quiet, and a device still silent raises its alarm after the timeout.
+            changed += engine.device_seen(bed_id, dev, now)
+            continue
+        no_data = [a for a in technical if a.signal == "device" and a.device_id == dev]
+        # A device silent since its no-data alarm began must not end it by replay.
+        if all(at > a.started_at for a in no_data):
+            changed += engine.device_seen(bed_id, dev, at)
+    return changed, replayed
+
+
+class AlarmLoop:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        engine: AlarmEngine,
+        fanout: FanOut,
+        caches: Caches,
+        health: Health,
+        faults: Faults,
+        clock: Callable[[], float],
+        tick_interval_s: float,
+    ) -> None:
+        self.store = store
+        self.engine = engine
+        self.fanout = fanout
+        self.caches = caches
+        self.health = health
+        self.faults = faults
+        self.clock = clock
+        self.tick_interval_s = tick_interval_s
+        self.gate: Gate = LocalGate()
+        self._lock = asyncio.Lock()
+        self._dirty: dict[str, float] = {}  # bed -> server time its engine state went bad
+        self._task: asyncio.Task[None] | None = None
+        self._last_tick: float | None = None
+        self.rebuilds = 0
+        health.use(Stage.ENGINE)
+        health.use(Stage.ALARM_STORE)
+        health.use(Stage.TICKER, self._ticker_alive)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def start(self, beds: Iterable[Mapping[str, Any]]) -> None:
+        """Rebuild every bed from the record (rule 3), then start the ticker."""
+        last_seen = await self.store.last_seen()
+        for bed in beds:
+            if self.gate.route(bed["id"]) is not Route.HERE:
+                continue  # another instance's, or taken over later (monitor.cluster)
+            # Only devices still in service restart their silence clock.
+            seen = {d: last_seen.get(d, 0.0) for d in bed["devices"]}
+            await self.rebuild(bed["id"], last_seen=seen, seen_now=True)
+        self._last_tick = self.clock()
+        self._task = asyncio.create_task(self._ticker(), name="vigil-ticker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def _ticker_alive(self, now: float) -> str | None:
+        if self._task is None:
+            return None
+        if self._task.done():
+            return "the ticker task has ended"
+        if self._last_tick is not None:
+            late = now - self._last_tick
+            if late > TICKER_STALL_INTERVALS * self.tick_interval_s + 2.0:
+                return f"no tick for {late:.0f} s"
+        return None
+
+    # --- the engine, guarded --------------------------------------------------------------
+
+    def _mark_dirty(self, bed_id: str) -> None:
+        self._dirty.setdefault(bed_id, self.clock())
+
+    def _engine_failed(self, bed_id: str, e: Exception) -> None:
+        log.exception("the alarm engine failed on bed %s; rebuilding it from the record", bed_id)
+        self._mark_dirty(bed_id)
+        self.health.failed(Stage.ENGINE, self.clock(), type(e).__name__)
+
+    def _guard(self, bed_id: str, call: Callable[[], list[Alarm]]) -> list[Alarm]:
+        if bed_id in self._dirty:
+            # Its state is not trusted: the rebuild replays what is stored meanwhile.
+            return []
+        try:
+            self.faults.hit(Point.ENGINE)
+            return call()
+        except Exception as e:
+            self._engine_failed(bed_id, e)
+            return []
+
+    def judge(self, readings: Sequence[Reading]) -> list[Alarm]:
+        """Stored readings, in the order stored (rule 2)."""
+        changes: list[Alarm] = []
+        gate, engine, faults, dirty = self.gate, self.engine, self.faults, self._dirty
+        for r in readings:
+            bed_id = r.bed_id
+            assert bed_id is not None
+            route = gate.route(bed_id)
+            if route is Route.HERE:
+                if bed_id in dirty:
+                    continue  # the rebuild replays it
+                try:
+                    faults.hit(Point.ENGINE)
+                    changes += engine.on_reading(r)
+                except Exception as e:
+                    self._engine_failed(bed_id, e)
+            elif route is Route.HOLD:
+                gate.hold(bed_id, HeldReading(r))
+        return changes
+
+    async def persist(self, changes: list[Alarm]) -> None:
+        """Store alarm changes, then publish them; raises Unavailable if they could not be
+        stored (counted, and the beds concerned are rebuilt from the record)."""
+        if not changes:
+            return
+        by_id: dict[str, Alarm] = {}
+        for a in changes:  # the last change of an alarm wins; first appearance keeps order
+            by_id[a.id] = a
+        items = list(by_id.values())
+        async with self._lock:
+            try:
+                self.faults.hit(Point.ALARM_STORE)
+                await self.store.upsert_alarms(items, self.clock())
+            except Exception as e:
+                log.exception("storing %d alarm changes failed", len(items))
+                self.health.failed(Stage.ALARM_STORE, self.clock(), type(e).__name__)
+                for a in items:
+                    self._mark_dirty(a.bed_id)
+                raise Unavailable("alarm changes could not be stored") from e
+            self.health.ok(Stage.ALARM_STORE, self.clock())
+        self.faults.hit(Point.AFTER_ALARM_COMMIT)
+        for a in items:
+            self.fanout.alarm(a)
+
+    async def persist_quietly(self, changes: list[Alarm]) -> None:
+        """For changes no caller waits on: a failure is counted and repaired by a rebuild."""
+        with contextlib.suppress(Unavailable):
+            await self.persist(changes)
+
+    # --- what devices do ------------------------------------------------------------------
+
+    async def device_seen(
+        self, bed_id: str, device_id: str, at: float, *, relay: bool = True
+    ) -> None:
+        """A device's sign of life (server time); ``relay`` False for one heard from another
+        instance, which must not be sent round again."""
+        self.caches.seen(device_id, at)
+        route = self.gate.route(bed_id)
+        if relay:
+            self.gate.seen(bed_id, device_id, at, here=route is Route.HERE)
+        if route is Route.HERE:
+            changes = self._guard(bed_id, lambda: self.engine.device_seen(bed_id, device_id, at))
+            await self.persist_quietly(changes)
+        elif route is Route.HOLD:
+            self.gate.hold(bed_id, HeldSeen(device_id, at))
+
+    async def rejected(self, bed_id: str, device_id: str, code: str, at: float) -> None:
+        route = self.gate.route(bed_id)
+        if route is Route.HERE:
+            changes = self._guard(
+                bed_id, lambda: self.engine.on_artefact(bed_id, device_id, code, at)
+            )
+            await self.persist_quietly(changes)
+        elif route is Route.HOLD:
+            self.gate.hold(bed_id, HeldArtefact(device_id, code, at))
+        else:
+            self.gate.artefact(bed_id, device_id, code, at)
+
+    async def remove_device(self, bed_id: str, device_id: str) -> None:
+        if self.gate.route(bed_id) is Route.HERE:
+            changes = self._guard(
+                bed_id, lambda: self.engine.remove_device(bed_id, device_id, self.clock())
+            )
+            await self.persist_quietly(changes)
+
+    # --- sessions -----------------------------------------------------------------------
+
+    async def session_changed(self, row: dict[str, Any]) -> None:
+        """A session row as now stored: the bed's regime from the event's own time."""
+        bed_id = row["bed_id"]
+        current = self.caches.note_session(row)
+        route = self.gate.route(bed_id)
+        if route is Route.HOLD:
+            self.gate.hold(bed_id, HeldSession(row["id"]))
+            return
+        if route is not Route.HERE:
+            return
+        await self.persist_quietly(await self._apply_session(bed_id, current, row))
+
+    async def _apply_session(
+        self, bed_id: str, current: OpenSession | None, row: dict[str, Any]
+    ) -> list[Alarm]:
+        now = self.clock()
+        if current is None:
+            since = row["ended_at"] if row["ended_at"] is not None else now
+            return self._guard(
+                bed_id,
+                lambda: self.engine.set_session(
+                    bed_id, None, None, None, None, now=now, since=since
+                ),
+            )
+        if current.id != row["id"]:
+            return []  # an older session of the bed: the open one stays in force
+        events = await self.store.session_events(row["id"])
+        spans = session_model.phase_spans(row["opened_at"], [(e["type"], e["at"]) for e in events])
+        since = spans[-1][0]
+        return self._guard(
+            bed_id,
+            lambda: self.engine.set_session(
+                bed_id,
+                current.id,
+                current.phase,
+                current.baseline,
+                current.overrides,
+                now=now,
+                since=since,
+            ),
+        )
+
+    # --- rebuild from the record (rule 3) ---------------------------------------------------
+
+    async def load_record(self, bed_id: str, since: float) -> Record:
+        store = self.store
+        rows = await store.session_rows(bed_id=bed_id, limit=50)
+        wanted = [r for r in rows if r["ended_at"] is None or r["ended_at"] >= since]
+        sessions = []
+        for row in wanted:
+            events = await store.session_events(row["id"])
+            sessions.append((row, [(e["type"], e["at"]) for e in events]))
+        return Record(
+            sessions=sessions,
+            open_alarms=await store.alarms(bed_id=bed_id, active=True, limit=10_000),
+            recent_alarms=await store.alarms(bed_id=bed_id, since=since, limit=10_000),
+            readings=await store.readings_to_replay(bed_id, since),
+        )
+
+    def horizon(self, bed_id: str, now: float) -> float:
+        start = now - REPLAY_WINDOW_S
+        bad = self._dirty.get(bed_id)
+        if bad is not None:
+            start = min(start, bad - REPLAY_WINDOW_S)
+        return max(start, now - REPLAY_MAX_S)
+
+    async def rebuild(
+        self,
+        bed_id: str,
+        *,
+        last_seen: Mapping[str, float] | None = None,
+        seen_now: bool = False,
+        release: Callable[[], Sequence[Held]] | None = None,
+    ) -> list[Alarm]:
+        """Rebuild one bed's alarm state from the stored record and store what changed.
+        Raises if the record cannot be read; the bed then stays marked for another try.
+
+        ``release`` (a takeover) is called right after the replay, with no await between: it
+        hands over what was held for the bed meanwhile, which is then judged too."""
+        now = self.clock()
+        record = await self.load_record(bed_id, self.horizon(bed_id, now))
+        if last_seen is None:
+            beds = await self.store.list_beds()
+            in_service: list[str] = next((b["devices"] for b in beds if b["id"] == bed_id), [])
+            last_seen = {d: self.caches.last_seen.get(d, 0.0) for d in in_service}
+        changed, replayed = replay(
+            self.engine, bed_id, record, now=self.clock(), last_seen=last_seen, seen_now=seen_now
+        )
+        self._dirty.pop(bed_id, None)
+        held = release() if release is not None else ()
+        for item in held:
+            if isinstance(item, HeldReading):
+                r = item.reading
+                if (r.device_id, r.seq) not in replayed:
+                    changed += self.engine.on_reading(r)
+            elif isinstance(item, HeldSeen):
+                changed += self.engine.device_seen(bed_id, item.device_id, item.at)
+            elif isinstance(item, HeldArtefact):
+                changed += self.engine.on_artefact(bed_id, item.device_id, item.code, item.at)
+        if any(isinstance(item, HeldSession) for item in held):
+            # A session changed while we rebuilt: apply the bed's latest state now.
+            rows = await self.store.session_rows(bed_id=bed_id, open_only=True, limit=1)
+            current = self.caches.note_session(rows[0]) if rows else None
+            if current is not None and rows:
+                changed += await self._apply_session(bed_id, current, rows[0])
+        self.rebuilds += 1
+        log.info(
+            "rebuilt bed %s from the record: %d open alarms, %d readings replayed, %d changes",
+            bed_id,
+            len(record.open_alarms),
+            len(record.readings),
+            len(changed),
+        )
+        await self.persist(changed)
+        return changed
+
+    async def _rebuild_dirty(self) -> None:
+        for bed_id in list(self._dirty):
+            if self.gate.route(bed_id) is not Route.HERE:
+                self._dirty.pop(bed_id, None)  # another instance rebuilds it on takeover
+                continue
+            try:
+                await self.rebuild(bed_id)
+            except Exception as e:
+                self._mark_dirty(bed_id)
+                log.warning("rebuilding bed %s failed (%s); trying again", bed_id, e)
+        if not self._dirty and not self.health.stages[Stage.ENGINE].ok:
+            self.health.ok(Stage.ENGINE, self.clock())
+
+    # --- the server clock ---------------------------------------------------------------
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_interval_s)
+            now = self.clock()
+            try:
+                if self._dirty or not self.health.stages[Stage.ENGINE].ok:
+                    await self._rebuild_dirty()
+                try:
+                    changes = self.engine.tick(now)
+                except Exception as e:
+                    log.exception("alarm tick failed")
+                    self.health.failed(Stage.ENGINE, now, type(e).__name__)
+                    changes = []
+                await self.persist_quietly(changes)
+                self._last_tick = now
+                self.health.ok(Stage.TICKER, now)
+            except Exception as e:  # never let the ticker end: technical alarms depend on it
+                log.exception("alarm ticker round failed")
+                self.health.failed(Stage.TICKER, now, type(e).__name__)
+
+    # --- people's commands (rule 5) --------------------------------------------------------
+
+    async def acknowledge(self, alarm_id: str, user: str) -> Alarm | None:
+        if self.engine.get(alarm_id) is None and not isinstance(self.gate, LocalGate):
+            return await self.gate.acknowledge(alarm_id, user)
+        return await self.acknowledge_here(alarm_id, user)
+
+    async def acknowledge_here(self, alarm_id: str, user: str) -> Alarm | None:
+        """Acknowledge in this instance's engine; None if no live alarm has that id here."""
+        try:
+            changed = self.engine.acknowledge(alarm_id, user, self.clock())
+        except (UnknownAlarm, LifecycleError):
+            return None
+        await self.persist(changed)
+        return next((a for a in changed if a.id == alarm_id), None)
+
+    async def pause_audio(self, bed_id: str, seconds: float | None) -> list[Alarm]:
+        if self.gate.route(bed_id) is not Route.HERE and not isinstance(self.gate, LocalGate):
+            return await self.gate.pause_audio(bed_id, seconds)
+        return await self.pause_audio_here(bed_id, seconds)
+
+    async def pause_audio_here(self, bed_id: str, seconds: float | None) -> list[Alarm]:
+        changed = self.engine.pause_audio(bed_id, self.clock(), seconds)
+        await self.persist(changed)
+        return changed
+
+    # --- queries ------------------------------------------------------------------------
+
+    def active(self, bed_id: str | None = None) -> list[Alarm]:
+        """Live alarms of the ward (or one bed): this instance's and, in multi-instance mode,
+        the other instances' as last heard."""
+        alarms = self.engine.active(bed_id)
+        remote = self.gate.remote_alarms()
+        if remote:
+            alarms += [a for a in remote if bed_id is None or a.bed_id == bed_id]
+            alarms.sort(key=lambda a: (-PRIORITY_RANK.get(a.priority, 0), a.started_at, a.id))
+        return alarms

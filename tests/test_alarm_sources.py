@@ -9,7 +9,7 @@ import pytest
 
 from monitor.alarms import AlarmEngine, ConfigError, load_config
 from monitor.alarms.config import parse_config
-from monitor.model import Alarm
+from monitor.model import Alarm, Reading
 from tests.factories import T0, make_reading
 
 DEFAULTS = load_config(None)
@@ -241,3 +241,50 @@ def test_the_shipped_defaults_are_the_documented_ones() -> None:
         20,
         240,
     )
+
+
+def _rebuilt(first: AlarmEngine, readings: list[Reading], window: slice) -> AlarmEngine:
+    """A second engine rebuilt from the stored record, as after a restart: open alarms plus
+    the readings of a window (monitor/alarm_loop.py, replay)."""
+    from monitor.alarm_loop import Record, replay
+
+    stored = first.active()
+    engine = AlarmEngine(DEFAULTS)
+    replay(
+        engine,
+        "bed-1",
+        Record(sessions=[], open_alarms=stored, recent_alarms=stored, readings=readings[window]),
+        now=readings[-1].received_at,
+        last_seen={"dev-1": readings[-1].received_at},
+        seen_now=True,
+    )
+    return engine
+
+
+def _readings(values: Values, seconds: range) -> list[Reading]:
+    return [make_reading(values(t), ts=T0 + t, seq=t, received_at=T0 + t) for t in seconds]
+
+
+def test_a_restart_continues_the_disagreement_alarm_instead_of_raising_a_second() -> None:
+    """The stored HR/pulse alarm is restored before the replay (device time), so a replay
+    window that starts after its onset does not raise another one."""
+    readings = _readings(lambda t: {"hr": 78.0, "pr": 40.0, "spo2": 97.0}, range(90))
+    first = AlarmEngine(DEFAULTS)
+    for r in readings:
+        first.on_reading(r)
+    (alarm,) = first.active()
+    rebuilt = _rebuilt(first, readings, slice(40, None))
+    assert [a.id for a in rebuilt.active()] == [alarm.id]
+
+
+def test_a_restart_does_not_let_the_pulse_end_an_ecg_tachycardia() -> None:
+    """ECG 130 with a pulse deficit (pr 100): after a restart the pulse readings from before
+    the restored alarm's cut are not judged in place of the ECG's, so the alarm stays."""
+    readings = _readings(lambda t: {"hr": 130.0, "pr": 100.0}, range(120))
+    first = AlarmEngine(DEFAULTS)
+    for r in readings:
+        first.on_reading(r)
+    tachy = [a for a in first.active() if a.kind == "physiological"]
+    assert [(a.signal, a.condition) for a in tachy] == [("hr", "hr > 120")]
+    rebuilt = _rebuilt(first, readings, slice(0, None))
+    assert [a.id for a in rebuilt.active() if a.kind == "physiological"] == [tachy[0].id]

@@ -657,8 +657,8 @@ class AlarmEngine:
                 return self._register(alarm, d, "alarm")
             return None
         d.onset = None
-        if d.alarm is None:
-            return None
+        if d.alarm is None or ts <= d.alarm.started_at:
+            return None  # (a restored alarm is not ended by readings from before it began)
         if d.agree_since is None or restart:
             d.agree_since = ts
         if ts - d.agree_since < rule.clear_s:

@@ -224,14 +224,18 @@ def alarm_text(alarm: Mapping[str, Any]) -> str:
 # --- tiles --------------------------------------------------------------------------------
 
 
-def pulse_text(entry: Mapping[str, Any] | None, now: float) -> str:
-    """ "PR 62" while the pulse rate is current; nothing when absent or stale."""
+def pulse_text(entry: Mapping[str, Any] | None) -> str:
+    """The pulse rate as "PR 62"; nothing when none was measured."""
     if entry is None:
         return ""
-    age = entry_age(entry, now)
-    if age is None or is_stale("pr", age):
-        return ""
     return f"PR {fmt_value(entry.get('value'))}"
+
+
+def pulse_stale(entry: Mapping[str, Any] | None, now: float) -> bool:
+    """A pulse rate from a cuff is as current as its cuff reading (15 min); else 10 s."""
+    if entry is None:
+        return False
+    return is_stale("sbp" if entry.get("source") == "nibp" else "pr", entry_age(entry, now))
 
 
 def _vital(bed_id: str, key: str, bed: Mapping[str, Any], now: float, level: str) -> html.Div:
@@ -257,10 +261,11 @@ def _vital(bed_id: str, key: str, bed: Mapping[str, Any], now: float, level: str
         # The pulse rate, small beside the ECG heart rate, as central stations show it.
         extra.append(
             html.Span(
-                pulse_text(latest.get("pr"), now),
+                pulse_text(latest.get("pr")),
                 id=f"tile-{bed_id}-pr-value",
                 className="vital-pr",
                 title="pulse rate (oximeter or cuff)",
+                **{"data-stale": "true" if pulse_stale(latest.get("pr"), now) else "false"},
             )
         )
     return html.Div(

@@ -28,7 +28,9 @@ SIGNAL_RANGES: Final[Mapping[str, tuple[float, float]]] = {
     "rr": (0.0, 150.0),
 }
 SIGNALS: Final[tuple[str, ...]] = tuple(SIGNAL_RANGES)
-CONTINUOUS_SIGNALS: Final[frozenset[str]] = frozenset({"hr", "spo2", "rr"})
+# ``hr`` is the ECG heart rate, ``pr`` the pulse rate (oximeter, cuff or arterial line): real
+# monitors report both and they disagree when a sensor is poor, so they are kept apart.
+CONTINUOUS_SIGNALS: Final[frozenset[str]] = frozenset({"hr", "pr", "spo2", "rr"})
 CUFF_SIGNALS: Final[frozenset[str]] = frozenset({"sbp", "dbp", "map"})
 SIGNAL_UNITS: Final[Mapping[str, str]] = {
     "hr": "/min",

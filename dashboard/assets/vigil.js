@@ -16,7 +16,7 @@
 
   var SILENCE_MS = 5000;
   var YEAR_S = 365.25 * 86400;
-  var STALE_S = { hr: 10, spo2: 10, rr: 10, sbp: 900, dbp: 900, map: 900 };
+  var STALE_S = { hr: 10, pr: 10, spo2: 10, rr: 10, sbp: 900, dbp: 900, map: 900 };
   var RANK = { low: 1, medium: 2, high: 3 };
   var TRACE = { hr: 0, spo2: 1, rr: 2, sbp: 3, dbp: 4, map: 5 };
   var MAX_POINTS = 12000;
@@ -114,7 +114,7 @@
       var e = latest[k] || {};
       var ts = parseTs(e.ts);
       if (ts === null && typeof e.age_s === "number") ts = serverNow() - e.age_s * 1000;
-      bed.latest[k] = { value: e.value, ts: ts, device_id: e.device_id };
+      bed.latest[k] = { value: e.value, ts: ts, device_id: e.device_id, source: e.source };
     });
     (b.alarms || []).forEach(function (a) {
       if (isActive(a)) bed.alarms[a.id] = a;
@@ -237,6 +237,16 @@
       setText(byId("tile-" + bed.id + "-" + key + "-age"), stale && age !== null ? fmtAge(age) : "");
     }
     setText(byId("tile-" + bed.id + "-" + key + "-value"), value);
+    if (key === "hr") {
+      // The pulse rate, small beside HR, greyed when stale; a cuff's pulse is as current as
+      // its cuff reading (layout.pulse_text, layout.pulse_stale).
+      var p = bed.latest.pr;
+      var pEl = byId("tile-" + bed.id + "-pr-value");
+      var pAge = p && p.ts !== null ? (serverNow() - p.ts) / 1000 : null;
+      var pLimit = p && p.source === "nibp" ? STALE_S.sbp : STALE_S.pr;
+      setText(pEl, p ? "PR " + fmtValue(p.value) : "");
+      setAttr(pEl, "data-stale", p && (pAge === null || pAge > pLimit) ? "true" : "false");
+    }
     setAttr(el, "data-alarm", level || "none");
   }
 
@@ -551,7 +561,7 @@
         Object.keys(msg.values || {}).forEach(function (k) {
           var cur = bed.latest[k];
           if (!cur || cur.ts === null || ts === null || ts >= cur.ts) {
-            bed.latest[k] = { value: msg.values[k], ts: ts, device_id: msg.device_id };
+            bed.latest[k] = { value: msg.values[k], ts: ts, device_id: msg.device_id, source: msg.source };
           }
         });
         paintBed(bed);

@@ -11,9 +11,10 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 
 from monitor.alarms import AlarmEngine, load_config
-from monitor.api import admin, auth, reports, sessions, ward, ws
+from monitor.api import admin, auth, bounded, errors, reports, sessions, ward, ws
 from monitor.db.store import Store
 from monitor.hub import Hub
 from monitor.service import Monitor
@@ -23,9 +24,11 @@ log = logging.getLogger("vigil")
 
 
 def create_app(settings: Settings) -> FastAPI:
+    # Read once: the lifespan's engine and the API's bounded bodies share this object.
+    config = load_config(settings.clinic_config)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        config = load_config(settings.clinic_config)
         store = await Store.open(settings.db, sqlite_synchronous=settings.sqlite_synchronous)
         engine = AlarmEngine(config)
         if settings.redis_url:
@@ -54,7 +57,10 @@ def create_app(settings: Settings) -> FastAPI:
             "device: the bedside monitor stays the primary alarm."
         ),
         lifespan=lifespan,
+        # operationId = the route function's name: readable names in generated clients.
+        generate_unique_id_function=_operation_id,
     )
+    errors.install(app)
     app.state.settings = settings
     app.state.login_limiter = auth.AttemptLimiter(settings.login_attempts_per_minute)
     if settings.cors_origins:
@@ -71,7 +77,12 @@ def create_app(settings: Settings) -> FastAPI:
 
     for module in (auth, ward, sessions, reports, admin, ws):
         app.include_router(module.router)
+    app.include_router(bounded.router_for(config))
     return app
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
 
 
 async def start_extras(monitor: Monitor) -> list[Any]:

@@ -1,7 +1,9 @@
 """make fuzz: schemathesis's own CLI, every phase, against a live monitor (docs/api.md).
 
 Starts `python -m monitor serve` on a fresh database (SQLite by default, or --db URL),
-seeds an admin, a bed with a device, an open session and an alarm, then runs
+seeds an admin, SEED_BEDS beds each with a device and an open session (ids 1..SEED_BEDS: the
+small ids generators favour lead somewhere, and one `end` event does not leave the
+session operations without a session to work on for the rest of the run) and an alarm, then runs
 `schemathesis run` with the admin's token: examples, coverage, fuzzing and stateful phases,
 --examples per operation (default 80), checking not_a_server_error,
 response_schema_conformance and status_code_conformance. Exits non-zero when schemathesis
@@ -27,6 +29,7 @@ import websockets
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance"
+SEED_BEDS = 12
 
 
 def _free_port() -> int:
@@ -55,7 +58,7 @@ async def _alarm(ws_url: str, token: str) -> None:
         f"{ws_url}/ws/device", additional_headers={"Authorization": f"Bearer {token}"}
     ) as ws:
         await ws.send(
-            encode_reading("fz-dev", 1, time.time(), {"sbp": 215, "dbp": 100, "map": 138}, "nibp")
+            encode_reading("fz-dev-1", 1, time.time(), {"sbp": 215, "dbp": 100, "map": 138}, "nibp")
         )
         reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert reply["type"] == "ack", reply
@@ -72,7 +75,10 @@ def main() -> int:
         db = args.db or f"sqlite:///{Path(tmp) / 'fuzz.db'}"
         password = secrets.token_urlsafe(12)
         _monitor("add-user", "admin", "--role", "admin", "--db", db, stdin=password + "\n")
-        device_token = _monitor("add-device", "fz-dev", "--bed", "fz-bed", "--db", db).strip()
+        device_token = ""
+        for n in range(1, SEED_BEDS + 1):
+            token = _monitor("add-device", f"fz-dev-{n}", "--bed", f"fz-bed-{n}", "--db", db)
+            device_token = device_token or token.strip()
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
         log_path = Path(tmp) / "monitor.log"
@@ -99,10 +105,9 @@ def main() -> int:
                 login = {"username": "admin", "password": password}
                 token = httpx.post(f"{base}/api/auth/token", data=login).json()["access_token"]
                 auth = {"Authorization": f"Bearer {token}"}
-                r = httpx.post(
-                    f"{base}/api/sessions", json={"bed": "fz-bed", "patient_label": "FZ"}, headers=auth
-                )
-                r.raise_for_status()
+                for n in range(1, SEED_BEDS + 1):
+                    body = {"bed": f"fz-bed-{n}", "patient_label": f"FZ-{n}"}
+                    httpx.post(f"{base}/api/sessions", json=body, headers=auth).raise_for_status()
                 asyncio.run(_alarm(f"ws://127.0.0.1:{port}", device_token))
                 cmd = [
                     str(Path(sys.executable).with_name("schemathesis")),

@@ -72,7 +72,7 @@ def test_a_generated_client_runs_admit_observe_report(
     models = _mod("models")
     anonymous = client_package.Client(base_url=server.base_url)
     login = _mod("api.auth.login").sync_detailed(
-        client=anonymous, body=models.BodyLogin(username="admin", password=ADMIN_PASSWORD)
+        client=anonymous, body=models.LoginForm(username="admin", password=ADMIN_PASSWORD)
     )
     assert login.status_code == 200, login.content
     token = login.parsed.additional_properties["access_token"]

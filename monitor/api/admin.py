@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from monitor.api import errors
-from monitor.api.bodies import ID_REGEX, IdField
+from monitor.api.bodies import ID_REGEX, IdField, text
 from monitor.api.deps import AdminUser, MonitorDep, SessionFilter, StrictRoute
 from monitor.api.errors import ApiError, ErrorCode
 from monitor.api.openapi import links
@@ -33,7 +33,7 @@ class UserCreate(BaseModel):
 
     name: IdField
     role: Role
-    password: str = Field(min_length=8, max_length=256)
+    password: str = text(256, min_length=8)
 
 
 @router.post("/api/devices", status_code=status.HTTP_201_CREATED, openapi_extra=links("add_device"))

@@ -22,6 +22,16 @@ from monitor.model import ID_PATTERN, SIGNAL_RANGES
 ID_REGEX: Final = ID_PATTERN.pattern
 IdField = Annotated[str, Field(min_length=1, max_length=64, pattern=ID_REGEX)]
 
+# Every string the API takes refuses NUL (monitor/api/deps.py: PostgreSQL cannot store it);
+# free text says so in the document too, so that generated requests respect it.
+NO_NUL: Final = r"^[^\x00]*$"
+
+
+def text(max_length: int, min_length: int = 1) -> Any:
+    """A free-text field: bounded, no NUL."""
+    return Field(min_length=min_length, max_length=max_length, pattern=NO_NUL)
+
+
 # A free-form object beside a phase event: bounded so a client cannot store megabytes.
 MAX_DATA_CHARS: Final = 4000
 
@@ -54,24 +64,31 @@ class Observation(TypedDict, total=False):
 
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
 
-    moaas: Annotated[int, Field(ge=0, le=5, strict=True)]
-    cadss6: Annotated[int, Field(ge=0, le=24, strict=True)]
-    side_effect: Annotated[str, Field(min_length=1, max_length=200)]
-    medication: Annotated[str, Field(min_length=1, max_length=500)]
-    note: Annotated[str, Field(min_length=1, max_length=2000)]
+    moaas: Annotated[int, Field(ge=0, le=5)]
+    cadss6: Annotated[int, Field(ge=0, le=24)]
+    side_effect: Annotated[str, text(200)]
+    medication: Annotated[str, text(500)]
+    note: Annotated[str, text(2000)]
 
 
 class _Event(_Body):
-    at: str | None = Field(
+    at: Timestamp | None = Field(
         default=None,
-        max_length=40,
         description="When it happened (RFC 3339); default now, at most 5 minutes ahead.",
-        json_schema_extra=TIMESTAMP,
     )
 
 
+# JSON without NUL is what StrictRequest (monitor/api/deps.py) lets through; the document
+# says so for keys and top-level strings (a recursive schema defeats client generators).
+NoNulText = Annotated[str, Field(pattern=NO_NUL)]
+NoNulKeys: Final[dict[str, Any]] = {"propertyNames": {"pattern": NO_NUL}}
+DataValue = NoNulText | int | float | bool | None | list[Any] | dict[str, Any]
+# The string half of an optional timestamp, so the format sits where generators read it.
+Timestamp = Annotated[str, Field(max_length=40, json_schema_extra=TIMESTAMP)]
+
+
 class _PhaseEvent(_Event):
-    data: dict[str, Any] | None = Field(
+    data: Annotated[dict[str, DataValue], Field(json_schema_extra=NoNulKeys)] | None = Field(
         default=None, description="Free-form details recorded with the event (4000 chars)."
     )
 
@@ -187,3 +204,16 @@ def audio_pause_model(config: ClinicConfig) -> type[BaseModel]:
             ),
         ),
     )
+
+
+class LoginForm(_Body):
+    """The OAuth2 password grant's form (RFC 6749 4.3.2) as it is checked: a user name and a
+    password, both non-empty (an empty form field is a missing one), no NUL; ``grant_type``,
+    if given, is ``password``; the optional client fields; nothing else."""
+
+    username: str = text(256)
+    password: str = text(1024)
+    grant_type: str = Field(default="password", pattern="^password$")
+    scope: str = Field(default="", max_length=1024, pattern=NO_NUL)
+    client_id: str | None = Field(default=None, max_length=256, pattern=NO_NUL)
+    client_secret: str | None = Field(default=None, max_length=1024, pattern=NO_NUL)

@@ -131,8 +131,14 @@ def _fields(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for e in errors:
         loc = [p if isinstance(p, int) else str(p) for p in e.get("loc", ())]
+        kind = str(e.get("type", "value_error"))
         # Pydantic's message never echoes the input (which may be huge or hostile); keep it so.
-        out.append(field(loc, str(e.get("msg", "not valid")), str(e.get("type", "value_error"))))
+        message = str(e.get("msg", "not valid"))
+        if kind == "json_invalid":
+            # loc is ("body", character offset): say what was wrong with the JSON instead.
+            reason = (e.get("ctx") or {}).get("error")
+            loc, message = ["body"], f"not valid JSON: {reason}" if reason else "not valid JSON"
+        out.append(field(loc, message, kind))
         if len(out) == MAX_FIELDS:
             break
     return out

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from monitor import session as session_model
 from monitor.api import errors
-from monitor.api.bodies import Baseline, IdField, SessionEvent, event_data
+from monitor.api.bodies import NO_NUL, Baseline, IdField, SessionEvent, event_data, text
 from monitor.api.deps import CurrentUser, MonitorDep, SessionId, StrictRoute
 from monitor.api.errors import ApiError, ErrorCode
 from monitor.api.openapi import links
@@ -29,7 +29,7 @@ class SessionCreate(BaseModel):
     model_config = {"extra": "forbid"}
 
     bed: IdField
-    patient_label: str = Field(min_length=1, max_length=128)
+    patient_label: str = text(128)
     # Strict: a wrong type ("54", 54.0, true) is refused, not silently coerced.
     age: int | None = Field(default=None, ge=0, le=130, strict=True)
     baseline: Baseline | None = None  # type: ignore[valid-type]
@@ -77,7 +77,7 @@ async def list_sessions(
     user: CurrentUser,
     bed: BedFilter = None,
     open: bool | None = None,
-    patient_label: Annotated[str | None, Query(max_length=128)] = None,
+    patient_label: Annotated[str | None, Query(max_length=128, pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
     rows = await monitor.store.session_rows(

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from monitor.api import errors
-from monitor.api.bodies import ID_REGEX, TIMESTAMP
+from monitor.api.bodies import ID_REGEX, Timestamp
 from monitor.api.deps import CurrentUser, MonitorDep, SessionFilter, StrictRoute
 from monitor.api.errors import ApiError, ErrorCode
 from monitor.api.openapi import links
@@ -21,7 +21,7 @@ router = APIRouter(
 
 # Query parameters as they are checked: ids by monitor/model.py's pattern, times RFC 3339.
 BedFilter = Annotated[str | None, Query(max_length=64, pattern=ID_REGEX)]
-TimeFilter = Annotated[str | None, Query(max_length=40, json_schema_extra=TIMESTAMP)]
+TimeFilter = Annotated[Timestamp | None, Query()]
 
 
 def parse_time(value: str | None, name: str, where: str = "query") -> float | None:

@@ -198,12 +198,22 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Exception, on_crash)
 
 
-def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries declaring the error shape for these statuses."""
+def responses(*statuses: int, json_route: bool = True) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries declaring the error shape for these statuses.
+
+    FastAPI files a response model under the route's own media type; a route that answers
+    HTML or CSV still refuses in JSON, so it gets the schema by reference instead (the
+    JSON routes register the components)."""
     out: dict[int | str, dict[str, Any]] = {}
     for status in statuses:
         model = ValidationErrorBody if status == 422 else ErrorBody
-        out[status] = {"model": model, "description": RESPONSE_TEXT.get(status, "Error")}
+        entry: dict[str, Any] = {"description": RESPONSE_TEXT.get(status, "Error")}
+        if json_route:
+            entry["model"] = model
+        else:
+            ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+            entry["content"] = {"application/json": {"schema": ref}}
+        out[status] = entry
     return out
 
 

@@ -14,7 +14,9 @@ from monitor.report import report_csv, report_fhir, report_html
 from monitor.service import Monitor
 
 router = APIRouter(
-    tags=["reports"], route_class=StrictRoute, responses=errors.responses(*errors.COMMON, 404)
+    tags=["reports"],
+    route_class=StrictRoute,
+    responses=errors.responses(*errors.COMMON, 404, json_route=False),
 )
 
 # An 8-hour session at 1 Hz plus cuff readings is about 30,000 rows; leave headroom.

@@ -69,6 +69,7 @@ def main() -> int:
     parser.add_argument("--examples", type=int, default=80, help="examples per operation")
     parser.add_argument("--db", help="database URL (default: a fresh SQLite file)")
     parser.add_argument("--phases", default="examples,coverage,fuzzing,stateful")
+    parser.add_argument("--log", type=Path, help="keep the monitor's log (with every request) here")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="vigil-fuzz-") as tmp:
@@ -132,6 +133,8 @@ def main() -> int:
                 except subprocess.TimeoutExpired:
                     server.kill()
         text = log_path.read_text(errors="replace")
+        if args.log:
+            args.log.write_text(text)
         if "Exception in ASGI application" in text or "Traceback" in text:
             print("the monitor logged an unhandled exception:", file=sys.stderr)
             print(text[-5000:], file=sys.stderr)

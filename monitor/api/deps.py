@@ -37,7 +37,8 @@ def _no_nul(obj: Any, doc: str) -> None:
 class StrictRequest(Request):
     """JSON bodies parsed strictly: no NaN/Infinity tokens, no overflow to infinity, no lone
     surrogates (orjson refuses all three), no NUL. Refusals become a 422 json_invalid
-    (monitor/api/errors.py) instead of a 500 from the database or from echoing a NaN back in the error."""
+    (monitor/api/errors.py) instead of a 500 from the database or from echoing a NaN back
+    in the error."""
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):

@@ -109,7 +109,9 @@ class ApiError(HTTPException):
         **extra: Any,
     ) -> None:
         detail = {"code": str(code), "message": message, **extra}
-        super().__init__(status_code, detail=detail, headers=dict(headers) if headers else None)  # type: ignore[arg-type]
+        super().__init__(status_code, headers=dict(headers) if headers else None)
+        # Starlette types detail as text; http_error() below knows it may be the envelope.
+        self.detail = detail  # type: ignore[assignment]
 
 
 def field(loc: Sequence[str | int], message: str, kind: str = "value_error") -> dict[str, Any]:

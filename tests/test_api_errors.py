@@ -109,6 +109,25 @@ def test_each_observation_kind_is_accepted_as_today(server: MonitorProcess) -> N
     assert server.post(f"/api/sessions/{sid}/events", started).status_code == 200
 
 
+def test_an_event_dated_long_ago_leaves_the_session_and_its_reports_readable(
+    server: MonitorProcess,
+) -> None:
+    """Times before year 1000 are written with four-digit years (RFC 3339) and read back;
+    one that an offset carries out of years 1-9999 is a 422 (both used to end in a 500)."""
+    server.add_device("y-dev", "y-bed")
+    sid = server.post("/api/sessions", {"bed": "y-bed", "patient_label": "Y"}).json()["id"]
+    year_zero = {"type": "observation", "at": "0001-01-01T00:00:00+01:00"}
+    detail = _refusal(server.post(f"/api/sessions/{sid}/events", year_zero), 422, "invalid_request")
+    assert detail["fields"][0]["loc"] == ["body", "at"]
+    at = "0365-10-08T21:27:42.000Z"
+    r = server.post(f"/api/sessions/{sid}/events", {"type": "end", "at": at})
+    assert r.status_code == 200, r.text
+    assert r.json()["events"][-1]["at"] == at
+    for report in ("report", "report.csv", "report.fhir.json"):
+        got = httpx.get(f"{server.base_url}/api/sessions/{sid}/{report}", headers=server.headers)
+        assert got.status_code == 200, (report, got.text[:300])
+
+
 def test_every_operation_declares_the_errors_it_can_answer(server: MonitorProcess) -> None:
     """/openapi.json: each /api operation declares 401, 422 and 503 with the error shape."""
     doc = httpx.get(f"{server.base_url}/openapi.json").json()

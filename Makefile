@@ -49,7 +49,8 @@ bench: venv browser-deps
 	$(PY) -m bench
 
 # The larger API fuzz (docs/api.md): schemathesis's CLI, every phase, 80 examples an operation,
-# against a live monitor on SQLite. FUZZ_ARGS="--db postgresql://... --examples N" to vary.
+# against a live monitor on SQLite. FUZZ_ARGS="--db postgresql://... --examples N" to vary;
+# other arguments go to `schemathesis run` (e.g. --report har).
 FUZZ_ARGS ?=
 fuzz: venv
 	$(PY) scripts/fuzz.py $(FUZZ_ARGS)

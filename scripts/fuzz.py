@@ -70,7 +70,8 @@ def main() -> int:
     parser.add_argument("--db", help="database URL (default: a fresh SQLite file)")
     parser.add_argument("--phases", default="examples,coverage,fuzzing,stateful")
     parser.add_argument("--log", type=Path, help="keep the monitor's log (with every request) here")
-    args = parser.parse_args()
+    # Anything else goes to `schemathesis run` as is (e.g. --report har --report-dir DIR).
+    args, passthrough = parser.parse_known_args()
 
     with tempfile.TemporaryDirectory(prefix="vigil-fuzz-") as tmp:
         db = args.db or f"sqlite:///{Path(tmp) / 'fuzz.db'}"
@@ -124,6 +125,7 @@ def main() -> int:
                     f"Authorization: Bearer {token}",
                     "--workers",
                     "1",
+                    *passthrough,
                 ]
                 code = subprocess.call(cmd, cwd=tmp)
             finally:

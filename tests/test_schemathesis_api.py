@@ -30,7 +30,7 @@ from tests.conftest import MonitorProcess
 from tests.wsclient import Device
 
 # Sized for make test's budget (30-45 s an engine): ~21 operations x 2 modes x this ...
-EXAMPLES_PER_OPERATION = 8
+EXAMPLES_PER_OPERATION = 10
 # ... then this many stateful scenarios of up to STATEFUL_STEPS linked calls.
 STATEFUL_SCENARIOS = 40
 STATEFUL_STEPS = 6

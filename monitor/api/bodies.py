@@ -39,6 +39,15 @@ MAX_DATA_CHARS: Final = 4000
 TIMESTAMP: Final[dict[str, Any]] = {"format": "date-time", "examples": ["2026-11-23T15:00:01.000Z"]}
 
 
+# JSON without NUL is what StrictRequest (monitor/api/deps.py) lets through; the document
+# says so for keys and top-level strings (a recursive schema defeats client generators).
+NoNulText = Annotated[str, Field(pattern=NO_NUL)]
+NoNulKeys: Final[dict[str, Any]] = {"propertyNames": {"pattern": NO_NUL}}
+DataValue = NoNulText | int | float | bool | None | list[Any] | dict[str, Any]
+# The string half of an optional timestamp, so the format sits where generators read it.
+Timestamp = Annotated[str, Field(max_length=40, json_schema_extra=TIMESTAMP)]
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -76,15 +85,6 @@ class _Event(_Body):
         default=None,
         description="When it happened (RFC 3339); default now, at most 5 minutes ahead.",
     )
-
-
-# JSON without NUL is what StrictRequest (monitor/api/deps.py) lets through; the document
-# says so for keys and top-level strings (a recursive schema defeats client generators).
-NoNulText = Annotated[str, Field(pattern=NO_NUL)]
-NoNulKeys: Final[dict[str, Any]] = {"propertyNames": {"pattern": NO_NUL}}
-DataValue = NoNulText | int | float | bool | None | list[Any] | dict[str, Any]
-# The string half of an optional timestamp, so the format sits where generators read it.
-Timestamp = Annotated[str, Field(max_length=40, json_schema_extra=TIMESTAMP)]
 
 
 class _PhaseEvent(_Event):

@@ -69,7 +69,7 @@ def main() -> int:
     parser.add_argument("--examples", type=int, default=80, help="examples per operation")
     parser.add_argument("--db", help="database URL (default: a fresh SQLite file)")
     parser.add_argument("--phases", default="examples,coverage,fuzzing,stateful")
-    parser.add_argument("--log", type=Path, help="keep the monitor's log (with every request) here")
+    parser.add_argument("--log", type=Path, help="keep the monitor's log here")
     # Anything else goes to `schemathesis run` as is (e.g. --report har --report-dir DIR).
     args, passthrough = parser.parse_known_args()
 

@@ -10,7 +10,7 @@ MONITOR_PORT ?= 8000
 PANEL_PORT ?= 8050
 HOST ?= 127.0.0.1
 
-.PHONY: venv demo test lint typecheck bench browser-deps compose-tool clean
+.PHONY: venv demo test lint typecheck bench fuzz browser-deps compose-tool clean
 
 venv: $(STAMP)
 
@@ -47,6 +47,13 @@ typecheck: venv
 
 bench: venv browser-deps
 	$(PY) -m bench
+
+# The larger API fuzz (docs/api.md): schemathesis's CLI, every phase, 80 examples an operation,
+# against a live monitor on SQLite. FUZZ_ARGS="--db postgresql://... --examples N" to vary;
+# other arguments go to `schemathesis run` (e.g. --report har).
+FUZZ_ARGS ?=
+fuzz: venv
+	$(PY) scripts/fuzz.py $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) $(COMPOSE_VENV) .pytest_cache .mypy_cache .ruff_cache

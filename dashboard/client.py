@@ -75,5 +75,8 @@ def _detail(resp: httpx.Response) -> str:
         return resp.text[:200] or resp.reason_phrase
     if isinstance(body, dict) and "detail" in body:
         detail = body["detail"]
+        # The monitor's error shape (docs/api.md): {"detail": {"code", "message", ...}}.
+        if isinstance(detail, dict) and isinstance(detail.get("message"), str):
+            return str(detail["message"])
         return detail if isinstance(detail, str) else str(detail)
     return str(body)[:200]

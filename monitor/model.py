@@ -120,7 +120,8 @@ def to_rfc3339(epoch: float | None) -> str | None:
     if epoch is None:
         return None
     dt = datetime.fromtimestamp(epoch, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    # RFC 3339 years have four digits; strftime's %Y drops the zeros before year 1000.
+    return f"{dt.year:04d}" + dt.strftime("-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
 def parse_rfc3339(text: str) -> float:
@@ -135,4 +136,6 @@ def parse_rfc3339(text: str) -> float:
     dt = datetime.fromisoformat(candidate)
     if dt.tzinfo is None:
         raise ValueError("timestamp needs a UTC offset")
+    # An offset can carry 0001-01-01 into year 0, which no datetime (nor to_rfc3339) can show.
+    datetime.fromtimestamp(dt.timestamp(), tz=UTC)
     return dt.timestamp()

@@ -6,13 +6,16 @@ import time
 from collections import deque
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Form, HTTPException, Request, status
 
+from monitor.api import errors
+from monitor.api.bodies import LoginForm
 from monitor.api.deps import CurrentUser, MonitorDep, StrictRoute
 from monitor.security import DUMMY_PASSWORD_HASH, verify_password
 
-router = APIRouter(tags=["auth"], route_class=StrictRoute)
+router = APIRouter(
+    tags=["auth"], route_class=StrictRoute, responses=errors.responses(*errors.COMMON)
+)
 
 
 class AttemptLimiter:
@@ -36,11 +39,11 @@ class AttemptLimiter:
         self._fails.setdefault(key, deque()).append(now)
 
 
-@router.post("/api/auth/token")
+@router.post("/api/auth/token", responses=errors.responses(429))
 async def login(
     request: Request,
     monitor: MonitorDep,
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[LoginForm, Form()],
 ) -> dict[str, Any]:
     limiter: AttemptLimiter = request.app.state.login_limiter
     now = time.monotonic()

@@ -7,6 +7,7 @@ itself (assets/vigil.js). Callbacks are async so a slow monitor never blocks the
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,9 +21,11 @@ from fastapi.responses import JSONResponse, Response
 
 from dashboard import figures, layout
 from dashboard.client import MonitorClient, MonitorError
+from dashboard.security import SecurityHeaders
 from dashboard.settings import PanelSettings
 from monitor.model import parse_rfc3339, to_rfc3339
 
+log = logging.getLogger("vigil.panel")
 ASSETS = Path(__file__).parent / "assets"
 HIDDEN: dict[str, str] = {"display": "none"}
 SHOWN: dict[str, str] = {}
@@ -99,6 +102,8 @@ def create_app(settings: PanelSettings | None = None) -> Dash:
         ],
     )
     _register_callbacks(app, monitor)
+    # Hashed lazily, at the first request: by then every inline script Dash writes is known.
+    server.add_middleware(SecurityHeaders, settings=settings, script_hashes=app.csp_hashes)
     # Dash's FastAPI backend runs this setup (asset scan, script tags) on the first request
     # to "/" or a /_dash- route only: a first visit straight to /bed/X after a restart would
     # get a page without vigil.js, i.e. without live data. Do it now instead.
@@ -179,7 +184,9 @@ def _register_callbacks(app: Dash, monitor: MonitorClient) -> None:
     async def render_page(pathname: str | None, search: str | None, auth: Any) -> Any:
         token = _token(auth)
         if not token:
-            return layout.login_layout()
+            # vigil.js sets {"ended": true} when the monitor closed the feed for the login.
+            ended = isinstance(auth, dict) and auth.get("ended")
+            return layout.login_layout("Your login has ended: log in again." if ended else None)
         head = layout.header(auth.get("username"), auth.get("role"))
         now = time.time()
         try:
@@ -212,7 +219,8 @@ def _register_callbacks(app: Dash, monitor: MonitorClient) -> None:
         if not username or not password:
             return no_update, "Enter your username and password."
         try:
-            body = await monitor.login(username, password)
+            # The browser's address, for the monitor's per-address limit and audit log.
+            body = await monitor.login(username, password, client_addr=ctx.remote or None)
         except MonitorError as exc:
             if exc.status in (400, 401, 403):
                 return no_update, "Wrong username or password."
@@ -234,10 +242,22 @@ def _register_callbacks(app: Dash, monitor: MonitorClient) -> None:
     @app.callback(
         Output("auth", "data", allow_duplicate=True),
         Input("logout", "n_clicks"),
+        State("auth", "data"),
         prevent_initial_call=True,
     )
-    def logout(n: int | None) -> Any:
-        return None if n else no_update
+    async def logout(n: int | None, auth: Any) -> Any:
+        if not n:
+            return no_update
+        token = _token(auth)
+        if token:
+            # Revoked at the monitor, not just forgotten here: the token is refused
+            # everywhere from now on and the feed it opened is closed.
+            try:
+                await monitor.logout(token)
+            except MonitorError as exc:
+                # The browser forgets the token anyway; the monitor lets it expire.
+                log.warning("logout: the monitor did not revoke the token (%s)", exc.status)
+        return None
 
     @app.callback(
         Output("ward", "children"),

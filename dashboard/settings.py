@@ -20,14 +20,18 @@ class PanelSettings:
     monitor_url: str = DEFAULT_MONITOR_URL
     # None: the browser derives ws://<page hostname>:<monitor port>/ws/feed, so a panel
     # opened from another machine reaches the monitor on the same host as the page.
+    # A path ("/ws/feed"): the page's own origin (a TLS proxy serving panel and feed).
     feed_url: str | None = None
     request_timeout_s: float = 5.0
+    # Peers (a TLS proxy) whose X-Forwarded-For the panel believes; the address it then
+    # forwards to the monitor at login. Empty: the connecting address.
+    forwarded_allow_ips: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.monitor_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"monitor URL must be http(s)://HOST[:PORT], not {self.monitor_url!r}")
-        if self.feed_url is not None:
+        if self.feed_url is not None and not self.feed_url.startswith("/"):
             feed = urlsplit(self.feed_url)
             if feed.scheme not in ("ws", "wss") or not feed.hostname:
                 raise ValueError(f"feed URL must be ws(s)://HOST[:PORT]/..., not {self.feed_url!r}")
@@ -49,7 +53,8 @@ class PanelSettings:
 def parse_settings(
     argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> PanelSettings:
-    """Options win over the environment (VIGIL_PANEL_HOST/PORT, VIGIL_MONITOR_URL, VIGIL_PANEL_FEED_URL)."""
+    """Options win over the environment (VIGIL_PANEL_HOST/PORT, VIGIL_MONITOR_URL,
+    VIGIL_PANEL_FEED_URL, VIGIL_PANEL_FORWARDED_ALLOW_IPS)."""
     env = os.environ if environ is None else environ
     parser = argparse.ArgumentParser(
         prog="python -m dashboard", description="Vigil nurse's panel (talks to the monitor)."
@@ -62,7 +67,13 @@ def parse_settings(
     parser.add_argument(
         "--feed-url",
         default=env.get("VIGIL_PANEL_FEED_URL") or None,
-        help="websocket feed URL as the browser must reach it (default: page host, monitor port)",
+        help="websocket feed URL as the browser must reach it (default: page host, monitor "
+        "port; a path such as /ws/feed: the page's own origin)",
+    )
+    parser.add_argument(
+        "--forwarded-allow-ips",
+        default=env.get("VIGIL_PANEL_FORWARDED_ALLOW_IPS", ""),
+        help="comma-separated proxies whose X-Forwarded-For the panel believes (default none)",
     )
     args = parser.parse_args(argv)
     return PanelSettings(
@@ -70,4 +81,7 @@ def parse_settings(
         port=args.port,
         monitor_url=args.monitor_url.rstrip("/"),
         feed_url=args.feed_url,
+        forwarded_allow_ips=tuple(
+            x.strip() for x in str(args.forwarded_allow_ips).split(",") if x.strip()
+        ),
     )

@@ -147,8 +147,10 @@ def device_factory_fixture(sqlite_server: MonitorProcess) -> Iterator[Any]:
 
 @pytest.fixture(name="page")
 def page_fixture(browser: Any, panel: PanelProcess) -> Iterator[Any]:
-    """A fresh browser context (fresh session storage) per test."""
-    context = browser.new_context(viewport={"width": 1920, "height": 1080})
+    """A fresh browser context (fresh session storage) per test. Playwright's
+    ``wait_for_function`` evaluates its string with eval, which the panel's CSP forbids: these
+    pages bypass the CSP, and tests/test_browser_security.py checks the panel under it."""
+    context = browser.new_context(viewport={"width": 1920, "height": 1080}, bypass_csp=True)
     pg = context.new_page()
     pg.set_default_timeout(10_000)
     try:

@@ -1,8 +1,8 @@
 /*
  * Vigil panel: live feed client.
  *
- * The browser talks to the monitor's feed websocket directly (ws://MONITOR/ws/feed?token=…)
- * and repaints the tiles the server rendered (same ids, see docs/panel.md). It reconnects
+ * The browser talks to the monitor's feed websocket directly (ws://MONITOR/ws/feed; the token
+ * goes in the first message, never in the URL, which ends up in logs) and repaints the tiles the server rendered (same ids, see docs/panel.md). It reconnects
  * forever with backoff, and when the feed is closed or silent for more than 5 s (pings come
  * every 2 s) every tile says CONNECTION LOST, values are greyed and a technical tone sounds:
  * a central display that loses its data must say so loudly (IEC 60601-1-8, clinical.md §4).
@@ -511,6 +511,9 @@
   function feedUrl() {
     var cfg = byId("vigil-config");
     var explicit = cfg && cfg.getAttribute("data-feed-url");
+    // A path: the feed is on the page's own origin (a TLS proxy in front of both).
+    if (explicit && explicit.charAt(0) === "/")
+      return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + explicit;
     if (explicit) return explicit;
     var port = (cfg && cfg.getAttribute("data-feed-port")) || "8000";
     var scheme = (cfg && cfg.getAttribute("data-feed-scheme")) || (location.protocol === "https:" ? "wss" : "ws");
@@ -610,14 +613,16 @@
     var gen = S.gen;
     var ws;
     try {
-      ws = new WebSocket(feedUrl() + "?token=" + encodeURIComponent(S.token));
+      ws = new WebSocket(feedUrl());
     } catch (e) {
       scheduleReconnect();
       return;
     }
     S.ws = ws;
+    var token = S.token;
     ws.onopen = function () {
       if (gen !== S.gen) return;
+      ws.send(JSON.stringify({ type: "auth", v: 1, token: token }));
       S.connected = true;
       S.lastMsg = Date.now();
     };
@@ -632,13 +637,27 @@
       }
       handle(msg);
     };
-    ws.onclose = function () {
+    ws.onclose = function (ev) {
       if (gen !== S.gen) return;
       S.connected = false;
       S.ws = null;
+      if (ev && ev.code === 1008) {
+        // The monitor refused the login (logged out, expired, user disabled): retrying
+        // with this token cannot work. Back to the login page, saying why.
+        loginEnded();
+        return;
+      }
       setDown();
       scheduleReconnect();
     };
+  }
+
+  function loginEnded() {
+    S.token = null;
+    disconnect();
+    if (window.dash_clientside && window.dash_clientside.set_props) {
+      window.dash_clientside.set_props("auth", { data: { ended: true } });
+    }
   }
 
   function setContext(auth, pathname) {

@@ -19,7 +19,7 @@ import redis
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import MonitorProcess
+from tests.conftest import ROOT, MonitorProcess
 from tests.wsclient import Device
 
 PASSWORD = "login-security-pw-1"
@@ -61,6 +61,25 @@ async def _flood(base_url: str, name: str, n: int = 40) -> list[httpx.Response]:
         )
 
 
+async def _flood_from_another_process(server: MonitorProcess, name: str, n: int = 40) -> Any:
+    """Start the flooder (connections open, requests ready); returns (process, go)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.flood_logins",
+        "127.0.0.1",
+        str(server.port),
+        name,
+        str(n),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        cwd=str(ROOT),
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    assert (await asyncio.wait_for(proc.stdout.readline(), 30)).strip() == b"ready"
+    return proc
+
+
 async def test_a_concurrent_login_flood_is_limited_and_does_not_delay_device_acks(
     server_factory: Any, db_url: str
 ) -> None:
@@ -71,6 +90,7 @@ async def test_a_concurrent_login_flood_is_limited_and_does_not_delay_device_ack
     name, dev_id, bed = (f"flood-{uuid.uuid4().hex[:6]}" for _ in range(3))
     await asyncio.to_thread(s.add_user, name, "nurse", PASSWORD)
     token = await asyncio.to_thread(s.add_device, dev_id, bed)
+    flooder = await _flood_from_another_process(s, name)
     async with Device(s.ws_url, dev_id, token) as dev:
         before: list[float] = []
         stop = asyncio.Event()
@@ -82,17 +102,20 @@ async def test_a_concurrent_login_flood_is_limited_and_does_not_delay_device_ack
         during: list[float] = []
         stop = asyncio.Event()
         pump = asyncio.create_task(_ack_times(dev, seq, stop, during))
-        answers = await _flood(s.base_url, name)
+        flooder.stdin.write(b"go\n")
+        await flooder.stdin.drain()
+        out = await asyncio.wait_for(flooder.stdout.readline(), 60)
         stop.set()
         await pump
+    await flooder.wait()
 
-    codes = [r.status_code for r in answers]
+    answers = json.loads(out)
+    codes = [status for status, _, _ in answers]
     assert set(codes) <= {401, 429}, codes
     assert codes.count(429) >= 30 and codes.count(401) <= 10, codes
-    for r in answers:
-        if r.status_code == 429:
-            assert 1 <= int(r.headers["retry-after"]) <= 60
-            assert r.json()["detail"]["code"] == "too_many_logins"
+    for status, retry_after, code in answers:
+        if status == 429:
+            assert 1 <= int(retry_after) <= 60 and code == "too_many_logins"
     assert len(before) >= 50 and len(during) >= 5, (len(before), len(during))
     assert p99(during) <= p99(before) + 0.100, (p99(before), p99(during))
 

@@ -31,7 +31,8 @@ NURSE = ("nurse1", "nurse-password-1")
 class PanelProcess:
     """`python -m dashboard` on a free port, pointed at one monitor."""
 
-    def __init__(self, monitor_url: str, workdir: Path) -> None:
+    def __init__(self, monitor_url: str, workdir: Path, args: list[str] | None = None) -> None:
+        self.args = args or []
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.monitor_url = monitor_url
@@ -50,6 +51,7 @@ class PanelProcess:
             str(self.port),
             "--monitor-url",
             self.monitor_url,
+            *self.args,
         ]
         self.proc = subprocess.Popen(
             cmd,

@@ -2,8 +2,8 @@
 
 The Content-Security-Policy allows only the panel's own scripts: its files, plus the few
 inline scripts Dash writes into the page, by their SHA-256 (``Dash.csp_hashes``). Styles may
-be inline (Plotly and Dash's components set style attributes; styles run no code). The feed
-is the one other place the page may connect to. No page may be framed (clickjacking), nothing
+be inline (Plotly and Dash's components set style attributes; styles run no code). The page
+connects only to its own origin (the panel relays the feed). No page may be framed (clickjacking), nothing
 is sniffed into a script, no Referer leaves the panel, and no answer but the static assets
 may be cached (the callbacks' answers carry patient data).
 """
@@ -12,24 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit
-
-from dashboard.settings import PanelSettings
 
 STATIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/_favicon.ico")
 
 
-def feed_origin(settings: PanelSettings, host_header: str) -> str:
-    """Where the browser opens the feed, as a CSP source."""
-    if settings.feed_url and not settings.feed_url.startswith("/"):
-        parts = urlsplit(settings.feed_url)
-        return f"{parts.scheme}://{parts.netloc}"
-    hostname = urlsplit(f"//{host_header}").hostname or "localhost"
-    if ":" in hostname:
-        hostname = f"[{hostname}]"
-    if settings.feed_url:  # a path: same origin, ws or wss as the page
-        return f"ws://{host_header} wss://{host_header}"
-    return f"{settings.feed_scheme}://{hostname}:{settings.monitor_port}"
+def feed_origin(host_header: str) -> str:
+    """The relayed feed (/panel/feed) is on the page's own origin; CSP's 'self' covers ws and
+    wss there in current browsers, named here for older ones."""
+    host = host_header or "localhost"
+    return f"ws://{host} wss://{host}"
 
 
 def content_security_policy(script_hashes: Sequence[str], connect: str) -> str:
@@ -52,11 +43,8 @@ def content_security_policy(script_hashes: Sequence[str], connect: str) -> str:
 class SecurityHeaders:
     """Pure ASGI middleware (the panel's websocket-free FastAPI server)."""
 
-    def __init__(
-        self, app: Any, settings: PanelSettings, script_hashes: Callable[[], Sequence[str]]
-    ) -> None:
+    def __init__(self, app: Any, script_hashes: Callable[[], Sequence[str]]) -> None:
         self.app = app
-        self.settings = settings
         self.script_hashes = script_hashes
         self._hashes: Sequence[str] | None = None
 
@@ -71,7 +59,7 @@ class SecurityHeaders:
         extra = [
             (
                 b"content-security-policy",
-                content_security_policy(self._hashes, feed_origin(self.settings, host)).encode(),
+                content_security_policy(self._hashes, feed_origin(host)).encode(),
             ),
             (b"x-frame-options", b"DENY"),
             (b"x-content-type-options", b"nosniff"),

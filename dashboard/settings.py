@@ -18,9 +18,8 @@ class PanelSettings:
     host: str = "127.0.0.1"
     port: int = 8050
     monitor_url: str = DEFAULT_MONITOR_URL
-    # None: the browser derives ws://<page hostname>:<monitor port>/ws/feed, so a panel
-    # opened from another machine reaches the monitor on the same host as the page.
-    # A path ("/ws/feed"): the page's own origin (a TLS proxy serving panel and feed).
+    # Where this server reaches the monitor's feed websocket (it relays it to the browser at
+    # /panel/feed). None: the monitor URL with ws(s):// and /ws/feed.
     feed_url: str | None = None
     request_timeout_s: float = 5.0
     # Peers (a TLS proxy) whose X-Forwarded-For the panel believes; the address it then
@@ -31,7 +30,7 @@ class PanelSettings:
         parts = urlsplit(self.monitor_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"monitor URL must be http(s)://HOST[:PORT], not {self.monitor_url!r}")
-        if self.feed_url is not None and not self.feed_url.startswith("/"):
+        if self.feed_url is not None:
             feed = urlsplit(self.feed_url)
             if feed.scheme not in ("ws", "wss") or not feed.hostname:
                 raise ValueError(f"feed URL must be ws(s)://HOST[:PORT]/..., not {self.feed_url!r}")
@@ -48,6 +47,13 @@ class PanelSettings:
     @property
     def feed_scheme(self) -> str:
         return "wss" if urlsplit(self.monitor_url).scheme == "https" else "ws"
+
+    @property
+    def monitor_feed_url(self) -> str:
+        if self.feed_url:
+            return self.feed_url
+        parts = urlsplit(self.monitor_url)
+        return f"{self.feed_scheme}://{parts.netloc}{parts.path.rstrip('/')}/ws/feed"
 
 
 def parse_settings(
@@ -67,8 +73,8 @@ def parse_settings(
     parser.add_argument(
         "--feed-url",
         default=env.get("VIGIL_PANEL_FEED_URL") or None,
-        help="websocket feed URL as the browser must reach it (default: page host, monitor "
-        "port; a path such as /ws/feed: the page's own origin)",
+        help="the monitor's feed websocket as this server reaches it, to relay it to the "
+        "browser (default: the monitor URL with ws(s):// and /ws/feed)",
     )
     parser.add_argument(
         "--forwarded-allow-ips",

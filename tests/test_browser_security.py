@@ -1,10 +1,12 @@
 """The panel keeps its secrets (docs/security.md): security headers on its pages, a CSP it
-runs under, a feed login that keeps the token out of the URL, and a logout or a disabled
-user that really ends the session, in headless Chromium against the real processes."""
+runs under, the monitor token held by the panel server (the page has only an HttpOnly
+session cookie, and its feed is relayed), and a logout or a disabled user that really ends
+the session, in headless Chromium against the real processes."""
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -74,11 +76,12 @@ def _poll_js(page: Any, expression: str, timeout: float = 10.0) -> None:
     raise AssertionError(f"not true within {timeout} s: {expression}")
 
 
-def test_panel_runs_under_its_csp_and_its_feed_login_keeps_the_token_out_of_the_url(
+def test_panel_runs_under_its_csp_and_the_page_never_holds_the_monitor_token(
     sqlite_server: MonitorProcess, panel: PanelProcess, browser: Any, device_factory: Any
 ) -> None:
-    """The ward and a bed page with its trend work with no CSP violation, and the feed
-    socket's URL carries no token (it goes in the first message)."""
+    """The ward and a bed page with its trend work with no CSP violation; the page's storage,
+    its script-visible cookies and its feed URL hold no token: the session cookie is HttpOnly
+    and SameSite=Strict, and the feed comes through the panel's own origin."""
     context = browser.new_context(viewport={"width": 1920, "height": 1080})
     page = context.new_page()
     page.set_default_timeout(10_000)
@@ -104,45 +107,53 @@ def test_panel_runs_under_its_csp_and_its_feed_login_keeps_the_token_out_of_the_
         page.click(f"#tile-{bed}-name")
         page.wait_for_selector("#trend .main-svg")
         _poll_js(page, "document.body.dataset.feed === 'up'")
+        stored = page.evaluate(
+            "JSON.stringify([Object.entries(sessionStorage), Object.entries(localStorage),"
+            " document.cookie])"
+        )
+        cookies = context.cookies()
     finally:
         context.close()
-    feed_sockets = [u for u in sockets if "/ws/feed" in u]
-    assert feed_sockets, sockets
-    assert all("token" not in u for u in feed_sockets), feed_sockets
+    session = [c for c in cookies if c["name"] == "vigil_session"]
+    assert len(session) == 1 and session[0]["httpOnly"] and session[0]["sameSite"] == "Strict"
+    feed = panel.url.replace("http://", "ws://") + "/panel/feed"
+    assert sockets and all(u == feed for u in sockets), sockets
+    # Nothing the page holds, its cookie included, works as a monitor token.
+    seen = " ".join([stored, json.dumps(cookies), *sockets])
+    assert _working_tokens(sqlite_server, seen) == []
     assert violations == []
 
 
-def _panel_token(page: Any) -> str:
-    auth = json.loads(page.evaluate("window.sessionStorage.getItem('auth')") or "null")
-    token = (auth or {}).get("token") if isinstance(auth, dict) else None
-    assert isinstance(token, str) and token
-    return token
+def _working_tokens(monitor: MonitorProcess, text: str) -> list[str]:
+    """The token-shaped strings in ``text`` that the monitor accepts as a login."""
+    candidates = set(re.findall(r"[A-Za-z0-9_-]{40,}", text))
+    return [c for c in candidates if _status(monitor, c) == 200]
 
 
-def _wait_status(url: str, token: str, status: int, timeout: float = 5.0) -> int:
-    deadline = time.monotonic() + timeout
-    got = 0
-    while time.monotonic() < deadline:
-        got = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=5).status_code
-        if got == status:
-            return got
-        time.sleep(0.1)
-    return got
+def _status(monitor: MonitorProcess, token: str) -> int:
+    return httpx.get(
+        f"{monitor.base_url}/api/me", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    ).status_code
 
 
 def test_logging_out_of_the_panel_revokes_the_token_at_the_monitor(
     sqlite_server: MonitorProcess, panel: PanelProcess, page: Any
 ) -> None:
-    """Log out is a revocation, not a forgetting: the token the panel held gets 401."""
-    login(page, panel.url)
+    """Log out is a revocation, not a forgetting: the monitor records the logout (its token is
+    gone), the session cookie no longer opens the panel's endpoints, and the feed stops."""
+    name, password = unique("out"), "logout-me-password"
+    sqlite_server.add_user(name, "nurse", password)
+    login(page, panel.url, name, password)
     wait_feed_up(page)
-    token = _panel_token(page)
-    me = f"{sqlite_server.base_url}/api/me"
-    assert httpx.get(me, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    cookie = {c["name"]: c["value"] for c in page.context.cookies()}["vigil_session"]
+    ack = f"{panel.url}/panel/api/alarms/no-such-alarm/ack"
+    assert httpx.post(ack, cookies={"vigil_session": cookie}, json={}).status_code == 404
     page.click("#logout")
     page.wait_for_selector("#login-page")
-    assert _wait_status(me, token, 401) == 401
     page.wait_for_function("document.body?.dataset?.feed === 'down'", timeout=5000)
+    entries = sqlite_server.get("/api/audit", limit=10_000)["entries"]
+    assert [e["action"] for e in entries if e["actor"] == name] == ["login", "logout"]
+    assert httpx.post(ack, cookies={"vigil_session": cookie}, json={}).status_code == 401
 
 
 def test_disabling_a_logged_in_user_sends_their_panel_back_to_the_login_page(

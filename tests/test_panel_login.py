@@ -16,9 +16,9 @@ from tests.conftest import MonitorProcess
 PASSWORD = "panel-login-password-1"
 
 
-def _login_via_panel(panel: PanelProcess, name: str, password: str, **headers: str) -> Any:
-    """POST the login form's callback, as the browser does when "Log in" is clicked."""
-    body = {
+def login_callback_body(name: str, password: str) -> dict[str, Any]:
+    """The login form's Dash callback request, as the browser sends it on "Log in"."""
+    return {
         "output": "..auth.data...login-error.children..",
         "outputs": [
             {"id": "auth", "property": "data"},
@@ -34,10 +34,14 @@ def _login_via_panel(panel: PanelProcess, name: str, password: str, **headers: s
         ],
         "changedPropIds": ["login-submit.n_clicks"],
     }
+
+
+def _login_via_panel(panel: PanelProcess, name: str, password: str, **headers: str) -> Any:
+    body = login_callback_body(name, password)
     r = httpx.post(f"{panel.url}/_dash-update-component", json=body, headers=headers, timeout=20)
     assert r.status_code == 200, r.text
     assert r.headers["cache-control"] == "no-store"
-    return r.json()["response"]
+    return r
 
 
 def _login_targets(monitor: MonitorProcess, name: str) -> set[str]:
@@ -49,7 +53,7 @@ def test_the_panel_forwards_the_browsers_address_to_the_monitor(
     server_factory: Any, tmp_path: Path
 ) -> None:
     """Panel behind a trusted proxy, monitor trusting the panel: the audited login address
-    is the browser's (as the proxy gave it), and the token reaches the page."""
+    is the browser's (as the proxy gave it); the page gets an HttpOnly session cookie."""
     monitor: MonitorProcess = server_factory(args=["--forwarded-allow-ips", "127.0.0.1"])
     name = f"pl-{uuid.uuid4().hex[:6]}"
     monitor.add_user(name, "nurse", PASSWORD)
@@ -59,7 +63,12 @@ def test_the_panel_forwards_the_browsers_address_to_the_monitor(
         out = _login_via_panel(panel, name, PASSWORD, **{"X-Forwarded-For": "192.0.2.44"})
     finally:
         panel.stop()
-    assert out["auth"]["data"]["username"] == name and out["auth"]["data"]["token"]
+    # The page learns who logged in; the token stays with the panel, behind a cookie the
+    # page's script cannot read.
+    assert out.json()["response"]["auth"]["data"] == {"username": name, "role": "nurse"}
+    cookie = out.headers["set-cookie"].lower()
+    assert cookie.startswith("vigil_session=") and "httponly" in cookie
+    assert "samesite=strict" in cookie and "secure" not in cookie  # plain http here
     assert _login_targets(monitor, name) == {"192.0.2.44"}
 
 
@@ -78,3 +87,43 @@ def test_a_panel_that_trusts_no_proxy_forwards_its_peers_own_address(
     finally:
         panel.stop()
     assert _login_targets(monitor, name) == {"127.0.0.1"}
+
+
+def test_the_panels_feed_relay_refuses_no_session_and_other_origins(
+    server_factory: Any, tmp_path: Path
+) -> None:
+    """/panel/feed: without a live session cookie, or opened from another site's page with
+    one (cross-site websocket hijacking), it closes 1008 and relays nothing."""
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+    from websockets.sync.client import connect
+
+    monitor: MonitorProcess = server_factory()
+    name = f"pl-{uuid.uuid4().hex[:6]}"
+    monitor.add_user(name, "nurse", PASSWORD)
+    panel = PanelProcess(monitor.base_url, tmp_path)
+    panel.start()
+    try:
+        out = _login_via_panel(panel, name, PASSWORD)
+        sid = out.headers["set-cookie"].split(";", 1)[0].split("=", 1)[1]
+        feed = panel.url.replace("http://", "ws://") + "/panel/feed"
+        with connect(feed, additional_headers={"Cookie": f"vigil_session={sid}"}) as ws:
+            assert '"hello"' in str(ws.recv(timeout=10))
+        # No live session: accepted, then closed 1008 with nothing relayed.
+        with connect(feed, additional_headers={"Cookie": "vigil_session=not-a-session"}) as ws:
+            try:
+                ws.recv(timeout=10)
+                raise AssertionError("feed relayed without a session")
+            except ConnectionClosed as closed:
+                assert closed.rcvd is not None and closed.rcvd.code == 1008
+        # Another site's page, even with the user's cookie: the handshake is refused (403).
+        try:
+            connect(
+                feed,
+                additional_headers={"Cookie": f"vigil_session={sid}"},
+                origin="https://evil.example",  # type: ignore[arg-type]
+            )
+            raise AssertionError("cross-origin feed accepted")
+        except InvalidStatus as refused:
+            assert refused.response.status_code == 403
+    finally:
+        panel.stop()

@@ -22,6 +22,7 @@ from websockets.sync.client import connect as ws_connect
 from monitor.protocol.device import encode_reading
 from tests.browser_support import PanelProcess
 from tests.conftest import ROOT, MonitorProcess, free_port, terminate
+from tests.test_panel_login import login_callback_body
 
 PASSWORD = "tls-proxy-password-1"
 
@@ -89,7 +90,8 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Caddy, Mon
     monitor = _start(
         f"sqlite:///{tmp / 'vigil.db'}", tmp, extra_args=["--forwarded-allow-ips", "127.0.0.1"]
     )
-    panel = PanelProcess(monitor.base_url, tmp)
+    # The panel trusts the proxy too: for the browser's address and for "this was https".
+    panel = PanelProcess(monitor.base_url, tmp, args=["--forwarded-allow-ips", "127.0.0.1"])
     panel.start()
     caddy = Caddy(tmp, monitor, panel)
     try:
@@ -178,3 +180,30 @@ def test_devices_and_the_feed_work_over_wss_through_the_proxy(
             if got.get("type") == "reading" and got.get("device_id") == dev:
                 break
         assert got.get("values") == {"hr": 64}
+
+
+def test_the_panels_session_cookie_is_secure_over_tls_and_its_feed_relays_over_wss(
+    front: tuple[Caddy, MonitorProcess],
+) -> None:
+    """Logged in through the proxy, the panel's session cookie is Secure (as well as HttpOnly
+    and SameSite=Strict), and with it the relayed feed opens over wss:// on the same origin."""
+    caddy, monitor = front
+    name = f"tls-panel-{uuid.uuid4().hex[:6]}"
+    monitor.add_user(name, "nurse", PASSWORD)
+    ctx = caddy.ssl_context()
+    r = httpx.post(
+        f"{caddy.url}/_dash-update-component",
+        json=login_callback_body(name, PASSWORD),
+        verify=ctx,
+        timeout=20,
+    )
+    assert r.status_code == 200, r.text
+    cookie = r.headers["set-cookie"]
+    attrs = {a.strip().lower() for a in cookie.split(";")}
+    assert {"httponly", "secure", "samesite=strict"} <= attrs, cookie
+    sid = cookie.split(";", 1)[0].split("=", 1)[1]
+    wss = caddy.url.replace("https://", "wss://")
+    with ws_connect(
+        f"{wss}/panel/feed", ssl=ctx, additional_headers={"Cookie": f"vigil_session={sid}"}
+    ) as feed:
+        assert json.loads(feed.recv(timeout=10))["type"] == "hello"

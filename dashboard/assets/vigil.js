@@ -1,8 +1,9 @@
 /*
  * Vigil panel: live feed client.
  *
- * The browser talks to the monitor's feed websocket directly (ws://MONITOR/ws/feed; the token
- * goes in the first message, never in the URL, which ends up in logs) and repaints the tiles the server rendered (same ids, see docs/panel.md). It reconnects
+ * The browser opens the live feed on the panel's own origin (/panel/feed), which the panel
+ * server relays from the monitor's with the user's token: the token never reaches this page,
+ * only an HttpOnly session cookie does (docs/security.md). It repaints the tiles the server rendered (same ids, see docs/panel.md). It reconnects
  * forever with backoff, and when the feed is closed or silent for more than 5 s (pings come
  * every 2 s) every tile says CONNECTION LOST, values are greyed and a technical tone sounds:
  * a central display that loses its data must say so loudly (IEC 60601-1-8, clinical.md §4).
@@ -23,7 +24,7 @@
   var LABEL = { hr: "HR", spo2: "SpO2", rr: "RR", sbp: "SYS", dbp: "DIA", map: "MAP" };
 
   var S = {
-    token: null,
+    user: null, // who is logged in (a name, not a secret); null: nobody
     path: "/",
     ws: null,
     gen: 0,
@@ -309,7 +310,7 @@
         fs,
         up
           ? "Live"
-          : S.token
+          : S.user
           ? "CONNECTION TO MONITOR LOST \u2013 values are NOT live (" + fmtAge((Date.now() - S.downSince) / 1000) + "); reconnecting\u2026"
           : "Not logged in"
       );
@@ -510,14 +511,8 @@
 
   function feedUrl() {
     var cfg = byId("vigil-config");
-    var explicit = cfg && cfg.getAttribute("data-feed-url");
-    // A path: the feed is on the page's own origin (a TLS proxy in front of both).
-    if (explicit && explicit.charAt(0) === "/")
-      return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + explicit;
-    if (explicit) return explicit;
-    var port = (cfg && cfg.getAttribute("data-feed-port")) || "8000";
-    var scheme = (cfg && cfg.getAttribute("data-feed-scheme")) || (location.protocol === "https:" ? "wss" : "ws");
-    return scheme + "://" + location.hostname + ":" + port + "/ws/feed";
+    var path = (cfg && cfg.getAttribute("data-feed-path")) || "/panel/feed";
+    return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
   }
 
   function setDown() {
@@ -597,7 +592,7 @@
   }
 
   function scheduleReconnect() {
-    if (!S.token || S.retryTimer) return;
+    if (!S.user || S.retryTimer) return;
     var base = Math.min(5000, 500 * Math.pow(2, S.attempts));
     S.attempts = Math.min(S.attempts + 1, 10);
     var delay = base * (0.75 + Math.random() * 0.5);
@@ -609,7 +604,7 @@
 
   function connect() {
     disconnect();
-    if (!S.token) return;
+    if (!S.user) return;
     var gen = S.gen;
     var ws;
     try {
@@ -619,10 +614,8 @@
       return;
     }
     S.ws = ws;
-    var token = S.token;
     ws.onopen = function () {
       if (gen !== S.gen) return;
-      ws.send(JSON.stringify({ type: "auth", v: 1, token: token }));
       S.connected = true;
       S.lastMsg = Date.now();
     };
@@ -643,7 +636,7 @@
       S.ws = null;
       if (ev && ev.code === 1008) {
         // The monitor refused the login (logged out, expired, user disabled): retrying
-        // with this token cannot work. Back to the login page, saying why.
+        // cannot work. Back to the login page, saying why.
         loginEnded();
         return;
       }
@@ -653,7 +646,7 @@
   }
 
   function loginEnded() {
-    S.token = null;
+    S.user = null;
     disconnect();
     if (window.dash_clientside && window.dash_clientside.set_props) {
       window.dash_clientside.set_props("auth", { data: { ended: true } });
@@ -662,11 +655,11 @@
 
   function setContext(auth, pathname) {
     S.path = pathname || "/";
-    var token = auth && auth.token ? auth.token : null;
-    if (token !== S.token) {
-      S.token = token;
+    var user = auth && auth.username ? auth.username : null;
+    if (user !== S.user) {
+      S.user = user;
       S.attempts = 0;
-      if (token) connect();
+      if (user) connect();
       else disconnect();
     }
     [50, 300, 1000].forEach(function (ms) {
@@ -738,7 +731,7 @@
 
   function soundTick(immediate) {
     var now = Date.now();
-    if (S.token && !S.feedUp) {
+    if (S.user && !S.feedUp) {
       if (now - S.sound.techLast >= 10000) {
         S.sound.techLast = now;
         play("technical", false);
@@ -782,11 +775,12 @@
   }
 
   // --- commands (same-origin panel endpoints forward to the monitor with the token) ------
+  // The session cookie goes with them (same origin); the panel server adds the token.
 
   function post(path, body) {
     return fetch(path, {
       method: "POST",
-      headers: { Authorization: "Bearer " + S.token, "Content-Type": "application/json" },
+      headers: { "Content-Type": "application/json" },
       body: JSON.stringify(body || {}),
     });
   }
@@ -838,7 +832,7 @@
       if (win) win.document.title = "Loading report\u2026";
     }
     fetch("/panel/api/sessions/" + encodeURIComponent(sid) + "/report/" + kind, {
-      headers: { Authorization: "Bearer " + S.token },
+      credentials: "same-origin",
     })
       .then(function (r) {
         if (!r.ok) throw new Error("HTTP " + r.status);
@@ -892,7 +886,7 @@
   // --- watchdog and ticker -----------------------------------------------------------------
 
   setInterval(function () {
-    if (S.token && S.connected && Date.now() - S.lastMsg > SILENCE_MS) {
+    if (S.user && S.connected && Date.now() - S.lastMsg > SILENCE_MS) {
       // Silent feed: treat as lost and force a fresh connection.
       setDown();
       if (S.ws) {
@@ -903,7 +897,7 @@
         }
       }
     }
-    if (S.token && !S.connected && !S.ws && !S.retryTimer) scheduleReconnect();
+    if (S.user && !S.connected && !S.ws && !S.retryTimer) scheduleReconnect();
     repaintAll();
     soundTick(false);
   }, 1000);

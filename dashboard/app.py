@@ -26,7 +26,7 @@ from websockets.exceptions import InvalidHandshake
 from dashboard import figures, layout
 from dashboard.client import MonitorClient, MonitorError
 from dashboard.security import SecurityHeaders
-from dashboard.sessions import COOKIE, Sessions
+from dashboard.sessions import COOKIE, Sessions, tag
 from dashboard.settings import PanelSettings
 from monitor.model import parse_rfc3339, to_rfc3339
 
@@ -111,8 +111,9 @@ def _add_proxy_routes(server: FastAPI, monitor: MonitorClient, sessions: Session
     session cookie says who, the panel adds the user's token."""
 
     async def forward(method: str, path: str, request: Request, body: Any = None) -> Response:
-        session = sessions.get(request.cookies.get(COOKIE))
-        if session is None:
+        sid = request.cookies.get(COOKIE)
+        session = sessions.get(sid)
+        if session is None or request.headers.get("x-vigil-session") != tag(sid):
             return JSONResponse({"detail": "not logged in"}, status_code=401)
         try:
             resp = await monitor.request(method, path, session.token, json=body)
@@ -155,12 +156,16 @@ def _add_proxy_routes(server: FastAPI, monitor: MonitorClient, sessions: Session
 
 
 def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -> None:
-    def _session() -> Any:
-        return sessions.get(ctx.cookies.get(COOKIE))
+    def _session(auth: Any) -> Any:
+        """The session this tab logged in with: the cookie's, if its tag is the tab's."""
+        sid = ctx.cookies.get(COOKIE)
+        if not isinstance(auth, dict) or not sid or auth.get("session") != tag(sid):
+            return None
+        return sessions.get(sid)
 
-    def _token(_auth: Any = None) -> str | None:
+    def _token(auth: Any) -> str | None:
         """The logged-in user's monitor token, found by the request's session cookie."""
-        session = _session()
+        session = _session(auth)
         return session.token if session else None
 
     # Hands the token and page to the feed client, and reports the browser's UTC offset so
@@ -184,8 +189,8 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
         Input("auth", "data"),
     )
     async def render_page(pathname: str | None, search: str | None, auth: Any) -> Any:
-        session = _session()
-        if session is None or not isinstance(auth, dict) or not auth.get("username"):
+        session = _session(auth)
+        if session is None:
             # vigil.js sets {"ended": true} when the monitor closed the feed for the login.
             ended = isinstance(auth, dict) and auth.get("ended")
             return layout.login_layout("Your login has ended: log in again." if ended else None)
@@ -252,7 +257,7 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
             # on loopback could not send a Secure cookie back.
             secure=_is_https(),
         )
-        return {"username": name, "role": role}, ""
+        return {"username": name, "role": role, "session": tag(sid)}, ""
 
     @app.callback(
         Output("auth", "data", allow_duplicate=True),
@@ -263,8 +268,13 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
     async def logout(n: int | None, auth: Any) -> Any:
         if not n:
             return no_update
-        session = sessions.drop(ctx.cookies.get(COOKIE))
-        ctx.response.set_cookie(COOKIE, "", max_age=0, path="/", httponly=True, samesite="strict")
+        session = None
+        if _session(auth) is not None:
+            # Only this tab's own login: a cookie that now names another tab's stays.
+            session = sessions.drop(ctx.cookies.get(COOKIE))
+            ctx.response.set_cookie(
+                COOKIE, "", max_age=0, path="/", httponly=True, samesite="strict"
+            )
         token = session.token if session else None
         if token:
             # Revoked at the monitor, not just forgotten here: the token is refused
@@ -272,7 +282,7 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
             try:
                 await monitor.logout(token)
             except MonitorError as exc:
-                # The browser forgets the token anyway; the monitor lets it expire.
+                # The panel forgets the token anyway; the monitor lets it expire.
                 log.warning("logout: the monitor did not revoke the token (%s)", exc.status)
         return None
 
@@ -618,6 +628,8 @@ def _add_feed_relay(server: FastAPI, settings: PanelSettings, sessions: Sessions
             return
         sid = ws.cookies.get(COOKIE)
         session = sessions.get(sid)
+        if ws.query_params.get("session") != tag(sid):
+            session = None  # the cookie now belongs to another tab's login
         await ws.accept()
         if session is None:
             await ws.close(code=1008, reason="not logged in")

@@ -8,6 +8,7 @@ costs a nurse a few seconds and keeps no secret on disk.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import Callable
@@ -15,6 +16,13 @@ from dataclasses import dataclass
 
 COOKIE = "vigil_session"
 MAX_SESSIONS = 10_000
+
+
+def tag(sid: str | None) -> str:
+    """A public name for a session (not a secret: it opens nothing). Each tab keeps the tag of
+    the session it logged in with; a cookie that now names another session (someone else
+    logged in in another tab of this browser) is then refused, not silently used."""
+    return hashlib.sha256((sid or "").encode()).hexdigest()[:16] if sid else ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from dashboard.sessions import tag
 from tests.browser_support import PanelProcess
 from tests.conftest import MonitorProcess
 
@@ -65,7 +66,12 @@ def test_the_panel_forwards_the_browsers_address_to_the_monitor(
         panel.stop()
     # The page learns who logged in; the token stays with the panel, behind a cookie the
     # page's script cannot read.
-    assert out.json()["response"]["auth"]["data"] == {"username": name, "role": "nurse"}
+    sid = out.headers["set-cookie"].split(";", 1)[0].split("=", 1)[1]
+    assert out.json()["response"]["auth"]["data"] == {
+        "username": name,
+        "role": "nurse",
+        "session": tag(sid),
+    }
     cookie = out.headers["set-cookie"].lower()
     assert cookie.startswith("vigil_session=") and "httponly" in cookie
     assert "samesite=strict" in cookie and "secure" not in cookie  # plain http here
@@ -105,7 +111,7 @@ def test_the_panels_feed_relay_refuses_no_session_and_other_origins(
     try:
         out = _login_via_panel(panel, name, PASSWORD)
         sid = out.headers["set-cookie"].split(";", 1)[0].split("=", 1)[1]
-        feed = panel.url.replace("http://", "ws://") + "/panel/feed"
+        feed = panel.url.replace("http://", "ws://") + f"/panel/feed?session={tag(sid)}"
         with connect(feed, additional_headers={"Cookie": f"vigil_session={sid}"}) as ws:
             assert '"hello"' in str(ws.recv(timeout=10))
         # No live session: accepted, then closed 1008 with nothing relayed.
@@ -127,3 +133,43 @@ def test_the_panels_feed_relay_refuses_no_session_and_other_origins(
             assert refused.response.status_code == 403
     finally:
         panel.stop()
+
+
+def test_a_tab_never_acts_with_a_login_made_later_in_another_tab(
+    server_factory: Any, tmp_path: Path
+) -> None:
+    """Two logins in one browser share its cookie jar: the first tab's commands and feed are
+    then refused (it must log in again), never carried out as the second tab's user."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    monitor: MonitorProcess = server_factory()
+    a, b = f"pa-{uuid.uuid4().hex[:6]}", f"pb-{uuid.uuid4().hex[:6]}"
+    monitor.add_user(a, "nurse", PASSWORD)
+    monitor.add_user(b, "nurse", PASSWORD)
+    panel = PanelProcess(monitor.base_url, tmp_path)
+    panel.start()
+    try:
+        sid_a = _login_via_panel(panel, a, PASSWORD).headers["set-cookie"].split(";")[0][14:]
+        sid_b = _login_via_panel(panel, b, PASSWORD).headers["set-cookie"].split(";")[0][14:]
+        ack = f"{panel.url}/panel/api/alarms/none/ack"
+        jar = {"vigil_session": sid_b}  # the browser's cookie now: the second login's
+        own = httpx.post(ack, cookies=jar, headers={"X-Vigil-Session": tag(sid_b)}, json={})
+        assert own.status_code == 404  # through to the monitor: no such alarm
+        stale = httpx.post(ack, cookies=jar, headers={"X-Vigil-Session": tag(sid_a)}, json={})
+        assert stale.status_code == 401
+        feed = panel.url.replace("http://", "ws://") + f"/panel/feed?session={tag(sid_a)}"
+        with connect(feed, additional_headers={"Cookie": f"vigil_session={sid_b}"}) as ws:
+            try:
+                ws.recv(timeout=10)
+                raise AssertionError("the first tab's feed ran on the second login")
+            except ConnectionClosed as closed:
+                assert closed.rcvd is not None and closed.rcvd.code == 1008
+    finally:
+        panel.stop()
+    acks = [
+        e
+        for e in monitor.get("/api/audit", limit=10_000)["entries"]
+        if e["action"] not in ("login", "user_add")
+    ]
+    assert acks == []

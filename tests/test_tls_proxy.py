@@ -19,6 +19,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect as ws_connect
 
+from dashboard.sessions import tag
 from monitor.protocol.device import encode_reading
 from tests.browser_support import PanelProcess
 from tests.conftest import ROOT, MonitorProcess, free_port, terminate
@@ -204,6 +205,8 @@ def test_the_panels_session_cookie_is_secure_over_tls_and_its_feed_relays_over_w
     sid = cookie.split(";", 1)[0].split("=", 1)[1]
     wss = caddy.url.replace("https://", "wss://")
     with ws_connect(
-        f"{wss}/panel/feed", ssl=ctx, additional_headers={"Cookie": f"vigil_session={sid}"}
+        f"{wss}/panel/feed?session={tag(sid)}",
+        ssl=ctx,
+        additional_headers={"Cookie": f"vigil_session={sid}"},
     ) as feed:
         assert json.loads(feed.recv(timeout=10))["type"] == "hello"

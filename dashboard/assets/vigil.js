@@ -25,6 +25,7 @@
 
   var S = {
     user: null, // who is logged in (a name, not a secret); null: nobody
+    session: "", // the tag of this tab's panel session (not a secret), sent with every command
     path: "/",
     ws: null,
     gen: 0,
@@ -512,7 +513,10 @@
   function feedUrl() {
     var cfg = byId("vigil-config");
     var path = (cfg && cfg.getAttribute("data-feed-path")) || "/panel/feed";
-    return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
+    return (
+      (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path +
+      "?session=" + encodeURIComponent(S.session)
+    );
   }
 
   function setDown() {
@@ -656,8 +660,10 @@
   function setContext(auth, pathname) {
     S.path = pathname || "/";
     var user = auth && auth.username ? auth.username : null;
-    if (user !== S.user) {
+    var session = (auth && auth.session) || "";
+    if (user !== S.user || session !== S.session) {
       S.user = user;
+      S.session = session;
       S.attempts = 0;
       if (user) connect();
       else disconnect();
@@ -780,7 +786,7 @@
   function post(path, body) {
     return fetch(path, {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: { "Content-Type": "application/json", "X-Vigil-Session": S.session },
       body: JSON.stringify(body || {}),
     });
   }
@@ -833,6 +839,7 @@
     }
     fetch("/panel/api/sessions/" + encodeURIComponent(sid) + "/report/" + kind, {
       credentials: "same-origin",
+      headers: { "X-Vigil-Session": S.session },
     })
       .then(function (r) {
         if (!r.ok) throw new Error("HTTP " + r.status);

@@ -59,6 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.login_guard = auth.LoginGuard(settings)
+    app.add_middleware(auth.LoginGate, guard=app.state.login_guard)
     app.add_middleware(NoStoreMiddleware)
     if settings.cors_origins:
         app.add_middleware(

@@ -172,6 +172,17 @@ class LoginLimiter:
         self._tickets[ticket] = [k for k, _ in keys]
         return ticket, 0.0
 
+    def peek(self, keys: list[tuple[str, int]]) -> float:
+        """Seconds until a slot frees on the fullest key; 0 when every key has room. Reserves
+        nothing: a cheap early refusal, the reservation in ``acquire`` stays the limit."""
+        now = self.clock()
+        wait = 0.0
+        for key, limit in keys:
+            hits = self._live(key, now)
+            if len(hits) >= limit:
+                wait = max(wait, hits[len(hits) - limit][0] + self.window_s - now)
+        return wait
+
     async def release(self, ticket: str) -> None:
         for key in self._tickets.pop(ticket, []):
             hits = self._hits.get(key)
@@ -241,6 +252,11 @@ class RedisLoginLimiter:
             return None, int(wait_ms) / 1000
         self._tickets[ticket] = rkeys
         return ticket, 0.0
+
+    def peek(self, keys: list[tuple[str, int]]) -> float:
+        # The shared window is in Redis: no early answer without a round trip, so the route's
+        # atomic reservation answers every login here.
+        return 0.0
 
     async def release(self, ticket: str) -> None:
         from redis.exceptions import RedisError

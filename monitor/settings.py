@@ -48,9 +48,11 @@ class Settings(BaseSettings):
     # The address budget is larger: several nurses behind one NAT mistype now and then.
     login_attempts_per_minute: Annotated[int, Field(ge=1)] = 10
     login_attempts_per_address_per_minute: Annotated[int, Field(ge=1)] = 30
-    # Password hashing (argon2, ~50 ms of CPU) runs in this many threads, never on the event
-    # loop; logins past ``login_queue_max`` waiting for a thread are refused (503), not queued.
-    login_hash_workers: Annotated[int, Field(ge=1, le=16)] = 2
+    # Password hashing (argon2: ~50 ms and 64 MiB, in 4 lanes) runs in this many threads,
+    # never on the event loop; logins past ``login_queue_max`` waiting for a thread are refused
+    # (503), not queued. One keeps a flood's hashing from crowding the loop's CPU and memory
+    # bandwidth (docs/security.md) and still checks 10-20 logins a second.
+    login_hash_workers: Annotated[int, Field(ge=1, le=16)] = 1
     login_queue_max: Annotated[int, Field(ge=1)] = 64
     # How often an open feed re-checks its token (revoked, expired, user disabled).
     feed_auth_check_s: Annotated[float, Field(gt=0, le=5)] = 1.0

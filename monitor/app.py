@@ -18,6 +18,7 @@ from monitor.alarms import AlarmEngine, load_config
 from monitor.api import admin, auth, bounded, errors, reports, sessions, ward, ws
 from monitor.db.store import Store
 from monitor.hub import Hub
+from monitor.security import NoStoreMiddleware
 from monitor.service import Monitor
 from monitor.settings import Settings
 
@@ -55,6 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
                 await stop()
             await monitor.stop()
             await store.close()
+            await app.state.login_guard.aclose()
 
     app = FastAPI(
         title="Vigil monitor",
@@ -69,7 +71,9 @@ def create_app(settings: Settings) -> FastAPI:
     )
     errors.install(app)
     app.state.settings = settings
-    app.state.login_limiter = auth.AttemptLimiter(settings.login_attempts_per_minute)
+    app.state.login_guard = auth.LoginGuard(settings)
+    app.add_middleware(auth.LoginGate, guard=app.state.login_guard)
+    app.add_middleware(NoStoreMiddleware)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -141,7 +141,7 @@ def test_feed_going_down_schedules_the_technical_tone(panel: PanelProcess, page:
     physiological one, and the panel recovers when the network does."""
     open_ward(page, panel.url)
     enable_sound(page)
-    # The network between browser and monitor fails: every feed connection is refused.
+    # The network between browser and panel fails: every feed connection is refused.
     network = {"up": False}
 
     def feed_route(ws: Any) -> None:
@@ -150,7 +150,7 @@ def test_feed_going_down_schedules_the_technical_tone(panel: PanelProcess, page:
         else:
             ws.close(code=1011)
 
-    page.route_web_socket("**/ws/feed*", feed_route)
+    page.route_web_socket("**/panel/feed*", feed_route)
     page.evaluate("window.vigil.reconnect()")
     page.wait_for_function("document.body?.dataset?.feed === 'down'", timeout=3000)
     page.wait_for_function("window.vigil.audio.some(e => e.kind === 'technical')", timeout=3000)

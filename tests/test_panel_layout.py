@@ -297,7 +297,7 @@ def test_first_visit_straight_to_a_bed_page_gets_the_feed_client() -> None:
 
     app = create_app(PanelSettings(monitor_url="http://127.0.0.1:9"))
     config = find(app.layout, "vigil-config")
-    assert attr(config, "data-feed-port") == "9"
+    assert attr(config, "data-feed-path") == "/panel/feed"
     with TestClient(app.server) as client:
         index = client.get("/bed/bed-1").text
         assert "vigil.js" in index and "vigil.css" in index

@@ -49,6 +49,7 @@ def http(server: MonitorProcess) -> Iterator[requests.Session]:
     """The admin's keep-alive session to a monitor seeded with a bed, a device, an open
     session and an alarm, so that small ids and the links lead somewhere."""
     _seed(server)
+    LOGOUT_TOKENS[:] = _mint_tokens(server.db_url, 200)
     with requests.Session() as session:
         session.headers.update(server.headers)
         yield session
@@ -63,6 +64,32 @@ def _seed(server: MonitorProcess) -> None:
     while not server.get("/api/alarms", bed="st-bed")["alarms"]:
         assert time.monotonic() < deadline, "the seeded alarm never appeared"
         time.sleep(0.1)
+
+
+# Logging out revokes the token it presents: each generated logout spends a token of its own,
+# minted in storage (a login per case would run into the login limit the fuzz itself hits).
+LOGOUT_TOKENS: list[str] = []
+
+
+def _mint_tokens(db_url: str, n: int) -> list[str]:
+    from monitor.db.store import Store
+
+    async def run() -> list[str]:
+        store = await Store.open(db_url)
+        try:
+            admin = await store.user_by_name("admin")
+            assert admin is not None
+            return [await store.create_access_token(admin.id, time.time(), 3600) for _ in range(n)]
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def _own_token(path: str) -> dict[str, str] | None:
+    if path != "/api/auth/logout" or not LOGOUT_TOKENS:
+        return None
+    return {"Authorization": f"Bearer {LOGOUT_TOKENS.pop()}"}
 
 
 def _failure_text(case: schemathesis.Case, exc: FailureGroup) -> str:
@@ -88,7 +115,9 @@ def _fuzz_operation(
     )
     @given(case=op.as_strategy(mode))
     def call(case: schemathesis.Case) -> None:
-        response = case.call(base_url=server.base_url, session=http, timeout=10)
+        response = case.call(
+            base_url=server.base_url, session=http, headers=_own_token(op.path), timeout=10
+        )
         seen[response.status_code] += 1
         try:
             case.validate_response(response, checks=CHECKS)
@@ -138,7 +167,9 @@ def test_linked_call_sequences_keep_every_answer_as_declared(
 
     class Machine(schema.as_state_machine()):  # type: ignore[misc]
         def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
-            return {"base_url": server.base_url, "session": http, "timeout": 10}
+            kwargs = {"base_url": server.base_url, "session": http, "timeout": 10}
+            own = _own_token(case.operation.path)
+            return kwargs | {"headers": own} if own else kwargs
 
         def step(self, input: Any) -> Any:
             output = super().step(input)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Request, status
 from pydantic import BaseModel
 
 from monitor.api import errors
@@ -14,7 +14,7 @@ from monitor.api.errors import ApiError, ErrorCode
 from monitor.api.openapi import links
 from monitor.api.ward import TimeFilter, parse_time
 from monitor.model import Role, to_rfc3339
-from monitor.security import hash_password
+from monitor.security import Busy
 
 router = APIRouter(
     tags=["admin"], route_class=StrictRoute, responses=errors.responses(*errors.COMMON, 403)
@@ -34,6 +34,9 @@ class UserCreate(BaseModel):
     name: IdField
     role: Role
     password: str = text(256, min_length=8)
+    # An existing name is refused unless this says so: a reset takes a new password and
+    # role and revokes every token the user holds.
+    reset: bool = False
 
 
 @router.post("/api/devices", status_code=status.HTTP_201_CREATED, openapi_extra=links("add_device"))
@@ -58,15 +61,70 @@ async def revoke_device(
     return {"device_id": device_id, "revoked": True}
 
 
-@router.post("/api/users", status_code=status.HTTP_201_CREATED, openapi_extra=links("add_user"))
-async def add_user(body: UserCreate, monitor: MonitorDep, user: AdminUser) -> dict[str, Any]:
-    await monitor.store.add_user(
-        body.name, body.role.value, hash_password(body.password), monitor.clock()
-    )
+@router.post(
+    "/api/users",
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=links("add_user"),
+    responses=errors.responses(409),
+)
+async def add_user(
+    request: Request, body: UserCreate, monitor: MonitorDep, user: AdminUser
+) -> dict[str, Any]:
+    try:
+        hashed = await request.app.state.login_guard.pool.hash(body.password)
+    except Busy:
+        raise ApiError(
+            503,
+            ErrorCode.LOGIN_BUSY,
+            "password hashing is busy; try again",
+            headers={"Retry-After": "1"},
+        ) from None
+    role = body.role.value
+    if await monitor.store.create_user(body.name, role, hashed, monitor.clock()):
+        await monitor.store.audit(
+            "user_add", actor=user.name, target=body.name, detail={"role": role}
+        )
+        return {"name": body.name, "role": role}
+    if not body.reset:
+        raise ApiError(409, ErrorCode.USER_EXISTS, "that user exists; send reset: true to reset it")
+    revoked = await monitor.store.reset_user(body.name, role, hashed)
+    if revoked is None:  # deleted between the two statements: no route deletes users
+        raise ApiError(409, ErrorCode.USER_EXISTS, "that user exists")
     await monitor.store.audit(
-        "user_add", actor=user.name, target=body.name, detail={"role": body.role.value}
+        "user_reset",
+        actor=user.name,
+        target=body.name,
+        detail={"role": role, "tokens_revoked": revoked},
     )
-    return {"name": body.name, "role": body.role.value}
+    return {"name": body.name, "role": role, "reset": True, "tokens_revoked": revoked}
+
+
+UserName = Annotated[str, Path(max_length=64, pattern=ID_REGEX)]
+
+
+async def _set_disabled(name: str, disabled: bool, monitor: Any, actor: str) -> dict[str, Any]:
+    revoked = await monitor.store.set_user_disabled(name, disabled)
+    if revoked is None:
+        raise ApiError(404, ErrorCode.NO_SUCH_USER, "no such user")
+    await monitor.store.audit(
+        "user_disable" if disabled else "user_enable",
+        actor=actor,
+        target=name,
+        detail={"tokens_revoked": revoked} if disabled else None,
+    )
+    return {"name": name, "disabled": disabled, "tokens_revoked": revoked}
+
+
+@router.post("/api/users/{name}/disable", responses=errors.responses(404))
+async def disable_user(name: UserName, monitor: MonitorDep, user: AdminUser) -> dict[str, Any]:
+    """The user can no longer log in; every token of theirs is revoked and their open feed
+    sockets are closed at the next check (docs/security.md)."""
+    return await _set_disabled(name, True, monitor, user.name)
+
+
+@router.post("/api/users/{name}/enable", responses=errors.responses(404))
+async def enable_user(name: UserName, monitor: MonitorDep, user: AdminUser) -> dict[str, Any]:
+    return await _set_disabled(name, False, monitor, user.name)
 
 
 @router.get("/api/audit")

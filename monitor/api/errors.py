@@ -45,7 +45,11 @@ class ErrorCode(StrEnum):
     EVENT_NOT_ALLOWED = "event_not_allowed"  # 409: the event does not fit the session's phase
     SESSION_ENDED = "session_ended"  # 409: the session has ended
     ALARM_NOT_ACKNOWLEDGEABLE = "alarm_not_acknowledgeable"  # 409
-    TOO_MANY_ATTEMPTS = "too_many_attempts"  # 429: failed logins over the limit
+    TOO_MANY_LOGINS = "too_many_logins"  # 429: failed logins over the limit (name or address)
+    LOGIN_BUSY = "login_busy"  # 503: too many logins waiting for the password check
+    LOGIN_UNAVAILABLE = "login_unavailable"  # 503: the shared login limiter (Redis) is down
+    USER_EXISTS = "user_exists"  # 409: that user name is taken (send reset to reset it)
+    NO_SUCH_USER = "no_such_user"  # 404
     INTERNAL_ERROR = "internal_error"  # 500: a fault of the monitor (logged)
     UNAVAILABLE = "unavailable"  # 503: storage or another stage cannot take the command now
 
@@ -59,7 +63,7 @@ DEFAULT_CODES: Final[Mapping[int, ErrorCode]] = {
     405: ErrorCode.METHOD_NOT_ALLOWED,
     409: ErrorCode.CONFLICT,
     422: ErrorCode.INVALID_REQUEST,
-    429: ErrorCode.TOO_MANY_ATTEMPTS,
+    429: ErrorCode.TOO_MANY_LOGINS,
     500: ErrorCode.INTERNAL_ERROR,
     503: ErrorCode.UNAVAILABLE,
 }
@@ -256,6 +260,6 @@ RESPONSE_TEXT: Final[Mapping[int, str]] = {
     404: "No such resource (`not_found`).",
     409: "The request conflicts with the current state; `code` says which rule.",
     422: "A field of the body, query or path is not acceptable (`invalid_request`, `fields`).",
-    429: "Too many failed logins; wait a minute (`too_many_attempts`).",
+    429: "Too many failed logins; wait a minute (`too_many_logins`).",
     503: "The monitor cannot take this now, e.g. storage is failing (`unavailable`).",
 }

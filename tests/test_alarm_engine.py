@@ -1,4 +1,4 @@
-"""Alarm engine rules, one table or scenario per rule (clinical.md sections 3-4, contract.md)."""
+"""Alarm engine rules, one table or scenario per rule (docs/alarms.md, docs/protocol.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Multi-instance mode (issue 8): two real monitors share PostgreSQL and Redis; a panel on
+"""Multi-instance mode (docs/deployment.md): two real monitors share PostgreSQL and Redis; a panel on
 either sees every reading and alarm once; a killed owner's beds are taken over within 10 s
 with no alarm lost or doubled; acks work through either instance."""
 

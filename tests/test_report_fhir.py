@@ -54,7 +54,7 @@ def test_bundle_is_a_valid_r4_collection_with_patient_and_encounter() -> None:
 
 
 def test_each_continuous_value_is_an_observation_with_loinc_and_ucum() -> None:
-    """clinical.md §6: hr 8867-4 /min, spo2 2708-6 %, rr 9279-1 /min, category vital-signs."""
+    """docs/integration.md: hr 8867-4 /min, spo2 2708-6 %, rr 9279-1 /min, category vital-signs."""
     bundle = export([make_reading({"hr": 78.0, "spo2": 97.5, "rr": 14.0}, ts=T0 + 1, seq=3)])
     got = {
         loinc(o): (

@@ -1,4 +1,4 @@
-"""Roles and audit (issue 7): nobody in who shouldn't be.
+"""Roles and audit (docs/security.md): nobody in who shouldn't be.
 
 Every route of the running monitor's OpenAPI document is classified by the least role it
 needs; the walk proves none but /health and the login answers without a valid token, and

@@ -6,7 +6,7 @@
  * only an HttpOnly session cookie does (docs/security.md). It repaints the tiles the server rendered (same ids, see docs/panel.md). It reconnects
  * forever with backoff, and when the feed is closed or silent for more than 5 s (pings come
  * every 2 s) every tile says CONNECTION LOST, values are greyed and a technical tone sounds:
- * a central display that loses its data must say so loudly (IEC 60601-1-8, clinical.md §4).
+ * a central display that loses its data must say so loudly (IEC 60601-1-8, docs/panel.md).
  *
  * Test hooks: window.vigil.state, document.body.dataset.feed ("up"|"down"),
  * window.vigil.tones (last tones due, sound on or off: {kind, loud, at, bed, alarm}) and

@@ -142,8 +142,9 @@ def _fill_pipes(s: MonitorProcess) -> None:
     buffers between the monitor and a panel that does not read, in a fraction of a second."""
     r = s.post("/api/sessions", {"bed": "bp-bed", "patient_label": "BP"})
     assert r.status_code == 201, r.text
-    for i in range(40):
-        event = {"type": "observation", "data": {"note": f"{i} " + "n" * 3800}}
+    for i in range(60):
+        # A note is at most 2,000 characters (docs/api.md).
+        event = {"type": "observation", "data": {"note": f"{i} " + "n" * 1900}}
         assert s.post(f"/api/sessions/{r.json()['id']}/events", event).status_code == 200
 
 

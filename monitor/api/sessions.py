@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from monitor import protocol_model as pm
 from monitor import session as session_model
 from monitor.api.deps import ChargeUser, CurrentUser, MonitorDep, SessionId, StrictRoute
 from monitor.api.ward import check_id, parse_time
@@ -28,6 +29,8 @@ class SessionCreate(BaseModel):
     age: int | None = Field(default=None, ge=0, le=130, strict=True)
     baseline: dict[str, float] | None = None
     infusion_planned_min: int | None = Field(default=None, ge=5, le=240, strict=True)
+    # The clinic protocol's id (GET /api/protocols); absent = the clinic's default_protocol.
+    protocol: str | None = Field(default=None, min_length=1, max_length=48)
 
     @field_validator("baseline")
     @classmethod
@@ -44,8 +47,37 @@ class SessionCreate(BaseModel):
 
 
 EventType = Literal[
-    "infusion_start", "infusion_pause", "infusion_resume", "infusion_stop", "end", "observation"
+    "infusion_start",
+    "infusion_pause",
+    "infusion_resume",
+    "infusion_stop",
+    "end",
+    "observation",
+    "checklist",
+    "discharge_request",
 ]
+
+
+# The data of the event types whose data a protocol rule reads, one model each (docs/protocols.md).
+# Other keys are kept as given: clients may record more than the rules read.
+class InfusionStartData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    # A prescriber's decision to dose over a high pre-dose BP (both needed, audited).
+    prescriber: str | None = Field(default=None, max_length=128)
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class EndData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    # A charge nurse's or admin's decision to end over a blocked discharge (audited).
+    override_reason: str | None = Field(default=None, max_length=1000)
+
+
+# ``checklist`` data is {ITEM_ID: VALUE} with the clinic's item ids: checked against the
+# session's protocol by monitor.protocol_model.parse_checklist.
+EVENT_DATA: dict[str, type[BaseModel]] = {"infusion_start": InfusionStartData, "end": EndData}
 
 
 class SessionEvent(BaseModel):
@@ -75,7 +107,21 @@ async def create_session(
     body: SessionCreate, monitor: MonitorDep, user: CurrentUser
 ) -> dict[str, Any]:
     check_id(body.bed, "bed")
-    planned = (body.infusion_planned_min * 60) if body.infusion_planned_min else DEFAULT_PLANNED_S
+    config = monitor.engine.config
+    protocol = config.protocol(body.protocol)
+    if protocol is None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            {
+                "code": "unknown_protocol",
+                "message": f"no protocol {body.protocol!r} (one of {', '.join(config.protocols)})",
+            },
+        )
+    planned = (
+        body.infusion_planned_min * 60
+        if body.infusion_planned_min
+        else protocol.planned_infusion_s() or DEFAULT_PLANNED_S
+    )
     try:
         sid = await monitor.store.create_session(
             bed_id=body.bed,
@@ -85,6 +131,7 @@ async def create_session(
             planned_s=planned,
             now=monitor.clock(),
             by=user.name,
+            protocol=protocol.id,
         )
     except NotFound as e:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from None
@@ -134,6 +181,7 @@ async def add_event(
         new_state = session_model.apply(state, body.type, at)
     except session_model.TransitionError as e:
         raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from None
+    data, audit = await _protocol_gates(monitor, row, events, body, at, user.role)
     baseline = None
     if body.type == "infusion_start" and not row["baseline"]:
         # The baseline phase's own readings set the reference for the relative limits.
@@ -144,11 +192,97 @@ async def add_event(
         at=at,
         now=now,
         by=user.name,
-        data=body.data,
+        data=data,
         new_phase=new_state.phase.value,
         baseline=baseline,
+        audit=audit,
     )
     return await monitor.session_changed(session_id)
+
+
+def _refused(refusal: pm.Refusal, message: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_409_CONFLICT, {"code": refusal.code.value, "message": message, **refusal.detail}
+    )
+
+
+async def _protocol_gates(
+    monitor: MonitorDep,
+    row: dict[str, Any],
+    events: list[dict[str, Any]],
+    body: SessionEvent,
+    at: float,
+    role: str,
+) -> tuple[dict[str, Any] | None, list[tuple[str, dict[str, Any]]]]:
+    """The session protocol's word on one event (the rules are monitor.protocol_model's):
+    the data to store and the audit entries of any override; raises the refusal."""
+    data = body.data
+    model = EVENT_DATA.get(body.type)
+    if model is not None and data is not None:
+        try:
+            model.model_validate(data)
+        except ValidationError as e:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                {"code": "invalid_event_data", "message": str(e).splitlines()[0]},
+            ) from None
+    if body.type not in ("checklist", "infusion_start", "end"):
+        return data, []
+    inputs = await monitor.views.protocol_inputs(row, events)
+    protocol = inputs.protocol
+    if body.type == "checklist":
+        if protocol is None:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                {"code": "no_protocol", "message": "this session runs no protocol"},
+            )
+        try:
+            return pm.parse_checklist(protocol, data), []
+        except pm.ChecklistError as e:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                {"code": "invalid_checklist", "message": str(e)},
+            ) from None
+    if protocol is None:
+        return data, []
+    if body.type == "infusion_start":
+        refusal = pm.infusion_start_refusal(protocol, inputs.events, inputs.readings, at, data)
+        if refusal is not None:
+            raise _refused(refusal, f"dosing is refused by the {protocol.id} protocol")
+        if pm.predose_bp_overridden(protocol, inputs.readings, at, data):
+            assert data is not None
+            detail = {"prescriber": data["prescriber"], "reason": data["reason"]}
+            return data, [("predose_bp_override", detail)]
+        return data, []
+    discharge = pm.discharge(
+        protocol, inputs.opened_at, inputs.events, inputs.readings, inputs.baseline, monitor.clock()
+    )
+    try:
+        refusal = pm.end_refusal(discharge, data, role)
+    except pm.Forbidden as e:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, {"code": "override_forbidden", "message": str(e)}
+        ) from None
+    if refusal is not None:
+        raise _refused(refusal, "the discharge criteria are not met")
+    if not discharge.eligible:
+        assert data is not None
+        detail = {
+            "reason": data["override_reason"],
+            "blocked_by": [b.value for b in discharge.blocked_by],
+        }
+        return data, [("discharge_override", detail)]
+    return data, []
+
+
+@router.get("/api/protocols", tags=["protocols"])
+async def list_protocols(monitor: MonitorDep, user: CurrentUser) -> list[dict[str, Any]]:
+    """The clinic's protocols (docs/protocols.md), the default one marked."""
+    config = monitor.engine.config
+    return [
+        {**p.public(), "default": pid == config.default_protocol}
+        for pid, p in config.protocols.items()
+    ]
 
 
 class LimitsUpdate(BaseModel):

@@ -191,7 +191,9 @@ def replay(
                     row["id"],
                     phase.value,
                     row["baseline"],
-                    row["limit_overrides"],
+                    engine.config.session_overrides(
+                        row.get("protocol"), phase.value, row["limit_overrides"]
+                    ),
                     now=now,
                     since=since,
                 )
@@ -518,7 +520,9 @@ class AlarmLoop:
                 current.id,
                 current.phase,
                 current.baseline,
-                current.overrides,
+                self.engine.config.session_overrides(
+                    row.get("protocol"), current.phase, current.overrides
+                ),
                 now=now,
                 since=since,
             ),

@@ -191,7 +191,8 @@ class Views:
     def limits_json(self, row: dict[str, Any]) -> dict[str, Any]:
         config = self.config
         phase = row["phase"] if row["phase"] != "ended" else None
-        in_force = config.limits_for(phase, row["limit_overrides"])
+        overrides = config.session_overrides(row.get("protocol"), phase, row["limit_overrides"])
+        in_force = config.limits_for(phase, overrides)
         return {
             "session_id": row["id"],
             "phase": row["phase"],

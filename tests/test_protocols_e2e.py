@@ -37,6 +37,8 @@ QUICK = {
         {"id": "medications", "label": "Medications", "kind": "text"},
     ],
     "predose_bp": {"required": True, "sbp": 140, "dbp": 90},
+    # A tighter systolic limit while dosing runs (within the clinic's override bounds).
+    "phases": {"infusion": {"limits": {"sbp": {"high": {"medium": 150}}}}},
     "checkpoints": [
         {
             "id": "bp-30s",
@@ -322,3 +324,49 @@ def test_an_overdue_checkpoint_raises_a_low_technical_alarm_until_it_is_done(
     assert ended["id"] == alarm["id"]
     cp = {c["id"]: c for c in psrv.get(f"/api/sessions/{sid}")["checkpoints"]}["moaas-6s"]
     assert cp["status"] == "done" and cp["late"] is True
+
+
+def test_an_admission_dated_earlier_holds_the_readings_since_and_gates_on_them(
+    psrv: MonitorProcess,
+) -> None:
+    """docs/protocols.md: POST /api/sessions takes an optional earlier "at" (a late entry or a
+    store-and-forward device), never before the bed's previous session ended nor ahead of now;
+    a cuff BP measured since then is the session's pre-dose BP."""
+    bed = "pr-bed-8"
+    token = psrv.add_device(f"{bed}-mon", bed)
+    t = time.time() - 600
+    _send(psrv, bed, token, [(1, {"sbp": 121, "dbp": 77, "map": 92}, t + 60, "nibp")])
+    body = {"bed": bed, "patient_label": "P", "protocol": "quick"}
+    ahead = psrv.post("/api/sessions", {**body, "at": to_rfc3339(time.time() + 3600)})
+    assert ahead.status_code == 422
+    r = psrv.post("/api/sessions", {**body, "at": to_rfc3339(t)})
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+    assert r.json()["opened_at"] == to_rfc3339(t)
+    assert _event(psrv, sid, {"type": "checklist", "data": CHECKLIST}).status_code == 200
+    r = _event(psrv, sid, {"type": "infusion_start", "at": to_rfc3339(t + 120)})
+    assert r.status_code == 200, r.text
+    why = {"type": "end", "at": to_rfc3339(t + 180), "data": {"override_reason": "test"}}
+    assert _event(psrv, sid, why).status_code == 200
+    # The next patient cannot be admitted before the previous one left.
+    r = psrv.post("/api/sessions", {**body, "at": to_rfc3339(t + 170)})
+    assert r.status_code == 409
+    assert psrv.post("/api/sessions", {**body, "at": to_rfc3339(t + 190)}).status_code == 201
+
+
+def test_a_protocol_s_phase_limits_are_in_force_in_that_phase(psrv: MonitorProcess) -> None:
+    """docs/protocols.md: per-phase alarm-limit overrides of the protocol: a systolic of 160
+    alarms during the quick protocol's infusion (clinic default: 180)."""
+    bed = "pr-bed-9"
+    sid, token = _admit(psrv, bed)
+    assert psrv.get(f"/api/sessions/{sid}/limits")["limits"]["sbp"]["high"]["medium"] == 180
+    _dose(psrv, bed, token, sid)
+    limits = psrv.get(f"/api/sessions/{sid}/limits")["limits"]
+    assert limits["sbp"]["high"]["medium"] == 150
+    _send(psrv, bed, token, [(2, {"sbp": 160, "dbp": 85, "map": 110}, time.time(), "nibp")])
+    alarm = _poll(
+        lambda: next(
+            (a for a in psrv.get("/api/alarms", bed=bed)["alarms"] if a["signal"] == "sbp"), None
+        )
+    )
+    assert (alarm["kind"], alarm["priority"]) == ("physiological", "medium")

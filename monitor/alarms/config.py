@@ -207,6 +207,17 @@ class ClinicConfig(_Strict):
                         raise ValueError(f"protocols.{pid}.phases.{phase}.limits: {e}") from None
         return self
 
+    def session_overrides(
+        self, protocol_id: str | None, phase: str | None, overrides: Mapping[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """The overrides in force for a session in a phase: its protocol's limits for the
+        phase (docs/protocols.md), with the session's own overrides over them."""
+        protocol = self.protocols.get(protocol_id or "")
+        base = protocol.phase_limits(phase) if protocol is not None else {}
+        if not base:
+            return dict(overrides) if overrides else None
+        return _deep_merge(base, overrides or {})
+
     def protocol(self, protocol_id: str | None) -> Protocol | None:
         """A protocol by id (None = the default); None when the clinic has no such protocol."""
         return self.protocols.get(protocol_id or self.default_protocol)

@@ -31,6 +31,9 @@ class SessionCreate(BaseModel):
     infusion_planned_min: int | None = Field(default=None, ge=5, le=240, strict=True)
     # The clinic protocol's id (GET /api/protocols); absent = the clinic's default_protocol.
     protocol: str | None = Field(default=None, min_length=1, max_length=48)
+    # When the patient was admitted, if earlier than now (a late entry, or a device that
+    # stores and forwards): not before the bed's previous session ended.
+    at: str | None = None
 
     @field_validator("baseline")
     @classmethod
@@ -122,6 +125,17 @@ async def create_session(
         if body.infusion_planned_min
         else protocol.planned_infusion_s() or DEFAULT_PLANNED_S
     )
+    now = monitor.clock()
+    opened_at = parse_time(body.at, "at") if body.at else now
+    assert opened_at is not None
+    if opened_at > now + 300:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "at is in the future")
+    if opened_at < now:
+        last = await monitor.store.session_rows(bed_id=body.bed, limit=1)
+        if last and opened_at < (last[0]["ended_at"] or last[0]["opened_at"]):
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, "at is before the bed's previous session ended"
+            )
     try:
         sid = await monitor.store.create_session(
             bed_id=body.bed,
@@ -129,9 +143,10 @@ async def create_session(
             age=body.age,
             baseline=body.baseline,
             planned_s=planned,
-            now=monitor.clock(),
+            now=now,
             by=user.name,
             protocol=protocol.id,
+            opened_at=opened_at,
         )
     except NotFound as e:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from None

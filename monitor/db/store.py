@@ -566,6 +566,7 @@ class Store:
         now: float,
         by: str | None,
         protocol: str | None = None,
+        opened_at: float | None = None,
     ) -> int:
         async with self.engine.begin() as conn:
             exists = (await conn.execute(select(beds.c.id).where(beds.c.id == bed_id))).first()
@@ -581,7 +582,7 @@ class Store:
                         infusion_planned_s=planned_s,
                         baseline=baseline,
                         protocol=protocol,
-                        opened_at=now,
+                        opened_at=now if opened_at is None else opened_at,
                         open_bed=bed_id,
                     )
                 )

@@ -642,7 +642,8 @@ class AlarmLoop:
     # --- people's commands (rule 5) --------------------------------------------------------
 
     async def acknowledge(self, alarm_id: str, user: str) -> Alarm | None:
-        if self.engine.get(alarm_id) is None and not isinstance(self.gate, LocalGate):
+        here = self.engine.get(alarm_id) is not None or alarm_id in self._checkpoint_alarms
+        if not here and not isinstance(self.gate, LocalGate):
             return await self.gate.acknowledge(alarm_id, user)
         return await self.acknowledge_here(alarm_id, user)
 

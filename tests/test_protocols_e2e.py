@@ -304,7 +304,8 @@ def test_an_overdue_checkpoint_raises_a_low_technical_alarm_until_it_is_done(
     psrv: MonitorProcess,
 ) -> None:
     """docs/protocols.md: an overdue checkpoint raises a low-priority technical alarm with
-    signal checkpoint on the bed, on the server clock, which ends when it is done."""
+    signal checkpoint on the bed, on the server clock; it can be acknowledged, and ends when
+    the checkpoint is done."""
     bed = "pr-bed-7"
     sid, token = _admit(psrv, bed)
     dosed = _dose(psrv, bed, token, sid)
@@ -318,6 +319,10 @@ def test_an_overdue_checkpoint_raises_a_low_technical_alarm_until_it_is_done(
     assert cp["status"] == "overdue"
     beds = {b["id"]: b for b in psrv.get("/api/beds")}
     assert alarm["id"] in {a["id"] for a in beds[bed]["alarms"]}
+    ack = psrv.post(f"/api/alarms/{alarm['id']}/ack")
+    assert ack.status_code == 200, ack.text
+    acked = _checkpoint_alarm(psrv, bed, ended=False)
+    assert acked is not None and acked["acknowledged_by"] == "admin"
     r = _event(psrv, sid, {"type": "observation", "data": {"moaas": 4}})
     assert r.status_code == 200
     ended = _poll(lambda: _checkpoint_alarm(psrv, bed, ended=True))
@@ -370,3 +375,30 @@ def test_a_protocol_s_phase_limits_are_in_force_in_that_phase(psrv: MonitorProce
         )
     )
     assert (alarm["kind"], alarm["priority"]) == ("physiological", "medium")
+
+
+def test_a_checkpoint_alarm_survives_a_restart_once_and_still_ends_when_done(
+    server_factory: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """docs/protocols.md: the alarm stage restores checkpoint alarms from the store when it
+    rebuilds a bed: after a restart the same alarm is live (not a second one) and ends when
+    the checkpoint is done."""
+    tmp = tmp_path_factory.mktemp("restart")
+    data = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    data["protocols"]["quick"] = QUICK
+    path = tmp / "clinic.yaml"
+    path.write_text(yaml.safe_dump(data))
+    srv = server_factory(args=["--config", str(path)])
+    bed = "pr-rs-1"
+    sid, token = _admit(srv, bed)
+    _dose(srv, bed, token, sid)
+    alarm = _poll(lambda: _checkpoint_alarm(srv, bed, ended=False))
+    srv.stop()
+    srv.start()
+    live = [a for a in srv.get("/api/alarms", bed=bed)["alarms"] if a["signal"] == "checkpoint"]
+    assert [a["id"] for a in live if "moaas-6s" in a["id"]] == [alarm["id"]]
+    beds = {b["id"]: b for b in srv.get("/api/beds")}
+    assert alarm["id"] in {a["id"] for a in beds[bed]["alarms"]}
+    assert _event(srv, sid, {"type": "observation", "data": {"moaas": 5}}).status_code == 200
+    ended = _poll(lambda: _checkpoint_alarm(srv, bed, ended=True))
+    assert ended["id"] == alarm["id"]

@@ -208,7 +208,7 @@ class Nurse:
             # The pre-dose cuff reading may still be on its way (store-and-forward).
             await asyncio.sleep(0.5)
             r = await self._call("POST", f"/api/sessions/{session_id}/events", json=body)
-        decision = _DECISIONS.get(_refusal_code(r))
+        decision = _DECISIONS.get(_refusal_code(r) or "")
         if decision is not None:
             # What a prescriber or a charge nurse decides in the demo, with its reason (audited).
             log.info("session %s: %s refused (%s); %s", session_id, kind, r.text[:200], decision)

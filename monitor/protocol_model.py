@@ -33,6 +33,13 @@ Rules (docs/protocols.md):
    with the deterministic id ``{bed}.checkpoint.{checkpoint id}.{due ms}``; it ends when the
    checkpoint is no longer overdue (done, or the session ended).
 8. Only times decide: the statuses never depend on the order readings arrive in.
+9. Doses (``dose`` events, with the protocol's ``dosing``): only while dosing runs (phase
+   infusion; ``dose_outside_infusion``). The drug and route are the protocol's. IV: from
+   ``mg_per_kg`` and/or ``total_mg`` and the checklist's weight the monitor computes the other
+   and refuses a pair that disagrees by more than 1 % (or 0.5 mg). Intranasal: one event per
+   device of ``device_mg``; a device sooner than ``device_interval_min`` after the previous
+   one (``device_interval``) or past ``max_devices`` (``devices_exceeded``) needs an
+   ``override_reason`` from a charge nurse or admin.
 
 Plain data in, plain data out: no clock reads, no I/O.
 """
@@ -46,8 +53,8 @@ from enum import StrEnum
 from typing import Any, Final
 
 from monitor.alarms.lifecycle import Event, State, apply, next_state, snapshot
-from monitor.model import Alarm, AlarmKind, Priority, Reading, parse_rfc3339
-from monitor.protocols import Anchor, Checkpoint, CheckpointKind, ItemKind, Protocol
+from monitor.model import Alarm, AlarmKind, Phase, Priority, Reading, parse_rfc3339
+from monitor.protocols import Anchor, Checkpoint, CheckpointKind, ItemKind, Protocol, Route
 from monitor.session import phase_spans
 
 SIGNAL_CHECKPOINT: Final = "checkpoint"
@@ -73,6 +80,9 @@ class Gate(StrEnum):
     PREDOSE_BP_MISSING = "predose_bp_missing"
     PREDOSE_BP_HIGH = "predose_bp_high"
     DISCHARGE_BLOCKED = "discharge_blocked"
+    DOSE_OUTSIDE_INFUSION = "dose_outside_infusion"
+    DEVICE_INTERVAL = "device_interval"
+    DEVICES_EXCEEDED = "devices_exceeded"
 
 
 class Blocked(StrEnum):
@@ -156,6 +166,10 @@ class Refusal:
 
 class ChecklistError(ValueError):
     """A checklist event whose data does not fit the protocol's items (answered with 422)."""
+
+
+class DoseError(ValueError):
+    """A dose whose figures do not fit the protocol or each other (answered with 422)."""
 
 
 class Forbidden(PermissionError):
@@ -550,3 +564,90 @@ def checkpoint_alarms(
         if alarm_id not in wanted and alarm.state != State.ENDED:
             changes.append(apply(snapshot(alarm), Event.CLEAR, now))
     return changes
+
+
+# --- doses (rule 9) ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DoseDecision:
+    """A dose as it is stored (figures completed by the monitor), or why it is refused."""
+
+    data: Mapping[str, Any]
+    refusal: Refusal | None = None
+    overridden: bool = False
+
+
+def _override(data: Mapping[str, Any], role: str) -> bool:
+    reason = data.get("override_reason")
+    if not (isinstance(reason, str) and reason.strip()):
+        return False
+    if role not in ("charge", "admin"):
+        raise Forbidden("overriding the dosing rules needs the charge role")
+    return True
+
+
+def dose(
+    protocol: Protocol,
+    opened_at: float,
+    events: Sequence[SessionEvent],
+    data: Mapping[str, Any] | None,
+    at: float,
+    role: str,
+) -> DoseDecision:
+    """Rule 9: the dose to store at ``at``; raises DoseError (422) or Forbidden (403)."""
+    given = dict(data or {})
+    rules = protocol.dosing
+    if rules is None:
+        return DoseDecision(given)
+    phase = phase_spans(opened_at, [(e.type, e.at) for e in events if e.at <= at])[-1][1]
+    if phase is not Phase.INFUSION:
+        return DoseDecision(given, Refusal(Gate.DOSE_OUTSIDE_INFUSION, {"phase": phase.value}))
+    for key, want in (("drug", rules.drug), ("route", rules.route.value)):
+        if key in given and given[key] != want:
+            raise DoseError(f"{key} must be {want!r}, the {protocol.id} protocol's")
+    out: dict[str, Any] = {**given, "drug": rules.drug, "route": rules.route.value}
+    if rules.route is Route.IV:
+        return DoseDecision(_iv(protocol, events, out))
+    assert rules.device_mg is not None
+    if "total_mg" in given and given["total_mg"] != rules.device_mg:
+        raise DoseError(f"one intranasal device is {rules.device_mg:g} mg")
+    earlier = sorted(e.at for e in events if e.type == "dose" and e.at <= at)
+    out.update(
+        total_mg=rules.device_mg,
+        device=len(earlier) + 1,
+        cumulative_mg=rules.device_mg * (len(earlier) + 1),
+    )
+    refusal = None
+    if rules.max_devices is not None and len(earlier) >= rules.max_devices:
+        refusal = Refusal(Gate.DEVICES_EXCEEDED, {"max_devices": rules.max_devices})
+    elif rules.device_interval_min is not None and earlier:
+        next_at = earlier[-1] + rules.device_interval_min * 60
+        if at < next_at:
+            refusal = Refusal(Gate.DEVICE_INTERVAL, {"next_at": next_at})
+    if refusal is not None and _override(given, role):
+        return DoseDecision(out, overridden=True)
+    return DoseDecision(out, refusal)
+
+
+def _iv(protocol: Protocol, events: Sequence[SessionEvent], out: dict[str, Any]) -> dict[str, Any]:
+    weight_item = protocol.dosing.weight_item if protocol.dosing is not None else None
+    weight = next((i.value for i in checklist(protocol, events) if i.id == weight_item), None)
+    if not isinstance(weight, int | float) or weight <= 0:
+        raise DoseError(f"the checklist's {weight_item} is needed for mg/kg dosing")
+    per_kg, total = out.get("mg_per_kg"), out.get("total_mg")
+    if per_kg is None and total is None:
+        raise DoseError("a dose names mg_per_kg or total_mg")
+    if per_kg is not None and total is not None:
+        expected = per_kg * weight
+        if abs(total - expected) > max(0.5, 0.01 * expected):
+            raise DoseError(
+                f"total_mg {total:g} does not match mg_per_kg {per_kg:g} x {weight:g} kg "
+                f"= {expected:g} mg"
+            )
+    elif per_kg is not None:
+        out["total_mg"] = round(per_kg * weight, 1)
+    elif total is not None:
+        out["mg_per_kg"] = round(total / weight, 3)
+    out["weight_kg"] = weight
+    return out

@@ -103,6 +103,34 @@ class Checkpoint(_Strict):
         return self
 
 
+class Route(StrEnum):
+    IV = "iv"
+    INTRANASAL = "intranasal"
+
+
+class Dosing(_Strict):
+    """How the protocol's drug is given and recorded with ``dose`` events.
+
+    ``iv``: one event per dose with ``mg_per_kg`` and/or ``total_mg`` (computed from the
+    checklist's ``weight_item``, refused when inconsistent). ``intranasal``: one event per
+    device of ``device_mg``, at least ``device_interval_min`` after the previous one."""
+
+    drug: str = Field(min_length=1, max_length=64)
+    route: Route
+    weight_item: str | None = Field(default=None, pattern=ITEM_ID)
+    device_mg: float | None = Field(default=None, gt=0, le=1000)
+    device_interval_min: float | None = Field(default=None, gt=0, le=120)
+    max_devices: int | None = Field(default=None, ge=1, le=20)
+
+    @model_validator(mode="after")
+    def _route(self) -> Dosing:
+        if self.route is Route.INTRANASAL and self.device_mg is None:
+            raise ValueError("an intranasal protocol names its device_mg")
+        if self.route is Route.IV and self.weight_item is None:
+            raise ValueError("an iv protocol names the checklist's weight_item for mg/kg")
+        return self
+
+
 class After(_Strict):
     anchor: Anchor
     min: float = Field(ge=0, le=24 * 60)
@@ -149,6 +177,7 @@ class Protocol(_Strict):
     predose_bp: PredoseBp | None = None
     checkpoints: tuple[Checkpoint, ...] = ()
     discharge: Discharge = Discharge()
+    dosing: Dosing | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Protocol:
@@ -161,6 +190,11 @@ class Protocol(_Strict):
         cps = [c.id for c in self.checkpoints]
         if len(set(cps)) != len(cps):
             raise ValueError("checkpoints: ids must be unique")
+        weight = self.dosing.weight_item if self.dosing is not None else None
+        if weight is not None:
+            w = next((i for i in self.checklist if i.id == weight), None)
+            if w is None or w.kind is not ItemKind.NUMBER:
+                raise ValueError(f"dosing.weight_item {weight!r} must name a number item")
         escort = self.discharge.escort_item
         if escort is not None:
             item = next((i for i in self.checklist if i.id == escort), None)

@@ -5,7 +5,7 @@ Rules:
   phase (a patient may leave before the infusion starts); nothing is allowed once ended.
 - Within infusion the timer runs or is paused: pause only while running, resume only while
   paused; ``infusion_stop`` from either moves to recovery.
-- ``observation``, ``checklist`` and ``discharge_request`` are allowed in every open phase
+- ``observation``, ``checklist``, ``discharge_request`` and ``dose`` are allowed in every open phase
   and change nothing but the record (their rules are the protocol's: monitor.protocol_model).
 - An event may not be dated before the previous phase event: the timer would run backwards.
 - Infusion elapsed time is the sum of the running spans, measured at ``now``.
@@ -30,7 +30,7 @@ from typing import Final
 
 from monitor.model import SIGNALS, Phase
 
-RECORD_EVENTS: Final = frozenset({"observation", "checklist", "discharge_request"})
+RECORD_EVENTS: Final = frozenset({"observation", "checklist", "discharge_request", "dose"})
 EVENT_TYPES: Final = (
     frozenset({"infusion_start", "infusion_pause", "infusion_resume", "infusion_stop", "end"})
     | RECORD_EVENTS

@@ -68,6 +68,16 @@ def _protocol_actions(plan: Plan, protocol: dict[str, Any]) -> list[NurseAction]
     acts = []
     if protocol.get("checklist"):
         acts.append(NurseAction(10.0, "checklist"))  # data filled in by Nurse.checklist_data
+    dosing = protocol.get("dosing") or {}
+    if dosing.get("route") == "iv":
+        acts.append(NurseAction(tl.infusion_start + 1.0, "dose", {"mg_per_kg": 0.5}))
+    elif dosing.get("route") == "intranasal":
+        # 56 mg: two devices, the protocol's rest apart (docs/protocols.md "Doses").
+        rest = (dosing.get("device_interval_min") or 0) * MINUTE
+        for k in range(2):
+            s = tl.infusion_start + 30.0 + k * (rest + 30.0)
+            if s < tl.infusion_end:
+                acts.append(NurseAction(s, "dose", {"lot": f"SIM-{p.seed % 1000:03d}"}))
     anchors = {"infusion_start": tl.infusion_start, "infusion_stop": tl.infusion_end}
     for cp in protocol.get("checkpoints", []):
         base = anchors.get(cp["anchor"])

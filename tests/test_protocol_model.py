@@ -441,3 +441,81 @@ def test_a_checkpoint_status_never_goes_back_from_done(readings: list[Reading], 
             assert after[cid].status is pm.Status.DONE
             assert after[cid].done_at is not None and c.done_at is not None
             assert after[cid].done_at <= c.done_at
+
+
+# --- doses -------------------------------------------------------------------------------
+
+IV_DOSING = make_protocol(dosing={"drug": "ketamine", "route": "iv", "weight_item": "weight_kg"})
+IN_DOSING = make_protocol(
+    dosing={
+        "drug": "esketamine",
+        "route": "intranasal",
+        "device_mg": 28,
+        "device_interval_min": 5,
+        "max_devices": 3,
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("data", "stored"),
+    [
+        ({"mg_per_kg": 0.5}, {"mg_per_kg": 0.5, "total_mg": 36.2}),
+        ({"total_mg": 36.25}, {"mg_per_kg": 0.5, "total_mg": 36.25}),
+        ({"mg_per_kg": 0.5, "total_mg": 36.0}, {"mg_per_kg": 0.5, "total_mg": 36.0}),
+        ({"mg_per_kg": 0.5, "total_mg": 40.0}, None),  # 40 is not 0.5 x 72.5
+        ({}, None),
+        ({"mg_per_kg": 0.5, "drug": "propofol"}, None),
+    ],
+)
+def test_an_iv_dose_is_completed_from_the_checklist_weight_or_refused(
+    data: dict[str, Any], stored: dict[str, Any] | None
+) -> None:
+    """docs/protocols.md "Doses": mg/kg and total mg from the checklist weight; a pair that
+    disagrees is refused."""
+    events = _dosed(T0 + 10 * MIN)
+    if stored is None:
+        with pytest.raises(pm.DoseError):
+            pm.dose(IV_DOSING, T0, events, data, T0 + 11 * MIN, "nurse")
+        return
+    d = pm.dose(IV_DOSING, T0, events, data, T0 + 11 * MIN, "nurse")
+    assert d.refusal is None and {k: d.data[k] for k in stored} == stored
+    assert d.data["drug"] == "ketamine" and d.data["weight_kg"] == 72.5
+
+
+def test_a_dose_outside_the_infusion_is_refused() -> None:
+    """docs/protocols.md "Doses": only while dosing runs."""
+    before = [make_event("checklist", T0, dict(FULL_CHECKLIST))]
+    d = pm.dose(IV_DOSING, T0, before, {"mg_per_kg": 0.5}, T0 + MIN, "nurse")
+    assert d.refusal is not None and d.refusal.code is pm.Gate.DOSE_OUTSIDE_INFUSION
+    stopped = _dosed(T0 + 10 * MIN, make_event("infusion_stop", T0 + 20 * MIN))
+    d = pm.dose(IV_DOSING, T0, stopped, {"mg_per_kg": 0.5}, T0 + 21 * MIN, "nurse")
+    assert d.refusal is not None and d.refusal.code is pm.Gate.DOSE_OUTSIDE_INFUSION
+
+
+def test_intranasal_devices_keep_their_rest_and_count_unless_a_charge_nurse_overrides() -> None:
+    """docs/protocols.md "Doses": one device per event, 5 min apart, at most 3; sooner or
+    more needs an override_reason from charge or admin."""
+    events = _dosed(T0 + 10 * MIN)
+    first = pm.dose(IN_DOSING, T0, events, {"lot": "A1"}, T0 + 10 * MIN, "nurse")
+    assert first.refusal is None
+    assert (first.data["device"], first.data["total_mg"], first.data["cumulative_mg"]) == (
+        1,
+        28,
+        28,
+    )
+    events.append(make_event("dose", T0 + 10 * MIN, dict(first.data)))
+    soon = pm.dose(IN_DOSING, T0, events, {}, T0 + 13 * MIN, "nurse")
+    assert soon.refusal is not None and soon.refusal.code is pm.Gate.DEVICE_INTERVAL
+    assert soon.refusal.detail == {"next_at": T0 + 15 * MIN}
+    with pytest.raises(pm.Forbidden):
+        pm.dose(IN_DOSING, T0, events, {"override_reason": "x"}, T0 + 13 * MIN, "nurse")
+    over = pm.dose(IN_DOSING, T0, events, {"override_reason": "x"}, T0 + 13 * MIN, "charge")
+    assert over.refusal is None and over.overridden and over.data["device"] == 2
+    on_time = pm.dose(IN_DOSING, T0, events, {}, T0 + 15 * MIN, "nurse")
+    assert on_time.refusal is None and on_time.data["cumulative_mg"] == 56
+    events += [make_event("dose", T0 + 15 * MIN), make_event("dose", T0 + 20 * MIN)]
+    fourth = pm.dose(IN_DOSING, T0, events, {}, T0 + 30 * MIN, "nurse")
+    assert fourth.refusal is not None and fourth.refusal.code is pm.Gate.DEVICES_EXCEEDED
+    with pytest.raises(pm.DoseError):
+        pm.dose(IN_DOSING, T0, events[:2], {"total_mg": 56}, T0 + 30 * MIN, "nurse")

@@ -97,6 +97,12 @@ def test_a_config_without_protocols_gets_the_basic_one() -> None:
         ("iv-ketamine", {"discharge": {"escort_item": "nobody"}}, "escort_item"),
         ("iv-ketamine", {"discharge": {"hr": [110, 50]}}, "hr"),
         ("iv-ketamine", {"label": ""}, "label"),
+        ("esketamine", {"dosing": {"drug": "esketamine", "route": "intranasal"}}, "device_mg"),
+        (
+            "iv-ketamine",
+            {"dosing": {"drug": "ketamine", "route": "iv", "weight_item": "consent"}},
+            "weight_item",
+        ),
     ],
 )
 def test_bad_protocols_are_refused_with_a_reason(

@@ -37,6 +37,7 @@ QUICK = {
         {"id": "medications", "label": "Medications", "kind": "text"},
     ],
     "predose_bp": {"required": True, "sbp": 140, "dbp": 90},
+    "dosing": {"drug": "ketamine", "route": "iv", "weight_item": "weight_kg"},
     # A tighter systolic limit while dosing runs (within the clinic's override bounds).
     "phases": {"infusion": {"limits": {"sbp": {"high": {"medium": 150}}}}},
     "checkpoints": [
@@ -402,3 +403,67 @@ def test_a_checkpoint_alarm_survives_a_restart_once_and_still_ends_when_done(
     assert _event(srv, sid, {"type": "observation", "data": {"moaas": 5}}).status_code == 200
     ended = _poll(lambda: _checkpoint_alarm(srv, bed, ended=True))
     assert ended["id"] == alarm["id"]
+
+
+def test_an_iv_dose_is_completed_from_the_weight_and_an_inconsistent_one_refused(
+    psrv: MonitorProcess,
+) -> None:
+    """docs/protocols.md "Doses": dose events only while dosing runs; mg/kg and total mg from
+    the checklist weight; a pair that disagrees gets 422 and nothing is stored."""
+    bed = "pr-bed-10"
+    sid, token = _admit(psrv, bed)
+    early = _event(psrv, sid, {"type": "dose", "data": {"mg_per_kg": 0.5}})
+    assert early.status_code == 409 and early.json()["detail"]["code"] == "dose_outside_infusion"
+    _dose(psrv, bed, token, sid)
+    bad = _event(psrv, sid, {"type": "dose", "data": {"mg_per_kg": 0.5, "total_mg": 50}})
+    assert bad.status_code == 422 and bad.json()["detail"]["code"] == "invalid_dose"
+    typo = _event(psrv, sid, {"type": "dose", "data": {"mg_per_kg": "0.5"}})
+    assert typo.status_code == 422
+    r = _event(psrv, sid, {"type": "dose", "data": {"mg_per_kg": 0.5, "lot": "K-123"}})
+    assert r.status_code == 200, r.text
+    doses = [e["data"] for e in r.json()["events"] if e["type"] == "dose"]
+    assert len(doses) == 1
+    assert doses[0]["total_mg"] == round(0.5 * 71.5, 1)
+    assert (doses[0]["drug"], doses[0]["route"], doses[0]["lot"]) == ("ketamine", "iv", "K-123")
+
+
+ESK_CHECKLIST = {
+    "consent": True,
+    "escort": True,
+    "last_food": "2026-09-21T06:00:00Z",
+    "last_liquids": "2026-09-21T08:00:00Z",
+    "benzodiazepines": "no",
+    "sedative_hypnotics": "no",
+    "psychostimulants": "no",
+    "maois": "no",
+}
+
+
+def test_intranasal_devices_keep_five_minutes_apart_unless_a_charge_nurse_overrides(
+    psrv: MonitorProcess,
+) -> None:
+    """docs/protocols.md "Doses": esketamine devices of 28 mg each, 5 min apart; a device
+    sooner gets 409 device_interval, overridable with a reason by charge (nurse 403), audited."""
+    bed = "pr-bed-11"
+    sid, token = _admit(psrv, bed, protocol="esketamine")
+    assert _event(psrv, sid, {"type": "checklist", "data": ESK_CHECKLIST}).status_code == 200
+    _send(psrv, bed, token, [(1, {"sbp": 124, "dbp": 78, "map": 93}, time.time(), "nibp")])
+    assert _event(psrv, sid, {"type": "infusion_start"}).status_code == 200
+    first = _event(psrv, sid, {"type": "dose", "data": {"lot": "E-9"}})
+    assert first.status_code == 200, first.text
+    soon = _event(psrv, sid, {"type": "dose", "data": {"lot": "E-9"}})
+    assert soon.status_code == 409
+    detail = soon.json()["detail"]
+    assert detail["code"] == "device_interval"
+    first_at = parse_rfc3339(next(e["at"] for e in first.json()["events"] if e["type"] == "dose"))
+    assert abs(parse_rfc3339(detail["next_at"]) - (first_at + 300)) < 0.01
+    why = {"type": "dose", "data": {"lot": "E-9", "override_reason": "patient sneezed, redo"}}
+    assert _event(psrv, sid, why, _as(psrv, "p-nurse")).status_code == 403
+    r = _event(psrv, sid, why, _as(psrv, "p-charge"))
+    assert r.status_code == 200, r.text
+    doses = [e["data"] for e in r.json()["events"] if e["type"] == "dose"]
+    assert [(d["device"], d["cumulative_mg"]) for d in doses] == [(1, 28), (2, 56)]
+    audit = psrv.get("/api/audit", session=sid)["entries"]
+    assert [e["detail"] for e in audit if e["action"] == "dose_override"] == [
+        {"reason": "patient sneezed, redo"}
+    ]

@@ -84,6 +84,8 @@ def test_the_demo_ward_runs_both_protocols_on_the_real_monitor(
         kinds = [e["type"] for e in s["events"]]
         assert "infusion_start" in kinds, done.stderr[-4000:]
         assert kinds.index("checklist") < kinds.index("infusion_start") < kinds.index("end")
+        doses = [e["data"] for e in s["events"] if e["type"] == "dose"]
+        assert doses and all(d["drug"] == CONFIG.protocols[pid].dosing.drug for d in doses)  # type: ignore[union-attr]
         end = next(e for e in s["events"] if e["type"] == "end")
         audit = srv.get("/api/audit", session=s["id"])["entries"]
         overrides = [e for e in audit if e["action"] == "discharge_override"]

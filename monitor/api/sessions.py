@@ -12,7 +12,7 @@ from monitor import session as session_model
 from monitor.api.deps import ChargeUser, CurrentUser, MonitorDep, SessionId, StrictRoute
 from monitor.api.ward import check_id, parse_time
 from monitor.db.store import Conflict, NotFound
-from monitor.model import SIGNAL_RANGES, Phase
+from monitor.model import SIGNAL_RANGES, Phase, to_rfc3339
 
 router = APIRouter(tags=["sessions"], route_class=StrictRoute)
 
@@ -58,6 +58,7 @@ EventType = Literal[
     "observation",
     "checklist",
     "discharge_request",
+    "dose",
 ]
 
 
@@ -78,9 +79,28 @@ class EndData(BaseModel):
     override_reason: str | None = Field(default=None, max_length=1000)
 
 
+class DoseData(BaseModel):
+    """One administration (docs/protocols.md "Doses"); the monitor completes the figures."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    drug: str | None = Field(default=None, min_length=1, max_length=64)
+    route: Literal["iv", "intranasal"] | None = None
+    mg_per_kg: float | None = Field(default=None, gt=0, le=10, strict=True)
+    total_mg: float | None = Field(default=None, gt=0, le=5000, strict=True)
+    concentration_mg_ml: float | None = Field(default=None, gt=0, le=1000, strict=True)
+    rate: str | None = Field(default=None, min_length=1, max_length=64)
+    lot: str | None = Field(default=None, min_length=1, max_length=64)
+    override_reason: str | None = Field(default=None, max_length=1000)
+
+
 # ``checklist`` data is {ITEM_ID: VALUE} with the clinic's item ids: checked against the
 # session's protocol by monitor.protocol_model.parse_checklist.
-EVENT_DATA: dict[str, type[BaseModel]] = {"infusion_start": InfusionStartData, "end": EndData}
+EVENT_DATA: dict[str, type[BaseModel]] = {
+    "infusion_start": InfusionStartData,
+    "end": EndData,
+    "dose": DoseData,
+}
 
 
 class SessionEvent(BaseModel):
@@ -216,8 +236,13 @@ async def add_event(
 
 
 def _refused(refusal: pm.Refusal, message: str) -> HTTPException:
+    # Times the model gives (``next_at``) go out as RFC 3339, like every time in the API.
+    detail = {
+        k: to_rfc3339(v) if k.endswith("_at") and isinstance(v, float) else v
+        for k, v in refusal.detail.items()
+    }
     return HTTPException(
-        status.HTTP_409_CONFLICT, {"code": refusal.code.value, "message": message, **refusal.detail}
+        status.HTTP_409_CONFLICT, {"code": refusal.code.value, "message": message, **detail}
     )
 
 
@@ -241,7 +266,7 @@ async def _protocol_gates(
                 status.HTTP_422_UNPROCESSABLE_ENTITY,
                 {"code": "invalid_event_data", "message": str(e).splitlines()[0]},
             ) from None
-    if body.type not in ("checklist", "infusion_start", "end"):
+    if body.type not in ("checklist", "infusion_start", "end", "dose"):
         return data, []
     inputs = await monitor.views.protocol_inputs(row, events)
     protocol = inputs.protocol
@@ -260,6 +285,23 @@ async def _protocol_gates(
             ) from None
     if protocol is None:
         return data, []
+    if body.type == "dose":
+        try:
+            decision = pm.dose(protocol, inputs.opened_at, inputs.events, data, at, role)
+        except pm.DoseError as e:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_ENTITY, {"code": "invalid_dose", "message": str(e)}
+            ) from None
+        except pm.Forbidden as e:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, {"code": "override_forbidden", "message": str(e)}
+            ) from None
+        if decision.refusal is not None:
+            raise _refused(decision.refusal, f"the dose is refused by the {protocol.id} protocol")
+        stored = dict(decision.data)
+        if decision.overridden:
+            return stored, [("dose_override", {"reason": stored["override_reason"]})]
+        return stored, []
     if body.type == "infusion_start":
         refusal = pm.infusion_start_refusal(protocol, inputs.events, inputs.readings, at, data)
         if refusal is not None:

@@ -10,7 +10,7 @@ MONITOR_PORT ?= 8000
 PANEL_PORT ?= 8050
 HOST ?= 127.0.0.1
 
-.PHONY: venv demo test lint typecheck bench browser-deps compose-tool clean
+.PHONY: venv demo test lint typecheck bench fuzz browser-deps proxy-tool compose-tool clean
 
 venv: $(STAMP)
 
@@ -32,10 +32,21 @@ browser-deps:
 		echo "    sudo apt-get install chromium chromium-driver"; exit 1; \
 	fi
 
+# Debian's caddy validates deploy/Caddyfile and runs the TLS proxy tests (tests/test_tls_proxy.py).
+proxy-tool:
+	@if command -v caddy >/dev/null && command -v openssl >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian's caddy and openssl for the TLS proxy tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq caddy openssl >/dev/null; \
+	else \
+		echo "The TLS proxy tests need Debian's caddy and openssl:"; \
+		echo "    sudo apt-get install caddy openssl"; exit 1; \
+	fi
+
 demo: venv
 	@bash scripts/demo.sh "$(DEMO_BEDS)" "$(HOST)" "$(MONITOR_PORT)" "$(PANEL_PORT)"
 
-test: venv browser-deps compose-tool
+test: venv browser-deps proxy-tool compose-tool
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 lint: venv
@@ -47,6 +58,13 @@ typecheck: venv
 
 bench: venv browser-deps
 	$(PY) -m bench
+
+# The larger API fuzz (docs/api.md): schemathesis's CLI, every phase, 80 examples an operation,
+# against a live monitor on SQLite. FUZZ_ARGS="--db postgresql://... --examples N" to vary;
+# other arguments go to `schemathesis run` (e.g. --report har).
+FUZZ_ARGS ?=
+fuzz: venv
+	$(PY) scripts/fuzz.py $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) $(COMPOSE_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -154,7 +154,10 @@ def _one(work: Path, minutes: float, seconds: float) -> dict[str, Any]:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 try:
-                    page = browser.new_context(viewport={"width": 1920, "height": 1080}).new_page()
+                    # wait_for_function evaluates with eval, which the panel's CSP forbids.
+                    page = browser.new_context(
+                        viewport={"width": 1920, "height": 1080}, bypass_csp=True
+                    ).new_page()
                     page.set_default_timeout(30_000)
                     meter = Meter(page)
                     page.goto(panel.base_url + "/")

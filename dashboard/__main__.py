@@ -22,6 +22,11 @@ def main(argv: list[str] | None = None) -> int:
         # so a short grace period is enough and keeps restarts quick.
         timeout_graceful_shutdown=3,
         access_log=False,
+        # Believe X-Forwarded-For only from the configured proxy: the address the panel
+        # forwards to the monitor's login limit and audit log must be the browser's.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=list(settings.forwarded_allow_ips),
+        server_header=False,
     )
     return 0
 

@@ -7,33 +7,35 @@ itself (assets/vigil.js). Callbacks are async so a slow monitor never blocks the
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit
 
+import websockets
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
+from websockets.exceptions import InvalidHandshake
 
 from dashboard import figures, layout
 from dashboard.client import MonitorClient, MonitorError
+from dashboard.security import SecurityHeaders
+from dashboard.sessions import COOKIE, Sessions, tag
 from dashboard.settings import PanelSettings
 from monitor.model import parse_rfc3339, to_rfc3339
 
+log = logging.getLogger("vigil.panel")
 ASSETS = Path(__file__).parent / "assets"
 HIDDEN: dict[str, str] = {"display": "none"}
 SHOWN: dict[str, str] = {}
 RECENT_WINDOW_S = 30 * 60
 REPORT_SUFFIX = {"html": "", "csv": ".csv", "fhir": ".fhir.json"}
-
-
-def _token(auth: Any) -> str | None:
-    if isinstance(auth, dict) and isinstance(auth.get("token"), str) and auth["token"]:
-        return str(auth["token"])
-    return None
 
 
 def _bed_from_path(pathname: str | None) -> str | None:
@@ -61,6 +63,7 @@ def _error_text(exc: MonitorError) -> str:
 def create_app(settings: PanelSettings | None = None) -> Dash:
     settings = settings or PanelSettings()
     monitor = MonitorClient(settings.monitor_url, settings.request_timeout_s)
+    sessions = Sessions()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -68,7 +71,8 @@ def create_app(settings: PanelSettings | None = None) -> Dash:
         await monitor.aclose()
 
     server = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    _add_proxy_routes(server, monitor)
+    _add_proxy_routes(server, monitor, sessions)
+    _add_feed_relay(server, settings, sessions)
 
     app = Dash(
         __name__,
@@ -83,22 +87,18 @@ def create_app(settings: PanelSettings | None = None) -> Dash:
         id="root",
         children=[
             dcc.Location(id="url"),
+            # Who is logged in (name and role, for the page); never the token, which the
+            # panel server keeps (dashboard/sessions.py).
             dcc.Store(id="auth", storage_type="session"),
             dcc.Store(id="tz", data=0),
             dcc.Store(id="ctx-sink"),
-            html.Div(
-                id="vigil-config",
-                hidden=True,
-                **{
-                    "data-feed-url": settings.feed_url or "",
-                    "data-feed-port": str(settings.monitor_port),
-                    "data-feed-scheme": settings.feed_scheme,
-                },
-            ),
+            html.Div(id="vigil-config", hidden=True, **{"data-feed-path": FEED_PATH}),
             html.Div(id="page"),
         ],
     )
-    _register_callbacks(app, monitor)
+    _register_callbacks(app, monitor, sessions)
+    # Hashed lazily, at the first request: by then every inline script Dash writes is known.
+    server.add_middleware(SecurityHeaders, script_hashes=app.csp_hashes)
     # Dash's FastAPI backend runs this setup (asset scan, script tags) on the first request
     # to "/" or a /_dash- route only: a first visit straight to /bed/X after a restart would
     # get a page without vigil.js, i.e. without live data. Do it now instead.
@@ -106,20 +106,20 @@ def create_app(settings: PanelSettings | None = None) -> Dash:
     return app
 
 
-def _add_proxy_routes(server: FastAPI, monitor: MonitorClient) -> None:
-    """Same-origin endpoints for the few commands the live JS sends (no CORS needed)."""
-
-    def bearer(request: Request) -> str | None:
-        header = request.headers.get("authorization", "")
-        return header[7:] if header.lower().startswith("bearer ") else None
+def _add_proxy_routes(server: FastAPI, monitor: MonitorClient, sessions: Sessions) -> None:
+    """Same-origin endpoints for the few commands the live JS sends (no CORS needed); the
+    session cookie says who, the panel adds the user's token."""
 
     async def forward(method: str, path: str, request: Request, body: Any = None) -> Response:
-        token = bearer(request)
-        if not token:
+        sid = request.cookies.get(COOKIE)
+        session = sessions.get(sid)
+        if session is None or request.headers.get("x-vigil-session") != tag(sid):
             return JSONResponse({"detail": "not logged in"}, status_code=401)
         try:
-            resp = await monitor.request(method, path, token, json=body)
+            resp = await monitor.request(method, path, session.token, json=body)
         except MonitorError as exc:
+            if exc.status == 401:
+                sessions.drop_token(session.token)
             return JSONResponse({"detail": exc.detail}, status_code=exc.status or 502)
         return Response(
             resp.content,
@@ -155,7 +155,19 @@ def _add_proxy_routes(server: FastAPI, monitor: MonitorClient) -> None:
         return await forward("GET", f"/api/sessions/{session_id}/report{suffix}", request)
 
 
-def _register_callbacks(app: Dash, monitor: MonitorClient) -> None:
+def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -> None:
+    def _session(auth: Any) -> Any:
+        """The session this tab logged in with: the cookie's, if its tag is the tab's."""
+        sid = ctx.cookies.get(COOKIE)
+        if not isinstance(auth, dict) or not sid or auth.get("session") != tag(sid):
+            return None
+        return sessions.get(sid)
+
+    def _token(auth: Any) -> str | None:
+        """The logged-in user's monitor token, found by the request's session cookie."""
+        session = _session(auth)
+        return session.token if session else None
+
     # Hands the token and page to the feed client, and reports the browser's UTC offset so
     # the server draws trend times the way the browser appends them.
     app.clientside_callback(
@@ -177,15 +189,19 @@ def _register_callbacks(app: Dash, monitor: MonitorClient) -> None:
         Input("auth", "data"),
     )
     async def render_page(pathname: str | None, search: str | None, auth: Any) -> Any:
-        token = _token(auth)
-        if not token:
-            return layout.login_layout()
-        head = layout.header(auth.get("username"), auth.get("role"))
+        session = _session(auth)
+        if session is None:
+            # vigil.js sets {"ended": true} when the monitor closed the feed for the login.
+            ended = isinstance(auth, dict) and auth.get("ended")
+            return layout.login_layout("Your login has ended: log in again." if ended else None)
+        token = session.token
+        head = layout.header(session.username, session.role)
         now = time.time()
         try:
             beds = await monitor.get("/api/beds", token)
         except MonitorError as exc:
             if exc.status == 401:
+                sessions.drop_token(token)
                 return layout.login_layout(_error_text(exc))
             return html.Div([head, html.Div(_error_text(exc), className="error", id="page-error")])
         bed_id = _bed_from_path(pathname)
@@ -212,7 +228,8 @@ def _register_callbacks(app: Dash, monitor: MonitorClient) -> None:
         if not username or not password:
             return no_update, "Enter your username and password."
         try:
-            body = await monitor.login(username, password)
+            # The browser's address, for the monitor's per-address limit and audit log.
+            body = await monitor.login(username, password, client_addr=ctx.remote or None)
         except MonitorError as exc:
             if exc.status in (400, 401, 403):
                 return no_update, "Wrong username or password."
@@ -225,19 +242,49 @@ def _register_callbacks(app: Dash, monitor: MonitorClient) -> None:
                 role = (await monitor.get("/api/me", body["access_token"])).get("role")
             except MonitorError:
                 role = None
-        return {
-            "token": body["access_token"],
-            "username": body.get("username") or username,
-            "role": role,
-        }, ""
+        name = str(body.get("username") or username)
+        ttl = body.get("expires_in")
+        ttl_s = float(ttl) if isinstance(ttl, int | float) and ttl > 0 else 12 * 3600.0
+        sid = sessions.create(body["access_token"], name, role, ttl_s)
+        ctx.response.set_cookie(
+            COOKIE,
+            sid,
+            max_age=int(ttl_s),
+            path="/",
+            httponly=True,
+            samesite="strict",
+            # Secure whenever the page is https (behind the TLS proxy); a plain-http demo
+            # on loopback could not send a Secure cookie back.
+            secure=_is_https(),
+        )
+        return {"username": name, "role": role, "session": tag(sid)}, ""
 
     @app.callback(
         Output("auth", "data", allow_duplicate=True),
         Input("logout", "n_clicks"),
+        State("auth", "data"),
         prevent_initial_call=True,
     )
-    def logout(n: int | None) -> Any:
-        return None if n else no_update
+    async def logout(n: int | None, auth: Any) -> Any:
+        if not n:
+            return no_update
+        session = None
+        if _session(auth) is not None:
+            # Only this tab's own login: a cookie that now names another tab's stays.
+            session = sessions.drop(ctx.cookies.get(COOKIE))
+            ctx.response.set_cookie(
+                COOKIE, "", max_age=0, path="/", httponly=True, samesite="strict"
+            )
+        token = session.token if session else None
+        if token:
+            # Revoked at the monitor, not just forgotten here: the token is refused
+            # everywhere from now on and the feed it opened is closed.
+            try:
+                await monitor.logout(token)
+            except MonitorError as exc:
+                # The panel forgets the token anyway; the monitor lets it expire.
+                log.warning("logout: the monitor did not revoke the token (%s)", exc.status)
+        return None
 
     @app.callback(
         Output("ward", "children"),
@@ -554,3 +601,78 @@ async def _all_readings(
         if not page.get("next_since") and len(rows) < 5000:
             break
     return out
+
+
+FEED_PATH = "/panel/feed"
+
+
+def _is_https() -> bool:
+    """Whether the callback's request came over https (uvicorn has already applied a
+    trusted proxy's X-Forwarded-Proto)."""
+    return str(ctx.path or "").startswith("https://")
+
+
+def _add_feed_relay(server: FastAPI, settings: PanelSettings, sessions: Sessions) -> None:
+    """``/panel/feed``: the browser's live feed, relayed from the monitor's with the session's
+    token, so the token never reaches the page. Messages pass through as they are; the panel
+    adds no buffer of its own (a browser that does not keep up stops the relay reading, and
+    the monitor drops it as it would drop a slow panel)."""
+
+    @server.websocket(FEED_PATH)
+    async def feed_relay(ws: WebSocket) -> None:
+        origin = ws.headers.get("origin")
+        if origin and urlsplit(origin).netloc != ws.headers.get("host"):
+            # Another site's page opening our feed with the user's cookie (SameSite=Strict
+            # already stops that in browsers; this stops it in the rest).
+            await ws.close(code=1008, reason="cross-origin feed refused")
+            return
+        sid = ws.cookies.get(COOKIE)
+        session = sessions.get(sid)
+        if ws.query_params.get("session") != tag(sid):
+            session = None  # the cookie now belongs to another tab's login
+        await ws.accept()
+        if session is None:
+            await ws.close(code=1008, reason="not logged in")
+            return
+        code, reason = 1013, "monitor unreachable"
+        try:
+            async with websockets.connect(
+                settings.monitor_feed_url,
+                additional_headers={"Authorization": f"Bearer {session.token}"},
+                open_timeout=settings.request_timeout_s,
+                max_size=None,  # the monitor's hello holds every bed; it is trusted
+            ) as upstream:
+                code, reason = await _relay(ws, upstream)
+        except (OSError, TimeoutError, InvalidHandshake):
+            log.info("feed relay: monitor unreachable")
+        if code == 1008:
+            sessions.drop_token(session.token)
+        if code in (1005, 1006) or not 1000 <= code <= 4999:
+            code, reason = 1013, "connection to the monitor lost"
+        with contextlib.suppress(Exception):
+            await ws.close(code=code, reason=reason[:120])
+
+
+async def _relay(ws: WebSocket, upstream: Any) -> tuple[int, str]:
+    """Monitor -> browser until either side goes; the monitor's close code and reason."""
+
+    async def down() -> None:
+        async for message in upstream:
+            await ws.send_text(message if isinstance(message, str) else message.decode())
+
+    async def browser_gone() -> None:
+        while (await ws.receive())["type"] != "websocket.disconnect":
+            pass  # the browser sends nothing the monitor needs
+
+    tasks = [asyncio.create_task(down()), asyncio.create_task(browser_gone())]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(BaseException):
+                await t
+    if tasks[1] in done:
+        return 1000, "browser left"
+    return upstream.close_code or 1006, upstream.close_reason or ""

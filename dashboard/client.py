@@ -34,8 +34,13 @@ class MonitorClient:
         json: Any = None,
         params: Mapping[str, Any] | None = None,
         data: Mapping[str, str] | None = None,
+        client_addr: str | None = None,
     ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if client_addr:
+            # One value, set (never appended): the monitor believes it only from the peers
+            # in its --forwarded-allow-ips, i.e. from this panel (docs/security.md).
+            headers["X-Forwarded-For"] = client_addr
         try:
             resp = await self._http.request(
                 method, path, headers=headers, json=json, params=params, data=data
@@ -58,14 +63,28 @@ class MonitorClient:
         resp = await self.request("PUT", path, token, json=body)
         return resp.json() if resp.content else None
 
-    async def login(self, username: str, password: str) -> dict[str, Any]:
+    async def login(
+        self, username: str, password: str, client_addr: str | None = None
+    ) -> dict[str, Any]:
         resp = await self.request(
-            "POST", "/api/auth/token", None, data={"username": username, "password": password}
+            "POST",
+            "/api/auth/token",
+            None,
+            data={"username": username, "password": password},
+            client_addr=client_addr,
         )
         body = resp.json()
         if not isinstance(body, dict) or "access_token" not in body:
             raise MonitorError(502, "login answer without a token")
         return body
+
+    async def logout(self, token: str) -> None:
+        """Revoke the token at the monitor (a token already gone is as good as revoked)."""
+        try:
+            await self.request("POST", "/api/auth/logout", token, json={})
+        except MonitorError as exc:
+            if exc.status != 401:
+                raise
 
 
 def _detail(resp: httpx.Response) -> str:
@@ -75,5 +94,8 @@ def _detail(resp: httpx.Response) -> str:
         return resp.text[:200] or resp.reason_phrase
     if isinstance(body, dict) and "detail" in body:
         detail = body["detail"]
+        # The monitor's error shape (docs/api.md): {"detail": {"code", "message", ...}}.
+        if isinstance(detail, dict) and isinstance(detail.get("message"), str):
+            return str(detail["message"])
         return detail if isinstance(detail, str) else str(detail)
     return str(body)[:200]

@@ -16,6 +16,7 @@ from monitor.model import PRIORITY_RANK, parse_rfc3339
 # Beyond these ages a value is shown greyed with its age, never as if current.
 STALE_AFTER_S: Final[Mapping[str, float]] = {
     "hr": 10.0,
+    "pr": 10.0,
     "spo2": 10.0,
     "rr": 10.0,
     "sbp": 15 * 60.0,
@@ -223,6 +224,20 @@ def alarm_text(alarm: Mapping[str, Any]) -> str:
 # --- tiles --------------------------------------------------------------------------------
 
 
+def pulse_text(entry: Mapping[str, Any] | None) -> str:
+    """The pulse rate as "PR 62"; nothing when none was measured."""
+    if entry is None:
+        return ""
+    return f"PR {fmt_value(entry.get('value'))}"
+
+
+def pulse_stale(entry: Mapping[str, Any] | None, now: float) -> bool:
+    """A pulse rate from a cuff is as current as its cuff reading (15 min); else 10 s."""
+    if entry is None:
+        return False
+    return is_stale("sbp" if entry.get("source") == "nibp" else "pr", entry_age(entry, now))
+
+
 def _vital(bed_id: str, key: str, bed: Mapping[str, Any], now: float, level: str) -> html.Div:
     latest = bed.get("latest") or {}
     if key == "bp":
@@ -241,6 +256,18 @@ def _vital(bed_id: str, key: str, bed: Mapping[str, Any], now: float, level: str
         age = entry_age(entry, now)
         value = fmt_value((entry or {}).get("value"))
         stale = is_stale(key, age)
+    extra: list[Any] = []
+    if key == "hr":
+        # The pulse rate, small beside the ECG heart rate, as central stations show it.
+        extra.append(
+            html.Span(
+                pulse_text(latest.get("pr")),
+                id=f"tile-{bed_id}-pr-value",
+                className="vital-pr",
+                title="pulse rate (oximeter or cuff)",
+                **{"data-stale": "true" if pulse_stale(latest.get("pr"), now) else "false"},
+            )
+        )
     return html.Div(
         id=f"tile-{bed_id}-{key}",
         className=f"vital vital-{key}",
@@ -253,6 +280,7 @@ def _vital(bed_id: str, key: str, bed: Mapping[str, Any], now: float, level: str
             html.Span(SIGNAL_LABELS[key], className="vital-label"),
             html.Span(value, id=f"tile-{bed_id}-{key}-value", className="vital-value"),
             html.Span(SIGNAL_UNITS[key], className="vital-unit"),
+            *extra,
             html.Span(
                 fmt_age(age) if (stale or key == "bp") and age is not None else "",
                 id=f"tile-{bed_id}-{key}-age",

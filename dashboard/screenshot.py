@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1920, "height": 1080})
+            # wait_for_function evaluates with eval, which the panel's CSP forbids.
+            page = browser.new_page(viewport={"width": 1920, "height": 1080}, bypass_csp=True)
             page.goto(base + "/")
             page.fill("#login-username", args.user)
             page.fill("#login-password", args.password)

@@ -18,10 +18,13 @@ class PanelSettings:
     host: str = "127.0.0.1"
     port: int = 8050
     monitor_url: str = DEFAULT_MONITOR_URL
-    # None: the browser derives ws://<page hostname>:<monitor port>/ws/feed, so a panel
-    # opened from another machine reaches the monitor on the same host as the page.
+    # Where this server reaches the monitor's feed websocket (it relays it to the browser at
+    # /panel/feed). None: the monitor URL with ws(s):// and /ws/feed.
     feed_url: str | None = None
     request_timeout_s: float = 5.0
+    # Peers (a TLS proxy) whose X-Forwarded-For the panel believes; the address it then
+    # forwards to the monitor at login. Empty: the connecting address.
+    forwarded_allow_ips: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.monitor_url)
@@ -45,11 +48,19 @@ class PanelSettings:
     def feed_scheme(self) -> str:
         return "wss" if urlsplit(self.monitor_url).scheme == "https" else "ws"
 
+    @property
+    def monitor_feed_url(self) -> str:
+        if self.feed_url:
+            return self.feed_url
+        parts = urlsplit(self.monitor_url)
+        return f"{self.feed_scheme}://{parts.netloc}{parts.path.rstrip('/')}/ws/feed"
+
 
 def parse_settings(
     argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> PanelSettings:
-    """Options win over the environment (VIGIL_PANEL_HOST/PORT, VIGIL_MONITOR_URL, VIGIL_PANEL_FEED_URL)."""
+    """Options win over the environment (VIGIL_PANEL_HOST/PORT, VIGIL_MONITOR_URL,
+    VIGIL_PANEL_FEED_URL, VIGIL_PANEL_FORWARDED_ALLOW_IPS)."""
     env = os.environ if environ is None else environ
     parser = argparse.ArgumentParser(
         prog="python -m dashboard", description="Vigil nurse's panel (talks to the monitor)."
@@ -62,7 +73,13 @@ def parse_settings(
     parser.add_argument(
         "--feed-url",
         default=env.get("VIGIL_PANEL_FEED_URL") or None,
-        help="websocket feed URL as the browser must reach it (default: page host, monitor port)",
+        help="the monitor's feed websocket as this server reaches it, to relay it to the "
+        "browser (default: the monitor URL with ws(s):// and /ws/feed)",
+    )
+    parser.add_argument(
+        "--forwarded-allow-ips",
+        default=env.get("VIGIL_PANEL_FORWARDED_ALLOW_IPS", ""),
+        help="comma-separated proxies whose X-Forwarded-For the panel believes (default none)",
     )
     args = parser.parse_args(argv)
     return PanelSettings(
@@ -70,4 +87,7 @@ def parse_settings(
         port=args.port,
         monitor_url=args.monitor_url.rstrip("/"),
         feed_url=args.feed_url,
+        forwarded_allow_ips=tuple(
+            x.strip() for x in str(args.forwarded_allow_ips).split(",") if x.strip()
+        ),
     )

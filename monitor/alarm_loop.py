@@ -45,6 +45,7 @@ from typing import Any, Final, Protocol
 from monitor import protocol_model as pm
 from monitor import session as session_model
 from monitor.alarms import AlarmEngine, LifecycleError, UnknownAlarm
+from monitor.alarms.engine import RATE_SIGNAL, RATE_SOURCES, SIGNAL_RATE
 from monitor.alarms.lifecycle import Event, State, snapshot
 from monitor.alarms.lifecycle import apply as lifecycle_apply
 from monitor.caches import Caches, OpenSession
@@ -202,12 +203,16 @@ def replay(
     if open_session is None and record.sessions:
         last_end = max(r["ended_at"] for r, _ in record.sessions)
         changed += engine.set_session(bed_id, None, None, None, None, now=now, since=last_end)
-    physio = [a for a in record.open_alarms if a.kind == AlarmKind.PHYSIOLOGICAL]
-    # Checkpoint alarms are the protocol's, held beside the engine (rule 7).
-    technical = [
+    # The HR/pulse disagreement alarm is judged on device time like the physiological ones:
+    # restored before the replay, so the replay continues it instead of raising a second one.
+    physio = [
         a
         for a in record.open_alarms
-        if a.kind != AlarmKind.PHYSIOLOGICAL and a.signal != pm.SIGNAL_CHECKPOINT
+        if a.kind == AlarmKind.PHYSIOLOGICAL or a.signal == SIGNAL_RATE
+    ]
+    # Checkpoint alarms are the protocol's, held beside the engine (rule 7).
+    technical = [
+        a for a in record.open_alarms if a not in physio and a.signal != pm.SIGNAL_CHECKPOINT
     ]
     # Per signal, the device time up to which stored alarms already account for readings.
     cut: dict[str, float] = {}
@@ -222,7 +227,12 @@ def replay(
     for r in record.readings:
         replayed.add((r.device_id, r.seq))
         seen[r.device_id] = max(seen.get(r.device_id, 0.0), r.received_at)
-        values = {k: v for k, v in r.values.items() if r.ts > cut.get(k, float("-inf"))}
+        # hr and pr both feed the rate alarm (signal hr): a cut on it holds for both.
+        values = {
+            k: v
+            for k, v in r.values.items()
+            if r.ts > cut.get(RATE_SIGNAL if k in RATE_SOURCES else k, float("-inf"))
+        }
         if values:
             changed += engine.on_reading(dataclasses.replace(r, values=values))
     engine.restore(technical)

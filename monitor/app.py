@@ -12,14 +12,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from fastapi.routing import APIRoute
 
 from monitor.alarms import AlarmEngine, load_config
-from monitor.api import admin, auth, reports, sessions, ward, ws
+from monitor.api import admin, auth, bounded, errors, reports, sessions, ward, ws
 from monitor.db.store import Store
-from monitor.errors import Unavailable
-from monitor.health import Stage
 from monitor.hub import Hub
+from monitor.security import NoStoreMiddleware
 from monitor.service import Monitor
 from monitor.settings import Settings
 
@@ -27,9 +26,11 @@ log = logging.getLogger("vigil")
 
 
 def create_app(settings: Settings) -> FastAPI:
+    # Read once: the lifespan's engine and the API's bounded bodies share this object.
+    config = load_config(settings.clinic_config)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        config = load_config(settings.clinic_config)
         store = await Store.open(settings.db, sqlite_synchronous=settings.sqlite_synchronous)
         engine = AlarmEngine(config)
         monitor = Monitor(settings, store, engine, Hub(settings.feed_queue_max))
@@ -55,6 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
                 await stop()
             await monitor.stop()
             await store.close()
+            await app.state.login_guard.aclose()
 
     app = FastAPI(
         title="Vigil monitor",
@@ -64,9 +66,14 @@ def create_app(settings: Settings) -> FastAPI:
             "device: the bedside monitor stays the primary alarm."
         ),
         lifespan=lifespan,
+        # operationId = the route function's name: readable names in generated clients.
+        generate_unique_id_function=_operation_id,
     )
+    errors.install(app)
     app.state.settings = settings
-    app.state.login_limiter = auth.AttemptLimiter(settings.login_attempts_per_minute)
+    app.state.login_guard = auth.LoginGuard(settings)
+    app.add_middleware(auth.LoginGate, guard=app.state.login_guard)
+    app.add_middleware(NoStoreMiddleware)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -84,33 +91,14 @@ def create_app(settings: Settings) -> FastAPI:
         body = monitor.health_json()
         return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
-    @app.exception_handler(Unavailable)
-    async def unavailable(request: Request, exc: Unavailable) -> JSONResponse:
-        return _unavailable(str(exc))
-
-    @app.exception_handler(DBAPIError)
-    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
-        # A command whose write the database refused (read-only, gone, locked): nothing was
-        # stored, the caller may try again. Counted on /health like every failure.
-        if isinstance(exc, IntegrityError):
-            raise exc
-        monitor: Monitor | None = getattr(request.app.state, "monitor", None)
-        if monitor is not None:
-            monitor.health.failed(Stage.DATABASE, monitor.clock(), type(exc.orig).__name__)
-        log.error("a request's database call failed: %s", type(exc.orig).__name__)
-        return _unavailable("storage is unavailable; nothing was stored")
-
     for module in (auth, ward, sessions, reports, admin, ws):
         app.include_router(module.router)
+    app.include_router(bounded.router_for(config))
     return app
 
 
-def _unavailable(message: str) -> JSONResponse:
-    return JSONResponse(
-        {"detail": {"code": "unavailable", "message": message}},
-        status_code=503,
-        headers={"Retry-After": "5"},
-    )
+def _operation_id(route: APIRoute) -> str:
+    return route.name
 
 
 async def start_extras(monitor: Monitor) -> list[Any]:

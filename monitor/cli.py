@@ -1,4 +1,5 @@
-"""Command line: `python -m monitor serve | add-device | import-devices | add-user | alarm-report`.
+"""Command line: `python -m monitor serve | add-device | import-devices | add-user | disable-user |
+enable-user | alarm-report`.
 
 Every ``serve`` option also has a VIGIL_* environment variable; options win over the
 environment. Admin commands work directly on the database named by ``--db``.
@@ -46,6 +47,7 @@ def _serve(args: argparse.Namespace) -> int:
         clinic_config=args.config,
         hl7_port=args.hl7_port,
         redis_url=args.redis,
+        forwarded_allow_ips=args.forwarded_allow_ips,
     )
     logging.basicConfig(
         level=settings.log_level.upper(),
@@ -64,6 +66,12 @@ def _serve(args: argparse.Namespace) -> int:
         # between the limit and that are closed by the handler with 1009 and a reason.
         ws_max_size=settings.frame_max_bytes * 4,
         timeout_graceful_shutdown=5,
+        # X-Forwarded-For/-Proto are believed only from the configured peers (the panel, the
+        # TLS proxy). uvicorn's own default trusts loopback, which would let any local client
+        # forge the address that the login limit and the audit log use.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=list(settings.forwarded_allow_ips),
+        server_header=False,
         log_level=settings.log_level,
         access_log=False,
     )
@@ -154,13 +162,67 @@ def _add_user(args: argparse.Namespace) -> int:
     if len(password) < 8:
         raise SystemExit("error: the password must have at least 8 characters")
 
-    async def run(store: Any) -> None:
-        await store.add_user(args.name, args.role, hash_password(password), time.time())
-        await store.audit("user_add", actor="cli", target=args.name, detail={"role": args.role})
+    async def run(store: Any) -> int | None:
+        hashed = hash_password(password)
+        if await store.create_user(args.name, args.role, hashed, time.time()):
+            await store.audit("user_add", actor="cli", target=args.name, detail={"role": args.role})
+            return None
+        if not args.reset:
+            raise SystemExit(
+                f"error: user {args.name} exists; add --reset to set a new password and role "
+                "(this revokes the user's logins)"
+            )
+        revoked: int | None = await store.reset_user(args.name, args.role, hashed)
+        await store.audit(
+            "user_reset",
+            actor="cli",
+            target=args.name,
+            detail={"role": args.role, "tokens_revoked": revoked or 0},
+        )
+        return revoked or 0
 
-    asyncio.run(_with_store(settings, run))
-    print(f"user {args.name} ({args.role}) saved", file=sys.stderr)
+    revoked = asyncio.run(_with_store(settings, run))
+    if revoked is None:
+        print(f"user {args.name} ({args.role}) saved", file=sys.stderr)
+    else:
+        print(
+            f"user {args.name} ({args.role}) reset; {revoked} login token(s) revoked",
+            file=sys.stderr,
+        )
     return 0
+
+
+def _set_disabled(args: argparse.Namespace, disabled: bool) -> int:
+    _check_ids(("user name", args.name))
+    settings = _settings(args)
+
+    async def run(store: Any) -> int | None:
+        revoked: int | None = await store.set_user_disabled(args.name, disabled)
+        if revoked is not None:
+            await store.audit(
+                "user_disable" if disabled else "user_enable",
+                actor="cli",
+                target=args.name,
+                detail={"tokens_revoked": revoked} if disabled else None,
+            )
+        return revoked
+
+    revoked = asyncio.run(_with_store(settings, run))
+    if revoked is None:
+        raise SystemExit(f"error: no user {args.name}")
+    if disabled:
+        print(f"user {args.name} disabled; {revoked} login token(s) revoked", file=sys.stderr)
+    else:
+        print(f"user {args.name} enabled", file=sys.stderr)
+    return 0
+
+
+def _disable_user(args: argparse.Namespace) -> int:
+    return _set_disabled(args, True)
+
+
+def _enable_user(args: argparse.Namespace) -> int:
+    return _set_disabled(args, False)
 
 
 def _alarm_report(argv: list[str]) -> int:
@@ -182,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="clinic alarm configuration YAML (VIGIL_CLINIC_CONFIG)")
     s.add_argument("--hl7-port", type=int, help="listen for IHE PCD-01 over MLLP (VIGIL_HL7_PORT)")
     s.add_argument("--redis", help="redis:// URL for multi-instance mode (VIGIL_REDIS_URL)")
+    s.add_argument(
+        "--forwarded-allow-ips",
+        help="comma-separated addresses or networks whose X-Forwarded-For is believed: the "
+        "panel, the TLS proxy (VIGIL_FORWARDED_ALLOW_IPS; default none)",
+    )
     s.set_defaults(func=_serve)
 
     d = sub.add_parser("add-device", help="bind a device to a bed and print its token once")
@@ -195,11 +262,25 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--db")
     i.set_defaults(func=_import_devices)
 
-    u = sub.add_parser("add-user", help="create or update a user; password on standard input")
+    u = sub.add_parser("add-user", help="create a user; password on standard input")
     u.add_argument("name")
     u.add_argument("--role", required=True, choices=[r.value for r in Role])
+    u.add_argument(
+        "--reset",
+        action="store_true",
+        help="the user exists: set this password and role, enable it, revoke its logins",
+    )
     u.add_argument("--db")
     u.set_defaults(func=_add_user)
+
+    for cmd, fn, text in (
+        ("disable-user", _disable_user, "stop a user logging in and revoke their logins"),
+        ("enable-user", _enable_user, "let a disabled user log in again"),
+    ):
+        x = sub.add_parser(cmd, help=text)
+        x.add_argument("name")
+        x.add_argument("--db")
+        x.set_defaults(func=fn)
 
     sub.add_parser(
         "alarm-report", help="replay a recording through the alarm engine offline", add_help=False

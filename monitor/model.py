@@ -28,7 +28,9 @@ SIGNAL_RANGES: Final[Mapping[str, tuple[float, float]]] = {
     "rr": (0.0, 150.0),
 }
 SIGNALS: Final[tuple[str, ...]] = tuple(SIGNAL_RANGES)
-CONTINUOUS_SIGNALS: Final[frozenset[str]] = frozenset({"hr", "spo2", "rr"})
+# ``hr`` is the ECG heart rate, ``pr`` the pulse rate (oximeter, cuff or arterial line): real
+# monitors report both and they disagree when a sensor is poor, so they are kept apart.
+CONTINUOUS_SIGNALS: Final[frozenset[str]] = frozenset({"hr", "pr", "spo2", "rr"})
 CUFF_SIGNALS: Final[frozenset[str]] = frozenset({"sbp", "dbp", "map"})
 SIGNAL_UNITS: Final[Mapping[str, str]] = {
     "hr": "/min",
@@ -118,7 +120,8 @@ def to_rfc3339(epoch: float | None) -> str | None:
     if epoch is None:
         return None
     dt = datetime.fromtimestamp(epoch, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    # RFC 3339 years have four digits; strftime's %Y drops the zeros before year 1000.
+    return f"{dt.year:04d}" + dt.strftime("-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
 def parse_rfc3339(text: str) -> float:
@@ -133,4 +136,6 @@ def parse_rfc3339(text: str) -> float:
     dt = datetime.fromisoformat(candidate)
     if dt.tzinfo is None:
         raise ValueError("timestamp needs a UTC offset")
+    # An offset can carry 0001-01-01 into year 0, which no datetime (nor to_rfc3339) can show.
+    datetime.fromtimestamp(dt.timestamp(), tz=UTC)
     return dt.timestamp()

@@ -3,17 +3,21 @@
 Pure file reading, no network. Used by the replay simulator (which sends the readings) and by
 ``python -m monitor alarm-report`` (which judges them offline); both must see the same stream.
 
-Formats (see the outside contract):
-- CSV with header ``t_seconds,hr,sbp,dbp,map,spo2,rr``; a blank cell means "not measured". A
-  literal ``0`` is a measurement (the device protocol never uses zero for "missing"); ``nan`` is
-  treated as blank.
+Formats (see the outside contract and docs/simulators.md):
+- CSV with header ``t_seconds,hr,sbp,dbp,map,spo2,rr``, optionally with a ``pr`` column (pulse
+  rate) anywhere after ``t_seconds``; a blank cell means "not measured". A literal ``0`` is a
+  measurement (the device protocol never uses zero for "missing"); ``nan`` is treated as blank.
+- The BIDMC PPG and Respiration dataset's numerics CSV exactly as released: header
+  ``Time [s], HR, PULSE, RESP, SpO2`` (leading spaces), ``NaN`` = not measured. HR is the ECG
+  heart rate (``hr``), PULSE the oximeter's pulse rate (``pr``), RESP the impedance respiratory
+  rate (``rr``), SpO2 ``spo2``. Times may be written ``-0``.
 - A WFDB numerics record (PATH without extension, read with ``wfdb``). There 0 or NaN means
-  "no value", as in MIMIC. Mapping, identical to the shipped ``numerics.csv``:
-  hr = HR, else PULSE when HR has no value; sbp/dbp/map = ABPSys/ABPDias/ABPMean (arterial line)
-  where that value is present, else NBPSys/NBPDias/NBPMean (cuff), value by value;
-  spo2 = SpO2; rr = RESP.
+  "no value", as in MIMIC. Mapping: hr = HR, pr = PULSE (kept apart: the alarm engine chooses
+  which rate it judges); sbp/dbp/map = ABPSys/ABPDias/ABPMean (arterial line) where that value
+  is present, else NBPSys/NBPDias/NBPMean (cuff), value by value; spo2 = SpO2; rr = RESP.
+  The shipped MIMIC ``numerics.csv`` was made with hr = HR else PULSE and has no ``pr``.
 
-Expansion (the contract's replay rule): continuous values (hr, spo2, rr) are sent once a second
+Expansion (the contract's replay rule): continuous values (hr, pr, spo2, rr) are sent once a second
 from their row's time, each held, never interpolated, until the next row; the last row's values
 are sent once. Cuff values (sbp, dbp, map) are sent once, as a separate reading with source
 ``"nibp"`` at their row's time. Readings are sorted by time, continuous before cuff at equal time.
@@ -39,10 +43,16 @@ from monitor.model import CONTINUOUS_SIGNALS, CUFF_SIGNALS, SIGNALS
 from monitor.protocol.device import ProtocolError, validate
 
 CSV_HEADER: Final[tuple[str, ...]] = ("t_seconds", "hr", "sbp", "dbp", "map", "spo2", "rr")
+# Columns a contract CSV may add beside CSV_HEADER's.
+CSV_OPTIONAL: Final[frozenset[str]] = frozenset({"pr"})
+# The BIDMC dataset's numerics header (names stripped) and what each column is in Vigil.
+BIDMC_HEADER: Final[tuple[str, ...]] = ("Time [s]", "HR", "PULSE", "RESP", "SpO2")
+BIDMC_COLUMNS: Final[dict[str, str]] = {"HR": "hr", "PULSE": "pr", "RESP": "rr", "SpO2": "spo2"}
 CUFF_SOURCE: Final = "nibp"
 # WFDB numerics channel names, in order of preference, for each of our signals.
 WFDB_CHANNELS: Final[dict[str, tuple[str, ...]]] = {
-    "hr": ("HR", "PULSE"),
+    "hr": ("HR",),
+    "pr": ("PULSE",),
     "sbp": ("ABPSys", "NBPSys"),
     "dbp": ("ABPDias", "NBPDias"),
     "map": ("ABPMean", "NBPMean"),
@@ -135,27 +145,47 @@ def _cell(text: str, where: str) -> float | None:
     return value
 
 
+def _columns(header: list[str] | None) -> list[str] | None:
+    """Our signal for each column after the time (None = a column we do not read), or None
+    when the header is neither the contract's (with an optional ``pr``) nor BIDMC's."""
+    if header is None:
+        return None
+    names = [h.strip() for h in header]
+    if tuple(names) == BIDMC_HEADER:
+        return [BIDMC_COLUMNS[n] for n in names[1:]]
+    if not names or names[0] != CSV_HEADER[0] or len(set(names)) != len(names):
+        return None
+    required = [n for n in names[1:] if n not in CSV_OPTIONAL]
+    if tuple(required) != CSV_HEADER[1:]:
+        return None
+    return list(names[1:])
+
+
 def _read_csv(path: Path) -> list[tuple[float, dict[str, float]]]:
     out: list[tuple[float, dict[str, float]]] = []
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None or tuple(h.strip() for h in header) != CSV_HEADER:
-            raise ValueError(f"{path}: header must be {','.join(CSV_HEADER)}")
+        columns = _columns(next(reader, None))
+        if columns is None:
+            raise ValueError(
+                f"{path}: header must be {','.join(CSV_HEADER)} (optionally with a pr column) "
+                f"or the BIDMC numerics header {', '.join(BIDMC_HEADER)}"
+            )
+        width = len(columns) + 1
         for lineno, cells in enumerate(reader, start=2):
             if not cells or all(not c.strip() for c in cells):
                 continue
-            if len(cells) != len(CSV_HEADER):
-                raise ValueError(f"{path}:{lineno}: expected {len(CSV_HEADER)} columns")
+            if len(cells) != width:
+                raise ValueError(f"{path}:{lineno}: expected {width} columns")
             t = _cell(cells[0], f"{path}:{lineno}")
             if t is None or not math.isfinite(t):
-                raise ValueError(f"{path}:{lineno}: t_seconds is required")
+                raise ValueError(f"{path}:{lineno}: the time is required")
             values: dict[str, float] = {}
-            for name, text in zip(CSV_HEADER[1:], cells[1:], strict=True):
+            for name, text in zip(columns, cells[1:], strict=True):
                 v = _cell(text, f"{path}:{lineno}")
                 if v is not None:
                     values[name] = v
-            out.append((t, values))
+            out.append((t + 0.0, values))  # + 0.0: BIDMC writes the first time as -0
     return out
 
 

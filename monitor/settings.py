@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DB = "sqlite:///./data/vigil.db"
 
@@ -41,8 +42,23 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     tick_interval_s: Annotated[float, Field(gt=0)] = 1.0
 
-    access_token_ttl_s: Annotated[int, Field(ge=60)] = 12 * 3600
+    # Short lifetimes are for tests and kiosks; a shift is 12 h.
+    access_token_ttl_s: Annotated[int, Field(ge=1)] = 12 * 3600
+    # Failed logins allowed per user name, and per client address, in a sliding minute.
+    # The address budget is larger: several nurses behind one NAT mistype now and then.
     login_attempts_per_minute: Annotated[int, Field(ge=1)] = 10
+    login_attempts_per_address_per_minute: Annotated[int, Field(ge=1)] = 30
+    # Password hashing (argon2: ~50 ms and 64 MiB, in 4 lanes) runs in this many threads,
+    # never on the event loop; logins past ``login_queue_max`` waiting for a thread are refused
+    # (503), not queued. One keeps a flood's hashing from crowding the loop's CPU and memory
+    # bandwidth (docs/security.md) and still checks 10-20 logins a second.
+    login_hash_workers: Annotated[int, Field(ge=1, le=16)] = 1
+    login_queue_max: Annotated[int, Field(ge=1)] = 64
+    # How often an open feed re-checks its token (revoked, expired, user disabled).
+    feed_auth_check_s: Annotated[float, Field(gt=0, le=5)] = 1.0
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (the panel, a TLS proxy):
+    # addresses or CIDR networks. Empty: nobody's, the connecting address is the client's.
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = []
     retention_days: Annotated[int | None, Field(ge=1)] = None
 
     redis_url: str | None = None
@@ -61,6 +77,22 @@ class Settings(BaseSettings):
     def _db_url(cls, v: str) -> str:
         if not (v.startswith("sqlite:///") or v.startswith(("postgresql://", "postgres://"))):
             raise ValueError("db must be sqlite:///PATH or a postgresql:// DSN")
+        return v
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _ips(cls, v: object) -> object:
+        # "10.0.0.5, 10.1.0.0/16" from the command line or the environment.
+        if isinstance(v, str):
+            v = [x.strip() for x in v.split(",") if x.strip()]
+        if isinstance(v, list):
+            for x in v:
+                if x == "*":
+                    raise ValueError("'*' would trust every client's X-Forwarded-For")
+                try:
+                    ipaddress.ip_network(str(x), strict=False)
+                except ValueError:
+                    raise ValueError(f"{x!r} is not an IP address or network") from None
         return v
 
     @model_validator(mode="after")

@@ -12,10 +12,12 @@ $PY -m simulators demo-devices --beds "$BEDS" > "$DATA/demo-devices.csv"
 $PY -m monitor import-devices "$DATA/demo-devices.csv" --db "$DB" > "$DATA/demo-tokens.csv"
 # Demo mode only: a generated password, printed below. Nothing else ships a default login.
 PASSWORD="$($PY -c 'import secrets; print(secrets.token_urlsafe(9))')"
-printf '%s\n' "$PASSWORD" | $PY -m monitor add-user nurse --role charge --db "$DB"
+printf '%s
+' "$PASSWORD" | $PY -m monitor add-user nurse --role charge --reset --db "$DB"
 # The simulated ward's driver is a charge nurse: a discharge the vitals still block is
 # overridden with a reason (audited), so that a bed never stays stuck (docs/protocols.md).
-printf '%s\n' "$PASSWORD" | $PY -m monitor add-user sim-driver --role charge --db "$DB"
+printf '%s
+' "$PASSWORD" | $PY -m monitor add-user sim-driver --role charge --reset --db "$DB"
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }

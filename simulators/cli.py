@@ -144,7 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     dd = sub.add_parser("demo-devices", help="print the demo's device CSV (device_id,bed_id)")
     dd.add_argument("--beds", type=int, default=6)
 
-    r = sub.add_parser("replay", help="replay a recording (CSV or WFDB record) as a device")
+    r = sub.add_parser(
+        "replay",
+        help="replay a recording (contract or BIDMC numerics CSV, or WFDB record) as a device",
+    )
     r.add_argument("path")
     r.add_argument("--device", required=True)
     r.add_argument(

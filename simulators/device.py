@@ -26,7 +26,7 @@ INVALID_HR = 511.0
 
 @dataclass(frozen=True, slots=True)
 class CuffConfig:
-    """Cuff intervals in minutes per phase (clinical.md: every 5-15 min during, 15 after)."""
+    """Cuff intervals in minutes per phase (docs/simulators.md: every 5-15 min during, 15 after)."""
 
     baseline_min: float = 5.0
     infusion_min: float = 5.0

@@ -2,7 +2,7 @@
 
 Pure: a patient is drawn from a seed; the true vitals are a function of (patient,
 timeline, session time in seconds). No clock, no I/O. Numbers follow
-shared/reference/clinical.md section 2:
+the sources in docs/simulators.md ("Physiological model"):
 
 - resting values depend on age, hypertension and anxiety;
 - under ketamine systolic pressure rises a few mmHg (population mean about +5, diastolic

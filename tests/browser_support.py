@@ -31,7 +31,8 @@ NURSE = ("nurse1", "nurse-password-1")
 class PanelProcess:
     """`python -m dashboard` on a free port, pointed at one monitor."""
 
-    def __init__(self, monitor_url: str, workdir: Path) -> None:
+    def __init__(self, monitor_url: str, workdir: Path, args: list[str] | None = None) -> None:
+        self.args = args or []
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.monitor_url = monitor_url
@@ -50,6 +51,7 @@ class PanelProcess:
             str(self.port),
             "--monitor-url",
             self.monitor_url,
+            *self.args,
         ]
         self.proc = subprocess.Popen(
             cmd,
@@ -147,8 +149,10 @@ def device_factory_fixture(sqlite_server: MonitorProcess) -> Iterator[Any]:
 
 @pytest.fixture(name="page")
 def page_fixture(browser: Any, panel: PanelProcess) -> Iterator[Any]:
-    """A fresh browser context (fresh session storage) per test."""
-    context = browser.new_context(viewport={"width": 1920, "height": 1080})
+    """A fresh browser context (fresh session storage) per test. Playwright's
+    ``wait_for_function`` evaluates its string with eval, which the panel's CSP forbids: these
+    pages bypass the CSP, and tests/test_browser_security.py checks the panel under it."""
+    context = browser.new_context(viewport={"width": 1920, "height": 1080}, bypass_csp=True)
     pg = context.new_page()
     pg.set_default_timeout(10_000)
     try:

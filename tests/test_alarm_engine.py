@@ -1,4 +1,4 @@
-"""Alarm engine rules, one table or scenario per rule (clinical.md sections 3-4, contract.md)."""
+"""Alarm engine rules, one table or scenario per rule (docs/alarms.md, docs/protocol.md)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from monitor.alarms import AlarmEngine, ClinicConfig, ConfigError, UnknownAlarm,
 from monitor.model import ID_PATTERN, Alarm, Reading
 from tests.factories import T0, make_reading
 
-DEFAULTS = load_config(None)
+# The rules one at a time: with the off-delay at 0 an alarm ends at its first clear reading.
+# The off-delay has its own tables (tests/test_alarm_off_delay.py).
+DEFAULTS = load_config(None).model_copy(update={"off_delays": {}})
 
 
 def _engine(**update: object) -> AlarmEngine:

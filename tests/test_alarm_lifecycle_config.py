@@ -1,4 +1,4 @@
-"""The lifecycle transition table and the clinic configuration (clinical.md §3-4)."""
+"""The lifecycle transition table and the clinic configuration (docs/alarms.md)."""
 
 from __future__ import annotations
 

@@ -58,8 +58,10 @@ def mimic_json() -> dict[str, Any]:
 
 
 def test_report_json_has_the_contract_shape(mimic_json: dict[str, Any]) -> None:
-    """Contract: keys alarms and naive_alarms; items signal/kind/priority/condition/start_s/end_s."""
-    assert set(mimic_json) == {"alarms", "naive_alarms"}
+    """Contract: keys alarms and naive_alarms; items signal/kind/priority/condition/start_s/end_s.
+    docs/alarms.md adds technical_alarms beside them."""
+    assert set(mimic_json) == {"alarms", "naive_alarms", "technical_alarms"}
+    assert mimic_json["technical_alarms"] == []  # numerics.csv has no pulse column
     for item in mimic_json["alarms"] + mimic_json["naive_alarms"]:
         assert set(item) == KEYS
         assert item["signal"] in {"hr", "spo2", "rr", "sbp", "dbp", "map"}
@@ -69,12 +71,14 @@ def test_report_json_has_the_contract_shape(mimic_json: dict[str, Any]) -> None:
 
 
 def test_mimic_report_counts(mimic_json: dict[str, Any]) -> None:
-    """The figures quoted in docs/alarms.md: 30 alarms with delays and hysteresis, 32 naive."""
+    """The figures quoted in docs/alarms.md: 30 alarms from the engine, 32 naive; the RR falls
+    that SpO2 and HR do not echo are kept at low priority, but one lasting 240 s is medium."""
     engine = Counter((a["signal"], a["priority"]) for a in mimic_json["alarms"])
     naive = Counter((a["signal"], a["priority"]) for a in mimic_json["naive_alarms"])
     assert engine == {
-        ("rr", "medium"): 23,
-        ("rr", "high"): 2,
+        ("rr", "low"): 23,
+        ("rr", "medium"): 1,
+        ("rr", "high"): 1,
         ("hr", "medium"): 3,
         ("hr", "high"): 1,
         ("map", "high"): 1,
@@ -120,8 +124,8 @@ def test_text_report_shows_counts_per_hour(capsys: pytest.CaptureFixture[str]) -
     """Text output: engine and naive counts per hour, totals, then the alarm list."""
     code, out, _ = _run(capsys, str(MIMIC_CSV))
     assert code == 0
-    assert "engine (delays, hysteresis): 30 alarms (high 4, medium 26, low 0)" in out
-    assert "naive (same limits, no delay, no hysteresis): 32 alarms" in out
+    assert "engine (delays, hysteresis, off-delay): 30 alarms (high 3, medium 4, low 23)" in out
+    assert "naive (same limits, no delay, no hysteresis, no off-delay): 32 alarms" in out
     assert "     1       5       6" in out  # hour 1: five engine alarms, six naive
     assert "   all      30      32" in out
     assert "23:09:10  23:23:00  hr      high      hr < 40" in out
@@ -151,14 +155,15 @@ def test_baseline_option_adds_the_relative_advisories(
     """--baseline: systolic more than 25 % over baseline is a low-priority advisory."""
     code, out, _ = _run(capsys, str(_recording(tmp_path)), "--json", "--baseline", "sbp=110")
     assert code == 0
-    low = [a for a in json.loads(out)["alarms"] if a["priority"] == "low"]
-    assert [(a["signal"], a["start_s"], a["end_s"]) for a in low] == [("sbp", 120.0, None)]
+    low = [a for a in json.loads(out)["alarms"] if a["signal"] == "sbp"]
+    assert [(a["priority"], a["start_s"], a["end_s"]) for a in low] == [("low", 120.0, None)]
 
 
 def test_json_reports_start_and_end_in_seconds_from_the_start(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    """start_s/end_s count from the first row; the rr alarm waits out its 30 s delay."""
+    """start_s/end_s count from the first row; the rr alarm waits out its 30 s delay, and
+    its end is when the condition cleared (120 s), not when the 30 s off-delay elapsed."""
     code, out, _ = _run(capsys, str(_recording(tmp_path)), "--json")
     assert code == 0
     report = json.loads(out)
@@ -183,6 +188,54 @@ def test_missing_files_fail_with_a_message(
 
 
 def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    """No PATH: argparse's usage error, returned rather than raised."""
+    """No PATH: argparse's usage error, returned rather than raised; PATH and --dir together
+    are refused the same way."""
     code, _, err = _run(capsys)
     assert code == 2 and "usage" in err
+    code, _, err = _run(capsys, str(MIMIC_CSV), "--dir", str(BIDMC))
+    assert code == 2 and "either PATH or --dir" in err
+
+
+BIDMC = Path(__file__).parent / "data" / "bidmc"
+
+
+def test_dir_reports_every_recording_and_the_totals(capsys: pytest.CaptureFixture[str]) -> None:
+    """--dir FOLDER: one report per recording, then totals engine vs naive per signal and
+    per priority (docs/alarms.md)."""
+    code, out, _ = _run(capsys, "--dir", str(BIDMC), "--json")
+    assert code == 0
+    body = json.loads(out)
+    names = [Path(r["path"]).name for r in body["recordings"]]
+    assert names == sorted(p.name for p in BIDMC.glob("*.csv"))
+    totals = body["totals"]
+    assert totals["recordings"] == 7
+    for side, key in (("engine", "alarms"), ("naive", "naive_alarms")):
+        items = [a for r in body["recordings"] for a in r[key]]
+        assert totals[side]["all"] == len(items)
+        assert totals[side]["by_signal"] == dict(Counter(a["signal"] for a in items))
+        assert totals[side]["by_priority"] == {
+            p: sum(a["priority"] == p for a in items) for p in ("high", "medium", "low")
+        }
+    assert totals["engine_vs_naive"] == round(totals["engine"]["all"] / totals["naive"]["all"], 3)
+    code, out, _ = _run(capsys, "--dir", str(BIDMC))
+    assert code == 0
+    assert out.count("Alarm report for ") == 7
+    assert "Totals over 7 recordings:" in out and "by priority" in out
+
+
+def test_dir_reads_wfdb_records_beside_csv_files(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A folder may hold WFDB records (named by their .hea) beside CSV files."""
+    for name in ("s00001-2896-10-10-00-31n.hea", "3975656n.dat"):
+        (tmp_path / name).write_bytes((MIMIC / name).read_bytes())
+    (tmp_path / "bidmc_21.csv").write_bytes((BIDMC / "bidmc_21_Numerics.csv").read_bytes())
+    code, out, _ = _run(capsys, "--dir", str(tmp_path), "--json")
+    assert code == 0
+    body = json.loads(out)
+    assert [Path(r["path"]).name for r in body["recordings"]] == [
+        "bidmc_21.csv",
+        "s00001-2896-10-10-00-31n",
+    ]
+    code, _, err = _run(capsys, "--dir", str(tmp_path / "nothing"))
+    assert code == 1 and "alarm-report:" in err

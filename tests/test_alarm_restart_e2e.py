@@ -1,5 +1,5 @@
-"""Alarm state across time and restarts (issue 3: state survives a monitor restart;
-contract: a silent device raises a technical alarm after 10 s)."""
+"""Alarm state across time and restarts (docs/reliability.md: state survives a monitor restart;
+docs/protocol.md: a silent device raises a technical alarm after 10 s)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Backpressure (issue 7; docs/reliability.md): a panel that stops reading must not slow
+"""Backpressure (docs/reliability.md): a panel that stops reading must not slow
 ingest or the other panels. Each panel has a bounded queue; the laggard is dropped with a
 reason instead."""
 

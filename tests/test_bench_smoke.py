@@ -10,7 +10,7 @@ from tests.conftest import ROOT
 
 
 def test_quick_ingest_bench_prints_a_table_with_a_ratio_to_its_baseline() -> None:
-    """Issue 8: every figure stands beside its same-run baseline, as a ratio."""
+    """docs/performance.md: every figure stands beside its same-run baseline, as a ratio."""
     out = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--only", "ingest"],
         cwd=ROOT,

@@ -141,7 +141,7 @@ def test_feed_going_down_schedules_the_technical_tone(panel: PanelProcess, page:
     physiological one, and the panel recovers when the network does."""
     open_ward(page, panel.url)
     enable_sound(page)
-    # The network between browser and monitor fails: every feed connection is refused.
+    # The network between browser and panel fails: every feed connection is refused.
     network = {"up": False}
 
     def feed_route(ws: Any) -> None:
@@ -150,7 +150,7 @@ def test_feed_going_down_schedules_the_technical_tone(panel: PanelProcess, page:
         else:
             ws.close(code=1011)
 
-    page.route_web_socket("**/ws/feed*", feed_route)
+    page.route_web_socket("**/panel/feed*", feed_route)
     page.evaluate("window.vigil.reconnect()")
     page.wait_for_function("document.body?.dataset?.feed === 'down'", timeout=3000)
     page.wait_for_function("window.vigil.audio.some(e => e.kind === 'technical')", timeout=3000)
@@ -349,7 +349,7 @@ def test_slow_html_report_still_opens_with_the_popup_blocker_on(
 def test_hl7_pcd01_cuff_reading_shows_on_its_tile_as_old_with_its_age(
     server_factory: Any, browser: Any, tmp_path: Path
 ) -> None:
-    """A PCD-01 message sent over MLLP reaches its bed's tile (111/60 (80), pulse 63); measured
+    """A PCD-01 message sent over MLLP reaches its bed's tile (111/60 (80), PR 63); measured
     in 2011, it is shown stale with its age, never as a current value (clinical §4)."""
     hl7_port = free_port()
     monitor = server_factory(args=["--hl7-port", str(hl7_port)])
@@ -374,9 +374,13 @@ def test_hl7_pcd01_cuff_reading_shows_on_its_tile_as_old_with_its_age(
             f"document.getElementById('tile-{bed}-bp-value')?.textContent === '111/60 (80)'",
             timeout=3000,
         )
-        assert page.text_content(f"#tile-{bed}-hr-value") == "63"
+        # The gateway's pulse rate (MDC 149546, from the cuff) is a pulse rate, not the ECG
+        # heart rate: shown small beside HR, greyed as old (docs/panel.md).
+        assert page.text_content(f"#tile-{bed}-hr-value") == "--"
+        assert page.text_content(f"#tile-{bed}-pr-value") == "PR 63"
+        assert page.get_attribute(f"#tile-{bed}-pr-value", "data-stale") == "true"
         years = time.gmtime().tm_year - 2011
-        for vital in ("bp", "hr"):
+        for vital in ("bp",):
             assert page.get_attribute(f"#tile-{bed}-{vital}", "data-stale") == "true"
             age = page.text_content(f"#tile-{bed}-{vital}-age") or ""
             assert age in (f"{years} y", f"{years - 1} y"), age

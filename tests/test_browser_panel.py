@@ -59,6 +59,23 @@ def test_device_reading_appears_on_its_tile_within_two_seconds(
     assert page.get_attribute(f"#tile-{bed}", "data-feed") == "up"
 
 
+def test_pulse_rate_shows_small_beside_hr_as_it_arrives(
+    sqlite_server: MonitorProcess, panel: PanelProcess, page: Any, device_factory: Any
+) -> None:
+    """docs/panel.md: a pulse rate from the device shows as "PR 64" inside the HR vital."""
+    bed = unique("bed")
+    device = device_factory(bed)
+    login(page, panel.url)
+    page.wait_for_selector(f"#tile-{bed}")
+    wait_feed_up(page)
+    assert page.text_content(f"#tile-{bed}-pr-value") == ""
+    assert device.send({"hr": 77, "pr": 64, "spo2": 96})["type"] == "ack"
+    page.wait_for_function(
+        f"document.getElementById('tile-{bed}-pr-value')?.textContent === 'PR 64'", timeout=2000
+    )
+    assert page.text_content(f"#tile-{bed}-hr-value") == "77"
+
+
 def test_sustained_low_spo2_flashes_red_and_panel_ack_reaches_the_monitor(
     sqlite_server: MonitorProcess, panel: PanelProcess, page: Any, device_factory: Any
 ) -> None:

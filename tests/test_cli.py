@@ -86,6 +86,39 @@ def test_add_user_reads_the_password_from_stdin_and_can_log_in(
     assert short.returncode != 0
 
 
+def test_disable_and_enable_user_name_a_user_or_refuse_clearly(tmp_path: Path) -> None:
+    """disable-user / enable-user change an existing user (audited); an unknown name is an
+    error that says so, and a second add-user of a name needs --reset (docs/security.md)."""
+    db = f"sqlite:///{tmp_path / 'v.db'}"
+    assert (
+        cli("add-user", "rita", "--role", "nurse", "--db", db, stdin="pw-rita-123\n").returncode
+        == 0
+    )
+    again = cli("add-user", "rita", "--role", "admin", "--db", db, stdin="pw-rita-456\n")
+    assert again.returncode != 0 and "--reset" in again.stderr and "Traceback" not in again.stderr
+    r = cli("disable-user", "rita", "--db", db)
+    assert r.returncode == 0 and "disabled" in r.stderr, r.stderr
+    assert cli("enable-user", "rita", "--db", db).returncode == 0
+    missing = cli("disable-user", "nobody", "--db", db)
+    assert missing.returncode != 0 and "no user nobody" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+    async def actions() -> list[tuple[str, str]]:
+        from monitor.db.store import Store
+
+        store = await Store.open(db)
+        try:
+            return [(e["action"], e["target"]) for e in await store.audit_entries()]
+        finally:
+            await store.close()
+
+    import asyncio
+
+    done = asyncio.run(actions())
+    assert {("user_add", "rita"), ("user_disable", "rita"), ("user_enable", "rita")} <= set(done)
+    assert ("user_reset", "rita") not in done
+
+
 async def test_retention_drops_only_readings_older_than_the_period(server_factory) -> None:  # type: ignore[no-untyped-def]
     """VIGIL_RETENTION_DAYS: readings measured before the period go, newer ones stay."""
     import time

@@ -1,4 +1,4 @@
-"""House rules that CI enforces: ruff lint and format, mypy on monitor/ (DEVELOPERS.md)."""
+"""House rules that CI enforces: ruff lint and format, mypy on monitor/ (README.md, Development)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""docker-compose.yml for the multi-instance deployment (issue 8): it validates, refuses to run
-without its secrets, and wires PostgreSQL, Redis, two monitors, the panel and a demo ward
-with healthchecks and healthy-first start order.
+"""docker-compose.yml for the multi-instance deployment (docs/deployment.md): it validates,
+refuses to run without its secrets, and wires PostgreSQL, Redis, two monitors, the panel, a
+demo ward and the TLS proxy with healthchecks and healthy-first start order; only the proxy
+publishes a port.
 
 There is no Docker engine here: `docker compose config` (or the standalone docker-compose
 1.29.2 from PyPI, a dev dependency) validates the file without one.
@@ -107,8 +108,9 @@ def test_compose_starts_each_service_after_its_dependencies_are_healthy(
 ) -> None:
     """Servers have healthchecks; dependants wait for service_healthy (init: completed)."""
     services = resolved["services"]
-    assert set(services) >= {"postgres", "redis", "monitor-a", "monitor-b", "panel", "simulator"}
-    for name in ("postgres", "redis", "monitor-a", "monitor-b", "panel", "simulator"):
+    names = ("postgres", "redis", "monitor-a", "monitor-b", "panel", "simulator", "proxy")
+    assert set(services) >= set(names)
+    for name in names:
         assert services[name]["healthcheck"]["test"], name
     for name, svc in services.items():
         for dep, cond in svc.get("depends_on", {}).items():
@@ -128,7 +130,7 @@ def test_compose_panel_and_demo_ward_use_the_documented_commands(resolved: dict[
     assert panel[:3] == ["python", "-m", "dashboard"]
     assert panel[panel.index("--monitor-url") + 1].startswith("http://monitor-")
     assert panel[panel.index("--port") + 1] == "8050"
-    assert any(p["target"] == 8050 for p in services["panel"]["ports"])
+    assert not services["panel"].get("ports")  # reached through the proxy only
     sim = services["simulator"]["command"]
     assert sim[:4] == ["python", "-m", "simulators", "demo"]
     assert sim[sim.index("--url") + 1].startswith("ws://monitor-")
@@ -144,3 +146,95 @@ def test_dockerfile_builds_one_image_that_serves_the_monitor() -> None:
     assert '"monitor", "serve"' in text
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".git", ".venv", "data"} <= set(ignored)
+
+
+def test_only_the_tls_proxy_publishes_a_port(resolved: dict[str, Any]) -> None:
+    """Nothing patient-related is reachable in clear: the proxy's 443 is the one published
+    port; monitors, panel, database and Redis talk on the internal network only."""
+    services = resolved["services"]
+    published = {name: svc["ports"] for name, svc in services.items() if svc.get("ports")}
+    assert set(published) == {"proxy"}, published
+    assert [p["target"] for p in published["proxy"]] == [443]
+
+
+def test_the_proxy_is_caddy_with_the_repos_caddyfile_in_front_of_panel_api_and_feed(
+    resolved: dict[str, Any],
+) -> None:
+    """A maintained Caddy image reads deploy/Caddyfile, waits for healthy monitors and panel,
+    and the monitors believe X-Forwarded-For only from the proxy's and the panel's fixed
+    addresses (docs/security.md)."""
+    services = resolved["services"]
+    proxy = services["proxy"]
+    assert proxy["image"].startswith("caddy:2")
+    mounts = dict(_mount(v) for v in proxy["volumes"])
+    assert mounts["/etc/caddy/Caddyfile"] == (ROOT / "deploy" / "Caddyfile", True)
+    assert set(proxy["depends_on"]) == {"monitor-a", "monitor-b", "panel"}
+    proxy_ip = proxy["networks"]["vigil"]["ipv4_address"]
+    panel_ip = services["panel"]["networks"]["vigil"]["ipv4_address"]
+    for m in ("monitor-a", "monitor-b"):
+        cmd = services[m]["command"]
+        trusted = cmd[cmd.index("--forwarded-allow-ips") + 1].split(",")
+        assert sorted(trusted) == sorted([proxy_ip, panel_ip]), m
+    panel = services["panel"]["command"]
+    assert panel[panel.index("--forwarded-allow-ips") + 1] == proxy_ip
+    # init may run again on the next `up`: re-adding its users must say --reset.
+    script = services["init"]["command"][-1]
+    adds = [line for line in script.splitlines() if "monitor add-user" in line]
+    assert len(adds) == 3 and all(line.endswith("--reset") for line in adds), adds
+
+
+def _mount(v: Any) -> tuple[str, tuple[Path, bool]]:
+    """target -> (source, read-only), from Compose v2's long or docker-compose 1.x's short form."""
+    if isinstance(v, dict):
+        return v["target"], (Path(v["source"]), bool(v.get("read_only")))
+    source, target, *mode = str(v).split(":")
+    return target, (Path(source), mode == ["ro"])
+
+
+def caddy_validate(env: dict[str, str], home: Path) -> subprocess.CompletedProcess[str]:
+    caddy = shutil.which("caddy")
+    assert caddy, "caddy is not installed: run `make proxy-tool` (Debian's caddy package)"
+    clean = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        **env,
+    }
+    return subprocess.run(
+        [caddy, "validate", "--adapter", "caddyfile", "--config", str(ROOT / "deploy/Caddyfile")],
+        capture_output=True,
+        text=True,
+        env=clean,
+        timeout=60,
+    )
+
+
+def test_the_caddyfile_validates_for_the_demo_and_refuses_a_missing_clinic_certificate(
+    tmp_path: Path,
+) -> None:
+    """`caddy validate` accepts deploy/Caddyfile with the demo's internal CA, and with the
+    clinic's own certificate files; it refuses to start when those files are missing."""
+    r = caddy_validate({}, tmp_path)
+    assert r.returncode == 0, r.stderr
+    cert, key = make_certificate(tmp_path, "vigil.clinic.example")
+    r = caddy_validate(
+        {"VIGIL_SITE": "vigil.clinic.example", "VIGIL_TLS": f"{cert} {key}"}, tmp_path
+    )
+    assert r.returncode == 0, r.stderr
+    r = caddy_validate({"VIGIL_TLS": f"{tmp_path}/none.pem {tmp_path}/none-key.pem"}, tmp_path)
+    assert r.returncode != 0 and "none.pem" in r.stderr
+
+
+def make_certificate(directory: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for ``name``, as a clinic's own would be given to Caddy."""
+    cert, key = directory / "fullchain.pem", directory / "privkey.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+        + ["-nodes", "-days", "1", "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key

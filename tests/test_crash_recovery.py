@@ -1,4 +1,4 @@
-"""Crash recovery (issue 7; contract: ack only once durably stored, a resent seq is stored
+"""Crash recovery (docs/reliability.md; ack only once durably stored, a resent seq is stored
 once, alarms survive a restart). Fifty simulated beds stream readings; the monitor is
 killed with SIGKILL mid-stream and started again; the devices reconnect and resend what
 was not acknowledged. On SQLite and on PostgreSQL."""

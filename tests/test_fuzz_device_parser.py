@@ -1,4 +1,4 @@
-"""Property-based fuzzing of the device frame parser (issue 7: hostile input; contract:
+"""Property-based fuzzing of the device frame parser (docs/reliability.md: hostile input; docs/protocol.md:
 device websocket). Near-valid messages, a valid reading or heartbeat with a few mutations,
 reach deep into the validation; an oracle written from the contract's wording says which
 rules each breaks. The parser must accept exactly the frames that break none, refuse the

@@ -1,4 +1,4 @@
-"""Hostile input at the REST and feed doors (issue 7). NaN and Infinity as raw JSON tokens
+"""Hostile input at the REST and feed doors (docs/reliability.md). NaN and Infinity as raw JSON tokens
 and as strings, NUL characters, numbers past 64 bits or past infinity, lone surrogates and
 wrong types are refused with 4xx and leave nothing stored; a panel's own garbage is ignored
 and an oversized frame from it closes only that panel. Runs on SQLite and PostgreSQL (whose

@@ -1,4 +1,4 @@
-"""Hostile input at the device door (issue 7; contract: device websocket, error codes).
+"""Hostile input at the device door (docs/reliability.md; docs/protocol.md: device websocket, error codes).
 
 A corpus of a few hundred bad frames, built as a table of field mutations x values plus raw
 texts, goes down one authenticated connection while another device keeps sending: each bad

@@ -297,10 +297,32 @@ def test_first_visit_straight_to_a_bed_page_gets_the_feed_client() -> None:
 
     app = create_app(PanelSettings(monitor_url="http://127.0.0.1:9"))
     config = find(app.layout, "vigil-config")
-    assert attr(config, "data-feed-port") == "9"
+    assert attr(config, "data-feed-path") == "/panel/feed"
     with TestClient(app.server) as client:
         index = client.get("/bed/bed-1").text
         assert "vigil.js" in index and "vigil.css" in index
         assert "feed" in client.get("/assets/vigil.js").text
         # Command endpoints refuse to forward without the user's token.
         assert client.post("/panel/api/alarms/a1/ack").status_code == 401
+
+
+def test_pulse_rate_is_shown_small_beside_hr_and_greyed_when_stale() -> None:
+    """docs/panel.md: the pulse rate beside HR ("PR 62"), greyed after 10 s, or after 15 min
+    when it came with a cuff reading; blank when none was measured."""
+    bed = make_bed(
+        latest={
+            "hr": {"value": 80, "ts": to_rfc3339(T0 - 1), "age_s": 1},
+            "pr": {"value": 62, "ts": to_rfc3339(T0 - 1), "age_s": 1},
+        }
+    )
+    t = layout.tile(bed, T0)
+    assert find(t, "tile-bed-1-hr-value").children == "80"
+    pr = find(t, "tile-bed-1-pr-value")
+    assert (pr.children, attr(pr, "data-stale")) == ("PR 62", "false")
+    old = make_bed(latest={"pr": {"value": 62, "ts": to_rfc3339(T0 - 30), "age_s": 30}})
+    pr = find(layout.tile(old, T0), "tile-bed-1-pr-value")
+    assert (pr.children, attr(pr, "data-stale")) == ("PR 62", "true")
+    cuff = {"value": 63, "ts": to_rfc3339(T0 - 300), "age_s": 300, "source": "nibp"}
+    pr = find(layout.tile(make_bed(latest={"pr": cuff}), T0), "tile-bed-1-pr-value")
+    assert (pr.children, attr(pr, "data-stale")) == ("PR 63", "false")
+    assert find(layout.tile(make_bed(), T0), "tile-bed-1-pr-value").children == ""

@@ -48,12 +48,24 @@ def _accepted_by_protocol(r: RecordedReading) -> bool:
     return True
 
 
+def _folded(row: Row) -> Row:
+    """A WFDB row as numerics.csv was made: the pulse fills HR where HR has no value."""
+    values = {k: v for k, v in row.values.items() if k != "pr"}
+    if "hr" not in values and "pr" in row.values:
+        values["hr"] = row.values["pr"]
+    return Row(row.t, dict(sorted(values.items())), row.rejected)
+
+
 def test_wfdb_record_reads_exactly_as_the_shipped_csv() -> None:
-    """The WFDB mapping (HR else PULSE, arterial else cuff, 0 = missing) equals numerics.csv."""
+    """The WFDB mapping (HR, PULSE as pr, arterial else cuff, 0 = missing) equals numerics.csv
+    once the pulse fills the HR gaps, as numerics.csv was made (docs/simulators.md)."""
     from_csv = load_rows(MIMIC_CSV)
     from_wfdb = load_rows(MIMIC_WFDB)
     assert len(from_csv) == 1936
-    assert from_csv == from_wfdb
+    assert [Row(r.t, dict(sorted(r.values.items())), r.rejected) for r in from_csv] == [
+        _folded(r) for r in from_wfdb
+    ]
+    assert sum("pr" in r.values for r in from_wfdb) == 1573  # the pulse kept as its own signal
 
 
 def test_wfdb_record_path_may_name_the_header_file() -> None:
@@ -167,7 +179,7 @@ def test_readings_at_row_times_give_back_every_row() -> None:
         ("0,60,,,,,\n0,61,,,,,\n", "strictly increase"),
         ("0,sixty,,,,,\n", "not a number"),
         ("0,60,,,\n", "columns"),
-        (",60,,,,,\n", "t_seconds is required"),
+        (",60,,,,,\n", "the time is required"),
     ],
 )
 def test_malformed_csv_is_refused_with_its_line(tmp_path: Path, body: str, message: str) -> None:
@@ -176,11 +188,64 @@ def test_malformed_csv_is_refused_with_its_line(tmp_path: Path, body: str, messa
         load_rows(_csv(tmp_path, body))
 
 
+BIDMC = Path(__file__).parent / "data" / "bidmc"
+
+
+def test_bidmc_numerics_are_read_as_released() -> None:
+    """BIDMC header with leading spaces, -0 as the first time, NaN = not measured; HR, PULSE,
+    RESP, SpO2 become hr, pr, rr, spo2 (docs/simulators.md)."""
+    rows = load_rows(BIDMC / "bidmc_05_Numerics.csv")
+    assert len(rows) == 481
+    assert rows[0] == Row(0.0, {"hr": 98.0, "pr": 98.0, "rr": 10.0, "spo2": 99.0})
+    assert str(rows[0].t) == "0.0"  # not -0.0
+    # Rows 139-144 have NaN in PULSE and SpO2: those values are absent, the rest kept.
+    assert rows[139].values == {"hr": 97.0, "rr": 10.0}
+    assert rows[145].values == {"hr": 97.0, "pr": 98.0, "rr": 10.0, "spo2": 97.0}
+    readings = expand(rows)
+    assert len(readings) == 481 and all(_accepted_by_protocol(r) for r in readings)
+    # Row 207-210 of bidmc_27: the ECG HR is NaN while the pulse goes on.
+    rows27 = load_rows(BIDMC / "bidmc_27_Numerics.csv")
+    assert [("hr" in r.values, "pr" in r.values) for r in rows27[206:212]] == [
+        (True, True),
+        (False, True),
+        (False, True),
+        (False, True),
+        (False, True),
+        (True, True),
+    ]
+
+
+def test_every_shipped_bidmc_record_reads_as_eight_minutes_at_1_hz() -> None:
+    """The seven shipped records: 481 rows a second apart, every value accepted."""
+    files = sorted(BIDMC.glob("*.csv"))
+    assert len(files) == 7
+    for path in files:
+        rows = load_rows(path)
+        assert [r.t for r in rows] == [float(i) for i in range(481)], path
+        assert dropped(rows) == [], path
+
+
+def test_contract_csv_may_carry_a_pr_column(tmp_path: Path) -> None:
+    """An optional pr column anywhere after t_seconds (docs/simulators.md)."""
+    path = tmp_path / "pr.csv"
+    path.write_text("t_seconds,hr,pr,sbp,dbp,map,spo2,rr\n0,80,62,,,,97,\n1,,63,,,,,14\n")
+    assert [r.values for r in load_rows(path)] == [
+        {"hr": 80.0, "pr": 62.0, "spo2": 97.0},
+        {"pr": 63.0, "rr": 14.0},
+    ]
+    path.write_text("t_seconds,hr,sbp,dbp,map,spo2,rr,pr\n0,80,,,,97,,61\n")
+    assert load_rows(path)[0].values == {"hr": 80.0, "spo2": 97.0, "pr": 61.0}
+
+
 def test_wrong_header_and_missing_file_are_refused(tmp_path: Path) -> None:
     """Only the contract's header is a recording; a missing PATH says so."""
     bad = tmp_path / "bad.csv"
     bad.write_text("t,hr\n0,60\n")
     with pytest.raises(ValueError, match="header"):
         load_rows(bad)
+    for header in ("t_seconds,hr,pr,pr,sbp,dbp,map,spo2,rr", "Time [s], HR, PULSE, SpO2"):
+        bad.write_text(header + "\n")
+        with pytest.raises(ValueError, match="header"):
+            load_rows(bad)
     with pytest.raises(FileNotFoundError):
         load_rows(tmp_path / "nothing-here")

@@ -24,7 +24,8 @@ def as_dict(reading: object) -> dict[str, object]:
 
 
 def test_header_names_the_columns_in_contract_order() -> None:
-    """Columns: ts RFC 3339, device_id, seq, source, hr, spo2, rr, sbp, dbp, map."""
+    """Columns: ts RFC 3339, device_id, seq, source, hr, spo2, rr, sbp, dbp, map, then pr
+    (pulse rate, added last so the others keep their places)."""
     text = report_csv(make_session_json(), [])
     assert text.splitlines() == [",".join(CSV_COLUMNS)]
     assert CSV_COLUMNS == (
@@ -38,6 +39,7 @@ def test_header_names_the_columns_in_contract_order() -> None:
         "sbp",
         "dbp",
         "map",
+        "pr",
     )
 
 
@@ -50,9 +52,9 @@ def test_every_reading_is_a_row_oldest_first_with_blank_for_not_measured() -> No
     rows = rows_of(report_csv(make_session_json(), readings))
     assert rows == [
         {"ts": "2026-09-21T14:13:20.250Z", "device_id": "dev-1", "seq": "1", "source": "",
-         "hr": "78", "spo2": "97.5", "rr": "", "sbp": "", "dbp": "", "map": ""},
+         "hr": "78", "spo2": "97.5", "rr": "", "sbp": "", "dbp": "", "map": "", "pr": ""},
         {"ts": "2026-09-21T14:13:50.000Z", "device_id": "dev-1", "seq": "2", "source": "nibp",
-         "hr": "", "spo2": "", "rr": "", "sbp": "128", "dbp": "82", "map": "97"},
+         "hr": "", "spo2": "", "rr": "", "sbp": "128", "dbp": "82", "map": "97", "pr": ""},
     ]  # fmt: skip
 
 

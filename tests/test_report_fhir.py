@@ -54,7 +54,7 @@ def test_bundle_is_a_valid_r4_collection_with_patient_and_encounter() -> None:
 
 
 def test_each_continuous_value_is_an_observation_with_loinc_and_ucum() -> None:
-    """clinical.md §6: hr 8867-4 /min, spo2 2708-6 %, rr 9279-1 /min, category vital-signs."""
+    """docs/integration.md: hr 8867-4 /min, spo2 2708-6 %, rr 9279-1 /min, category vital-signs."""
     bundle = export([make_reading({"hr": 78.0, "spo2": 97.5, "rr": 14.0}, ts=T0 + 1, seq=3)])
     got = {
         loinc(o): (
@@ -131,6 +131,7 @@ def test_any_stored_readings_export_to_a_valid_bundle_with_every_value(
         exported += [(p["code"]["coding"][0]["code"], p["valueQuantity"]["value"]) for p in parts]
     codes = {
         "hr": "8867-4",
+        "pr": "8889-8",
         "spo2": "2708-6",
         "rr": "9279-1",
         "sbp": "8480-6",
@@ -139,3 +140,15 @@ def test_any_stored_readings_export_to_a_valid_bundle_with_every_value(
     }
     expected = [(codes[k], v) for values in value_sets for k, v in values.items()]
     assert sorted(exported) == sorted(expected)
+
+
+def test_pulse_rate_is_loinc_8889_8_and_still_a_heart_rate_vital_sign() -> None:
+    """docs/integration.md: pr is 8889-8 "Heart rate by Pulse oximetry" /min, with 8867-4 as
+    a second coding so the R4 heart-rate profile holds; hr stays 8867-4 alone."""
+    bundle = export([make_reading({"hr": 80.0, "pr": 62.0}, ts=T0 + 1, seq=3)])
+    by_value = {o["valueQuantity"]["value"]: o for o in observations(bundle)}
+    pulse, heart = by_value[62.0], by_value[80.0]
+    assert [c["code"] for c in pulse["code"]["coding"]] == ["8889-8", "8867-4"]
+    assert pulse["code"]["text"] == "Heart rate by Pulse oximetry"
+    assert pulse["valueQuantity"]["code"] == "/min"
+    assert [c["code"] for c in heart["code"]["coding"]] == ["8867-4"]

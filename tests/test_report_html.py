@@ -249,3 +249,16 @@ def test_alarm_dicts_from_the_api_are_accepted() -> None:
     }  # fmt: skip
     page = render(alarms=[api_alarm])
     assert "1 min 05 s" in row_text(page, "14:20:00")
+
+
+def test_pulse_rate_has_its_own_row_and_line_beside_heart_rate() -> None:
+    """A session with a pulse rate: a "Pulse rate" statistics row (/min) and a line on the
+    heart-rate chart in its own colour; nothing breaks (docs/integration.md)."""
+    with_pr = [
+        make_reading({"hr": 70.0, "pr": 50.0 + i, "spo2": 97.0}, ts=T0 + 300 * i, seq=200 + i)
+        for i in range(5)
+    ]
+    page = render(readings=readings() + with_pr)
+    assert "Pulse rate" in page
+    assert "#7cb342" in page  # the pulse-rate line
+    assert "Pulse rate" not in render()  # only when measured

@@ -1,4 +1,4 @@
-"""The pure session model (contract: sessions and their events; clinical.md §1 phases)."""
+"""The pure session model (docs/protocol.md: sessions, their events and phases)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Property tests of the simulated patients' physiology (clinical.md sections 1-2)."""
+"""Property tests of the simulated patients' physiology (docs/simulators.md)."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ def test_hypertensive_surges_are_a_minority_and_reach_the_alarm_range() -> None:
 
 
 def test_calm_patients_stay_out_of_alarm_limits_all_session() -> None:
-    """Without a surge the true curves stay inside the default medium limits (clinical.md 3)."""
+    """Without a surge the true curves stay inside the default medium limits (docs/alarms.md)."""
     t = np.arange(0, TL.end, 1.0)
     for p in CALM:
         v = vitals(p, TL, t)

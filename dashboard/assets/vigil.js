@@ -1,11 +1,12 @@
 /*
  * Vigil panel: live feed client.
  *
- * The browser talks to the monitor's feed websocket directly (ws://MONITOR/ws/feed?token=…)
- * and repaints the tiles the server rendered (same ids, see docs/panel.md). It reconnects
+ * The browser opens the live feed on the panel's own origin (/panel/feed), which the panel
+ * server relays from the monitor's with the user's token: the token never reaches this page,
+ * only an HttpOnly session cookie does (docs/security.md). It repaints the tiles the server rendered (same ids, see docs/panel.md). It reconnects
  * forever with backoff, and when the feed is closed or silent for more than 5 s (pings come
  * every 2 s) every tile says CONNECTION LOST, values are greyed and a technical tone sounds:
- * a central display that loses its data must say so loudly (IEC 60601-1-8, clinical.md §4).
+ * a central display that loses its data must say so loudly (IEC 60601-1-8, docs/panel.md).
  *
  * Test hooks: window.vigil.state, document.body.dataset.feed ("up"|"down"),
  * window.vigil.tones (last tones due, sound on or off: {kind, loud, at, bed, alarm}) and
@@ -16,14 +17,15 @@
 
   var SILENCE_MS = 5000;
   var YEAR_S = 365.25 * 86400;
-  var STALE_S = { hr: 10, spo2: 10, rr: 10, sbp: 900, dbp: 900, map: 900 };
+  var STALE_S = { hr: 10, pr: 10, spo2: 10, rr: 10, sbp: 900, dbp: 900, map: 900 };
   var RANK = { low: 1, medium: 2, high: 3 };
   var TRACE = { hr: 0, spo2: 1, rr: 2, sbp: 3, dbp: 4, map: 5 };
   var MAX_POINTS = 12000;
   var LABEL = { hr: "HR", spo2: "SpO2", rr: "RR", sbp: "SYS", dbp: "DIA", map: "MAP" };
 
   var S = {
-    token: null,
+    user: null, // who is logged in (a name, not a secret); null: nobody
+    session: "", // the tag of this tab's panel session (not a secret), sent with every command
     path: "/",
     ws: null,
     gen: 0,
@@ -114,7 +116,7 @@
       var e = latest[k] || {};
       var ts = parseTs(e.ts);
       if (ts === null && typeof e.age_s === "number") ts = serverNow() - e.age_s * 1000;
-      bed.latest[k] = { value: e.value, ts: ts, device_id: e.device_id };
+      bed.latest[k] = { value: e.value, ts: ts, device_id: e.device_id, source: e.source };
     });
     (b.alarms || []).forEach(function (a) {
       if (isActive(a)) bed.alarms[a.id] = a;
@@ -237,6 +239,16 @@
       setText(byId("tile-" + bed.id + "-" + key + "-age"), stale && age !== null ? fmtAge(age) : "");
     }
     setText(byId("tile-" + bed.id + "-" + key + "-value"), value);
+    if (key === "hr") {
+      // The pulse rate, small beside HR, greyed when stale; a cuff's pulse is as current as
+      // its cuff reading (layout.pulse_text, layout.pulse_stale).
+      var p = bed.latest.pr;
+      var pEl = byId("tile-" + bed.id + "-pr-value");
+      var pAge = p && p.ts !== null ? (serverNow() - p.ts) / 1000 : null;
+      var pLimit = p && p.source === "nibp" ? STALE_S.sbp : STALE_S.pr;
+      setText(pEl, p ? "PR " + fmtValue(p.value) : "");
+      setAttr(pEl, "data-stale", p && (pAge === null || pAge > pLimit) ? "true" : "false");
+    }
     setAttr(el, "data-alarm", level || "none");
   }
 
@@ -316,7 +328,7 @@
           ? S.degraded.length
             ? "Live \u2013 MONITOR DEGRADED: " + S.degraded.join(", ")
             : "Live"
-          : S.token
+          : S.user
           ? "CONNECTION TO MONITOR LOST \u2013 values are NOT live (" + fmtAge((Date.now() - S.downSince) / 1000) + "); reconnecting\u2026"
           : "Not logged in"
       );
@@ -517,11 +529,11 @@
 
   function feedUrl() {
     var cfg = byId("vigil-config");
-    var explicit = cfg && cfg.getAttribute("data-feed-url");
-    if (explicit) return explicit;
-    var port = (cfg && cfg.getAttribute("data-feed-port")) || "8000";
-    var scheme = (cfg && cfg.getAttribute("data-feed-scheme")) || (location.protocol === "https:" ? "wss" : "ws");
-    return scheme + "://" + location.hostname + ":" + port + "/ws/feed";
+    var path = (cfg && cfg.getAttribute("data-feed-path")) || "/panel/feed";
+    return (
+      (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path +
+      "?session=" + encodeURIComponent(S.session)
+    );
   }
 
   function setDown() {
@@ -551,7 +563,7 @@
         Object.keys(msg.values || {}).forEach(function (k) {
           var cur = bed.latest[k];
           if (!cur || cur.ts === null || ts === null || ts >= cur.ts) {
-            bed.latest[k] = { value: msg.values[k], ts: ts, device_id: msg.device_id };
+            bed.latest[k] = { value: msg.values[k], ts: ts, device_id: msg.device_id, source: msg.source };
           }
         });
         paintBed(bed);
@@ -607,7 +619,7 @@
   }
 
   function scheduleReconnect() {
-    if (!S.token || S.retryTimer) return;
+    if (!S.user || S.retryTimer) return;
     var base = Math.min(5000, 500 * Math.pow(2, S.attempts));
     S.attempts = Math.min(S.attempts + 1, 10);
     var delay = base * (0.75 + Math.random() * 0.5);
@@ -619,11 +631,11 @@
 
   function connect() {
     disconnect();
-    if (!S.token) return;
+    if (!S.user) return;
     var gen = S.gen;
     var ws;
     try {
-      ws = new WebSocket(feedUrl() + "?token=" + encodeURIComponent(S.token));
+      ws = new WebSocket(feedUrl());
     } catch (e) {
       scheduleReconnect();
       return;
@@ -645,22 +657,38 @@
       }
       handle(msg);
     };
-    ws.onclose = function () {
+    ws.onclose = function (ev) {
       if (gen !== S.gen) return;
       S.connected = false;
       S.ws = null;
+      if (ev && ev.code === 1008) {
+        // The monitor refused the login (logged out, expired, user disabled): retrying
+        // cannot work. Back to the login page, saying why.
+        loginEnded();
+        return;
+      }
       setDown();
       scheduleReconnect();
     };
   }
 
+  function loginEnded() {
+    S.user = null;
+    disconnect();
+    if (window.dash_clientside && window.dash_clientside.set_props) {
+      window.dash_clientside.set_props("auth", { data: { ended: true } });
+    }
+  }
+
   function setContext(auth, pathname) {
     S.path = pathname || "/";
-    var token = auth && auth.token ? auth.token : null;
-    if (token !== S.token) {
-      S.token = token;
+    var user = auth && auth.username ? auth.username : null;
+    var session = (auth && auth.session) || "";
+    if (user !== S.user || session !== S.session) {
+      S.user = user;
+      S.session = session;
       S.attempts = 0;
-      if (token) connect();
+      if (user) connect();
       else disconnect();
     }
     [50, 300, 1000].forEach(function (ms) {
@@ -732,14 +760,14 @@
 
   function soundTick(immediate) {
     var now = Date.now();
-    if (S.token && !S.feedUp) {
+    if (S.user && !S.feedUp) {
       if (now - S.sound.techLast >= 10000) {
         S.sound.techLast = now;
         play("technical", false);
       }
       return;
     }
-    if (S.token && S.degraded.length && now - S.sound.techLast >= 10000) {
+    if (S.user && S.degraded.length && now - S.sound.techLast >= 10000) {
       // A degraded monitor sounds the technical tone too; patient alarms still sound below.
       S.sound.techLast = now;
       play("technical", false);
@@ -781,11 +809,12 @@
   }
 
   // --- commands (same-origin panel endpoints forward to the monitor with the token) ------
+  // The session cookie goes with them (same origin); the panel server adds the token.
 
   function post(path, body) {
     return fetch(path, {
       method: "POST",
-      headers: { Authorization: "Bearer " + S.token, "Content-Type": "application/json" },
+      headers: { "Content-Type": "application/json", "X-Vigil-Session": S.session },
       body: JSON.stringify(body || {}),
     });
   }
@@ -837,7 +866,8 @@
       if (win) win.document.title = "Loading report\u2026";
     }
     fetch("/panel/api/sessions/" + encodeURIComponent(sid) + "/report/" + kind, {
-      headers: { Authorization: "Bearer " + S.token },
+      credentials: "same-origin",
+      headers: { "X-Vigil-Session": S.session },
     })
       .then(function (r) {
         if (!r.ok) throw new Error("HTTP " + r.status);
@@ -891,7 +921,7 @@
   // --- watchdog and ticker -----------------------------------------------------------------
 
   setInterval(function () {
-    if (S.token && S.connected && Date.now() - S.lastMsg > SILENCE_MS) {
+    if (S.user && S.connected && Date.now() - S.lastMsg > SILENCE_MS) {
       // Silent feed: treat as lost and force a fresh connection.
       setDown();
       if (S.ws) {
@@ -902,7 +932,7 @@
         }
       }
     }
-    if (S.token && !S.connected && !S.ws && !S.retryTimer) scheduleReconnect();
+    if (S.user && !S.connected && !S.ws && !S.retryTimer) scheduleReconnect();
     repaintAll();
     soundTick(false);
   }, 1000);

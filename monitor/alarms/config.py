@@ -23,6 +23,9 @@ DIRECTIONS: Final = ("low", "high")
 PRIORITIES: Final = ("low", "medium", "high")
 
 PriorityName = Literal["low", "medium", "high"]
+# Pulse rate has no limits of its own: the heart-rate limits judge whichever rate
+# ``rate.sources`` picks, so one tachycardia is one alarm whichever sensor shows it.
+RATE_SIGNAL_ALIASES: Final = frozenset({"pr"})
 
 
 class ConfigError(ValueError):
@@ -94,6 +97,43 @@ class TechnicalRules(_Strict):
     artefact: ArtefactRule = ArtefactRule()
 
 
+class Disagreement(_Strict):
+    """HR and pulse rate apart by more than ``margin`` /min in every paired reading for
+    ``delay_s`` (device time): a technical alarm, ended once they agree for ``clear_s``."""
+
+    margin: float = Field(default=20, gt=0)
+    delay_s: float = Field(default=30, ge=0)
+    clear_s: float = Field(default=30, ge=0)
+    priority: PriorityName = "low"
+
+
+class RateRule(_Strict):
+    """Which rate the heart-rate limits judge: the first of ``sources`` present on the bed
+    (seen within ``continuous_max_gap_s`` of device time). Never a mix of two sources."""
+
+    sources: tuple[Literal["hr", "pr"], ...] = ("hr", "pr")
+    disagreement: Disagreement = Disagreement()
+
+    @model_validator(mode="after")
+    def _distinct(self) -> RateRule:
+        if not self.sources or len(set(self.sources)) != len(self.sources):
+            raise ValueError("rate.sources: name hr and/or pr, each once")
+        return self
+
+
+class RespirationRule(_Strict):
+    """A low-RR alarm from the impedance RR alone is kept at ``alone_priority``; it takes the
+    priority its limits give once SpO2 has fallen by ``spo2_drop`` (or is beyond its own
+    limit), HR has changed by ``hr_change`` from the onset, or the condition has lasted
+    ``duration_s``. ``enabled: false`` judges RR at face value."""
+
+    enabled: bool = True
+    alone_priority: PriorityName = "low"
+    spo2_drop: float = Field(default=3, gt=0)
+    hr_change: float = Field(default=20, gt=0)
+    duration_s: float = Field(default=240, ge=0)
+
+
 class Escalation(_Strict):
     high_s: float = Field(default=60, gt=0)
     medium_s: float = Field(default=180, gt=0)
@@ -137,9 +177,12 @@ class ClinicConfig(_Strict):
     limits: dict[str, SignalLimits]
     phases: dict[str, dict[str, Any]] = Field(default_factory=dict)
     delays: dict[str, dict[PriorityName, float]] = Field(default_factory=dict)
+    off_delays: dict[str, float] = Field(default_factory=dict)
     continuous_max_gap_s: float = Field(default=10, gt=0)
     hysteresis: dict[str, float] = Field(default_factory=dict)
     relative: tuple[RelativeRule, ...] = ()
+    rate: RateRule = RateRule()
+    respiration: RespirationRule = RespirationRule()
     latch_high: bool = False
     audio_pause_s: float = Field(default=120, gt=0)
     audio_pause_max_s: float = Field(default=300, gt=0)
@@ -182,6 +225,12 @@ class ClinicConfig(_Strict):
                 raise ValueError(f"delays: only continuous signals have delays, not {signal!r}")
             if any(v < 0 for v in by_priority.values()):
                 raise ValueError(f"delays.{signal}: delays cannot be negative")
+        for signal, secs in self.off_delays.items():
+            if signal not in CONTINUOUS_SIGNALS or secs < 0:
+                raise ValueError(f"off_delays: bad entry {signal!r}: {secs!r}")
+        for table in (self.limits, *(b.get("limits") or {} for b in self.phases.values())):
+            if RATE_SIGNAL_ALIASES & set(table):
+                raise ValueError("limits: pr is judged with hr's limits (see rate.sources)")
         for signal, margin in self.hysteresis.items():
             if signal not in SIGNALS or margin < 0:
                 raise ValueError(f"hysteresis: bad entry {signal!r}: {margin!r}")
@@ -286,6 +335,10 @@ class ClinicConfig(_Strict):
         # as the least severe priority that has one, never less.
         known = [float(v) for v in by_priority.values()]
         return max(known) if known else 0.0
+
+    def off_delay(self, signal: str) -> float:
+        """Seconds (device time) an alarm's condition must stay clear before the alarm ends."""
+        return float(self.off_delays.get(signal, 0.0))
 
     def margin(self, signal: str) -> float:
         return float(self.hysteresis.get(signal, 0.0))

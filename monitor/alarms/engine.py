@@ -46,6 +46,11 @@ TECHNICAL: Final = AlarmKind.TECHNICAL.value
 SIGNAL_DEVICE: Final = "device"
 SIGNAL_ARTEFACT: Final = "artefact"
 SIGNAL_NIBP: Final = "nibp"  # stale cuff pressure
+SIGNAL_RATE: Final = "rate"  # HR and pulse rate disagree (judged on device time)
+RATE_SIGNAL: Final = "hr"  # the rate alarms' signal, whichever source they judge
+RATE_SOURCES: Final = frozenset({"hr", "pr"})  # never judged directly: through _rate_source
+RR_SIGNAL: Final = "rr"
+DISAGREE_TEXT: Final = "HR and pulse disagree: check leads and probe"
 # "no SpO2 value" is a technical alarm on signal "spo2" (kind technical).
 
 
@@ -153,6 +158,20 @@ class _Track:
     onsets: dict[str, float] = field(default_factory=dict)  # level label -> device time
     last_ts: float | None = None
     alarm: Alarm | None = None
+    # Off-delay: device time of the first reading of the current clear run of the alarm.
+    clear_since: float | None = None
+    # Respiration rule: what SpO2 and HR were when this condition began.
+    context: dict[str, float] | None = None
+
+
+@dataclass
+class _Disagreement:
+    """HR vs pulse rate on one bed (device time)."""
+
+    onset: float | None = None  # first paired reading apart by more than the margin
+    agree_since: float | None = None  # first paired reading back within it, while alarmed
+    last_ts: float | None = None
+    alarm: Alarm | None = None
 
 
 @dataclass
@@ -168,6 +187,9 @@ class _Bed:
     cuff_ref: float | None = None  # server time the stale-cuff phase began
     stale: Alarm | None = None
     audio_paused_until: float | None = None
+    # Latest value of each continuous signal on this bed: signal -> (device time, value).
+    latest: dict[str, tuple[float, float]] = field(default_factory=dict)
+    rate: _Disagreement = field(default_factory=_Disagreement)
     regimes: list[_Regime] = field(default_factory=list)  # oldest first
     default_levels: dict[tuple[str, str], list[Level]] = field(default_factory=dict)
 
@@ -306,8 +328,10 @@ class AlarmEngine:
         if holder is not None and getattr(holder[0], holder[1]) is alarm:
             setattr(holder[0], holder[1], None)
 
-    def _end(self, alarm: Alarm, event: Event, at: float | None) -> Alarm:
-        apply(alarm, event, at if at is not None else alarm.started_at)
+    def _end(
+        self, alarm: Alarm, event: Event, at: float | None, *, cleared_at: float | None = None
+    ) -> Alarm:
+        apply(alarm, event, at if at is not None else alarm.started_at, cleared_at=cleared_at)
         if alarm.state == State.ENDED:
             self._release(alarm)
         return snapshot(alarm)
@@ -364,13 +388,20 @@ class AlarmEngine:
                 changes.append(self._end(bed.stale, Event.CLEAR, reading.received_at))
         # The session and limits of the reading's own time: a late reading is judged as if live.
         session_id, in_force = bed.regime_at(reading.ts)
+        values: dict[str, float] = {}
         for signal in SIGNALS:
             raw = reading.values.get(signal)
-            if raw is None:
-                continue
-            value = float(raw)
-            if not math.isfinite(value):
-                continue
+            if raw is not None and math.isfinite(float(raw)):
+                values[signal] = float(raw)
+        source = self._rate_source(bed, values, reading.ts)
+        for signal in CONTINUOUS_SIGNALS & values.keys():
+            seen = bed.latest.get(signal)
+            if seen is None or reading.ts >= seen[0]:
+                bed.latest[signal] = (reading.ts, values[signal])
+        judged = {k: v for k, v in values.items() if k not in RATE_SOURCES}
+        if source is not None:
+            judged[RATE_SIGNAL] = values[source]
+        for signal in (s for s in SIGNALS if s in judged):
             for direction in DIRECTIONS:
                 key = (signal, direction)
                 levels = in_force.get(key, [])
@@ -380,11 +411,83 @@ class AlarmEngine:
                 if track is None:
                     track = bed.tracks[key] = _Track()
                 changed = self._judge(
-                    bed, signal, direction, levels, track, value, reading, session_id
+                    bed,
+                    signal,
+                    direction,
+                    levels,
+                    track,
+                    judged[signal],
+                    reading,
+                    session_id,
+                    source=source if signal == RATE_SIGNAL else signal,
                 )
                 if changed is not None:
                     changes.append(changed)
+        if values.keys() & RATE_SOURCES:
+            changed = self._disagreement(bed, reading, session_id)
+            if changed is not None:
+                changes.append(changed)
         return changes
+
+    def _rate_source(self, bed: _Bed, values: Mapping[str, float], ts: float) -> str | None:
+        """The rate this reading's rate alarms judge: the first configured source, unless a
+        source listed before it is present on the bed (so two devices never interleave in one
+        tracker). None: this reading carries no rate to judge."""
+        gap = self.config.continuous_max_gap_s
+        for src in self.config.rate.sources:
+            if src in values:
+                return src
+            seen = bed.latest.get(src)
+            if seen is not None and 0 <= ts - seen[0] <= gap:
+                return None  # a preferred source is present: the lesser one is not judged
+        return None
+
+    def _present(self, bed: _Bed, signal: str, ts: float) -> float | None:
+        """The bed's latest value of a continuous signal if measured within the gap of ``ts``."""
+        seen = bed.latest.get(signal)
+        if seen is None or abs(ts - seen[0]) > self.config.continuous_max_gap_s:
+            return None
+        return seen[1]
+
+    def _context(self, bed: _Bed, ts: float) -> dict[str, float]:
+        out: dict[str, float] = {}
+        spo2 = self._present(bed, "spo2", ts)
+        if spo2 is not None:
+            out["spo2"] = spo2
+        for src in self.config.rate.sources:
+            rate = self._present(bed, src, ts)
+            if rate is not None:
+                out["rate"] = rate
+                break
+        return out
+
+    def _weigh(
+        self, bed: _Bed, track: _Track, best: Level, ts: float, onset: float
+    ) -> tuple[str, str, str | None]:
+        """Respiration rule: (priority, condition text, reason) of a low-RR condition. The
+        impedance RR alone falling keeps its alarm at ``alone_priority``; SpO2 falling, HR
+        changing or the condition lasting give it the priority its limits give."""
+        rule = self.config.respiration
+        ref = track.context or {}
+        now = self._context(bed, ts)
+        if "spo2" not in now or "spo2" not in ref:
+            return best.priority, best.label, None  # nothing to weigh it by: face value
+        reasons: list[str] = []
+        spo2_levels = bed.regime_at(ts)[1].get(("spo2", "low"), [])  # the limits of that time
+        if ref["spo2"] - now["spo2"] >= rule.spo2_drop:
+            reasons.append(f"SpO2 fell {ref['spo2']:g} to {now['spo2']:g}")
+        elif any(lv.beyond("low", now["spo2"]) for lv in spo2_levels):
+            reasons.append(f"SpO2 {now['spo2']:g}")
+        if "rate" in now and "rate" in ref and abs(now["rate"] - ref["rate"]) >= rule.hr_change:
+            reasons.append(f"HR {ref['rate']:g} to {now['rate']:g}")
+        if ts - onset >= rule.duration_s:
+            reasons.append(f"for {ts - onset:g} s")
+        if reasons:
+            reason = ", ".join(reasons)
+            return best.priority, f"{best.label} ({reason})", reason
+        if PRIORITY_RANK[best.priority] <= PRIORITY_RANK[rule.alone_priority]:
+            return best.priority, best.label, None
+        return rule.alone_priority, f"{best.label} (RR alone: SpO2 and HR steady)", "alone"
 
     def _judge(
         self,
@@ -396,8 +499,11 @@ class AlarmEngine:
         value: float,
         reading: Reading,
         session_id: int | None,
+        *,
+        source: str | None = None,
     ) -> Alarm | None:
         ts = reading.ts
+        restart = False
         if signal in CONTINUOUS_SIGNALS:
             # Continuous signals: the condition must hold in every reading for the delay.
             # Older or repeated readings cannot extend or break a run already judged.
@@ -410,6 +516,8 @@ class AlarmEngine:
                 if lv.beyond(direction, value):
                     prev = track.onsets.get(lv.label)
                     onsets[lv.label] = ts if prev is None or restart else prev
+            if onsets and not track.onsets:
+                track.context = self._context(bed, ts)  # what else the patient showed then
             track.onsets = onsets
             met = [lv for lv in levels if lv.label in onsets and ts - onsets[lv.label] >= lv.delay]
         else:
@@ -418,56 +526,145 @@ class AlarmEngine:
             met = [lv for lv in levels if lv.beyond(direction, value)]
         best = max(met, key=lambda lv: PRIORITY_RANK[lv.priority]) if met else None
         alarm = track.alarm
+        want: tuple[str, str, str | None] | None = None
+        if best is not None:
+            label = best.label
+            if source is not None and source != signal:
+                label = source + label[len(signal) :]  # "pr > 120": the rate judged was the pulse
+            want = (best.priority, label, None)
+            if signal == RR_SIGNAL and direction == "low" and self.config.respiration.enabled:
+                onset = alarm.detail.get("onset") if alarm is not None else None
+                if not isinstance(onset, int | float):
+                    onset = min(track.onsets.values(), default=ts)
+                want = self._weigh(bed, track, best, ts, float(onset))
 
         if alarm is None:
-            if best is None:
+            if best is None or want is None:
                 if track.onsets:
                     track.state = next_state(track.state, Event.HOLD)
                 elif track.state is State.PENDING:
                     track.state = next_state(track.state, Event.RELEASE)
                 return None
             track.state = State.INACTIVE  # the tracker's part is over: an alarm exists now
+            track.clear_since = None
+            detail: dict[str, object] = {
+                "direction": direction,
+                "onset": track.onsets.get(best.label, ts),
+                "limit": best.label,  # the limit met (condition may add why, or the source)
+            }
+            if source is not None and source != signal:
+                detail["source"] = source
+            if want[2] is not None:
+                detail["weighed"] = want[2]
+            if signal == RR_SIGNAL and direction == "low" and track.context:
+                detail["context"] = dict(track.context)  # kept across a restart (restore)
             alarm = self._new(
                 alarm_id=f"{bed.bed_id}.{signal}.{direction}.{_ms(ts)}",
                 bed_id=bed.bed_id,
                 signal=signal,
                 kind=PHYSIOLOGICAL,
-                priority=best.priority,
-                condition=best.label,
+                priority=want[0],
+                condition=want[1],
                 started_at=ts,
                 alerted_at=reading.received_at,
                 device_id=reading.device_id,
                 session_id=session_id,
                 value=value,
-                detail={"direction": direction, "onset": track.onsets.get(best.label, ts)},
+                detail=detail,
             )
             return self._register(alarm, track, "alarm")
 
-        if alarm.state == State.LATCHED and best is None:
+        if best is not None and want is not None:
+            track.clear_since = None  # the condition holds: any clear run is over
+            # A latched alarm whose condition is back recurs; an open one rises to a worse level.
+            rises = PRIORITY_RANK[want[0]] > PRIORITY_RANK[alarm.priority]
+            if alarm.state == State.LATCHED or rises:
+                if want[2] is not None:
+                    alarm.detail["weighed"] = want[2]
+                if rises:
+                    alarm.detail["limit"] = best.label
+                apply(
+                    alarm,
+                    Event.RECUR if alarm.state == State.LATCHED else Event.RAISE,
+                    ts,
+                    priority=want[0],
+                    condition=want[1],
+                    value=value,
+                    alerted_at=reading.received_at,
+                )
+                return snapshot(alarm)
+        if alarm.state == State.LATCHED:
             return None
-        # A latched alarm whose condition is back recurs; an open one rises to a worse level.
-        rises = best is not None and PRIORITY_RANK[best.priority] > PRIORITY_RANK[alarm.priority]
-        if best is not None and (alarm.state == State.LATCHED or rises):
-            apply(
-                alarm,
-                Event.RECUR if alarm.state == State.LATCHED else Event.RAISE,
-                ts,
-                priority=best.priority,
-                condition=best.label,
-                value=value,
-                alerted_at=reading.received_at,
-            )
-            return snapshot(alarm)
         margin = self.config.margin(signal)
         if any(lv.beyond(direction, value, margin) for lv in levels):
+            track.clear_since = None  # not clear: the off-delay starts again at the next clear
             return None
+        # Off-delay: the condition must stay clear (with hysteresis) this long before the
+        # alarm ends; a recurrence within it is the same alarm, with its acknowledgement.
+        if track.clear_since is None or restart:
+            track.clear_since = ts
+        if ts - track.clear_since < self.config.off_delay(signal):
+            return None
+        cleared_at = track.clear_since
+        track.clear_since = None
         latches = (
             self.config.latch_high
             and alarm.priority == "high"
             and alarm.kind == PHYSIOLOGICAL
             and alarm.state == State.ACTIVE
         )
-        return self._end(alarm, Event.CLEAR_LATCHING if latches else Event.CLEAR, ts)
+        return self._end(
+            alarm, Event.CLEAR_LATCHING if latches else Event.CLEAR, ts, cleared_at=cleared_at
+        )
+
+    def _disagreement(self, bed: _Bed, reading: Reading, session_id: int | None) -> Alarm | None:
+        """HR and pulse rate apart beyond the margin, sustained: a technical alarm (device
+        time, like the physiological rules, because it compares measurements)."""
+        rule = self.config.rate.disagreement
+        d = bed.rate
+        ts = reading.ts
+        if d.last_ts is not None and ts <= d.last_ts:
+            return None
+        restart = d.last_ts is None or ts - d.last_ts > self.config.continuous_max_gap_s
+        d.last_ts = ts
+        hr = self._present(bed, "hr", ts)
+        pr = self._present(bed, "pr", ts)
+        if hr is None or pr is None:
+            # Nothing left to compare (a lead or the probe is off: its own alarms say so).
+            d.onset = d.agree_since = None
+            if d.alarm is not None:
+                return self._end(d.alarm, Event.CLEAR, ts)
+            return None
+        if abs(hr - pr) > rule.margin:
+            d.agree_since = None
+            if d.onset is None or restart:
+                d.onset = ts
+            if d.alarm is None and ts - d.onset >= rule.delay_s:
+                alarm = self._new(
+                    alarm_id=f"{bed.bed_id}.rate.disagree.{_ms(ts)}",
+                    bed_id=bed.bed_id,
+                    signal=SIGNAL_RATE,
+                    kind=TECHNICAL,
+                    priority=rule.priority,
+                    condition=DISAGREE_TEXT,
+                    started_at=ts,
+                    alerted_at=reading.received_at,
+                    device_id=None,
+                    session_id=session_id,
+                    value=abs(hr - pr),
+                    detail={"onset": d.onset, "hr": hr, "pr": pr, "margin": rule.margin},
+                )
+                return self._register(alarm, d, "alarm")
+            return None
+        d.onset = None
+        if d.alarm is None or ts <= d.alarm.started_at:
+            return None  # (a restored alarm is not ended by readings from before it began)
+        if d.agree_since is None or restart:
+            d.agree_since = ts
+        if ts - d.agree_since < rule.clear_s:
+            return None
+        cleared_at, d.agree_since = d.agree_since, None
+        return self._end(d.alarm, Event.CLEAR, ts, cleared_at=cleared_at)
 
     # --- technical rules (server time) ---
 
@@ -673,15 +870,19 @@ class AlarmEngine:
                 continue
             alarm = snapshot(stored)
             bed = self._bed(alarm.bed_id)
-            holder: object
             if alarm.kind == PHYSIOLOGICAL:
                 direction = alarm.detail.get("direction")
                 if direction not in DIRECTIONS:
                     direction = "low" if "<" in alarm.condition else "high"
                     alarm.detail["direction"] = direction
                 key = (alarm.signal, str(direction))
-                holder = bed.tracks.setdefault(key, _Track())
-                self._register(alarm, holder, "alarm")
+                track = bed.tracks.setdefault(key, _Track())
+                context = alarm.detail.get("context")
+                if isinstance(context, dict):
+                    track.context = {
+                        str(k): float(v) for k, v in context.items() if isinstance(v, int | float)
+                    }
+                self._register(alarm, track, "alarm")
                 continue
             device_id = alarm.device_id or ""
             if alarm.signal == SIGNAL_NIBP:
@@ -690,6 +891,8 @@ class AlarmEngine:
                 self._register(alarm, self._device(alarm.bed_id, device_id), "no_data")
             elif alarm.signal == SIGNAL_ARTEFACT:
                 self._register(alarm, self._device(alarm.bed_id, device_id), "artefact")
+            elif alarm.signal == SIGNAL_RATE:
+                self._register(alarm, bed.rate, "alarm")
             else:
                 self._register(alarm, self._device(alarm.bed_id, device_id), "no_spo2")
 

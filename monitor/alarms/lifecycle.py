@@ -16,9 +16,20 @@ assigns ``Alarm.state``. The rules, after IEC 60601-1-8 and the clinic reference
    acknowledged alarm stays visible until its condition clears.
 5. A priority RAISE re-alerts: ACKNOWLEDGED -> ACTIVE, the earlier acknowledgement moves into
    ``detail["acks"]``, and any audio pause of the alarm is cancelled.
-6. CLEAR (condition back inside its limit by the hysteresis margin): ACTIVE or ACKNOWLEDGED ->
-   ENDED. CLEAR_LATCHING is the same event for an alarm that latches (high priority,
-   physiological, clinic setting ``latch_high``, not yet acknowledged): ACTIVE -> LATCHED.
+6. CLEAR (condition back inside its limit by the hysteresis margin, and, for a continuous
+   signal with an off-delay, kept clear in every reading for that off-delay): ACTIVE or
+   ACKNOWLEDGED -> ENDED. CLEAR_LATCHING is the same event for an alarm that latches (high
+   priority, physiological, clinic setting ``latch_high``, not yet acknowledged): ACTIVE ->
+   LATCHED. ``detail["cleared_at"]`` is when the condition was first clear, ``ended_at`` when
+   the off-delay elapsed (the decision).
+6a. Off-delay: while the condition is clear but the off-delay has not elapsed, no event
+   happens; the alarm stays as it is. If the condition comes back within the off-delay (any
+   reading not clear by the margin), the clear run is forgotten: it is the same alarm, same
+   id, same acknowledgement, no re-alert. Like the condition delay, the clear run lives only
+   in the engine's tracker and a gap in the readings restarts it. Latching applies once the
+   off-delay has elapsed (a latched alarm's condition has been clear that long); escalation
+   runs on through the off-delay, since the alarm is still shown and, if unacknowledged,
+   still sounding.
 7. LATCHED stays shown until ACK (-> ENDED), or the condition RECURs (-> ACTIVE, same alarm).
 8. ESCALATE marks an alarm nobody acknowledged in time (``escalated``); it changes no state
    and no priority, and only ACTIVE or LATCHED (unacknowledged) alarms escalate.
@@ -125,12 +136,15 @@ def apply(
     value: float | None = None,
     alerted_at: float | None = None,
     until: float | None = None,
+    cleared_at: float | None = None,
 ) -> Alarm:
     """Apply one event to an existing alarm in place (state and the fields it implies).
 
     ``at`` is the time of the event: device time for condition events (RAISE, CLEAR, RECUR),
     server time for user and clock events (ACK, ESCALATE, PAUSE_AUDIO, AUDIO_RESUMED).
     ``alerted_at`` (server time) restarts the escalation clock on a re-alert.
+    ``cleared_at`` (CLEAR, CLEAR_LATCHING): when the condition was first clear, if earlier
+    than ``at`` (an off-delay elapsed in between).
     """
     new = next_state(alarm.state, event)
     if event in (E.RAISE, E.RECUR):
@@ -161,7 +175,7 @@ def apply(
         alarm.ended_at = at
         alarm.audio_paused_until = None
     elif event in (E.CLEAR, E.CLEAR_LATCHING):
-        alarm.detail["cleared_at"] = at
+        alarm.detail["cleared_at"] = at if cleared_at is None else cleared_at
         if new is S.ENDED:
             alarm.ended_at = at
             alarm.audio_paused_until = None

@@ -1,60 +1,182 @@
-"""Login (OAuth2 password flow) with a per-name and per-address attempt limit."""
+"""Login (OAuth2 password flow) with an atomic attempt limit, and logout.
+
+The limit is taken before anything is awaited: a reservation on the user name and on the
+client address at once (``monitor.security.LoginLimiter``), given back only when the password
+was right. So however many wrong attempts arrive together, at most the limit of them reach
+the password check; the rest get 429 with Retry-After. The password check runs in a thread
+pool, never on the event loop that acknowledges devices. The client address is the
+connection's, or what a trusted proxy (``--forwarded-allow-ips``) says it is.
+"""
 
 from __future__ import annotations
 
-import time
-from collections import deque
 from typing import Annotated, Any
+from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
-from fastapi.security import OAuth2PasswordRequestForm
+import orjson
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 
-from monitor.api.deps import CurrentUser, MonitorDep, StrictRoute
-from monitor.security import DUMMY_PASSWORD_HASH, verify_password
+from monitor.api import errors
+from monitor.api.bodies import LoginForm
+from monitor.api.deps import CurrentUser, MonitorDep, StrictRoute, oauth2
+from monitor.security import (
+    DUMMY_PASSWORD_HASH,
+    Busy,
+    LimiterUnavailable,
+    LoginLimiter,
+    PasswordPool,
+    RedisLoginLimiter,
+    retry_after,
+)
+from monitor.settings import Settings
 
-router = APIRouter(tags=["auth"], route_class=StrictRoute)
+router = APIRouter(
+    tags=["auth"], route_class=StrictRoute, responses=errors.responses(*errors.COMMON)
+)
 
-
-class AttemptLimiter:
-    """Sliding one-minute window of failed attempts per key (user name, client address)."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self._fails: dict[str, deque[float]] = {}
-
-    def blocked(self, key: str, now: float) -> bool:
-        q = self._fails.get(key)
-        if not q:
-            return False
-        while q and q[0] < now - 60:
-            q.popleft()
-        return len(q) >= self.per_minute
-
-    def fail(self, key: str, now: float) -> None:
-        if len(self._fails) > 100_000:
-            self._fails.clear()
-        self._fails.setdefault(key, deque()).append(now)
+WINDOW_S = 60.0
 
 
-@router.post("/api/auth/token")
+class LoginGuard:
+    """What a login needs besides the store: the limiter and the hashing threads."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.limiter: LoginLimiter | RedisLoginLimiter = (
+            RedisLoginLimiter(settings.redis_url, settings.redis_prefix, WINDOW_S)
+            if settings.redis_url
+            else LoginLimiter(WINDOW_S)
+        )
+        self.pool = PasswordPool(settings.login_hash_workers, settings.login_queue_max)
+
+    def keys(self, username: str, addr: str) -> list[tuple[str, int]]:
+        return [
+            (f"user:{username}", self.settings.login_attempts_per_minute),
+            (f"addr:{addr}", self.settings.login_attempts_per_address_per_minute),
+        ]
+
+    async def aclose(self) -> None:
+        self.pool.close()
+        await self.limiter.aclose()
+
+
+LOGIN_PATH = "/api/auth/token"
+_GATE_BODY_MAX = 16 * 1024
+
+
+def _too_many_body(wait_s: float) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    body = orjson.dumps(
+        {
+            "detail": {
+                "code": "too_many_logins",
+                "message": "too many failed logins; wait and try again",
+            }
+        }
+    )
+    return body, [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", retry_after(wait_s).encode()),
+    ]
+
+
+class LoginGate:
+    """Answers a login whose name or address is already at its limit with 429 before FastAPI
+    parses anything. Under a flood most attempts are such refusals, and this way each costs
+    the event loop (which acknowledges devices) a fraction of a full request. The limit
+    itself stays the route's atomic reservation; this only answers early what it would."""
+
+    def __init__(self, app: Any, guard: LoginGuard) -> None:
+        self.app = app
+        self.guard = guard
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != LOGIN_PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        ctype = next((v for k, v in scope["headers"] if k == b"content-type"), b"")
+        if not ctype.startswith(b"application/x-www-form-urlencoded"):
+            await self.app(scope, receive, send)
+            return
+        body, more = b"", True
+        while more and len(body) <= _GATE_BODY_MAX:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            body += message.get("body", b"")
+            more = bool(message.get("more_body", False))
+        if not more:
+            fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=16)
+            name = (fields.get("username") or [""])[0]
+            addr = scope["client"][0] if scope.get("client") else "?"
+            wait = self.guard.limiter.peek(self.guard.keys(name, addr)) if name else 0.0
+            if wait > 0:
+                payload, headers = _too_many_body(wait)
+                await send({"type": "http.response.start", "status": 429, "headers": headers})
+                await send({"type": "http.response.body", "body": payload})
+                return
+        replay = [{"type": "http.request", "body": body, "more_body": more}]
+
+        async def replayed() -> Any:
+            return replay.pop() if replay else await receive()
+
+        await self.app(scope, replayed, send)
+
+
+def client_address(request: Request) -> str:
+    """The connection's address; uvicorn has already replaced it with X-Forwarded-For's
+    when, and only when, the connection came from a trusted proxy."""
+    return request.client.host if request.client else "?"
+
+
+def _too_many(wait_s: float) -> HTTPException:
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        {"code": "too_many_logins", "message": "too many failed logins; wait and try again"},
+        {"Retry-After": retry_after(wait_s)},
+    )
+
+
+@router.post("/api/auth/token", responses=errors.responses(429))
 async def login(
     request: Request,
     monitor: MonitorDep,
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[LoginForm, Form()],
 ) -> dict[str, Any]:
-    limiter: AttemptLimiter = request.app.state.login_limiter
-    now = time.monotonic()
-    addr = request.client.host if request.client else "?"
-    keys = (f"user:{form.username}", f"addr:{addr}")
-    if any(limiter.blocked(k, now) for k in keys):
+    guard: LoginGuard = request.app.state.login_guard
+    addr = client_address(request)
+    try:
+        ticket, wait = await guard.limiter.acquire(guard.keys(form.username, addr))
+    except LimiterUnavailable:
         raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS, "too many failed logins; wait a minute"
-        )
-    user = await monitor.store.user_by_name(form.username)
-    ok = verify_password(user.password_hash if user else DUMMY_PASSWORD_HASH, form.password)
-    if user is None or not ok or user.disabled:
-        for k in keys:
-            limiter.fail(k, now)
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            {"code": "login_unavailable", "message": "the login limiter cannot be reached"},
+            {"Retry-After": "5"},
+        ) from None
+    if ticket is None:
+        raise _too_many(wait)
+    ok = False
+    try:
+        user = await monitor.store.user_by_name(form.username)
+        stored = user.password_hash if user else DUMMY_PASSWORD_HASH
+        try:
+            ok = await guard.pool.verify(stored, form.password)
+        except Busy:
+            await guard.limiter.release(ticket)
+            ticket = None
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                {"code": "login_busy", "message": "too many logins at once; try again"},
+                {"Retry-After": "1"},
+            ) from None
+        ok = ok and user is not None and not user.disabled
+    finally:
+        if ticket is not None:
+            if ok:
+                await guard.limiter.release(ticket)
+            else:
+                await guard.limiter.settle(ticket)
+    if not ok or user is None:
         await monitor.store.audit("login_failed", actor=form.username[:64], target=addr)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -71,6 +193,20 @@ async def login(
         "role": user.role,
         "expires_in": ttl,
     }
+
+
+@router.post("/api/auth/logout")
+async def logout(
+    request: Request,
+    monitor: MonitorDep,
+    user: CurrentUser,
+    token: Annotated[str | None, Depends(oauth2)],
+) -> dict[str, Any]:
+    """Revoke the presented token in storage: every instance refuses it from now on, and a
+    feed socket it opened is closed at its next check (docs/security.md)."""
+    revoked = await monitor.store.revoke_access_token(token or "")
+    await monitor.store.audit("logout", actor=user.name, target=client_address(request))
+    return {"revoked": revoked}
 
 
 @router.get("/api/me")

@@ -11,6 +11,7 @@ from fastapi import Depends, HTTPException, Path, Query, Request, Response, stat
 from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer
 
+from monitor.api.errors import invalid
 from monitor.db.store import UserRow
 from monitor.model import Role
 from monitor.service import Monitor
@@ -35,8 +36,9 @@ def _no_nul(obj: Any, doc: str) -> None:
 
 class StrictRequest(Request):
     """JSON bodies parsed strictly: no NaN/Infinity tokens, no overflow to infinity, no lone
-    surrogates (orjson refuses all three), no NUL. Refusals become FastAPI's 422 json_invalid
-    instead of a 500 from the database or from echoing a NaN back in the error."""
+    surrogates (orjson refuses all three), no NUL. Refusals become a 422 json_invalid
+    (monitor/api/errors.py) instead of a 500 from the database or from echoing a NaN back
+    in the error."""
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
@@ -55,15 +57,20 @@ class StrictRoute(APIRoute):
 
         async def strict_handler(request: Request) -> Response:
             request = StrictRequest(request.scope, request.receive)
-            nul = "\x00" in request.url.path or b"%00" in request.scope.get("query_string", b"")
-            if not nul and request.headers.get("content-type", "").startswith(
-                "application/x-www-form-urlencoded"
-            ):
-                nul = b"%00" in await request.body()
-            if nul:
-                raise HTTPException(
-                    status.HTTP_422_UNPROCESSABLE_ENTITY, "NUL characters are not accepted"
+            where = None
+            if "\x00" in request.url.path:
+                where = "path"
+            elif b"%00" in request.scope.get("query_string", b""):
+                where = "query"
+            elif (
+                request.headers.get("content-type", "").startswith(
+                    "application/x-www-form-urlencoded"
                 )
+                and b"%00" in await request.body()
+            ):
+                where = "body"
+            if where is not None:
+                raise invalid([where], "NUL characters are not accepted")
             return await handler(request)
 
         return strict_handler

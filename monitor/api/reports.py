@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
+from monitor.api import errors
 from monitor.api.deps import CurrentUser, MonitorDep, SessionId, StrictRoute
+from monitor.api.errors import ApiError, ErrorCode
 from monitor.report import report_csv, report_fhir, report_html
 from monitor.service import Monitor
 
-router = APIRouter(tags=["reports"], route_class=StrictRoute)
+router = APIRouter(
+    tags=["reports"],
+    route_class=StrictRoute,
+    responses=errors.responses(*errors.COMMON, 404, json_route=False),
+)
 
 # An 8-hour session at 1 Hz plus cuff readings is about 30,000 rows; leave headroom.
 MAX_REPORT_READINGS = 500_000
@@ -20,7 +26,7 @@ MAX_REPORT_READINGS = 500_000
 async def _material(monitor: Monitor, session_id: int) -> tuple[dict[str, Any], list[Any]]:
     row = await monitor.store.session_row(session_id)
     if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such session")
+        raise ApiError(404, ErrorCode.NOT_FOUND, "no such session")
     session = await monitor.session_json(row)
     readings = await monitor.store.readings(session_id=session_id, limit=MAX_REPORT_READINGS)
     return session, readings

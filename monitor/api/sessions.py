@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel, Field, ValidationError
 
 from monitor import protocol_model as pm
 from monitor import session as session_model
-from monitor.api.deps import ChargeUser, CurrentUser, MonitorDep, SessionId, StrictRoute
-from monitor.api.ward import check_id, parse_time
+from monitor.api import errors
+from monitor.api.bodies import (
+    EVENT_DATA,
+    NO_NUL,
+    Baseline,
+    IdField,
+    SessionEvent,
+    Timestamp,
+    event_data,
+    text,
+)
+from monitor.api.deps import CurrentUser, MonitorDep, SessionId, StrictRoute
+from monitor.api.errors import ApiError, ErrorCode
+from monitor.api.openapi import links
+from monitor.api.ward import BedFilter, parse_time
 from monitor.db.store import Conflict, NotFound
-from monitor.model import SIGNAL_RANGES, Phase, to_rfc3339
+from monitor.model import Phase, to_rfc3339
 
-router = APIRouter(tags=["sessions"], route_class=StrictRoute)
+router = APIRouter(
+    tags=["sessions"], route_class=StrictRoute, responses=errors.responses(*errors.COMMON)
+)
 
 # 60 minutes at most is the clinic range; the planned time is what the panel's timer counts to.
 DEFAULT_PLANNED_S = 40 * 60
@@ -23,122 +38,44 @@ DEFAULT_PLANNED_S = 40 * 60
 class SessionCreate(BaseModel):
     model_config = {"extra": "forbid"}
 
-    bed: str = Field(min_length=1, max_length=64)
-    patient_label: str = Field(min_length=1, max_length=128)
+    bed: IdField
+    patient_label: str = text(128)
     # Strict: a wrong type ("54", 54.0, true) is refused, not silently coerced.
     age: int | None = Field(default=None, ge=0, le=130, strict=True)
-    baseline: dict[str, float] | None = None
+    baseline: Baseline | None = None  # type: ignore[valid-type]
     infusion_planned_min: int | None = Field(default=None, ge=5, le=240, strict=True)
     # The clinic protocol's id (GET /api/protocols); absent = the clinic's default_protocol.
-    protocol: str | None = Field(default=None, min_length=1, max_length=48)
+    protocol: str | None = Field(default=None, min_length=1, max_length=48, pattern=NO_NUL)
     # When the patient was admitted, if earlier than now (a late entry, or a device that
     # stores and forwards): not before the bed's previous session ended.
-    at: str | None = None
-
-    @field_validator("baseline")
-    @classmethod
-    def _baseline(cls, v: dict[str, float] | None) -> dict[str, float] | None:
-        if v is None:
-            return v
-        for k, x in v.items():
-            bounds = SIGNAL_RANGES.get(k)
-            if bounds is None:
-                raise ValueError(f"unknown signal {k!r} in baseline")
-            if not bounds[0] <= x <= bounds[1]:
-                raise ValueError(f"baseline {k} must be within {bounds[0]:g}..{bounds[1]:g}")
-        return v
-
-
-EventType = Literal[
-    "infusion_start",
-    "infusion_pause",
-    "infusion_resume",
-    "infusion_stop",
-    "end",
-    "observation",
-    "checklist",
-    "discharge_request",
-    "dose",
-]
-
-
-# The data of the event types whose data a protocol rule reads, one model each (docs/protocols.md).
-# Other keys are kept as given: clients may record more than the rules read.
-class InfusionStartData(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    # A prescriber's decision to dose over a high pre-dose BP (both needed, audited).
-    prescriber: str | None = Field(default=None, max_length=128)
-    reason: str | None = Field(default=None, max_length=1000)
-
-
-class EndData(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    # A charge nurse's or admin's decision to end over a blocked discharge (audited).
-    override_reason: str | None = Field(default=None, max_length=1000)
-
-
-class DoseData(BaseModel):
-    """One administration (docs/protocols.md "Doses"); the monitor completes the figures."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    drug: str | None = Field(default=None, min_length=1, max_length=64)
-    route: Literal["iv", "intranasal"] | None = None
-    mg_per_kg: float | None = Field(default=None, gt=0, le=10, strict=True)
-    total_mg: float | None = Field(default=None, gt=0, le=5000, strict=True)
-    concentration_mg_ml: float | None = Field(default=None, gt=0, le=1000, strict=True)
-    rate: str | None = Field(default=None, min_length=1, max_length=64)
-    lot: str | None = Field(default=None, min_length=1, max_length=64)
-    override_reason: str | None = Field(default=None, max_length=1000)
-
-
-# ``checklist`` data is {ITEM_ID: VALUE} with the clinic's item ids: checked against the
-# session's protocol by monitor.protocol_model.parse_checklist.
-EVENT_DATA: dict[str, type[BaseModel]] = {
-    "infusion_start": InfusionStartData,
-    "end": EndData,
-    "dose": DoseData,
-}
-
-
-class SessionEvent(BaseModel):
-    model_config = {"extra": "forbid"}
-
-    type: EventType
-    at: str | None = None
-    data: dict[str, Any] | None = None
-
-    @field_validator("data")
-    @classmethod
-    def _small(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
-        if v is not None and len(repr(v)) > 4000:
-            raise ValueError("data is too large")
-        return v
+    at: Timestamp | None = None
 
 
 async def _session_row(monitor: MonitorDep, session_id: int) -> dict[str, Any]:
     row = await monitor.store.session_row(session_id)
     if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such session")
+        raise ApiError(404, ErrorCode.NOT_FOUND, "no such session")
     return row
 
 
-@router.post("/api/sessions", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/api/sessions",
+    status_code=status.HTTP_201_CREATED,
+    responses=errors.responses(404, 409),
+    openapi_extra=links("create_session"),
+)
 async def create_session(
     body: SessionCreate, monitor: MonitorDep, user: CurrentUser
 ) -> dict[str, Any]:
-    check_id(body.bed, "bed")
+    baseline = body.baseline.model_dump(exclude_unset=True) if body.baseline else None
     config = monitor.engine.config
     protocol = config.protocol(body.protocol)
     if protocol is None:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
-            {
-                "code": "unknown_protocol",
-                "message": f"no protocol {body.protocol!r} (one of {', '.join(config.protocols)})",
-            },
+        raise ApiError(
+            422,
+            ErrorCode.UNKNOWN_PROTOCOL,
+            f"no protocol {body.protocol!r} (one of {', '.join(config.protocols)})",
+            fields=[{"loc": ["body", "protocol"], "message": "unknown protocol", "kind": "value"}],
         )
     planned = (
         body.infusion_planned_min * 60
@@ -146,22 +83,20 @@ async def create_session(
         else protocol.planned_infusion_s() or DEFAULT_PLANNED_S
     )
     now = monitor.clock()
-    opened_at = parse_time(body.at, "at") if body.at else now
+    opened_at = parse_time(body.at, "at", "body") if body.at else now
     assert opened_at is not None
     if opened_at > now + 300:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "at is in the future")
+        raise errors.invalid(["body", "at"], "is in the future")
     if opened_at < now:
         last = await monitor.store.session_rows(bed_id=body.bed, limit=1)
         if last and opened_at < (last[0]["ended_at"] or last[0]["opened_at"]):
-            raise HTTPException(
-                status.HTTP_409_CONFLICT, "at is before the bed's previous session ended"
-            )
+            raise ApiError(409, ErrorCode.CONFLICT, "at is before the bed's previous session ended")
     try:
         sid = await monitor.store.create_session(
             bed_id=body.bed,
             patient_label=body.patient_label,
             age=body.age,
-            baseline=body.baseline,
+            baseline=baseline,
             planned_s=planned,
             now=now,
             by=user.name,
@@ -169,45 +104,52 @@ async def create_session(
             opened_at=opened_at,
         )
     except NotFound as e:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from None
+        raise ApiError(404, ErrorCode.NOT_FOUND, str(e)) from None
     except Conflict as e:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from None
+        raise ApiError(409, ErrorCode.BED_OCCUPIED, str(e)) from None
     return await monitor.session_changed(sid)
 
 
-@router.get("/api/sessions")
+@router.get("/api/sessions", openapi_extra=links("list_sessions"))
 async def list_sessions(
     monitor: MonitorDep,
     user: CurrentUser,
-    bed: str | None = None,
+    bed: BedFilter = None,
     open: bool | None = None,
-    patient_label: Annotated[str | None, Query(max_length=128)] = None,
+    patient_label: Annotated[str | None, Query(max_length=128, pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
-    check_id(bed, "bed")
     rows = await monitor.store.session_rows(
         bed_id=bed, open_only=open, patient_label=patient_label, limit=limit
     )
     return {"sessions": [await monitor.session_json(r) for r in rows]}
 
 
-@router.get("/api/sessions/{session_id}")
+@router.get(
+    "/api/sessions/{session_id}",
+    responses=errors.responses(404),
+    openapi_extra=links("get_session"),
+)
 async def get_session(
     session_id: SessionId, monitor: MonitorDep, user: CurrentUser
 ) -> dict[str, Any]:
     return await monitor.session_json(await _session_row(monitor, session_id))
 
 
-@router.post("/api/sessions/{session_id}/events")
+@router.post(
+    "/api/sessions/{session_id}/events",
+    responses=errors.responses(404, 409),
+    openapi_extra=links("add_event"),
+)
 async def add_event(
     session_id: SessionId, body: SessionEvent, monitor: MonitorDep, user: CurrentUser
 ) -> dict[str, Any]:
     row = await _session_row(monitor, session_id)
     now = monitor.clock()
-    at = parse_time(body.at, "at") if body.at else now
+    at = parse_time(body.at, "at", "body") if body.at else now
     assert at is not None
     if at > now + 300:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "at is in the future")
+        raise errors.invalid(["body", "at"], "is in the future")
     events = await monitor.store.session_events(session_id)
     state = session_model.replay(
         (e["type"], e["at"]) for e in events if e["type"] in session_model.PHASE_EVENTS
@@ -215,7 +157,10 @@ async def add_event(
     try:
         new_state = session_model.apply(state, body.type, at)
     except session_model.TransitionError as e:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from None
+        code = (
+            ErrorCode.SESSION_ENDED if state.phase is Phase.ENDED else ErrorCode.EVENT_NOT_ALLOWED
+        )
+        raise ApiError(409, code, str(e)) from None
     data, audit = await _protocol_gates(monitor, row, events, body, at, user.role)
     baseline = None
     if body.type == "infusion_start" and not row["baseline"]:
@@ -235,15 +180,15 @@ async def add_event(
     return await monitor.session_changed(session_id)
 
 
-def _refused(refusal: pm.Refusal, message: str) -> HTTPException:
+def _refused(refusal: pm.Refusal, message: str) -> ApiError:
     # Times the model gives (``next_at``) go out as RFC 3339, like every time in the API.
     detail = {
         k: to_rfc3339(v) if k.endswith("_at") and isinstance(v, float) else v
         for k, v in refusal.detail.items()
     }
-    return HTTPException(
-        status.HTTP_409_CONFLICT, {"code": refusal.code.value, "message": message, **detail}
-    )
+    err = ApiError(409, refusal.code.value, message)
+    err.detail.update(detail)  # type: ignore[attr-defined]
+    return err
 
 
 async def _protocol_gates(
@@ -256,46 +201,33 @@ async def _protocol_gates(
 ) -> tuple[dict[str, Any] | None, list[tuple[str, dict[str, Any]]]]:
     """The session protocol's word on one event (the rules are monitor.protocol_model's):
     the data to store and the audit entries of any override; raises the refusal."""
-    data = body.data
+    data = event_data(body)
     model = EVENT_DATA.get(body.type)
     if model is not None and data is not None:
         try:
             model.model_validate(data)
         except ValidationError as e:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY,
-                {"code": "invalid_event_data", "message": str(e).splitlines()[0]},
-            ) from None
+            raise ApiError(422, ErrorCode.INVALID_REQUEST, str(e).splitlines()[0]) from None
     if body.type not in ("checklist", "infusion_start", "end", "dose"):
         return data, []
     inputs = await monitor.views.protocol_inputs(row, events)
     protocol = inputs.protocol
     if body.type == "checklist":
         if protocol is None:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY,
-                {"code": "no_protocol", "message": "this session runs no protocol"},
-            )
+            raise ApiError(422, "no_protocol", "this session runs no protocol")
         try:
             return pm.parse_checklist(protocol, data), []
         except pm.ChecklistError as e:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY,
-                {"code": "invalid_checklist", "message": str(e)},
-            ) from None
+            raise ApiError(422, "invalid_checklist", str(e)) from None
     if protocol is None:
         return data, []
     if body.type == "dose":
         try:
             decision = pm.dose(protocol, inputs.opened_at, inputs.events, data, at, role)
         except pm.DoseError as e:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY, {"code": "invalid_dose", "message": str(e)}
-            ) from None
+            raise ApiError(422, "invalid_dose", str(e)) from None
         except pm.Forbidden as e:
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN, {"code": "override_forbidden", "message": str(e)}
-            ) from None
+            raise ApiError(403, "override_forbidden", str(e)) from None
         if decision.refusal is not None:
             raise _refused(decision.refusal, f"the dose is refused by the {protocol.id} protocol")
         stored = dict(decision.data)
@@ -317,9 +249,7 @@ async def _protocol_gates(
     try:
         refusal = pm.end_refusal(discharge, data, role)
     except pm.Forbidden as e:
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, {"code": "override_forbidden", "message": str(e)}
-        ) from None
+        raise ApiError(403, "override_forbidden", str(e)) from None
     if refusal is not None:
         raise _refused(refusal, "the discharge criteria are not met")
     if not discharge.eligible:
@@ -342,34 +272,9 @@ async def list_protocols(monitor: MonitorDep, user: CurrentUser) -> list[dict[st
     ]
 
 
-class LimitsUpdate(BaseModel):
-    model_config = {"extra": "forbid"}
-
-    overrides: dict[str, Any]
-
-
-@router.get("/api/sessions/{session_id}/limits")
+@router.get("/api/sessions/{session_id}/limits", responses=errors.responses(404))
 async def get_limits(
     session_id: SessionId, monitor: MonitorDep, user: CurrentUser
 ) -> dict[str, Any]:
-    row = await _session_row(monitor, session_id)
-    return monitor.limits_json(row)
-
-
-@router.put("/api/sessions/{session_id}/limits")
-async def put_limits(
-    session_id: SessionId, body: LimitsUpdate, monitor: MonitorDep, user: ChargeUser
-) -> dict[str, Any]:
-    row = await _session_row(monitor, session_id)
-    if row["phase"] == Phase.ENDED.value:
-        raise HTTPException(status.HTTP_409_CONFLICT, "the session has ended")
-    try:
-        overrides = monitor.validate_overrides(body.overrides)
-    except ValueError as e:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(e)) from None
-    await monitor.store.set_limit_overrides(
-        session_id, overrides, now=monitor.clock(), by=user.name
-    )
-    await monitor.session_changed(session_id)
     row = await _session_row(monitor, session_id)
     return monitor.limits_json(row)

@@ -4,33 +4,44 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Query, status
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Query
 
+from monitor.api import errors
+from monitor.api.bodies import ID_REGEX, Timestamp
 from monitor.api.deps import CurrentUser, MonitorDep, SessionFilter, StrictRoute
+from monitor.api.errors import ApiError, ErrorCode
+from monitor.api.openapi import links
 from monitor.model import ID_PATTERN, parse_rfc3339, to_rfc3339
 from monitor.protocol.feed import alarm_json
 
-router = APIRouter(tags=["ward"], route_class=StrictRoute)
+router = APIRouter(
+    tags=["ward"], route_class=StrictRoute, responses=errors.responses(*errors.COMMON)
+)
 
 
-def parse_time(value: str | None, name: str) -> float | None:
+# Query parameters as they are checked: ids by monitor/model.py's pattern, times RFC 3339.
+BedFilter = Annotated[str | None, Query(max_length=64, pattern=ID_REGEX)]
+TimeFilter = Annotated[Timestamp | None, Query()]
+
+
+def parse_time(value: str | None, name: str, where: str = "query") -> float | None:
     if value is None:
         return None
     try:
         return parse_rfc3339(value)
     except (ValueError, OverflowError):
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY, f"{name} must be an RFC 3339 UTC timestamp"
+        raise errors.invalid(
+            [where, name], "must be an RFC 3339 timestamp with a UTC offset", "datetime_parsing"
         ) from None
 
 
-def check_id(value: str | None, name: str) -> None:
-    if value is not None and not ID_PATTERN.match(value):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"{name} is not a valid id")
+def check_id(value: str | None, name: str, where: str = "body") -> None:
+    """For ids the declared pattern cannot reach; ID_PATTERN is the one rule."""
+    if value is not None and not ID_PATTERN.fullmatch(value):
+        raise errors.invalid([where, name], "is not a valid id", "string_pattern_mismatch")
 
 
-@router.get("/api/beds")
+@router.get("/api/beds", openapi_extra=links("list_beds"))
 async def list_beds(monitor: MonitorDep, user: CurrentUser) -> list[dict[str, Any]]:
     return await monitor.beds_json()
 
@@ -39,13 +50,12 @@ async def list_beds(monitor: MonitorDep, user: CurrentUser) -> list[dict[str, An
 async def list_readings(
     monitor: MonitorDep,
     user: CurrentUser,
-    bed: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
+    bed: BedFilter = None,
+    since: TimeFilter = None,
+    until: TimeFilter = None,
     session: SessionFilter = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:
-    check_id(bed, "bed")
     rows = await monitor.store.readings(
         bed_id=bed,
         session_id=session,
@@ -70,17 +80,16 @@ async def list_readings(
     }
 
 
-@router.get("/api/alarms")
+@router.get("/api/alarms", openapi_extra=links("list_alarms"))
 async def list_alarms(
     monitor: MonitorDep,
     user: CurrentUser,
-    bed: str | None = None,
-    since: str | None = None,
+    bed: BedFilter = None,
+    since: TimeFilter = None,
     active: bool | None = None,
     session: SessionFilter = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:
-    check_id(bed, "bed")
     items = await monitor.store.alarms(
         bed_id=bed, since=parse_time(since, "since"), active=active, session_id=session, limit=limit
     )
@@ -89,51 +98,21 @@ async def list_alarms(
     return {"alarms": [alarm_json(live.get(a.id, a)) for a in items]}
 
 
-@router.post("/api/alarms/{alarm_id}/ack")
+@router.post("/api/alarms/{alarm_id}/ack", responses=errors.responses(404, 409))
 async def acknowledge(alarm_id: str, monitor: MonitorDep, user: CurrentUser) -> dict[str, Any]:
     if len(alarm_id) > 200:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alarm")
+        raise ApiError(404, ErrorCode.NOT_FOUND, "no such alarm")
     alarm = await monitor.acknowledge(alarm_id, user.name)
     if alarm is None:
         stored = await monitor.store.alarm(alarm_id)
         if stored is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alarm")
+            raise ApiError(404, ErrorCode.NOT_FOUND, "no such alarm")
         if stored.ended_at is not None or stored.acknowledged_at is not None:
             return alarm_json(stored)
-        raise HTTPException(status.HTTP_409_CONFLICT, "this alarm cannot be acknowledged now")
+        raise ApiError(
+            409, ErrorCode.ALARM_NOT_ACKNOWLEDGEABLE, "this alarm cannot be acknowledged now"
+        )
     await monitor.store.audit(
         "alarm_ack", actor=user.name, target=alarm_id, session_id=alarm.session_id
     )
     return alarm_json(alarm)
-
-
-class AudioPause(BaseModel):
-    seconds: float | None = Field(default=None, gt=0, le=600)
-
-
-@router.post("/api/beds/{bed_id}/audio-pause")
-async def audio_pause(
-    bed_id: str,
-    monitor: MonitorDep,
-    user: CurrentUser,
-    body: Annotated[AudioPause | None, Body()] = None,
-) -> dict[str, Any]:
-    check_id(bed_id, "bed")
-    if bed_id not in {b["id"] for b in await monitor.store.list_beds()}:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such bed")
-    seconds = body.seconds if body else None
-    changed = await monitor.pause_audio(bed_id, seconds)
-    session = monitor.caches.open_sessions.get(bed_id)
-    await monitor.store.audit(
-        "audio_pause",
-        actor=user.name,
-        target=bed_id,
-        session_id=session.id if session else None,
-        detail={"seconds": seconds},
-    )
-    until = max((a.audio_paused_until or 0 for a in changed), default=None)
-    return {
-        "bed": bed_id,
-        "audio_paused_until": to_rfc3339(until) if until else None,
-        "alarms": [alarm_json(a) for a in changed],
-    }

@@ -194,25 +194,61 @@ async def _send_acks(ws: WebSocket, out: asyncio.Queue[Any], monitor: Monitor) -
         monitor.faults.hit(Point.AFTER_ACK)
 
 
+# Feed close reason when the login behind it ends (logout, expiry, user disabled).
+LOGIN_ENDED = "login ended: token revoked or expired, or user disabled"
+
+
+async def _first_message_token(ws: WebSocket, wait_s: float) -> str | None:
+    """Browsers cannot set headers on a websocket: they send ``{"type": "auth", ...}`` first."""
+    try:
+        async with asyncio.timeout(wait_s):
+            msg = await ws.receive()
+    except (TimeoutError, RuntimeError, WebSocketDisconnect):
+        return None
+    if msg.get("type") != "websocket.receive":
+        return None
+    return feed.parse_auth(msg.get("text"))
+
+
+async def _watch_login(monitor: Monitor, token: str) -> str:
+    """Returns (a close reason) once the token stops being valid: it is re-checked in storage
+    every ``feed_auth_check_s``, so a logout or a disable on any instance reaches every
+    socket, well within the 5 s docs/security.md promises."""
+    every = monitor.settings.feed_auth_check_s
+    while True:
+        await asyncio.sleep(every)
+        try:
+            user = await monitor.store.user_by_access_token(token, monitor.clock())
+        except Exception:
+            # Storage trouble is /health's to report; a panel going dark would not help.
+            log.warning("feed login check failed; keeping the socket until the next check")
+            continue
+        if user is None:
+            return LOGIN_ENDED
+
+
 @router.websocket("/ws/feed")
 async def feed_socket(ws: WebSocket) -> None:
     monitor: Monitor = ws.app.state.monitor
     token = bearer(ws)
     await ws.accept()
+    if token is None:
+        token = await _first_message_token(ws, monitor.settings.auth_timeout_s)
     user = await monitor.store.user_by_access_token(token, monitor.clock()) if token else None
-    if user is None:
+    if user is None or token is None:
         log.info("feed connection refused: invalid or expired token")
         await _close(ws, 1008, "invalid or expired token")
         return
     client = monitor.hub.register(f"{user.name}@{ws.client.host if ws.client else '?'}")
     limit = monitor.settings.frame_max_bytes
     reader = asyncio.create_task(_drain(ws, limit))
+    watch = asyncio.create_task(_watch_login(monitor, token))
     try:
         # Registered before the snapshot is taken, so nothing falls between the two.
         now = monitor.clock()
         beds = await monitor.beds_json()
         await ws.send_text(feed.hello_message(now, beds, monitor.health.failing(now)))
-        while not reader.done():
+        while not reader.done() and not watch.done():
             message: str | None = None
             if not client.queue.empty() and not client.dropped.is_set():
                 # Backlog: send it without three tasks and a wait per message. That overhead
@@ -222,7 +258,7 @@ async def feed_socket(ws: WebSocket) -> None:
                 get = asyncio.create_task(client.queue.get())
                 dropped = asyncio.create_task(client.dropped.wait())
                 done, _ = await asyncio.wait(
-                    {get, dropped, reader}, return_when=asyncio.FIRST_COMPLETED
+                    {get, dropped, reader, watch}, return_when=asyncio.FIRST_COMPLETED
                 )
                 if get not in done:
                     get.cancel()
@@ -240,6 +276,11 @@ async def feed_socket(ws: WebSocket) -> None:
                         await ws.send_text(message)
                 except TimeoutError:
                     client.drop("too slow: a send to the panel timed out")
+        if watch.done():
+            # No bye first: the panel must see the 1008 (and stop reconnecting with this token).
+            log.info("feed client %s closed: %s", client.name, LOGIN_ENDED)
+            await _close(ws, 1008, watch.result())
+            return
         if reader.result():
             log.info("feed client %s closed: frame over the size limit", client.name)
             await _close(ws, 1009, f"frame over the {limit} byte limit")
@@ -248,6 +289,7 @@ async def feed_socket(ws: WebSocket) -> None:
     finally:
         monitor.hub.unregister(client)
         reader.cancel()
+        watch.cancel()
 
 
 async def _drain(ws: WebSocket, limit: int | None = None) -> bool:

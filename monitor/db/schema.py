@@ -117,6 +117,7 @@ readings = Table(
     Column("received_at", Float, nullable=False),
     Column("source", String(16), nullable=True),
     Column("hr", Float, nullable=True),
+    Column("pr", Float, nullable=True),  # pulse rate, kept apart from the ECG heart rate
     Column("spo2", Float, nullable=True),
     Column("rr", Float, nullable=True),
     Column("sbp", Float, nullable=True),
@@ -175,7 +176,7 @@ audit_log = Table(
 Index("ix_audit_at", audit_log.c.at)
 Index("ix_audit_session", audit_log.c.session_id)
 
-SIGNAL_COLUMNS = ("hr", "spo2", "rr", "sbp", "dbp", "map")
+SIGNAL_COLUMNS = ("hr", "pr", "spo2", "rr", "sbp", "dbp", "map")
 
 # One row per monitor instance, written when no reading has been committed for a while, so
 # /health can tell a database that takes writes from one that has turned read-only or away.

@@ -244,6 +244,64 @@ class Store:
             )
             return int(res.inserted_primary_key[0])  # type: ignore[index]
 
+    async def create_user(self, name: str, role: str, password_hash: str, now: float) -> bool:
+        """A new user; False (and nothing changed) when the name is taken."""
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    users.insert().values(
+                        name=name,
+                        role=role,
+                        password_hash=password_hash,
+                        created_at=now,
+                        disabled=False,
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    async def reset_user(self, name: str, role: str, password_hash: str) -> int | None:
+        """New password and role for an existing user, enabled again, every token of theirs
+        revoked (in one transaction); None when there is no such user, else tokens revoked."""
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(select(users.c.id).where(users.c.name == name))).first()
+            if row is None:
+                return None
+            await conn.execute(
+                update(users)
+                .where(users.c.id == row.id)
+                .values(role=role, password_hash=password_hash, disabled=False)
+            )
+            res = await conn.execute(
+                access_tokens.delete().where(access_tokens.c.user_id == row.id)
+            )
+        return int(res.rowcount or 0)
+
+    async def set_user_disabled(self, name: str, disabled: bool) -> int | None:
+        """Disable (revoking every token) or enable a user; None when there is no such user,
+        else the number of tokens revoked."""
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(select(users.c.id).where(users.c.name == name))).first()
+            if row is None:
+                return None
+            await conn.execute(update(users).where(users.c.id == row.id).values(disabled=disabled))
+            revoked = 0
+            if disabled:
+                res = await conn.execute(
+                    access_tokens.delete().where(access_tokens.c.user_id == row.id)
+                )
+                revoked = int(res.rowcount or 0)
+        return revoked
+
+    async def revoke_access_token(self, token: str) -> bool:
+        """Logout: the token is gone from storage, so every instance refuses it from now on."""
+        async with self.engine.begin() as conn:
+            res = await conn.execute(
+                access_tokens.delete().where(access_tokens.c.token_hash == token_hash(token))
+            )
+        return bool(res.rowcount)
+
     async def user_by_name(self, name: str) -> UserRow | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(users).where(users.c.name == name))).first()

@@ -17,6 +17,11 @@ Every message is a JSON object with ``type`` and ``v``:
              sent when the set of failing pipeline stages changes (and in ``hello`` as
              ``health``), so a panel can say "monitor degraded: <stage>" on every tile.
 
+Panel -> monitor, once, first, and only when the upgrade carried no token (browsers cannot set
+headers on a websocket, and a token in the URL ends up in logs):
+    auth     {"type": "auth", "v": 1, "token": access token}
+Anything else a panel sends is read and ignored.
+
 Messages are serialised once per event and the same bytes go to every panel.
 """
 
@@ -110,3 +115,22 @@ def ping_message(server_time: float) -> str:
 
 def bye_message(reason: str) -> str:
     return _dumps({"type": "bye", "v": VERSION, "reason": reason})
+
+
+AUTH_TOKEN_MAX = 512
+
+
+def parse_auth(text: str | None) -> str | None:
+    """The token of an ``auth`` message, or None for anything else (the caller closes 1008)."""
+    if text is None or len(text) > AUTH_TOKEN_MAX * 2:
+        return None
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(obj, dict) or obj.get("type") != "auth" or obj.get("v", VERSION) != VERSION:
+        return None
+    token = obj.get("token")
+    if not isinstance(token, str) or not 0 < len(token) <= AUTH_TOKEN_MAX or "\x00" in token:
+        return None
+    return token

@@ -10,7 +10,20 @@ from typing import Any, Final
 from monitor.model import Reading, to_rfc3339
 from monitor.report.common import normalise_readings
 
-CSV_COLUMNS: Final = ("ts", "device_id", "seq", "source", "hr", "spo2", "rr", "sbp", "dbp", "map")
+# pr (pulse rate) came later: it is the last column, so the earlier columns keep their places.
+CSV_COLUMNS: Final = (
+    "ts",
+    "device_id",
+    "seq",
+    "source",
+    "hr",
+    "spo2",
+    "rr",
+    "sbp",
+    "dbp",
+    "map",
+    "pr",
+)
 
 
 def _cell(value: float) -> str:

@@ -4,7 +4,9 @@ Mapping (docs/integration.md, "FHIR export"):
 - one Patient (name text = the session's patient label) and one Encounter (the session:
   class AMB, period = opened..ended, location display = the bed label);
 - per reading, one Observation per signal, following the R4 vital-signs profiles:
-  hr 8867-4 ``/min``, spo2 2708-6 ``%``, rr 9279-1 ``/min``; systolic and diastolic together
+  hr 8867-4 ``/min``, pr (pulse rate) 8889-8 "Heart rate by Pulse oximetry" ``/min`` with
+  8867-4 as a second coding (the R4 heart-rate profile asks for it), spo2 2708-6 ``%``,
+  rr 9279-1 ``/min``; systolic and diastolic together
   as the blood-pressure panel 85354-9 with components 8480-6 and 8462-4 ``mm[Hg]``;
   mean pressure 8478-0 as its own Observation (the BP profile has no MAP component, and a
   MAP may come without a pair). A lone systolic or diastolic is its own Observation;
@@ -35,6 +37,7 @@ _NAMESPACE: Final = uuid.UUID("6f1d7f8e-3a6b-5c2e-9d41-5a0c1b7e2f10")
 # signal -> (LOINC code, display, UCUM code, unit text, specific R4 vital-signs profile)
 SIGNAL_CODES: Final[Mapping[str, tuple[str, str, str, str, str | None]]] = {
     "hr": ("8867-4", "Heart rate", "/min", "beats/minute", "heartrate"),
+    "pr": ("8889-8", "Heart rate by Pulse oximetry", "/min", "beats/minute", "heartrate"),
     "spo2": ("2708-6", "Oxygen saturation in Arterial blood", "%", "%", "oxygensat"),
     "rr": ("9279-1", "Respiratory rate", "/min", "breaths/minute", "resprate"),
     "sbp": ("8480-6", "Systolic blood pressure", "mm[Hg]", "mmHg", None),
@@ -142,7 +145,7 @@ def report_fhir(
         base_key = (session_id, r.device_id, r.seq)
         values = r.values
         paired = "sbp" in values and "dbp" in values
-        for signal in ("hr", "spo2", "rr", "sbp", "dbp", "map"):
+        for signal in ("hr", "pr", "spo2", "rr", "sbp", "dbp", "map"):
             if signal not in values:
                 continue
             if paired and signal == "dbp":
@@ -163,6 +166,11 @@ def report_fhir(
                     (*base_key, signal), r, signal, subject, encounter_ref, profile
                 )
                 obs["code"] = _concept(code, display)
+                if signal == "pr":
+                    hr_code, hr_display = SIGNAL_CODES["hr"][:2]
+                    obs["code"]["coding"].append(
+                        {"system": LOINC, "code": hr_code, "display": hr_display}
+                    )
                 obs["valueQuantity"] = _quantity(signal, values[signal])
             entries.append({"fullUrl": f"urn:uuid:{obs_id}", "resource": obs})
 

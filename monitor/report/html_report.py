@@ -33,6 +33,7 @@ DISCLAIMER: Final = (
 )
 SIGNAL_NAMES: Final[Mapping[str, str]] = {
     "hr": "Heart rate",
+    "pr": "Pulse rate",
     "spo2": "SpO2",
     "rr": "Respiratory rate",
     "sbp": "Systolic BP",
@@ -71,6 +72,7 @@ _SCALES: Final[Mapping[str, tuple[float, float]]] = {
 }
 _COLOURS: Final[Mapping[str, str]] = {
     "hr": "#1b7f3b",
+    "pr": "#7cb342",
     "spo2": "#1f4fbf",
     "rr": "#8a3ea8",
     "sbp": "#b3261e",
@@ -500,6 +502,9 @@ def _charts_section(
         ("rr", "Respiratory rate (/min)"),
     ):
         series = [(signal, pts(signal), "line")]
+        if signal == "hr" and pts("pr"):
+            # The pulse rate on the heart-rate chart, in its own colour (docs/alarms.md).
+            series = [s for s in series if s[1]] + [("pr", pts("pr"), "line")]
         if series[0][1]:
             out.append(_chart(title, series, _SCALES[signal], t0, t1, tl, marks(signal)))
     bp: list[tuple[str, list[tuple[float, float]], str]] = []

@@ -1,0 +1,79 @@
+"""Commands whose bodies are bounded by the clinic configuration: per-session limit overrides
+and the audio pause. Their routes are made per app, from the configuration the app runs
+with (monitor/api/bodies.py), so the bounds in /openapi.json are the engine's bounds."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path
+
+from monitor.alarms import ClinicConfig
+from monitor.api import bodies, errors
+from monitor.api.deps import ChargeUser, CurrentUser, MonitorDep, SessionId, StrictRoute
+from monitor.api.errors import ApiError, ErrorCode
+from monitor.model import Phase, to_rfc3339
+from monitor.protocol.feed import alarm_json
+
+BedId = Annotated[str, Path(max_length=64, pattern=bodies.ID_REGEX)]
+
+
+def router_for(config: ClinicConfig) -> APIRouter:
+    router = APIRouter(route_class=StrictRoute, responses=errors.responses(*errors.COMMON))
+    LimitsUpdate = bodies.limits_update_model(config)
+    AudioPause = bodies.audio_pause_model(config)
+
+    @router.put(
+        "/api/sessions/{session_id}/limits",
+        tags=["sessions"],
+        responses=errors.responses(403, 404, 409),
+    )
+    async def put_limits(
+        session_id: SessionId,
+        body: LimitsUpdate,  # type: ignore[valid-type]
+        monitor: MonitorDep,
+        user: ChargeUser,
+    ) -> dict[str, Any]:
+        row = await monitor.store.session_row(session_id)
+        if row is None:
+            raise ApiError(404, ErrorCode.NOT_FOUND, "no such session")
+        if row["phase"] == Phase.ENDED.value:
+            raise ApiError(409, ErrorCode.SESSION_ENDED, "the session has ended")
+        raw = body.overrides.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
+        try:
+            overrides = monitor.validate_overrides(raw)
+        except ValueError as e:
+            raise errors.invalid(["body", "overrides"], str(e)) from None
+        await monitor.store.set_limit_overrides(
+            session_id, overrides, now=monitor.clock(), by=user.name
+        )
+        await monitor.session_changed(session_id)
+        row = await monitor.store.session_row(session_id)
+        assert row is not None
+        return monitor.limits_json(row)
+
+    @router.post("/api/beds/{bed_id}/audio-pause", tags=["ward"], responses=errors.responses(404))
+    async def audio_pause(
+        bed_id: BedId,
+        monitor: MonitorDep,
+        user: CurrentUser,
+        body: Annotated[AudioPause | None, Body()] = None,  # type: ignore[valid-type]
+    ) -> dict[str, Any]:
+        if bed_id not in {b["id"] for b in await monitor.store.list_beds()}:
+            raise ApiError(404, ErrorCode.NOT_FOUND, "no such bed")
+        seconds = body.seconds if body else None  # type: ignore[attr-defined]
+        changed = await monitor.pause_audio(bed_id, seconds)
+        session = monitor.caches.open_sessions.get(bed_id)
+        await monitor.store.audit(
+            "audio_pause",
+            actor=user.name,
+            target=bed_id,
+            session_id=session.id if session else None,
+            detail={"seconds": seconds},
+        )
+        until = max((a.audio_paused_until or 0 for a in changed), default=None)
+        return {
+            "bed": bed_id,
+            "audio_paused_until": to_rfc3339(until) if until else None,
+            "alarms": [alarm_json(a) for a in changed],
+        }
+
+    return router

@@ -1,0 +1,87 @@
+"""OpenAPI links: from the operations that produce ids (sessions, alarms, devices, users,
+beds) to those that take them, so a generated client or a stateful tester can chain
+admit -> event -> report. Operation ids are the route functions' names (monitor/app.py).
+
+The error answers are declared beside the routes: per router what every route of it can
+answer (monitor/api/errors.py ``COMMON``), per route the rest (404, 409, 429).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+_SESSION_CONSUMERS: Final = (
+    "get_session",
+    "add_event",
+    "get_limits",
+    "put_limits",
+    "report",
+    "report_as_csv",
+    "report_as_fhir",
+)
+_BED_QUERIES: Final = ("list_readings", "list_alarms", "list_sessions")
+
+
+def _session_links(expr: str) -> dict[str, Any]:
+    return {
+        f"session_{target}": {"operationId": target, "parameters": {"session_id": expr}}
+        for target in _SESSION_CONSUMERS
+    }
+
+
+def _bed_links(expr: str) -> dict[str, Any]:
+    links: dict[str, Any] = {
+        f"bed_{target}": {"operationId": target, "parameters": {"query.bed": expr}}
+        for target in _BED_QUERIES
+    }
+    links["bed_audio_pause"] = {"operationId": "audio_pause", "parameters": {"bed_id": expr}}
+    links["bed_create_session"] = {"operationId": "create_session", "requestBody": {"bed": expr}}
+    return links
+
+
+# operation -> status -> links. Expressions are OpenAPI runtime expressions.
+LINKS: Final[Mapping[str, Mapping[str, dict[str, Any]]]] = {
+    "create_session": {"201": {**_session_links("$response.body#/id")}},
+    "list_sessions": {"200": _session_links("$response.body#/sessions/0/id")},
+    "get_session": {"200": _session_links("$response.body#/id")},
+    "add_event": {"200": _session_links("$response.body#/id")},
+    "list_beds": {"200": _bed_links("$response.body#/0/id")},
+    "list_alarms": {
+        "200": {
+            "alarm_acknowledge": {
+                "operationId": "acknowledge",
+                "parameters": {"alarm_id": "$response.body#/alarms/0/id"},
+            }
+        }
+    },
+    "add_device": {
+        "201": {
+            "device_revoke": {
+                "operationId": "revoke_device",
+                "parameters": {"device_id": "$response.body#/device_id"},
+            },
+            **_bed_links("$response.body#/bed"),
+        }
+    },
+    "add_user": {
+        "201": {
+            "user_login": {
+                "operationId": "login",
+                "requestBody": {
+                    "username": "$response.body#/name",
+                    "password": "$request.body#/password",
+                },
+            }
+        }
+    },
+}
+
+
+def links(operation: str) -> dict[str, Any]:
+    """The ``openapi_extra`` of a route: its links to the operations that take its ids."""
+    return {
+        "responses": {
+            status: {"links": dict(by_name)} for status, by_name in LINKS[operation].items()
+        }
+    }

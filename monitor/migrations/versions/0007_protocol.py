@@ -5,7 +5,7 @@ before protocols existed keep NULL: they are judged by no protocol (nothing gate
 the clinic's default is now.
 
 Revision ID: 0007_protocol
-Revises: 0002_hl7
+Revises: 0004_pulse
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_protocol"
-down_revision = "0002_hl7"  # the head of main when branched; the integrator re-chains
+down_revision = "0004_pulse"
 branch_labels = None
 depends_on = None
 

@@ -164,7 +164,8 @@ def test_a_session_runs_the_default_protocol_unless_it_names_one(psrv: MonitorPr
     assert s["discharge"] == {"eligible": True, "eligible_at": None, "blocked_by": []}
     psrv.add_device("pr-bed-2-mon", "pr-bed-2")
     r = psrv.post("/api/sessions", {"bed": "pr-bed-2", "patient_label": "P", "protocol": "nope"})
-    assert r.status_code == 422 and r.json()["detail"]["code"] == "unknown_protocol"
+    assert r.status_code == 422 and r.json()["detail"]["code"] == "invalid_request"
+    assert [f["loc"] for f in r.json()["detail"]["fields"]] == [["body", "protocol"]]
     sid, _ = _admit(psrv, "pr-bed-2", protocol="esketamine")
     s = psrv.get(f"/api/sessions/{sid}")
     assert s["protocol"] == "esketamine" and {i["id"] for i in s["checklist"]} >= {"consent"}
@@ -416,7 +417,8 @@ def test_an_iv_dose_is_completed_from_the_weight_and_an_inconsistent_one_refused
     assert early.status_code == 409 and early.json()["detail"]["code"] == "dose_outside_infusion"
     _dose(psrv, bed, token, sid)
     bad = _event(psrv, sid, {"type": "dose", "data": {"mg_per_kg": 0.5, "total_mg": 50}})
-    assert bad.status_code == 422 and bad.json()["detail"]["code"] == "invalid_dose"
+    assert bad.status_code == 422 and bad.json()["detail"]["code"] == "invalid_request"
+    assert [f["loc"] for f in bad.json()["detail"]["fields"]] == [["body", "data"]]
     typo = _event(psrv, sid, {"type": "dose", "data": {"mg_per_kg": "0.5"}})
     assert typo.status_code == 422
     r = _event(psrv, sid, {"type": "dose", "data": {"mg_per_kg": 0.5, "lot": "K-123"}})

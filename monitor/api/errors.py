@@ -45,10 +45,6 @@ class ErrorCode(StrEnum):
     EVENT_NOT_ALLOWED = "event_not_allowed"  # 409: the event does not fit the session's phase
     SESSION_ENDED = "session_ended"  # 409: the session has ended
     ALARM_NOT_ACKNOWLEDGEABLE = "alarm_not_acknowledgeable"  # 409
-    UNKNOWN_PROTOCOL = "unknown_protocol"  # 422: no such protocol in the clinic config
-    NO_PROTOCOL = "no_protocol"  # 422: a checklist for a session that runs no protocol
-    INVALID_CHECKLIST = "invalid_checklist"  # 422: a checklist value of the wrong kind
-    INVALID_DOSE = "invalid_dose"  # 422: dose figures that do not add up
     OVERRIDE_FORBIDDEN = "override_forbidden"  # 403: only charge or admin may override
     CHECKLIST_INCOMPLETE = "checklist_incomplete"  # 409: dosing before the checklist is done
     PREDOSE_BP_MISSING = "predose_bp_missing"  # 409: dosing without a pre-dose cuff BP

@@ -71,11 +71,8 @@ async def create_session(
     config = monitor.engine.config
     protocol = config.protocol(body.protocol)
     if protocol is None:
-        raise ApiError(
-            422,
-            ErrorCode.UNKNOWN_PROTOCOL,
-            f"no protocol {body.protocol!r} (one of {', '.join(config.protocols)})",
-            fields=[{"loc": ["body", "protocol"], "message": "unknown protocol", "kind": "value"}],
+        raise errors.invalid(
+            ["body", "protocol"], f"no such protocol (one of {', '.join(config.protocols)})"
         )
     planned = (
         body.infusion_planned_min * 60
@@ -207,25 +204,25 @@ async def _protocol_gates(
         try:
             model.model_validate(data)
         except ValidationError as e:
-            raise ApiError(422, ErrorCode.INVALID_REQUEST, str(e).splitlines()[0]) from None
+            raise errors.invalid(["body", "data"], str(e).splitlines()[0]) from None
     if body.type not in ("checklist", "infusion_start", "end", "dose"):
         return data, []
     inputs = await monitor.views.protocol_inputs(row, events)
     protocol = inputs.protocol
     if body.type == "checklist":
         if protocol is None:
-            raise ApiError(422, "no_protocol", "this session runs no protocol")
+            raise errors.invalid(["body", "type"], "this session runs no protocol")
         try:
             return pm.parse_checklist(protocol, data), []
         except pm.ChecklistError as e:
-            raise ApiError(422, "invalid_checklist", str(e)) from None
+            raise errors.invalid(["body", "data"], str(e)) from None
     if protocol is None:
         return data, []
     if body.type == "dose":
         try:
             decision = pm.dose(protocol, inputs.opened_at, inputs.events, data, at, role)
         except pm.DoseError as e:
-            raise ApiError(422, "invalid_dose", str(e)) from None
+            raise errors.invalid(["body", "data"], str(e)) from None
         except pm.Forbidden as e:
             raise ApiError(403, "override_forbidden", str(e)) from None
         if decision.refusal is not None:

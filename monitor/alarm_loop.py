@@ -24,6 +24,11 @@ Rules
 6. Which instance judges a bed is the gate's decision (``Gate.route``): here, held while this
    instance rebuilds it, or away (another instance owns it). Single-instance mode's gate says
    "here" for every bed.
+7. Checkpoints: an open session whose protocol has checkpoints is watched (its events and
+   cuff readings, loaded when the session changes or the bed is rebuilt, and kept current
+   with each stored cuff reading); every tick judges them on the server clock with the pure
+   protocol model, which raises and ends the ``checkpoint`` alarms (docs/protocols.md).
+   They are held here, beside the engine, and restored from the store on a rebuild.
 """
 
 from __future__ import annotations
@@ -37,9 +42,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, Protocol
 
+from monitor import protocol_model as pm
 from monitor import session as session_model
 from monitor.alarms import AlarmEngine, LifecycleError, UnknownAlarm
 from monitor.alarms.engine import RATE_SIGNAL, RATE_SOURCES, SIGNAL_RATE
+from monitor.alarms.lifecycle import Event, State, snapshot
+from monitor.alarms.lifecycle import apply as lifecycle_apply
 from monitor.caches import Caches, OpenSession
 from monitor.db.store import Store
 from monitor.errors import Unavailable
@@ -47,6 +55,7 @@ from monitor.fanout import FanOut
 from monitor.faults import Faults, Point
 from monitor.health import Health, Stage
 from monitor.model import PRIORITY_RANK, Alarm, AlarmKind, Phase, Reading
+from monitor.protocols import Protocol as ClinicProtocol
 
 log = logging.getLogger("vigil.alarms")
 
@@ -136,6 +145,18 @@ class LocalGate:
         return None
 
 
+@dataclass(slots=True)
+class Watch:
+    """An open session whose protocol has checkpoints (rule 7): what its checkpoints are
+    judged from."""
+
+    session_id: int
+    protocol: ClinicProtocol
+    opened_at: float
+    events: list[pm.SessionEvent]
+    cuff: list[Reading]
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """What the store holds of one bed over a replay horizon."""
@@ -171,7 +192,9 @@ def replay(
                     row["id"],
                     phase.value,
                     row["baseline"],
-                    row["limit_overrides"],
+                    engine.config.session_overrides(
+                        row.get("protocol"), phase.value, row["limit_overrides"]
+                    ),
                     now=now,
                     since=since,
                 )
@@ -187,7 +210,10 @@ def replay(
         for a in record.open_alarms
         if a.kind == AlarmKind.PHYSIOLOGICAL or a.signal == SIGNAL_RATE
     ]
-    technical = [a for a in record.open_alarms if a not in physio]
+    # Checkpoint alarms are the protocol's, held beside the engine (rule 7).
+    technical = [
+        a for a in record.open_alarms if a not in physio and a.signal != pm.SIGNAL_CHECKPOINT
+    ]
     # Per signal, the device time up to which stored alarms already account for readings.
     cut: dict[str, float] = {}
     for a in record.recent_alarms:
@@ -255,6 +281,8 @@ class AlarmLoop:
         self._dirty: dict[str, float] = {}  # bed -> server time its engine state went bad
         self._task: asyncio.Task[None] | None = None
         self._last_tick: float | None = None
+        self._watch: dict[str, Watch] = {}  # bed -> its open session's checkpoints (rule 7)
+        self._checkpoint_alarms: dict[str, Alarm] = {}  # live ones, by id
         self.rebuilds = 0
         health.use(Stage.ENGINE)
         health.use(Stage.ALARM_STORE)
@@ -320,6 +348,8 @@ class AlarmLoop:
             bed_id = r.bed_id
             assert bed_id is not None
             route = gate.route(bed_id)
+            if r.source == "nibp" and bed_id in self._watch:
+                self._watch_reading(r)
             if route is Route.HERE:
                 if bed_id in dirty:
                     continue  # the rebuild replays it
@@ -409,7 +439,72 @@ class AlarmLoop:
             return
         if route is not Route.HERE:
             return
+        await self._watch_session(bed_id, row)
         await self.persist_quietly(await self._apply_session(bed_id, current, row))
+
+    # --- checkpoints (rule 7) ---------------------------------------------------------------
+
+    async def _watch_session(self, bed_id: str, row: dict[str, Any]) -> None:
+        """Watch a session's checkpoints from what is stored now, or stop watching it."""
+        protocol = self.engine.config.protocols.get(row.get("protocol") or "")
+        if row["ended_at"] is not None or protocol is None or not protocol.checkpoints:
+            current = self._watch.get(bed_id)
+            if current is not None and (current.session_id == row["id"] or row["ended_at"] is None):
+                del self._watch[bed_id]
+            return
+        events = await self.store.session_events(row["id"])
+        cuff = await self.store.readings(session_id=row["id"], source="nibp", limit=20_000)
+        self._watch[bed_id] = Watch(
+            session_id=row["id"],
+            protocol=protocol,
+            opened_at=row["opened_at"],
+            events=[pm.SessionEvent(e["type"], e["at"], e["data"], e["id"]) for e in events],
+            cuff=cuff,
+        )
+
+    def _watch_reading(self, r: Reading) -> None:
+        assert r.bed_id is not None
+        w = self._watch[r.bed_id]
+        if r.ts >= w.opened_at:
+            w.cuff.append(r)
+
+    def judge_checkpoints(self, now: float) -> list[Alarm]:
+        """Raise and end the checkpoint alarms of the beds judged here (server clock)."""
+        by_bed: dict[str, dict[str, Alarm]] = {}
+        for a in self._checkpoint_alarms.values():
+            by_bed.setdefault(a.bed_id, {})[a.id] = a
+        changes: list[Alarm] = []
+        for bed_id in set(self._watch) | set(by_bed):
+            if self.gate.route(bed_id) is not Route.HERE or bed_id in self._dirty:
+                continue
+            w = self._watch.get(bed_id)
+            statuses = (
+                pm.checkpoints(w.protocol, w.opened_at, w.events, w.cuff, now)
+                if w is not None
+                else ()
+            )
+            session_id = w.session_id if w is not None else None
+            changes += pm.checkpoint_alarms(
+                bed_id, session_id, statuses, by_bed.get(bed_id, {}), now
+            )
+        for a in changes:
+            if a.state == State.ENDED:
+                self._checkpoint_alarms.pop(a.id, None)
+            else:
+                self._checkpoint_alarms[a.id] = a
+        return changes
+
+    async def _rewatch(self, bed_id: str, record: Record) -> None:
+        """On a rebuild: the bed's checkpoint alarms as stored, its open session watched."""
+        for alarm_id in [k for k, a in self._checkpoint_alarms.items() if a.bed_id == bed_id]:
+            del self._checkpoint_alarms[alarm_id]
+        for a in record.open_alarms:
+            if a.signal == pm.SIGNAL_CHECKPOINT and a.ended_at is None:
+                self._checkpoint_alarms[a.id] = snapshot(a)
+        self._watch.pop(bed_id, None)
+        open_row = next((r for r, _ in record.sessions if r["ended_at"] is None), None)
+        if open_row is not None:
+            await self._watch_session(bed_id, open_row)
 
     async def _apply_session(
         self, bed_id: str, current: OpenSession | None, row: dict[str, Any]
@@ -435,7 +530,9 @@ class AlarmLoop:
                 current.id,
                 current.phase,
                 current.baseline,
-                current.overrides,
+                self.engine.config.session_overrides(
+                    row.get("protocol"), current.phase, current.overrides
+                ),
                 now=now,
                 since=since,
             ),
@@ -487,6 +584,7 @@ class AlarmLoop:
         changed, replayed = replay(
             self.engine, bed_id, record, now=self.clock(), last_seen=last_seen, seen_now=seen_now
         )
+        await self._rewatch(bed_id, record)
         self._dirty.pop(bed_id, None)
         held = release() if release is not None else ()
         for item in held:
@@ -539,6 +637,7 @@ class AlarmLoop:
                     await self._rebuild_dirty()
                 try:
                     changes = self.engine.tick(now)
+                    changes += self.judge_checkpoints(now)
                 except Exception as e:
                     log.exception("alarm tick failed")
                     self.health.failed(Stage.ENGINE, now, type(e).__name__)
@@ -553,12 +652,21 @@ class AlarmLoop:
     # --- people's commands (rule 5) --------------------------------------------------------
 
     async def acknowledge(self, alarm_id: str, user: str) -> Alarm | None:
-        if self.engine.get(alarm_id) is None and not isinstance(self.gate, LocalGate):
+        here = self.engine.get(alarm_id) is not None or alarm_id in self._checkpoint_alarms
+        if not here and not isinstance(self.gate, LocalGate):
             return await self.gate.acknowledge(alarm_id, user)
         return await self.acknowledge_here(alarm_id, user)
 
     async def acknowledge_here(self, alarm_id: str, user: str) -> Alarm | None:
         """Acknowledge in this instance's engine; None if no live alarm has that id here."""
+        checkpoint = self._checkpoint_alarms.get(alarm_id)
+        if checkpoint is not None:
+            if checkpoint.state == State.ACKNOWLEDGED:
+                return snapshot(checkpoint)
+            acked = lifecycle_apply(snapshot(checkpoint), Event.ACK, self.clock(), user=user)
+            await self.persist([acked])
+            self._checkpoint_alarms[alarm_id] = acked
+            return snapshot(acked)
         try:
             changed = self.engine.acknowledge(alarm_id, user, self.clock())
         except (UnknownAlarm, LifecycleError):
@@ -582,8 +690,13 @@ class AlarmLoop:
         """Live alarms of the ward (or one bed): this instance's and, in multi-instance mode,
         the other instances' as last heard."""
         alarms = self.engine.active(bed_id)
+        alarms += [
+            snapshot(a)
+            for a in self._checkpoint_alarms.values()
+            if (bed_id is None or a.bed_id == bed_id) and self.gate.route(a.bed_id) is Route.HERE
+        ]
         remote = self.gate.remote_alarms()
         if remote:
             alarms += [a for a in remote if bed_id is None or a.bed_id == bed_id]
-            alarms.sort(key=lambda a: (-PRIORITY_RANK.get(a.priority, 0), a.started_at, a.id))
+        alarms.sort(key=lambda a: (-PRIORITY_RANK.get(a.priority, 0), a.started_at, a.id))
         return alarms

@@ -5,7 +5,8 @@ Rules:
   phase (a patient may leave before the infusion starts); nothing is allowed once ended.
 - Within infusion the timer runs or is paused: pause only while running, resume only while
   paused; ``infusion_stop`` from either moves to recovery.
-- ``observation`` is allowed in every open phase and changes nothing but the record.
+- ``observation``, ``checklist``, ``discharge_request`` and ``dose`` are allowed in every open phase
+  and change nothing but the record (their rules are the protocol's: monitor.protocol_model).
 - An event may not be dated before the previous phase event: the timer would run backwards.
 - Infusion elapsed time is the sum of the running spans, measured at ``now``.
 - Membership: a reading belongs to the session of its bed whose span holds its device ``ts``,
@@ -29,10 +30,12 @@ from typing import Final
 
 from monitor.model import SIGNALS, Phase
 
-EVENT_TYPES: Final = frozenset(
-    {"infusion_start", "infusion_pause", "infusion_resume", "infusion_stop", "end", "observation"}
+RECORD_EVENTS: Final = frozenset({"observation", "checklist", "discharge_request", "dose"})
+EVENT_TYPES: Final = (
+    frozenset({"infusion_start", "infusion_pause", "infusion_resume", "infusion_stop", "end"})
+    | RECORD_EVENTS
 )
-PHASE_EVENTS: Final = EVENT_TYPES - {"observation"}
+PHASE_EVENTS: Final = EVENT_TYPES - RECORD_EVENTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +74,7 @@ def apply(state: SessionState, event_type: str, at: float) -> SessionState:
         raise TransitionError(f"unknown event type {event_type!r}")
     if state.phase is Phase.ENDED:
         raise TransitionError("the session has ended")
-    if event_type == "observation":
+    if event_type in RECORD_EVENTS:
         return state
     if state.last_phase_event_at is not None and at < state.last_phase_event_at:
         raise TransitionError("event time is before the session's previous phase event")

@@ -3,15 +3,101 @@ no rule is decided here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from monitor import protocol_model as pm
 from monitor import session as session_model
 from monitor.alarms.config import ClinicConfig
 from monitor.caches import Caches
 from monitor.db.store import Store
-from monitor.model import PRIORITY_RANK, Alarm, to_rfc3339
+from monitor.model import PRIORITY_RANK, Alarm, Reading, to_rfc3339
 from monitor.protocol import feed
+from monitor.protocols import Protocol
+
+# The continuous signals a discharge criterion reads (their last value in the session).
+_DISCHARGE_SIGNALS = ("hr", "spo2")
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolInputs:
+    """What the protocol model judges a session from: its protocol (None: a session opened
+    before protocols, or whose protocol the clinic no longer has), its events, and the
+    readings of its span that any rule reads (cuff BPs and the last HR and SpO2)."""
+
+    protocol: Protocol | None
+    opened_at: float
+    events: list[pm.SessionEvent]
+    readings: list[Reading]
+    baseline: dict[str, float] | None
+
+
+def _needs_readings(p: Protocol) -> bool:
+    d = p.discharge
+    return bool(
+        p.predose_bp is not None
+        or p.checkpoints
+        or d.bp is not None
+        or d.spo2_above is not None
+        or d.hr is not None
+    )
+
+
+def _satisfier_json(s: pm.Satisfier | None) -> dict[str, Any] | None:
+    if s is None:
+        return None
+    if s.event_id is not None or s.device_id is None:
+        return {
+            "type": "observation",
+            "event_id": s.event_id,
+            "at": to_rfc3339(s.at),
+            "values": dict(s.values),
+        }
+    return {
+        "type": "reading",
+        "device_id": s.device_id,
+        "seq": s.seq,
+        "ts": to_rfc3339(s.at),
+        "values": dict(s.values),
+    }
+
+
+def protocol_json(status: pm.ProtocolStatus | None) -> dict[str, Any]:
+    """The ``checklist``, ``checkpoints`` and ``discharge`` of the session view."""
+    if status is None:
+        return {
+            "checklist": [],
+            "checkpoints": [],
+            "discharge": {"eligible": True, "eligible_at": None, "blocked_by": []},
+        }
+    d = status.discharge
+    return {
+        "checklist": [
+            {"id": i.id, "label": i.label, "kind": i.kind.value, "value": i.value, "done": i.done}
+            for i in status.checklist
+        ],
+        "checkpoints": [
+            {
+                "id": c.id,
+                "kind": c.kind.value,
+                "due_at": to_rfc3339(c.due_at),
+                "status": c.status.value,
+                "done_at": to_rfc3339(c.done_at),
+                "checkpoint": c.checkpoint,
+                "window_start": to_rfc3339(c.window_start),
+                "window_end": to_rfc3339(c.window_end),
+                "late": c.late,
+                "satisfied_by": _satisfier_json(c.satisfied_by),
+            }
+            for c in status.checkpoints
+        ],
+        "discharge": {
+            "eligible": d.eligible,
+            "eligible_at": to_rfc3339(d.eligible_at),
+            "blocked_by": [b.value for b in d.blocked_by],
+        },
+    }
 
 
 class Views:
@@ -28,6 +114,43 @@ class Views:
         self.config = config
         self.active_alarms = active_alarms
         self.clock = clock
+
+    def protocol_of(self, row: dict[str, Any]) -> Protocol | None:
+        pid = row.get("protocol")
+        return self.config.protocols.get(pid) if pid else None
+
+    async def protocol_inputs(
+        self, row: dict[str, Any], events: Sequence[dict[str, Any]]
+    ) -> ProtocolInputs:
+        """The session's inputs to the protocol model, from the store."""
+        protocol = self.protocol_of(row)
+        readings: list[Reading] = []
+        if protocol is not None and _needs_readings(protocol):
+            readings = await self.store.readings(session_id=row["id"], source="nibp", limit=20_000)
+            span = session_model.membership_span(
+                row["bed_id"], row["opened_at"], row["ended_at"], None
+            )
+            have = {(r.device_id, r.seq) for r in readings}
+            latest = await self.store.latest_values(row["bed_id"])
+            for sig in _DISCHARGE_SIGNALS:
+                r = latest.get(sig)
+                if r is not None and span.holds(r.ts) and (r.device_id, r.seq) not in have:
+                    have.add((r.device_id, r.seq))
+                    readings.append(r)
+        return ProtocolInputs(
+            protocol=protocol,
+            opened_at=row["opened_at"],
+            events=[pm.SessionEvent(e["type"], e["at"], e["data"], e["id"]) for e in events],
+            readings=readings,
+            baseline=row["baseline"],
+        )
+
+    def protocol_status(self, inputs: ProtocolInputs, now: float) -> pm.ProtocolStatus | None:
+        if inputs.protocol is None:
+            return None
+        return pm.status(
+            inputs.protocol, inputs.opened_at, inputs.events, inputs.readings, inputs.baseline, now
+        )
 
     async def session_json(self, row: dict[str, Any]) -> dict[str, Any]:
         events = await self.store.session_events(row["id"])
@@ -50,6 +173,8 @@ class Views:
             "infusion_stopped_at": to_rfc3339(state.infusion_stopped_at),
             "baseline": row["baseline"],
             "limit_overrides": row["limit_overrides"],
+            "protocol": row.get("protocol"),
+            **protocol_json(self.protocol_status(await self.protocol_inputs(row, events), now)),
             "events": [
                 {
                     "id": e["id"],
@@ -66,7 +191,8 @@ class Views:
     def limits_json(self, row: dict[str, Any]) -> dict[str, Any]:
         config = self.config
         phase = row["phase"] if row["phase"] != "ended" else None
-        in_force = config.limits_for(phase, row["limit_overrides"])
+        overrides = config.session_overrides(row.get("protocol"), phase, row["limit_overrides"])
+        in_force = config.limits_for(phase, overrides)
         return {
             "session_id": row["id"],
             "phase": row["phase"],

@@ -12,8 +12,12 @@ $PY -m simulators demo-devices --beds "$BEDS" > "$DATA/demo-devices.csv"
 $PY -m monitor import-devices "$DATA/demo-devices.csv" --db "$DB" > "$DATA/demo-tokens.csv"
 # Demo mode only: a generated password, printed below. Nothing else ships a default login.
 PASSWORD="$($PY -c 'import secrets; print(secrets.token_urlsafe(9))')"
-printf '%s\n' "$PASSWORD" | $PY -m monitor add-user nurse --role charge --reset --db "$DB"
-printf '%s\n' "$PASSWORD" | $PY -m monitor add-user sim-driver --role nurse --reset --db "$DB"
+printf '%s
+' "$PASSWORD" | $PY -m monitor add-user nurse --role charge --reset --db "$DB"
+# The simulated ward's driver is a charge nurse: a discharge the vitals still block is
+# overridden with a reason (audited), so that a bed never stays stuck (docs/protocols.md).
+printf '%s
+' "$PASSWORD" | $PY -m monitor add-user sim-driver --role charge --reset --db "$DB"
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -27,7 +31,7 @@ for _ in $(seq 1 100); do
 done
 $PY -m dashboard --host "$HOST" --port "$PPORT" --monitor-url "http://$HOST:$MPORT" > "$DATA/panel.log" 2>&1 &
 pids+=($!)
-VIGIL_DEMO_USER=sim-driver VIGIL_DEMO_PASSWORD="$PASSWORD" \
+VIGIL_DEMO_USER=sim-driver VIGIL_DEMO_PASSWORD="$PASSWORD" VIGIL_DEMO_PROTOCOLS=iv-ketamine,esketamine \
   $PY -m simulators demo --beds "$BEDS" --url "ws://$HOST:$MPORT" --tokens "$DATA/demo-tokens.csv" > "$DATA/simulators.log" 2>&1 &
 pids+=($!)
 

@@ -109,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--recovery-min", type=_positive, default=30.0)
     d.add_argument(
+        "--protocols",
+        default=os.environ.get("VIGIL_DEMO_PROTOCOLS"),
+        help="comma-separated clinic protocols the beds run in turn, e.g. "
+        "iv-ketamine,esketamine (env VIGIL_DEMO_PROTOCOLS; default: the clinic's default)",
+    )
+    d.add_argument(
         "--cuff-min", type=_positive, default=5.0, help="cuff interval during the infusion"
     )
     d.add_argument("--cuff-baseline-min", type=_positive, default=5.0)
@@ -218,6 +224,7 @@ async def _demo(a: argparse.Namespace) -> int:
         sessions=a.sessions,
         backlog_s=a.backlog,
         stagger=not a.no_stagger,
+        protocols=[p.strip() for p in a.protocols.split(",") if p.strip()] if a.protocols else None,
     )
     for dev, c in clients.items():
         print(f"{dev}: {c.stats.summary()} pending={c.pending}", flush=True)

@@ -17,12 +17,13 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from simulators.client import DeviceClient, SeqStore
 from simulators.clock import WarpClock
 from simulators.device import CuffConfig, DeviceModel
-from simulators.nurse import Nurse, NurseAction, session_script
-from simulators.physiology import Timeline
+from simulators.nurse import Nurse, NurseAction, checklist_data, session_script
+from simulators.physiology import MINUTE, Timeline
 from simulators.scenarios import SCENARIOS, Plan, make_plan
 
 log = logging.getLogger("simulators.demo")
@@ -134,12 +135,14 @@ class BedRunner:
         cuff: CuffConfig | None = None,
         sessions: int | None = None,
         gap_s: float = GAP_S,
+        protocol: dict[str, Any] | None = None,
     ) -> None:
         self.spec = spec
+        self.protocol = protocol
         self.client = client
         self.clock = clock
         self.nurse = nurse
-        self.timeline = timeline or Timeline()
+        self.timeline = protocol_timeline(timeline or Timeline(), protocol)
         self.cuff = cuff or CuffConfig()
         self.sessions = sessions
         self.gap_s = gap_s
@@ -171,7 +174,14 @@ class BedRunner:
     async def _session(self, plan: Plan, start: float, first: float, cycle: int) -> None:
         model = DeviceModel(plan, self.cuff)
         tl = plan.timeline
-        actions = session_script(plan)
+        actions = session_script(plan, self.protocol)
+        if first > tl.infusion_start and self.protocol is not None:
+            # Joining after dosing began: the pre-dose cuff BP the protocol's gate wants is sent
+            # first (late, as store-and-forward), before the nurse's backdated dosing event.
+            predose = model.cuff_readings(-1.0, tl.infusion_start)
+            if predose:
+                e = predose[-1]
+                self.client.submit(start + e.s, e.values, e.source)
         for a in [a for a in actions if a.s <= first]:
             await self._actions.put((a, start, plan))
         actions = [a for a in actions if a.s > first]
@@ -233,13 +243,38 @@ class BedRunner:
                     "dbp": round(p.dbp0),
                     "spo2": round(p.spo20),
                 },
+                protocol=self.protocol["id"] if self.protocol else None,
+                at=at if self.protocol else None,
             )
             return
         if self.session_id is None:
             return
-        await self.nurse.event(self.session_id, action.type, at, action.data or None)
+        data = action.data or None
+        if action.type == "checklist" and self.protocol is not None:
+            data = checklist_data(self.protocol, at, 55.0 + 40.0 * (plan.patient.seed % 100) / 100)
+        await self.nurse.event(self.session_id, action.type, at, data)
         if action.type == "end":
             self.session_id = None
+
+
+def protocol_timeline(tl: Timeline, protocol: dict[str, Any] | None) -> Timeline:
+    """The session layout a protocol asks for: its planned dosing time, and a recovery long
+    enough for its discharge time (docs/protocols.md); the layout given when none."""
+    if protocol is None:
+        return tl
+    infusion_s = tl.infusion_s
+    planned = ((protocol.get("phases") or {}).get("infusion") or {}).get("planned_min")
+    if planned:
+        infusion_s = planned * MINUTE
+    recovery_s = tl.recovery_s
+    after = (protocol.get("discharge") or {}).get("after")
+    if after:
+        wait = after["min"] * MINUTE + MINUTE  # a minute's margin past the earliest discharge
+        if after["anchor"] == "infusion_start":
+            recovery_s = max(recovery_s, wait - infusion_s)
+        elif after["anchor"] == "infusion_stop":
+            recovery_s = max(recovery_s, wait)
+    return Timeline(tl.baseline_s, infusion_s, recovery_s)
 
 
 async def run_demo(
@@ -258,8 +293,15 @@ async def run_demo(
     backlog_s: float | None = None,
     stagger: bool = True,
     status_every_s: float = 10.0,
+    protocols: list[str] | None = None,
 ) -> dict[str, DeviceClient]:
     tl = timeline or Timeline()
+    known: dict[str, dict[str, Any]] = {}
+    if protocols and nurse is not None:
+        known = await nurse.protocols()
+        unknown = [p for p in protocols if p not in known]
+        if unknown:
+            raise SystemExit(f"the monitor has no protocol {', '.join(unknown)}")
     specs = plan_beds(beds, seed=seed, scenarios=scenarios, timeline=tl, stagger=stagger)
     missing = [s.device_id for s in specs if s.device_id not in tokens]
     if missing:
@@ -271,12 +313,15 @@ async def run_demo(
     if backlog_s is None:
         # Warped device time must start in the past so it never passes the wall clock:
         # one session plus a gap of history lets a warped ward run a full cycle.
-        backlog_s = tl.end + GAP_S if speed > 1 else 0.0
+        longest = max([tl.end, *(protocol_timeline(tl, p).end for p in known.values())])
+        backlog_s = longest + GAP_S if speed > 1 else 0.0
     clock = WarpClock(speed, device_start=None)
     clock.device_start = clock.wall_start - backlog_s
     clients: dict[str, DeviceClient] = {}
     runners: list[BedRunner] = []
-    for spec in specs:
+    for i, spec in enumerate(specs):
+        # The ward runs the protocols given in turn, bed by bed.
+        protocol = known[protocols[i % len(protocols)]] if protocols and known else None
         client = DeviceClient(
             url,
             spec.device_id,
@@ -285,7 +330,16 @@ async def run_demo(
         )
         clients[spec.device_id] = client
         runners.append(
-            BedRunner(spec, client, clock, nurse=nurse, timeline=tl, cuff=cuff, sessions=sessions)
+            BedRunner(
+                spec,
+                client,
+                clock,
+                nurse=nurse,
+                timeline=tl,
+                cuff=cuff,
+                sessions=sessions,
+                protocol=protocol,
+            )
         )
         log.info(
             "%s: %s, scenario %s, starting at session minute %.1f",

@@ -3,10 +3,16 @@
 ``session_script`` (pure) lists what the nurse records over session time; ``Nurse``
 performs it with httpx: log in, admit the patient (POST /api/sessions), then post events
 (POST /api/sessions/{id}/events) stamped with the device time they belong to.
+
+With a protocol (docs/protocols.md) the nurse also fills its checklist after admission,
+records the MOAA/S and CADSS its checkpoints ask for, and a MOAA/S 5 before discharge; a
+high pre-dose BP goes ahead on a (simulated) prescriber's decision, and a discharge the
+vitals still block is overridden with a reason (the demo's driver is a charge nurse).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,13 +33,16 @@ class NurseAction:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def session_script(plan: Plan) -> list[NurseAction]:
-    """What the nurse records over one session, in session time order."""
+def session_script(plan: Plan, protocol: dict[str, Any] | None = None) -> list[NurseAction]:
+    """What the nurse records over one session, in session time order; ``protocol`` as
+    GET /api/protocols gives it."""
     tl, p = plan.timeline, plan.patient
     acts = [
         NurseAction(0.0, "admit"),
         NurseAction(tl.infusion_start, "infusion_start"),
     ]
+    if protocol is not None:
+        acts += _protocol_actions(plan, protocol)
     # Sedation checks: strong dissociators respond less readily (MOAA/S 5 -> 3).
     moaas = 5 - round(2 * p.dissociation)
     for m in (10, 20, 30):
@@ -52,6 +61,55 @@ def session_script(plan: Plan) -> list[NurseAction]:
     acts.append(NurseAction(tl.end, "end"))
     acts.sort(key=lambda a: a.s)
     return acts
+
+
+def _protocol_actions(plan: Plan, protocol: dict[str, Any]) -> list[NurseAction]:
+    tl, p = plan.timeline, plan.patient
+    acts = []
+    if protocol.get("checklist"):
+        acts.append(NurseAction(10.0, "checklist"))  # data filled in by Nurse.checklist_data
+    dosing = protocol.get("dosing") or {}
+    if dosing.get("route") == "iv":
+        acts.append(NurseAction(tl.infusion_start + 1.0, "dose", {"mg_per_kg": 0.5}))
+    elif dosing.get("route") == "intranasal":
+        # 56 mg: two devices, the protocol's rest apart (docs/protocols.md "Doses").
+        rest = (dosing.get("device_interval_min") or 0) * MINUTE
+        for k in range(2):
+            s = tl.infusion_start + 30.0 + k * (rest + 30.0)
+            if s < tl.infusion_end:
+                acts.append(NurseAction(s, "dose", {"lot": f"SIM-{p.seed % 1000:03d}"}))
+    anchors = {"infusion_start": tl.infusion_start, "infusion_stop": tl.infusion_end}
+    for cp in protocol.get("checkpoints", []):
+        base = anchors.get(cp["anchor"])
+        if base is None or cp["kind"] not in ("moaas", "cadss") or cp.get("every_min"):
+            continue
+        s = base + cp["offset_min"] * MINUTE
+        if not s < tl.end - 60.0:
+            continue
+        if cp["kind"] == "moaas":
+            data = {"moaas": 5 if s >= tl.infusion_end else 5 - round(2 * p.dissociation)}
+        else:
+            data = {"cadss6": round(12 * p.dissociation)}
+        acts.append(NurseAction(s, "observation", data))
+    if (protocol.get("discharge") or {}).get("moaas") is not None:
+        acts.append(NurseAction(tl.end - 60.0, "observation", {"moaas": 5}))
+    return acts
+
+
+def checklist_data(protocol: dict[str, Any], at: float, weight_kg: float) -> dict[str, Any]:
+    """The simulated patient's answers to a protocol's checklist."""
+    out: dict[str, Any] = {}
+    for item in protocol.get("checklist", []):
+        kind = item["kind"]
+        if kind == "confirm":
+            out[item["id"]] = True
+        elif kind == "number":
+            out[item["id"]] = round(weight_kg, 1)
+        elif kind == "time":
+            out[item["id"]] = to_rfc3339(at - 4 * 3600.0)
+        else:
+            out[item["id"]] = "no"
+    return out
 
 
 _STORY_NOTES: dict[str, dict[str, Any]] = {
@@ -104,16 +162,37 @@ class Nurse:
         for sess in r.json().get("sessions", []):
             await self.event(sess["id"], "end", at)
 
+    async def protocols(self) -> dict[str, dict[str, Any]]:
+        """The clinic's protocols by id (GET /api/protocols)."""
+        r = await self._call("GET", "/api/protocols")
+        r.raise_for_status()
+        return {p["id"]: p for p in r.json()}
+
     async def admit(
-        self, bed: str, label: str, age: int, baseline: dict[str, float] | None = None
+        self,
+        bed: str,
+        label: str,
+        age: int,
+        baseline: dict[str, float] | None = None,
+        protocol: str | None = None,
+        at: float | None = None,
     ) -> str | None:
         body: dict[str, Any] = {"bed": bed, "patient_label": label, "age": age}
+        if at is not None:
+            # Admitted at the device time the session began, so that its readings (sent in
+            # device time) fall in its span, as the pre-dose BP gate needs.
+            body["at"] = to_rfc3339(at)
         if baseline:
             body["baseline"] = baseline
+        if protocol:
+            body["protocol"] = protocol
         r = await self._call("POST", "/api/sessions", json=body)
         if r.status_code == 409:
             # A session left open by an earlier run: close it, then admit.
             await self.end_open_sessions(bed)
+            r = await self._call("POST", "/api/sessions", json=body)
+        if r.status_code in (409, 422) and "at" in body:
+            body.pop("at")  # not before the bed's previous session: admit as of now
             r = await self._call("POST", "/api/sessions", json=body)
         if r.status_code not in (200, 201):
             log.warning("admit on %s failed: HTTP %s %s", bed, r.status_code, r.text[:200])
@@ -133,9 +212,42 @@ class Nurse:
             # The monitor would not take the back-dated time: record it as of now instead.
             body.pop("at")
             r = await self._call("POST", f"/api/sessions/{session_id}/events", json=body)
+        for _ in range(10):
+            if _refusal_code(r) != "predose_bp_missing":
+                break
+            # The pre-dose cuff reading may still be on its way (store-and-forward).
+            await asyncio.sleep(0.5)
+            r = await self._call("POST", f"/api/sessions/{session_id}/events", json=body)
+        decision = _DECISIONS.get(_refusal_code(r) or "")
+        if decision is not None:
+            # What a prescriber or a charge nurse decides in the demo, with its reason (audited).
+            log.info("session %s: %s refused (%s); %s", session_id, kind, r.text[:200], decision)
+            body["data"] = {**(data or {}), **decision}
+            r = await self._call("POST", f"/api/sessions/{session_id}/events", json=body)
         if r.status_code >= 300:
             log.warning(
                 "event %s on session %s: HTTP %s %s", kind, session_id, r.status_code, r.text[:200]
             )
             return False
         return True
+
+
+_DECISIONS: dict[str, dict[str, str]] = {
+    "predose_bp_high": {
+        "prescriber": "Dr Demo (simulated)",
+        "reason": "simulated prescriber decision: benefit outweighs the risk",
+    },
+    "discharge_blocked": {
+        "override_reason": "simulated charge nurse decision: released to the escort",
+    },
+}
+
+
+def _refusal_code(r: httpx.Response) -> str | None:
+    if r.status_code != 409:
+        return None
+    try:
+        detail = r.json().get("detail")
+    except ValueError:
+        return None
+    return detail.get("code") if isinstance(detail, dict) else None

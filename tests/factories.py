@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from monitor.model import Reading
+from monitor.protocol_model import SessionEvent
+from monitor.protocols import Protocol
 
 T0 = 1_790_000_000.0  # a fixed epoch (2026-09-21) so tests never read the clock
 
@@ -75,3 +77,87 @@ def make_session_json(
         "baseline": baseline,
         "events": events,
     }
+
+
+def make_protocol(**changes: object) -> Protocol:
+    """A protocol with short offsets for the protocol model's tests (docs/protocols.md)."""
+    body: dict[str, object] = {
+        "id": "test",
+        "label": "Test protocol",
+        "checklist": [
+            {"id": "consent", "label": "Consent", "kind": "confirm"},
+            {"id": "escort", "label": "Escort", "kind": "confirm"},
+            {"id": "weight_kg", "label": "Weight", "kind": "number"},
+            {"id": "last_food", "label": "Last food", "kind": "time"},
+            {"id": "medications", "label": "Medications", "kind": "text"},
+        ],
+        "predose_bp": {"required": True, "sbp": 140, "dbp": 90},
+        "checkpoints": [
+            {
+                "id": "bp-10",
+                "kind": "bp",
+                "anchor": "infusion_start",
+                "offset_min": 10,
+                "window_min": 2,
+            },
+            {
+                "id": "bp-rep",
+                "kind": "bp",
+                "anchor": "infusion_start",
+                "offset_min": 5,
+                "window_min": 1,
+                "every_min": 5,
+                "within": "infusion",
+            },
+            {
+                "id": "moaas-stop",
+                "kind": "moaas",
+                "anchor": "infusion_stop",
+                "offset_min": 5,
+                "window_min": 2,
+            },
+        ],
+        "discharge": {
+            "after": {"anchor": "infusion_start", "min": 30},
+            "bp": {"sbp": [90, 140], "dbp": [50, 90], "within_pct_of_baseline": 20},
+            "spo2_above": 92,
+            "hr": [50, 110],
+            "moaas": 5,
+            "escort_item": "escort",
+        },
+    }
+    body.update(changes)
+    return Protocol.model_validate(body)
+
+
+FULL_CHECKLIST: dict[str, object] = {
+    "consent": True,
+    "escort": True,
+    "weight_kg": 72.5,
+    "last_food": "2026-09-21T06:00:00Z",
+    "medications": "none",
+}
+
+
+def make_event(
+    event_type: str,
+    at: float,
+    data: dict[str, object] | None = None,
+    *,
+    event_id: int | None = None,
+) -> SessionEvent:
+    """A stored session event for the protocol model (``at`` in epoch seconds)."""
+    return SessionEvent(type=event_type, at=at, data=data, id=event_id)
+
+
+def make_cuff(
+    sbp: float, dbp: float, *, ts: float, seq: int = 1, device_id: str = "dev-1"
+) -> Reading:
+    """A cuff reading (``source: nibp``) of systolic/diastolic."""
+    return make_reading(
+        {"sbp": sbp, "dbp": dbp, "map": round((sbp + 2 * dbp) / 3, 1)},
+        ts=ts,
+        seq=seq,
+        device_id=device_id,
+        source="nibp",
+    )

@@ -4,10 +4,36 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from monitor.model import SIGNAL_RANGES
+from monitor.model import SIGNAL_RANGES, Reading
 
 signal_values = st.dictionaries(
     st.sampled_from(sorted(SIGNAL_RANGES)),
     st.floats(min_value=0, max_value=350, allow_nan=False, allow_infinity=False),
     min_size=1,
 )
+
+
+@st.composite
+def session_readings(draw: st.DrawFn, start: float, span_s: float) -> list[Reading]:
+    """Readings of one session between ``start`` and ``start + span_s``: cuff readings
+    (``source: nibp``) and continuous ones, each with its own (device, seq)."""
+    from tests.factories import make_reading
+
+    n = draw(st.integers(min_value=0, max_value=25))
+    out: list[Reading] = []
+    for seq in range(1, n + 1):
+        ts = start + draw(st.floats(min_value=0, max_value=span_s, allow_nan=False))
+        late = draw(st.floats(min_value=0, max_value=600, allow_nan=False))
+        if draw(st.booleans()):
+            sbp = draw(st.integers(min_value=80, max_value=200))
+            dbp = draw(st.integers(min_value=40, max_value=sbp - 10))
+            values = {"sbp": float(sbp), "dbp": float(dbp)}
+            source: str | None = "nibp"
+        else:
+            values = {
+                "hr": float(draw(st.integers(min_value=40, max_value=130))),
+                "spo2": float(draw(st.integers(min_value=85, max_value=100))),
+            }
+            source = None
+        out.append(make_reading(values, ts=ts, seq=seq, source=source, received_at=ts + late))
+    return out

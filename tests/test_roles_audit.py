@@ -38,6 +38,7 @@ ROUTE_MIN_ROLE: dict[tuple[str, str], str | None] = {
     ("GET", "/api/alarms"): "nurse",
     ("POST", "/api/alarms/{alarm_id}/ack"): "nurse",
     ("POST", "/api/beds/{bed_id}/audio-pause"): "nurse",
+    ("GET", "/api/protocols"): "nurse",
     ("POST", "/api/sessions"): "nurse",
     ("GET", "/api/sessions"): "nurse",
     ("GET", "/api/sessions/{session_id}"): "nurse",

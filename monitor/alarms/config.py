@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from monitor.model import CONTINUOUS_SIGNALS, PRIORITY_RANK, SIGNALS
+from monitor.protocols import Protocol
 
 DEFAULT_CONFIG_PATH: Final = Path(__file__).resolve().parent.parent / "clinic.default.yaml"
 PHASES: Final = ("baseline", "infusion", "recovery")
@@ -188,6 +189,26 @@ class ClinicConfig(_Strict):
     escalation: Escalation = Escalation()
     technical: TechnicalRules = TechnicalRules()
     override_bounds: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    # Session types (monitor.protocols, docs/protocols.md). A config without any gets one
+    # protocol, ``basic``, that gates nothing: the session is the plain timer.
+    protocols: dict[str, Protocol] = Field(default_factory=dict)
+    default_protocol: str = "basic"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _protocol_ids(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        protocols = data.get("protocols")
+        if protocols is None:
+            protocols = {"basic": {"label": "Session timer only (no protocol gates)"}}
+        if not isinstance(protocols, Mapping):
+            return data  # the field's own validation says why
+        filled = {
+            key: ({**body, "id": key} if isinstance(body, Mapping) else body)
+            for key, body in protocols.items()
+        }
+        return {**data, "protocols": filled}
 
     @model_validator(mode="after")
     def _consistent(self) -> ClinicConfig:
@@ -224,7 +245,31 @@ class ClinicConfig(_Strict):
                 raise ValueError(f"override_bounds: bad entry {signal!r}: [{lo}, {hi}]")
         if self.audio_pause_s > self.audio_pause_max_s:
             raise ValueError("audio_pause_s cannot exceed audio_pause_max_s")
+        if self.default_protocol not in self.protocols:
+            raise ValueError(f"default_protocol {self.default_protocol!r} is not in protocols")
+        for pid, protocol in self.protocols.items():
+            for phase, plan in protocol.phases.items():
+                if plan.limits:
+                    try:
+                        self.limits_for(phase, plan.limits)
+                    except ConfigError as e:
+                        raise ValueError(f"protocols.{pid}.phases.{phase}.limits: {e}") from None
         return self
+
+    def session_overrides(
+        self, protocol_id: str | None, phase: str | None, overrides: Mapping[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """The overrides in force for a session in a phase: its protocol's limits for the
+        phase (docs/protocols.md), with the session's own overrides over them."""
+        protocol = self.protocols.get(protocol_id or "")
+        base = protocol.phase_limits(phase) if protocol is not None else {}
+        if not base:
+            return dict(overrides) if overrides else None
+        return _deep_merge(base, overrides or {})
+
+    def protocol(self, protocol_id: str | None) -> Protocol | None:
+        """A protocol by id (None = the default); None when the clinic has no such protocol."""
+        return self.protocols.get(protocol_id or self.default_protocol)
 
     # --- limits in force ---
 

@@ -128,8 +128,72 @@ class ObservationEvent(_Event):
     data: Observation | None = None
 
 
+class ChecklistEvent(_Event):
+    """Pre-dose checklist answers, ``{ITEM_ID: VALUE}`` with the ids of the session's
+    protocol (GET /api/protocols): ``confirm`` true, ``text`` a non-empty string, ``number`` a
+    number, ``time`` an RFC 3339 time; checked against the protocol (docs/protocols.md)."""
+
+    type: Literal["checklist"]
+    data: Annotated[dict[str, DataValue], Field(json_schema_extra=NoNulKeys)]
+
+
+class DischargeRequest(_PhaseEvent):
+    """The nurse asks to discharge: anchors the protocol's pre-discharge checkpoints."""
+
+    type: Literal["discharge_request"]
+
+
+# The data of the event types whose data a protocol rule reads, one model each
+# (docs/protocols.md). Other keys are kept as given: clients may record more than the rules
+# read.
+class InfusionStartData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    # A prescriber's decision to dose over a high pre-dose BP (both needed, audited).
+    prescriber: str | None = Field(default=None, max_length=128)
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class EndData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    # A charge nurse's or admin's decision to end over a blocked discharge (audited).
+    override_reason: str | None = Field(default=None, max_length=1000)
+
+
+class DoseData(_Body):
+    """One administration (docs/protocols.md "Doses"); the monitor completes the figures."""
+
+    drug: str | None = Field(default=None, min_length=1, max_length=64, pattern=NO_NUL)
+    route: Literal["iv", "intranasal"] | None = None
+    mg_per_kg: float | None = Field(default=None, gt=0, le=10, strict=True)
+    total_mg: float | None = Field(default=None, gt=0, le=5000, strict=True)
+    concentration_mg_ml: float | None = Field(default=None, gt=0, le=1000, strict=True)
+    rate: str | None = Field(default=None, min_length=1, max_length=64, pattern=NO_NUL)
+    lot: str | None = Field(default=None, min_length=1, max_length=64, pattern=NO_NUL)
+    override_reason: str | None = Field(default=None, max_length=1000, pattern=NO_NUL)
+
+
+class DoseEvent(_Event):
+    type: Literal["dose"]
+    data: DoseData
+
+
+EVENT_DATA: Final[dict[str, type[BaseModel]]] = {
+    "infusion_start": InfusionStartData,
+    "end": EndData,
+}
+
 SessionEvent = Annotated[
-    InfusionStart | InfusionPause | InfusionResume | InfusionStop | End | ObservationEvent,
+    InfusionStart
+    | InfusionPause
+    | InfusionResume
+    | InfusionStop
+    | End
+    | ObservationEvent
+    | ChecklistEvent
+    | DischargeRequest
+    | DoseEvent,
     Field(discriminator="type"),
 ]
 
@@ -137,6 +201,8 @@ SessionEvent = Annotated[
 def event_data(event: BaseModel) -> dict[str, Any] | None:
     """The ``data`` to store, as the client sent it (an observation: only the kinds given)."""
     data = getattr(event, "data", None)
+    if isinstance(data, BaseModel):
+        return data.model_dump(exclude_none=True)
     return dict(data) if data is not None else None
 
 

@@ -45,6 +45,11 @@ class ErrorCode(StrEnum):
     EVENT_NOT_ALLOWED = "event_not_allowed"  # 409: the event does not fit the session's phase
     SESSION_ENDED = "session_ended"  # 409: the session has ended
     ALARM_NOT_ACKNOWLEDGEABLE = "alarm_not_acknowledgeable"  # 409
+    OVERRIDE_FORBIDDEN = "override_forbidden"  # 403: only charge or admin may override
+    CHECKLIST_INCOMPLETE = "checklist_incomplete"  # 409: dosing before the checklist is done
+    PREDOSE_BP_MISSING = "predose_bp_missing"  # 409: dosing without a pre-dose cuff BP
+    PREDOSE_BP_HIGH = "predose_bp_high"  # 409: pre-dose BP at or above the protocol's
+    DISCHARGE_BLOCKED = "discharge_blocked"  # 409: end while discharge criteria are unmet
     TOO_MANY_LOGINS = "too_many_logins"  # 429: failed logins over the limit (name or address)
     LOGIN_BUSY = "login_busy"  # 503: too many logins waiting for the password check
     LOGIN_UNAVAILABLE = "login_unavailable"  # 503: the shared login limiter (Redis) is down

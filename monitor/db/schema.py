@@ -80,6 +80,8 @@ sessions = Table(
     Column("infusion_planned_s", Integer, nullable=False),
     Column("baseline", JSON, nullable=True),
     Column("limit_overrides", JSON, nullable=True),
+    # The clinic protocol's id (docs/protocols.md); NULL for sessions opened before protocols.
+    Column("protocol", String(48), nullable=True),
     Column("opened_at", Float, nullable=False),
     Column("ended_at", Float, nullable=True),
     # At most one open session per bed: open_bed is the bed id while open, NULL once ended,

@@ -446,8 +446,10 @@ class Store:
         since: float | None = None,
         until: float | None = None,
         limit: int = 1000,
+        source: str | None = None,
     ) -> list[Reading]:
-        """Stored readings, oldest first by device time, ``since <= ts < until``.
+        """Stored readings, oldest first by device time, ``since <= ts < until``, only those
+        of ``source`` (such as ``nibp``) when given.
 
         With ``session_id``: the session's readings, and this is the one place that decides
         which those are (reports, CSV, FHIR, the baseline and ``GET /api/readings?session=``
@@ -462,6 +464,8 @@ class Store:
             conds.append(readings.c.ts >= since)
         if until is not None:
             conds.append(readings.c.ts < until)
+        if source is not None:
+            conds.append(readings.c.source == source)
         async with self.engine.connect() as conn:
             if session_id is not None:
                 span = await self._membership_span(conn, session_id)
@@ -619,6 +623,8 @@ class Store:
         planned_s: int,
         now: float,
         by: str | None,
+        protocol: str | None = None,
+        opened_at: float | None = None,
     ) -> int:
         async with self.engine.begin() as conn:
             exists = (await conn.execute(select(beds.c.id).where(beds.c.id == bed_id))).first()
@@ -633,7 +639,8 @@ class Store:
                         phase="baseline",
                         infusion_planned_s=planned_s,
                         baseline=baseline,
-                        opened_at=now,
+                        protocol=protocol,
+                        opened_at=now if opened_at is None else opened_at,
                         open_bed=bed_id,
                     )
                 )
@@ -647,7 +654,7 @@ class Store:
                     action="session_open",
                     target=bed_id,
                     session_id=sid,
-                    detail={"patient_label": patient_label},
+                    detail={"patient_label": patient_label, "protocol": protocol},
                 )
             )
         return sid
@@ -703,7 +710,10 @@ class Store:
         data: dict[str, Any] | None,
         new_phase: str,
         baseline: dict[str, float] | None = None,
+        audit: Sequence[tuple[str, dict[str, Any]]] = (),
     ) -> None:
+        """Store one session event; ``audit`` adds entries (action, detail) in the same
+        transaction, such as a protocol override and its reason."""
         values: dict[str, Any] = {"phase": new_phase}
         if new_phase == "ended":
             values["ended_at"] = at
@@ -727,6 +737,17 @@ class Store:
                     detail=data,
                 )
             )
+            for action, detail in audit:
+                await conn.execute(
+                    audit_log.insert().values(
+                        at=now,
+                        actor=by,
+                        action=action,
+                        target=str(session_id),
+                        session_id=session_id,
+                        detail=detail,
+                    )
+                )
 
     async def set_limit_overrides(
         self, session_id: int, overrides: dict[str, Any], *, now: float, by: str | None

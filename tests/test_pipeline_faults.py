@@ -7,6 +7,7 @@ record. Through the real server, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import sqlite3
 import time
@@ -177,16 +178,23 @@ def test_a_database_that_refuses_writes_turns_health_to_503_and_recovers(
         status, body = wait_for(lambda: (s := health(m))[0] == 503 and s)
         assert "database" in body["failing"] and body["status"] != "ok"
         assert body["stages"]["database"]["failures"] >= 1
-        ack = httpx.post(
-            f"{m.base_url}/api/alarms/{alarm['id']}/ack", headers=m.headers, timeout=30
-        )
+        # Both at once: each waits out the store's own timeout (SQLite's busy timeout) once.
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            ack_f = pool.submit(
+                httpx.post,
+                f"{m.base_url}/api/alarms/{alarm['id']}/ack",
+                headers=m.headers,
+                timeout=30,
+            )
+            admit_f = pool.submit(
+                httpx.post,
+                f"{m.base_url}/api/sessions",
+                json={"bed": "r-bed", "patient_label": "RO"},
+                headers=m.headers,
+                timeout=30,
+            )
+            ack, admit = ack_f.result(), admit_f.result()
         assert ack.status_code == 503 and ack.json()["detail"]["code"] == "unavailable"
-        admit = httpx.post(
-            f"{m.base_url}/api/sessions",
-            json={"bed": "r-bed", "patient_label": "RO"},
-            headers=m.headers,
-            timeout=30,
-        )
         assert admit.status_code == 503 and admit.json()["detail"]["code"] == "unavailable"
     wait_for(lambda: health(m)[0] == 200, timeout=30)
 

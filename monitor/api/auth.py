@@ -106,7 +106,11 @@ class LoginGate:
             body += message.get("body", b"")
             more = bool(message.get("more_body", False))
         if not more:
-            fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=16)
+            try:
+                fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=16)
+            except ValueError:
+                # Too many fields: not a login this gate can read; the route refuses it (422).
+                fields = {}
             name = (fields.get("username") or [""])[0]
             addr = scope["client"][0] if scope.get("client") else "?"
             wait = self.guard.limiter.peek(self.guard.keys(name, addr)) if name else 0.0

@@ -51,29 +51,28 @@ class FanOut:
             if not self.health.stages[Stage.FANOUT].ok:
                 self.health.ok(Stage.FANOUT, self.clock())
 
-    def _relay(self, send: Callable[[Any], None], item: Any) -> None:
+    def _relay(self, send: Callable[[], None]) -> None:
         try:
-            send(item)
+            send()
         except Exception as e:
             log.exception("relaying to the other instances failed")
             self.health.failed(Stage.REDIS, self.clock(), type(e).__name__)
 
     def reading(self, reading: Reading) -> None:
         self._deliver(feed.reading_message(reading))
-        if self.relay is not None:
-            self._relay(self.relay.reading, reading)
+        if (relay := self.relay) is not None:
+            self._relay(lambda: relay.reading(reading))
 
     def alarm(self, alarm: Alarm) -> None:
         self._deliver(feed.alarm_message(alarm))
-        if self.relay is not None:
-            self._relay(self.relay.alarm, alarm)
+        if (relay := self.relay) is not None:
+            self._relay(lambda: relay.alarm(alarm))
 
     def session(self, body: dict[str, Any]) -> None:
         message = feed.session_message(body)
         self._deliver(message)
-        if self.relay is not None:
-            relay = self.relay
-            self._relay(lambda b: relay.session(int(b["id"]), message), body)
+        if (relay := self.relay) is not None:
+            self._relay(lambda: relay.session(int(body["id"]), message))
 
     def local(self, message: str) -> None:
         """Only this instance's panels (pings, this instance's health, a peer's relayed text)."""

@@ -79,18 +79,22 @@ def make_session_json(
     }
 
 
+# One checklist item of each kind, for protocols built in tests.
+TEST_CHECKLIST: list[dict[str, str]] = [
+    {"id": "consent", "label": "Consent", "kind": "confirm"},
+    {"id": "escort", "label": "Escort", "kind": "confirm"},
+    {"id": "weight_kg", "label": "Weight", "kind": "number"},
+    {"id": "last_food", "label": "Last food", "kind": "time"},
+    {"id": "medications", "label": "Medications", "kind": "text"},
+]
+
+
 def make_protocol(**changes: object) -> Protocol:
     """A protocol with short offsets for the protocol model's tests (docs/protocols.md)."""
     body: dict[str, object] = {
         "id": "test",
         "label": "Test protocol",
-        "checklist": [
-            {"id": "consent", "label": "Consent", "kind": "confirm"},
-            {"id": "escort", "label": "Escort", "kind": "confirm"},
-            {"id": "weight_kg", "label": "Weight", "kind": "number"},
-            {"id": "last_food", "label": "Last food", "kind": "time"},
-            {"id": "medications", "label": "Medications", "kind": "text"},
-        ],
+        "checklist": TEST_CHECKLIST,
         "predose_bp": {"required": True, "sbp": 140, "dbp": 90},
         "checkpoints": [
             {

@@ -16,6 +16,7 @@ import yaml
 from monitor.alarms.config import DEFAULT_CONFIG_PATH
 from monitor.model import parse_rfc3339, to_rfc3339
 from tests.conftest import MonitorProcess, _start
+from tests.factories import TEST_CHECKLIST
 from tests.wsclient import Device
 
 PASSWORD = "correct horse battery"
@@ -29,13 +30,7 @@ CHECKLIST = {
 # Short offsets so that the server's clock gets there within a test (docs/protocols.md).
 QUICK = {
     "label": "Quick test protocol",
-    "checklist": [
-        {"id": "consent", "label": "Consent", "kind": "confirm"},
-        {"id": "escort", "label": "Escort", "kind": "confirm"},
-        {"id": "weight_kg", "label": "Weight", "kind": "number"},
-        {"id": "last_food", "label": "Last food", "kind": "time"},
-        {"id": "medications", "label": "Medications", "kind": "text"},
-    ],
+    "checklist": TEST_CHECKLIST,
     "predose_bp": {"required": True, "sbp": 140, "dbp": 90},
     "dosing": {"drug": "ketamine", "route": "iv", "weight_item": "weight_kg"},
     # A tighter systolic limit while dosing runs (within the clinic's override bounds).

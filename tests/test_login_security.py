@@ -27,6 +27,23 @@ PASSWORD = "login-security-pw-1"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
+def one_verify_s() -> float:
+    """The median time of one argon2 verify with the monitor's parameters, on this machine
+    now: the unit the flood's effect on acks is measured in (so a busy CI box scales both)."""
+    from argon2 import PasswordHasher
+    from argon2.exceptions import VerificationError
+
+    hasher = PasswordHasher()
+    stored = hasher.hash(PASSWORD)
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        with contextlib.suppress(VerificationError):
+            hasher.verify(stored, "not-the-password")
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[2]
+
+
 def p99(samples: list[float]) -> float:
     ordered = sorted(samples)
     return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)]
@@ -97,13 +114,14 @@ async def test_a_concurrent_login_flood_is_limited_and_does_not_delay_device_ack
     server_factory: Any, db_url: str
 ) -> None:
     """40 wrong passwords at once for one user: at most the limit (10) are checked, the rest
-    get 429 with Retry-After; the device ack p99 during the flood stays within 100 ms of its
-    p99 just before (argon2 runs off the event loop)."""
+    get 429 with Retry-After; the device ack p99 during the flood grows by less than five
+    argon2 verifies (hashing on the event loop would stall acks for about all ten of them)."""
     s: MonitorProcess = await asyncio.to_thread(server_factory, db_url)
     name = f"flood-{uuid.uuid4().hex[:6]}"
     await asyncio.to_thread(s.add_user, name, "nurse", PASSWORD)
     ids = [f"flood-dev-{uuid.uuid4().hex[:6]}" for _ in range(BEDS_TIMED)]
     tokens = [await asyncio.to_thread(s.add_device, d, f"{d}-bed") for d in ids]
+    verify_s = await asyncio.to_thread(one_verify_s)
     flooder = await _flood_from_another_process(s, name)
     async with contextlib.AsyncExitStack() as stack:
         devices = [
@@ -134,7 +152,10 @@ async def test_a_concurrent_login_flood_is_limited_and_does_not_delay_device_ack
         if status == 429:
             assert 1 <= int(retry_after) <= 60 and code == "too_many_logins"
     assert len(before) >= 100 and len(during) >= 20, (len(before), len(during))
-    assert p99(during) <= p99(before) + 0.100, (p99(before), p99(during), len(during))
+    # A ratio to the machine's own hashing speed, not a fixed number of milliseconds: on a
+    # loaded 2-core box contention alone can add a couple of verifies' worth of latency.
+    excess = p99(during) - p99(before)
+    assert excess <= 5 * verify_s, (p99(before), p99(during), verify_s, len(during))
 
 
 def test_one_names_lockout_does_not_lock_out_another_users_correct_login(

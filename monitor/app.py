@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from monitor.alarms import AlarmEngine, load_config
-from monitor.api import admin, auth, bounded, errors, reports, sessions, ward, ws
+from monitor.api import admin, auth, bounded, errors, openapi, reports, sessions, ward, ws
 from monitor.db.store import Store
 from monitor.hub import Hub
 from monitor.security import NoStoreMiddleware
@@ -94,6 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
     for module in (auth, ward, sessions, reports, admin, ws):
         app.include_router(module.router)
     app.include_router(bounded.router_for(config))
+    openapi.declare_clinic_choices(app, config)
     return app
 
 

@@ -3,7 +3,8 @@
 Starts `python -m monitor serve` on a fresh database (SQLite by default, or --db URL),
 seeds an admin, SEED_BEDS beds each with a device and an open session (ids 1..SEED_BEDS: the
 small ids generators favour lead somewhere, and one `end` event does not leave the
-session operations without a session to work on for the rest of the run) and an alarm, then runs
+session operations without a session to work on for the rest of the run), one free bed for the
+admission body's documented example, and an alarm, then runs
 `schemathesis run` with the admin's token: examples, coverage, fuzzing and stateful phases,
 --examples per operation (default 80), checking not_a_server_error,
 response_schema_conformance and status_code_conformance. Exits non-zero when schemathesis
@@ -77,6 +78,9 @@ def main() -> int:
         db = args.db or f"sqlite:///{Path(tmp) / 'fuzz.db'}"
         password = secrets.token_urlsafe(12)
         _monitor("add-user", "admin", "--role", "admin", "--db", db, stdin=password + "\n")
+        # The admission body's documented example admits to chair-1: a bed with a device and
+        # no session, so that operation is seen to succeed, not only to refuse.
+        _monitor("add-device", "fz-dev-free", "--bed", "chair-1", "--db", db)
         device_token = ""
         for n in range(1, SEED_BEDS + 1):
             token = _monitor("add-device", f"fz-dev-{n}", "--bed", f"fz-bed-{n}", "--db", db)

@@ -43,7 +43,14 @@ TIMESTAMP: Final[dict[str, Any]] = {"format": "date-time", "examples": ["2026-11
 # says so for keys and top-level strings (a recursive schema defeats client generators).
 NoNulText = Annotated[str, Field(pattern=NO_NUL)]
 NoNulKeys: Final[dict[str, Any]] = {"propertyNames": {"pattern": NO_NUL}}
-DataValue = NoNulText | int | float | bool | None | list[Any] | dict[str, Any]
+# One level of nesting, of scalars: deep enough for what clients record beside an event,
+# and every string in it is declared NUL-free.
+DataScalar = NoNulText | int | float | bool | None
+DataValue = (
+    DataScalar
+    | list[DataScalar]
+    | Annotated[dict[str, DataScalar], Field(json_schema_extra=NoNulKeys)]
+)
 # The string half of an optional timestamp, so the format sits where generators read it.
 Timestamp = Annotated[str, Field(max_length=40, json_schema_extra=TIMESTAMP)]
 
@@ -134,7 +141,7 @@ class ChecklistEvent(_Event):
     number, ``time`` an RFC 3339 time; checked against the protocol (docs/protocols.md)."""
 
     type: Literal["checklist"]
-    data: Annotated[dict[str, DataValue], Field(json_schema_extra=NoNulKeys)]
+    data: Annotated[dict[str, DataValue], Field(min_length=1, json_schema_extra=NoNulKeys)]
 
 
 class DischargeRequest(_PhaseEvent):
@@ -150,15 +157,15 @@ class InfusionStartData(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     # A prescriber's decision to dose over a high pre-dose BP (both needed, audited).
-    prescriber: str | None = Field(default=None, max_length=128)
-    reason: str | None = Field(default=None, max_length=1000)
+    prescriber: str | None = Field(default=None, max_length=128, pattern=NO_NUL)
+    reason: str | None = Field(default=None, max_length=1000, pattern=NO_NUL)
 
 
 class EndData(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     # A charge nurse's or admin's decision to end over a blocked discharge (audited).
-    override_reason: str | None = Field(default=None, max_length=1000)
+    override_reason: str | None = Field(default=None, max_length=1000, pattern=NO_NUL)
 
 
 class DoseData(_Body):
@@ -213,7 +220,8 @@ def limits_update_model(config: ClinicConfig) -> type[BaseModel]:
     """The PUT limits body: per signal the clinic lets a session override, per direction and
     priority a threshold within the clinic's ``override_bounds``; never null (a session
     cannot switch an alarm off). Cross-threshold rules (a more severe priority lies further
-    out) are the configuration's own, checked for every phase the session may reach."""
+    out), which JSON Schema cannot state, are :func:`check_consistent`'s, run by the route
+    once the session is known to be open."""
     signals: dict[str, Any] = {}
     for signal, (lo, hi) in config.override_bounds.items():
         threshold = (float, Field(default=None, ge=lo, le=hi, allow_inf_nan=False))
@@ -230,20 +238,9 @@ def limits_update_model(config: ClinicConfig) -> type[BaseModel]:
         )
         signals[signal] = (directions, Field(default=None))
 
-    def _consistent(self: BaseModel) -> BaseModel:
-        overrides = self.model_dump(exclude_unset=True)
-        for phase in (None, *PHASES):
-            try:
-                config.limits_for(phase, overrides)
-            except ConfigError as exc:
-                raise ValueError(str(exc)) from None
-        return self
-
-    validators: dict[str, Any] = {"consistent": model_validator(mode="after")(_consistent)}
     overrides_model = create_model(
         "LimitOverrides",
         __config__=ConfigDict(extra="forbid"),
-        __validators__=validators,
         **signals,
     )
     return create_model(
@@ -251,6 +248,16 @@ def limits_update_model(config: ClinicConfig) -> type[BaseModel]:
         __config__=ConfigDict(extra="forbid"),
         overrides=(overrides_model, ...),
     )
+
+
+def check_consistent(config: ClinicConfig, overrides: dict[str, Any]) -> None:
+    """Within a direction a more severe priority lies further out, in every phase the session
+    may reach with these overrides (the configuration's own rule); ValueError if not."""
+    for phase in (None, *PHASES):
+        try:
+            config.limits_for(phase, overrides)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
 
 
 def audio_pause_model(config: ClinicConfig) -> type[BaseModel]:

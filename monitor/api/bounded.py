@@ -38,7 +38,9 @@ def router_for(config: ClinicConfig) -> APIRouter:
         if row["phase"] == Phase.ENDED.value:
             raise ApiError(409, ErrorCode.SESSION_ENDED, "the session has ended")
         raw = body.overrides.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
+        # After the session checks: an ended session answers 409 whatever the numbers.
         try:
+            bodies.check_consistent(config, raw)
             overrides = monitor.validate_overrides(raw)
         except ValueError as e:
             raise errors.invalid(["body", "overrides"], str(e)) from None

@@ -9,7 +9,12 @@ answer (monitor/api/errors.py ``COMMON``), per route the rest (404, 409, 429).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+from fastapi import FastAPI
+
+if TYPE_CHECKING:
+    from monitor.alarms import ClinicConfig
 
 _SESSION_CONSUMERS: Final = (
     "get_session",
@@ -85,3 +90,23 @@ def links(operation: str) -> dict[str, Any]:
             status: {"links": dict(by_name)} for status, by_name in LINKS[operation].items()
         }
     }
+
+
+def declare_clinic_choices(app: FastAPI, config: ClinicConfig) -> None:
+    """Name in /openapi.json the choices that come from the clinic configuration, which a
+    static model cannot know: the protocol ids an admission takes. The route still checks them
+    (422 ``invalid``); this only lets a generated client or a fuzzer offer the right ones."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        prop = schema["components"]["schemas"]["SessionCreate"]["properties"]["protocol"]
+        for branch in prop.get("anyOf", [prop]):
+            if branch.get("type") == "string":
+                branch["enum"] = sorted(config.protocols)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

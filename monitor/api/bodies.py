@@ -154,6 +154,14 @@ class InfusionStartData(BaseModel):
     reason: str | None = Field(default=None, max_length=1000)
 
 
+class InfusionPauseData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    # Why dosing was paused (the administration record, docs/protocols.md "Doses"); shown in
+    # the report. Optional: a pause is never refused for want of one.
+    reason: str | None = Field(default=None, min_length=1, max_length=1000, pattern=NO_NUL)
+
+
 class EndData(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -181,6 +189,7 @@ class DoseEvent(_Event):
 
 EVENT_DATA: Final[dict[str, type[BaseModel]]] = {
     "infusion_start": InfusionStartData,
+    "infusion_pause": InfusionPauseData,
     "end": EndData,
 }
 

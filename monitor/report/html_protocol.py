@@ -284,7 +284,7 @@ def _discharge_section(
     lines = []
     if eligible_at is not None:
         lines.append(
-            f"Earliest discharge by the protocol's time rule: {_when(eligible_at, origin)}."
+            f"Earliest discharge by the protocol's minimum observation time: {_when(eligible_at, origin)}."
         )
     if end is None:
         if current.get("eligible"):

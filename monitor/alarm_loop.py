@@ -28,7 +28,8 @@ Rules
    cuff readings, loaded when the session changes or the bed is rebuilt, and kept current
    with each stored cuff reading); every tick judges them on the server clock with the pure
    protocol model, which raises and ends the ``checkpoint`` alarms (docs/protocols.md).
-   They are held here, beside the engine, and restored from the store on a rebuild.
+   They are held here, beside the engine, and restored from the store on a rebuild. A bed's
+   audio pause pauses them too, and its expiry resumes them on the tick.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from monitor import protocol_model as pm
 from monitor import session as session_model
 from monitor.alarms import AlarmEngine, LifecycleError, UnknownAlarm
 from monitor.alarms.engine import RATE_SIGNAL, RATE_SOURCES, SIGNAL_RATE
-from monitor.alarms.lifecycle import Event, State, snapshot
+from monitor.alarms.lifecycle import UNACKNOWLEDGED_STATES, Event, State, snapshot
 from monitor.alarms.lifecycle import apply as lifecycle_apply
 from monitor.caches import Caches, OpenSession
 from monitor.db.store import Store
@@ -197,6 +198,7 @@ def replay(
                     ),
                     now=now,
                     since=since,
+                    stale_cuff_s=engine.config.stale_cuff_s(row.get("protocol"), phase.value),
                 )
         if row["ended_at"] is None:
             open_session = row
@@ -492,6 +494,14 @@ class AlarmLoop:
                 self._checkpoint_alarms.pop(a.id, None)
             else:
                 self._checkpoint_alarms[a.id] = a
+        # A bed's audio pause runs out for its checkpoint alarms as for the engine's.
+        for a in list(self._checkpoint_alarms.values()):
+            if a.audio_paused_until is not None and now >= a.audio_paused_until:
+                if self.gate.route(a.bed_id) is not Route.HERE:
+                    continue
+                resumed = lifecycle_apply(snapshot(a), Event.AUDIO_RESUMED, now)
+                self._checkpoint_alarms[a.id] = resumed
+                changes.append(resumed)
         return changes
 
     async def _rewatch(self, bed_id: str, record: Record) -> None:
@@ -535,6 +545,7 @@ class AlarmLoop:
                 ),
                 now=now,
                 since=since,
+                stale_cuff_s=self.engine.config.stale_cuff_s(row.get("protocol"), current.phase),
             ),
         )
 
@@ -680,9 +691,20 @@ class AlarmLoop:
         return await self.pause_audio_here(bed_id, seconds)
 
     async def pause_audio_here(self, bed_id: str, seconds: float | None) -> list[Alarm]:
-        changed = self.engine.pause_audio(bed_id, self.clock(), seconds)
-        await self.persist(changed)
-        return changed
+        now = self.clock()
+        changed = self.engine.pause_audio(bed_id, now, seconds)
+        # The bed's pause silences its checkpoint alarms too: they sound like any other, and
+        # a nurse pausing the bed expects quiet from all of it (docs/protocols.md).
+        until = self.engine.audio_paused_until(bed_id)
+        paused = [
+            lifecycle_apply(snapshot(a), Event.PAUSE_AUDIO, now, until=until)
+            for a in self._checkpoint_alarms.values()
+            if a.bed_id == bed_id and a.state in UNACKNOWLEDGED_STATES
+        ]
+        await self.persist(changed + paused)
+        for a in paused:
+            self._checkpoint_alarms[a.id] = a
+        return changed + paused
 
     # --- queries ------------------------------------------------------------------------
 

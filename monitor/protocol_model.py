@@ -37,9 +37,10 @@ Rules (docs/protocols.md):
    infusion; ``dose_outside_infusion``). The drug and route are the protocol's. IV: from
    ``mg_per_kg`` and/or ``total_mg`` and the checklist's weight the monitor computes the other
    and refuses a pair that disagrees by more than 1 % (or 0.5 mg). Intranasal: one event per
-   device of ``device_mg``; a device sooner than ``device_interval_min`` after the previous
-   one (``device_interval``) or past ``max_devices`` (``devices_exceeded``) needs an
-   ``override_reason`` from a charge nurse or admin.
+   device of ``device_mg``; a device less than ``device_interval_min`` from another one,
+   before or after it in time (``device_interval``), or past ``max_devices`` counting every
+   device recorded (``devices_exceeded``) needs an ``override_reason`` from a charge nurse or
+   admin.
 
 Plain data in, plain data out: no clock reads, no I/O.
 """
@@ -612,19 +613,25 @@ def dose(
     assert rules.device_mg is not None
     if "total_mg" in given and given["total_mg"] != rules.device_mg:
         raise DoseError(f"one intranasal device is {rules.device_mg:g} mg")
-    earlier = sorted(e.at for e in events if e.type == "dose" and e.at <= at)
+    given_at = sorted(e.at for e in events if e.type == "dose")
+    earlier = [t for t in given_at if t <= at]
+    later = [t for t in given_at if t > at]
     out.update(
         total_mg=rules.device_mg,
         device=len(earlier) + 1,
         cumulative_mg=rules.device_mg * (len(earlier) + 1),
     )
     refusal = None
-    if rules.max_devices is not None and len(earlier) >= rules.max_devices:
+    # Every device given counts, and the rest is kept on both sides: a device entered late
+    # (dated before one already recorded) is judged against its neighbours in time.
+    if rules.max_devices is not None and len(given_at) >= rules.max_devices:
         refusal = Refusal(Gate.DEVICES_EXCEEDED, {"max_devices": rules.max_devices})
-    elif rules.device_interval_min is not None and earlier:
-        next_at = earlier[-1] + rules.device_interval_min * 60
-        if at < next_at:
-            refusal = Refusal(Gate.DEVICE_INTERVAL, {"next_at": next_at})
+    elif rules.device_interval_min is not None:
+        rest = rules.device_interval_min * 60
+        if earlier and at < earlier[-1] + rest:
+            refusal = Refusal(Gate.DEVICE_INTERVAL, {"next_at": earlier[-1] + rest})
+        elif later and later[0] < at + rest:
+            refusal = Refusal(Gate.DEVICE_INTERVAL, {"next_device_at": later[0]})
     if refusal is not None and _override(given, role):
         return DoseDecision(out, overridden=True)
     return DoseDecision(out, refusal)

@@ -53,6 +53,9 @@ class PhasePlan(_Strict):
     # (signal -> direction -> priority -> threshold); checked against the clinic's
     # override_bounds at start, so a protocol can never switch an alarm off.
     limits: dict[str, Any] = Field(default_factory=dict)
+    # Minutes without a cuff reading in this phase that raise the stale-cuff technical alarm,
+    # whatever phases the clinic's technical.stale_cuff names (None: the clinic's rule).
+    stale_cuff_min: float | None = Field(default=None, gt=0, le=24 * 60)
 
     @model_validator(mode="after")
     def _order(self) -> PhasePlan:
@@ -210,6 +213,13 @@ class Protocol(_Strict):
     def phase_limits(self, phase: str | None) -> dict[str, Any]:
         plan = self.phases.get(phase or "")
         return dict(plan.limits) if plan is not None else {}
+
+    def stale_cuff_s(self, phase: str | None) -> float | None:
+        """The protocol's stale-cuff time in ``phase``, seconds (None: the clinic's rule)."""
+        plan = self.phases.get(phase or "")
+        if plan is None or plan.stale_cuff_min is None:
+            return None
+        return plan.stale_cuff_min * 60
 
     def planned_infusion_s(self) -> int | None:
         plan = self.phases.get("infusion")

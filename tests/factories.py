@@ -165,3 +165,43 @@ def make_cuff(
         device_id=device_id,
         source="nibp",
     )
+
+
+def make_protocol_session_json(
+    protocol: Protocol,
+    events: list[tuple[str, float, dict[str, object] | None, str]],
+    readings: list[Reading],
+    *,
+    now: float,
+    session_id: int = 1,
+    opened_at: float = T0,
+) -> dict[str, object]:
+    """A protocol session as GET /api/sessions/{id} shows it, judged by the real protocol
+    model at ``now``: ``events`` are (type, seconds after opening, data, by)."""
+    from monitor.model import to_rfc3339
+    from monitor.protocol_model import status
+    from monitor.views import protocol_json
+
+    model_events = [
+        SessionEvent(type=t, at=opened_at + at, data=data, id=i)
+        for i, (t, at, data, _) in enumerate(events, start=1)
+    ]
+    ended = next((opened_at + at for t, at, _, _ in events if t == "end"), None)
+    return {
+        **make_session_json(session_id=session_id, opened_at=opened_at),
+        "phase": "ended" if ended is not None else "infusion",
+        "ended_at": to_rfc3339(ended),
+        "protocol": protocol.id,
+        **protocol_json(status(protocol, opened_at, model_events, readings, None, now)),
+        "events": [
+            {
+                "id": e.id,
+                "type": e.type,
+                "at": to_rfc3339(e.at),
+                "recorded_at": to_rfc3339(e.at),
+                "by": by,
+                "data": e.data,
+            }
+            for e, (_, _, _, by) in zip(model_events, events, strict=True)
+        ],
+    }

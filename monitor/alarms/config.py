@@ -267,6 +267,12 @@ class ClinicConfig(_Strict):
             return dict(overrides) if overrides else None
         return _deep_merge(base, overrides or {})
 
+    def stale_cuff_s(self, protocol_id: str | None, phase: str | None) -> float | None:
+        """A session's stale-cuff time in a phase from its protocol (docs/protocols.md);
+        None leaves the clinic's technical.stale_cuff rule in force."""
+        protocol = self.protocols.get(protocol_id or "")
+        return protocol.stale_cuff_s(phase) if protocol is not None else None
+
     def protocol(self, protocol_id: str | None) -> Protocol | None:
         """A protocol by id (None = the default); None when the clinic has no such protocol."""
         return self.protocols.get(protocol_id or self.default_protocol)

@@ -186,6 +186,8 @@ class _Bed:
     last_cuff: float | None = None  # server time of the last cuff reading
     cuff_ref: float | None = None  # server time the stale-cuff phase began
     stale: Alarm | None = None
+    # The session protocol's stale-cuff time for the current phase (None: the clinic's rule).
+    stale_after_s: float | None = None
     audio_paused_until: float | None = None
     # Latest value of each continuous signal on this bed: signal -> (device time, value).
     latest: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -262,9 +264,14 @@ class AlarmEngine:
         *,
         now: float | None = None,
         since: float | None = None,
+        stale_cuff_s: float | None = None,
     ) -> list[Alarm]:
         """The bed's session, phase, baseline and per-session overrides (limits change at once;
         alarms follow at the next reading). Raises ConfigError for overrides out of bounds.
+
+        ``stale_cuff_s``: the session protocol's stale-cuff time for this phase, which watches
+        the cuff in that phase whatever the clinic's ``technical.stale_cuff.phases``; None
+        leaves the clinic's rule in force (docs/protocols.md).
 
         ``since`` is the device time from which this holds (the session event's own time);
         readings measured before it are judged by what was in force at their time. A regime
@@ -280,10 +287,10 @@ class AlarmEngine:
                     dev.last_spo2 = None
                     if dev.no_spo2 is not None:
                         changes.append(self._end(dev.no_spo2, Event.CLEAR, at))
-        stale_phases = self.config.technical.stale_cuff.phases
+        bed.stale_after_s = stale_cuff_s
         if phase != bed.phase:
             bed.cuff_ref = now
-            if phase not in stale_phases and bed.stale is not None:
+            if self._stale_after(phase, stale_cuff_s) is None and bed.stale is not None:
                 changes.append(self._end(bed.stale, Event.CLEAR, at))
         bed.session_id = session_id
         bed.phase = phase
@@ -714,6 +721,17 @@ class AlarmEngine:
             changes.append(self._register(alarm, dev, "artefact"))
         return changes
 
+    def _stale_after(self, phase: str | None, protocol_s: float | None) -> float | None:
+        """Seconds without a cuff reading that raise the stale-cuff alarm in ``phase``: the
+        protocol's time for it if any, else the clinic's rule; None when the cuff is not
+        watched then (no session, or a phase neither names)."""
+        if phase is None:
+            return None
+        if protocol_s is not None:
+            return protocol_s
+        rule = self.config.technical.stale_cuff
+        return rule.after_s if phase in rule.phases else None
+
     def tick(self, now: float) -> list[Alarm]:
         """Server clock: technical timeouts, escalation and audio-pause expiry."""
         self._seen_now(now)
@@ -768,20 +786,21 @@ class AlarmEngine:
                     )
         stale = tech.stale_cuff
         for bed in self._beds.values():
-            if bed.phase not in stale.phases:
+            after_s = self._stale_after(bed.phase, bed.stale_after_s)
+            if after_s is None:
                 continue
             if bed.cuff_ref is None:
                 bed.cuff_ref = now
             ref = bed.cuff_ref if bed.last_cuff is None else max(bed.cuff_ref, bed.last_cuff)
-            if bed.stale is None and now - ref >= stale.after_s:
-                start = ref + stale.after_s
+            if bed.stale is None and now - ref >= after_s:
+                start = ref + after_s
                 alarm = self._new(
                     alarm_id=f"{bed.bed_id}.nibp.stale.{_ms(start)}",
                     bed_id=bed.bed_id,
                     signal=SIGNAL_NIBP,
                     kind=TECHNICAL,
                     priority=stale.priority,
-                    condition=f"no cuff pressure for {stale.after_s / 60:g} min",
+                    condition=f"no cuff pressure for {after_s / 60:g} min",
                     started_at=start,
                     alerted_at=now,
                     device_id=None,

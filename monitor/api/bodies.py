@@ -110,8 +110,19 @@ class InfusionStart(_PhaseEvent):
     type: Literal["infusion_start"]
 
 
+class InfusionPauseData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    # Why dosing was paused (the administration record, docs/protocols.md "Doses"); shown in
+    # the report. Optional: a pause is never refused for want of one.
+    reason: str | None = Field(default=None, min_length=1, max_length=1000, pattern=NO_NUL)
+
+
 class InfusionPause(_PhaseEvent):
+    """Pauses dosing; ``data.reason`` says why (shown in the report's administration record)."""
+
     type: Literal["infusion_pause"]
+    data: InfusionPauseData | None = None  # type: ignore[assignment]
 
 
 class InfusionResume(_PhaseEvent):

@@ -38,7 +38,13 @@ async def report(session_id: SessionId, monitor: MonitorDep, user: CurrentUser) 
     alarms = await monitor.store.alarms(session_id=session_id, limit=100_000)
     audit = await monitor.store.audit_entries(session_id=session_id, limit=100_000)
     html = report_html(
-        session, readings, alarms, audit, generated_at=monitor.clock(), bed_label=session["bed"]
+        session,
+        readings,
+        alarms,
+        audit,
+        generated_at=monitor.clock(),
+        bed_label=session["bed"],
+        protocol=monitor.engine.config.protocols.get(session.get("protocol") or ""),
     )
     return HTMLResponse(html)
 

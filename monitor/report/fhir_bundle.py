@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from monitor.model import Reading, to_rfc3339
 from monitor.report.common import ReportReading, epoch, normalise_readings
+from monitor.report.fhir_protocol import protocol_entries
 
 LOINC: Final = "http://loinc.org"
 UCUM: Final = "http://unitsofmeasure.org"
@@ -173,6 +174,8 @@ def report_fhir(
                     )
                 obs["valueQuantity"] = _quantity(signal, values[signal])
             entries.append({"fullUrl": f"urn:uuid:{obs_id}", "resource": obs})
+    # Doses and sedation/dissociation scores (monitor.report.fhir_protocol).
+    entries += protocol_entries(session, subject, encounter_ref)
 
     return {
         "resourceType": "Bundle",

@@ -148,7 +148,7 @@ class MonitorProcess:
         r = httpx.post(
             f"{self.base_url}/api/auth/token",
             data={"username": name, "password": password},
-            timeout=10,
+            timeout=60,  # argon2 on a loaded 2-core box
         )
         r.raise_for_status()
         return str(r.json()["access_token"])

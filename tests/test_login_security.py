@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import math
 import subprocess
@@ -25,6 +26,10 @@ from tests.wsclient import Device
 
 PASSWORD = "login-security-pw-1"
 REDIS_URL = "redis://127.0.0.1:6379/0"
+# argon2 is deliberately slow, and slower still on a loaded 2-core CI box: a login answer is
+# waited for this long, not httpx's default 5 s.
+LOGIN_TIMEOUT_S = 60
+post = functools.partial(httpx.post, timeout=LOGIN_TIMEOUT_S)
 
 
 def one_verify_s() -> float:
@@ -170,8 +175,8 @@ def test_one_names_lockout_does_not_lock_out_another_users_correct_login(
     codes = [r.status_code for r in asyncio.run(_flood(s.base_url, victim))]
     assert codes.count(429) >= 30
     url = f"{s.base_url}/api/auth/token"
-    assert httpx.post(url, data={"username": victim, "password": PASSWORD}).status_code == 429
-    r = httpx.post(url, data={"username": other, "password": PASSWORD})
+    assert post(url, data={"username": victim, "password": PASSWORD}).status_code == 429
+    r = post(url, data={"username": other, "password": PASSWORD})
     assert r.status_code == 200 and r.json()["access_token"]
 
 
@@ -185,8 +190,8 @@ def test_a_forged_x_forwarded_for_does_not_change_the_audited_address(
     s.add_user(name, "nurse", PASSWORD)
     url = f"{s.base_url}/api/auth/token"
     forged = {"X-Forwarded-For": "203.0.113.66"}
-    assert httpx.post(url, data={"username": name, "password": "nope"}, headers=forged).is_error
-    ok = httpx.post(url, data={"username": name, "password": PASSWORD}, headers=forged)
+    assert post(url, data={"username": name, "password": "nope"}, headers=forged).is_error
+    ok = post(url, data={"username": name, "password": PASSWORD}, headers=forged)
     assert ok.status_code == 200
     targets = {e["target"] for e in audit(s, "login_failed", name) + audit(s, "login", name)}
     assert targets == {"127.0.0.1"}
@@ -194,7 +199,7 @@ def test_a_forged_x_forwarded_for_does_not_change_the_audited_address(
 
     # The same monitor told to trust this peer (as it trusts the panel or the TLS proxy).
     t: MonitorProcess = server_factory(db_url, args=["--forwarded-allow-ips", "127.0.0.1"])
-    ok = httpx.post(
+    ok = post(
         f"{t.base_url}/api/auth/token",
         data={"username": name, "password": PASSWORD},
         headers=forged,
@@ -215,14 +220,14 @@ def test_the_address_limit_counts_the_forwarded_address_from_a_trusted_peer(
     s.add_user("addr-user", "nurse", PASSWORD)
     url = f"{s.base_url}/api/auth/token"
 
-    def post(name: str, pw: str, addr: str) -> int:
-        return httpx.post(
+    def login_from(name: str, pw: str, addr: str) -> int:
+        return post(
             url, data={"username": name, "password": pw}, headers={"X-Forwarded-For": addr}
         ).status_code
 
-    assert [post(f"guess-{i}", "x", "10.9.0.1") for i in range(4)] == [401, 401, 401, 429]
-    assert post("addr-user", PASSWORD, "10.9.0.1") == 429
-    assert post("addr-user", PASSWORD, "10.9.0.2") == 200
+    assert [login_from(f"guess-{i}", "x", "10.9.0.1") for i in range(4)] == [401, 401, 401, 429]
+    assert login_from("addr-user", PASSWORD, "10.9.0.1") == 429
+    assert login_from("addr-user", PASSWORD, "10.9.0.2") == 200
 
 
 @pytest.fixture
@@ -264,7 +269,7 @@ async def test_the_login_limit_holds_across_instances_sharing_redis(
         # The lockout is shared: the right password waits on either instance.
         for m in (a, b):
             r = await asyncio.to_thread(
-                httpx.post,
+                post,
                 f"{m.base_url}/api/auth/token",
                 data={"username": "shared-name", "password": PASSWORD},
             )
@@ -314,7 +319,7 @@ async def test_logout_revokes_the_token_everywhere_and_closes_its_feed_within_5_
     other = await asyncio.to_thread(s.login, name, PASSWORD)
     ws = await _open_feed(s, token)
     r = await asyncio.to_thread(
-        httpx.post,
+        post,
         f"{s.base_url}/api/auth/logout",
         headers={"Authorization": f"Bearer {token}"},
     )
@@ -374,7 +379,7 @@ async def test_disabling_a_user_by_api_or_cli_revokes_their_logins_and_closes_th
         assert code == 1008 and "login ended" in reason and took < 5.0, how
         assert await asyncio.to_thread(_status, s, token) == 401
         r = await asyncio.to_thread(
-            httpx.post,
+            post,
             f"{s.base_url}/api/auth/token",
             data={"username": name, "password": PASSWORD},
         )

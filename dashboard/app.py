@@ -525,10 +525,14 @@ async def _load_bed(
             limits = await monitor.get(f"/api/sessions/{session['id']}/limits", token)
         except MonitorError:
             limits = None
-        all_sessions = (await monitor.get("/api/sessions", token)).get("sessions") or []
-        earlier = [
-            s for s in all_sessions if s.get("patient_label") == session.get("patient_label")
-        ]
+        # The patient's course is the sessions of one patient_id, never of one label
+        # (docs/course.md): two patients may share a label.
+        patient_id = session.get("patient_id")
+        earlier = (
+            (await monitor.get("/api/sessions", token, patient_id=patient_id)).get("sessions") or []
+            if patient_id
+            else [session]
+        )
     else:
         earlier = (await monitor.get("/api/sessions", token, bed=bed_id)).get("sessions") or []
         # No patient in the chair: still show the chair's last half hour (device checks).

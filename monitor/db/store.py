@@ -625,6 +625,7 @@ class Store:
         by: str | None,
         protocol: str | None = None,
         opened_at: float | None = None,
+        patient_id: str | None = None,
     ) -> int:
         async with self.engine.begin() as conn:
             exists = (await conn.execute(select(beds.c.id).where(beds.c.id == bed_id))).first()
@@ -635,6 +636,7 @@ class Store:
                     sessions.insert().values(
                         bed_id=bed_id,
                         patient_label=patient_label,
+                        patient_id=patient_id,
                         age=age,
                         phase="baseline",
                         infusion_planned_s=planned_s,
@@ -654,7 +656,11 @@ class Store:
                     action="session_open",
                     target=bed_id,
                     session_id=sid,
-                    detail={"patient_label": patient_label, "protocol": protocol},
+                    detail={
+                        "patient_label": patient_label,
+                        "patient_id": patient_id,
+                        "protocol": protocol,
+                    },
                 )
             )
         return sid
@@ -670,9 +676,12 @@ class Store:
         bed_id: str | None = None,
         open_only: bool | None = None,
         patient_label: str | None = None,
+        patient_id: str | None = None,
         limit: int = 200,
     ) -> list[dict[str, Any]]:
         conds = []
+        if patient_id is not None:
+            conds.append(sessions.c.patient_id == patient_id)
         if bed_id is not None:
             conds.append(sessions.c.bed_id == bed_id)
         if open_only is True:
@@ -689,6 +698,70 @@ class Store:
         )
         async with self.engine.connect() as conn:
             return [dict(r._mapping) for r in (await conn.execute(stmt)).all()]
+
+    async def course_rows(self, patient_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+        """A patient's sessions, oldest first (docs/course.md): the order that numbers them."""
+        stmt = (
+            select(sessions)
+            .where(sessions.c.patient_id == patient_id)
+            .order_by(sessions.c.opened_at, sessions.c.id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in (await conn.execute(stmt)).all()]
+
+    async def course_number(self, patient_id: str, opened_at: float, session_id: int) -> int:
+        """The session's number in its patient's course (1-based, by admission time)."""
+        earlier = (sessions.c.opened_at < opened_at) | (
+            (sessions.c.opened_at == opened_at) & (sessions.c.id <= session_id)
+        )
+        stmt = select(func.count()).where(sessions.c.patient_id == patient_id, earlier)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
+    async def merge_patient(self, source: str, target: str, *, now: float, by: str | None) -> int:
+        """Move every session of patient ``source`` to ``target`` (a provisional patient into
+        the clinic's identifier, docs/course.md), audited; the number of sessions moved."""
+        async with self.engine.begin() as conn:
+            res = await conn.execute(
+                update(sessions).where(sessions.c.patient_id == source).values(patient_id=target)
+            )
+            moved = int(res.rowcount or 0)
+            await conn.execute(
+                audit_log.insert().values(
+                    at=now,
+                    actor=by,
+                    action="patient_merge",
+                    target=target,
+                    detail={"from": source, "into": target, "sessions": moved},
+                )
+            )
+        return moved
+
+    async def set_session_patient(
+        self, session_id: int, patient_id: str, *, now: float, by: str | None
+    ) -> bool:
+        """Give one session another patient (splitting a provisional patient), audited."""
+        async with self.engine.begin() as conn:
+            old = await conn.scalar(
+                select(sessions.c.patient_id).where(sessions.c.id == session_id)
+            )
+            res = await conn.execute(
+                update(sessions).where(sessions.c.id == session_id).values(patient_id=patient_id)
+            )
+            if not res.rowcount:
+                return False
+            await conn.execute(
+                audit_log.insert().values(
+                    at=now,
+                    actor=by,
+                    action="session_patient",
+                    target=str(session_id),
+                    session_id=session_id,
+                    detail={"from": old, "into": patient_id},
+                )
+            )
+        return True
 
     async def session_events(self, session_id: int) -> list[dict[str, Any]]:
         stmt = (

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field, ValidationError
 
 from monitor import protocol_model as pm
+from monitor import scores
 from monitor import session as session_model
 from monitor.api import errors
 from monitor.api.bodies import (
@@ -215,6 +216,9 @@ async def _protocol_gates(
             model.model_validate(data)
         except ValidationError as e:
             raise errors.invalid(["body", "data"], str(e).splitlines()[0]) from None
+    if body.type == "observation":
+        # Questionnaire totals are the monitor's sum of the validated items (monitor.scores).
+        return scores.with_totals(data), []
     if body.type not in ("checklist", "infusion_start", "end", "dose"):
         return data, []
     inputs = await monitor.views.protocol_inputs(row, events)

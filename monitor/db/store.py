@@ -483,6 +483,25 @@ class Store:
             )
             return [reading_from_row(r) for r in (await conn.execute(stmt)).all()]
 
+    async def session_extremes(self, session_id: int) -> dict[str, float | None]:
+        """The session's highest sbp, dbp and hr and its lowest spo2 (docs/course.md), over
+        the readings that belong to it (the same span as ``readings(session_id=...)``)."""
+        async with self.engine.connect() as conn:
+            span = await self._membership_span(conn, session_id)
+            if span is None:
+                return {}
+            conds = [readings.c.bed_id == span.bed_id, readings.c.ts >= span.start]
+            if span.end is not None:
+                conds.append(readings.c.ts < span.end)
+            stmt = select(
+                func.max(readings.c.sbp),
+                func.max(readings.c.dbp),
+                func.max(readings.c.hr),
+                func.min(readings.c.spo2),
+            ).where(*conds)
+            row = (await conn.execute(stmt)).one()
+        return {"sbp": row[0], "dbp": row[1], "hr": row[2], "spo2": row[3]}
+
     async def readings_to_replay(self, bed_id: str, since: float) -> list[Reading]:
         """A bed's readings measured, or received, since ``since``, oldest measured first: a
         backlog that arrived late is replayed with the recent record (monitor.alarm_loop)."""

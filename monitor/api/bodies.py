@@ -195,6 +195,13 @@ class DoseEvent(_Event):
     data: DoseData
 
 
+class RemsSign(_Body):
+    """Sign a session's REMS monitoring record (docs/course.md): a complete one as it is; an
+    incomplete one only by charge or admin with a ``reason`` (audited)."""
+
+    reason: str | None = Field(default=None, min_length=1, max_length=1000, pattern=NO_NUL)
+
+
 EVENT_DATA: Final[dict[str, type[BaseModel]]] = {
     "infusion_start": InfusionStartData,
     "end": EndData,

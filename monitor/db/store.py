@@ -30,6 +30,7 @@ from monitor.db.schema import (
     devices,
     heartbeats,
     readings,
+    rems_records,
     retention_marks,
     session_events,
     sessions,
@@ -781,6 +782,98 @@ class Store:
                 )
             )
         return True
+
+    # --- REMS sign-off (docs/course.md) --------------------------------------------------
+
+    async def rems_sign_off(self, session_id: int) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(rems_records).where(rems_records.c.session_id == session_id)
+                )
+            ).first()
+        return dict(row._mapping) if row is not None else None
+
+    async def sign_rems(
+        self,
+        session_id: int,
+        *,
+        now: float,
+        by: str | None,
+        incomplete_reason: str | None,
+        missing: Sequence[str],
+    ) -> None:
+        """Sign once (Conflict when already signed), audited with what was still missing."""
+        async with self.engine.begin() as conn:
+            try:
+                await conn.execute(
+                    rems_records.insert().values(
+                        session_id=session_id,
+                        signed_at=now,
+                        signed_by=by,
+                        signed_incomplete_reason=incomplete_reason,
+                    )
+                )
+            except IntegrityError:
+                raise Conflict("the REMS record is already signed") from None
+            await conn.execute(
+                audit_log.insert().values(
+                    at=now,
+                    actor=by,
+                    action="rems_sign_incomplete" if incomplete_reason else "rems_sign",
+                    target=str(session_id),
+                    session_id=session_id,
+                    detail={"reason": incomplete_reason, "missing": list(missing)},
+                )
+            )
+
+    async def file_rems(self, session_id: int, *, now: float, by: str | None) -> bool:
+        """Mark a signed record filed, once; False when it was not signed or already filed."""
+        async with self.engine.begin() as conn:
+            res = await conn.execute(
+                update(rems_records)
+                .where(
+                    rems_records.c.session_id == session_id,
+                    rems_records.c.signed_at.is_not(None),
+                    rems_records.c.filed_at.is_(None),
+                )
+                .values(filed_at=now, filed_by=by)
+            )
+            if not res.rowcount:
+                return False
+            await conn.execute(
+                audit_log.insert().values(
+                    at=now,
+                    actor=by,
+                    action="rems_filed",
+                    target=str(session_id),
+                    session_id=session_id,
+                    detail=None,
+                )
+            )
+        return True
+
+    async def rems_pending_rows(
+        self, protocols: Sequence[str], limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """Sessions of these protocols whose REMS record is not both signed and filed,
+        oldest first (the first due first)."""
+        if not protocols:
+            return []
+        stmt = (
+            select(sessions)
+            .select_from(
+                sessions.outerjoin(rems_records, rems_records.c.session_id == sessions.c.id)
+            )
+            .where(
+                sessions.c.protocol.in_(list(protocols)),
+                rems_records.c.signed_at.is_(None) | rems_records.c.filed_at.is_(None),
+            )
+            .order_by(sessions.c.opened_at, sessions.c.id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in (await conn.execute(stmt)).all()]
 
     async def session_events(self, session_id: int) -> list[dict[str, Any]]:
         stmt = (

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fhir.resources.R4B.bundle import Bundle
 
 from tests.conftest import MonitorProcess
 from tests.wsclient import Device
@@ -117,6 +118,28 @@ def test_two_patients_sharing_a_label_have_their_own_courses(server: MonitorProc
     assert [(s["id"], s["n"], s["scores"]) for s in theirs] == [(other["id"], 1, {"phq9": 27})]
     listed = server.get("/api/sessions", patient_id=a)["sessions"]
     assert sorted(s["id"] for s in listed) == [first["id"], second["id"]]
+
+    bundle = server.get(f"/api/patients/{a}/fhir.json")
+    Bundle.model_validate(bundle)
+    kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
+    assert kinds == [
+        "Patient",
+        "Encounter",
+        "Observation",
+        "Observation",
+        "Encounter",
+        "Observation",
+    ]
+    assert bundle["entry"][0]["resource"]["identifier"][0]["value"] == a
+    totals = [
+        e["resource"]["valueInteger"] for e in bundle["entry"] if "valueInteger" in e["resource"]
+    ]
+    assert totals == [18, 14, 9]
+    session_bundle = server.get(f"/api/sessions/{second['id']}/report.fhir.json")
+    Bundle.model_validate(session_bundle)
+    assert {"system": "urn:vigil:patient", "value": a} in session_bundle["entry"][0]["resource"][
+        "identifier"
+    ]
 
 
 def test_an_unknown_patient_is_404_and_a_malformed_id_422(server: MonitorProcess) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from monitor import course as course_model
 from monitor import rems
@@ -18,6 +18,7 @@ from monitor.api.errors import ApiError, ErrorCode
 from monitor.db.store import Conflict
 from monitor.model import to_rfc3339
 from monitor.protocols import DEFAULT_SERIES
+from monitor.report.fhir_course import course_bundle
 from monitor.report.rems_html import rems_html
 from monitor.service import Monitor
 
@@ -55,6 +56,19 @@ async def get_patient(
         raise ApiError(404, ErrorCode.NOT_FOUND, "no sessions for that patient")
     material = [await session_material(monitor, r) for r in rows]
     return course_model.course(patient_id, material, monitor.engine.config.course.responder)
+
+
+@router.get("/api/patients/{patient_id}/fhir.json", responses=errors.responses(404))
+async def get_patient_fhir(
+    patient_id: PatientId, monitor: MonitorDep, user: CurrentUser
+) -> JSONResponse:
+    """The course as a FHIR R4 Bundle: the Patient (identifier only), an Encounter per
+    session, and PHQ-9 and GAD-7 Observations with their item answers."""
+    rows = await monitor.store.course_rows(patient_id)
+    if not rows:
+        raise ApiError(404, ErrorCode.NOT_FOUND, "no sessions for that patient")
+    sessions = [await monitor.session_json(r) for r in rows]
+    return JSONResponse(course_bundle(patient_id, sessions), media_type="application/fhir+json")
 
 
 # --- the esketamine REMS monitoring record -------------------------------------------------

@@ -23,7 +23,7 @@ from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 from websockets.exceptions import InvalidHandshake
 
-from dashboard import figures, layout
+from dashboard import course, figures, layout
 from dashboard.client import MonitorClient, MonitorError
 from dashboard.security import SecurityHeaders
 from dashboard.sessions import COOKIE, Sessions, tag
@@ -204,6 +204,9 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
                 sessions.drop_token(token)
                 return layout.login_layout(_error_text(exc))
             return html.Div([head, html.Div(_error_text(exc), className="error", id="page-error")])
+        patient_id = course.patient_from_path(pathname)
+        if patient_id is not None:
+            return html.Div([head, await course.course_page(monitor, token, patient_id)])
         bed_id = _bed_from_path(pathname)
         if bed_id is None:
             return html.Div([head, layout.overview_layout(beds, now)])

@@ -111,7 +111,8 @@ async def get_rems(session_id: SessionId, monitor: MonitorDep, user: CurrentUser
     "/api/sessions/{session_id}/rems.html",
     tags=["rems"],
     response_class=HTMLResponse,
-    responses=errors.responses(404, json_route=False),
+    # An HTML route refuses in JSON: its error entries by reference (monitor/api/errors.py).
+    responses=errors.responses(*errors.COMMON, 404, json_route=False),
 )
 async def get_rems_page(
     session_id: SessionId, monitor: MonitorDep, user: CurrentUser

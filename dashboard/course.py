@@ -58,6 +58,22 @@ def _responder(value: Any) -> str:
     return {True: " (responder)", False: ""}.get(value, "")
 
 
+def rems_text(rems: Mapping[str, Any] | None) -> str:
+    """The REMS record's state in a cell: what it still needs, or where it is in sign-off."""
+    if not rems:
+        return "\u2013"
+    if not rems.get("complete") and not rems.get("signed"):
+        return "missing: " + ", ".join(str(m) for m in rems.get("missing") or [])
+    if not rems.get("signed"):
+        return "complete, not signed"
+    if not rems.get("filed"):
+        days = rems.get("days_left")
+        return "signed, not filed" + (
+            f" ({days:g} days left)" if isinstance(days, int | float) else ""
+        )
+    return "signed and filed"
+
+
 def sessions_table(sessions: Sequence[Mapping[str, Any]]) -> html.Table:
     head = html.Thead(
         html.Tr(
@@ -75,6 +91,7 @@ def sessions_table(sessions: Sequence[Mapping[str, Any]]) -> html.Table:
                     "Checkpoints missed",
                     "PHQ-9",
                     "GAD-7",
+                    "REMS record",
                     "Report",
                 )
             ]
@@ -100,6 +117,7 @@ def sessions_table(sessions: Sequence[Mapping[str, Any]]) -> html.Table:
                     html.Td(str(s.get("checkpoints_missed", 0))),
                     html.Td(_num(scores.get("phq9")) + _responder(s.get("responder"))),
                     html.Td(_num(scores.get("gad7"))),
+                    html.Td(rems_text(s.get("rems")), className="course-rems"),
                     html.Td(
                         html.Button(
                             "Report",

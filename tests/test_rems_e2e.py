@@ -120,6 +120,8 @@ def test_an_incomplete_record_says_what_is_missing_and_only_charge_signs_it(
     url = f"{server.base_url}/api/sessions/{sid}/rems"
     rec = httpx.get(url, headers=nurse).json()
     assert rec["complete"] is False and rec["missing"] == ["bp.40min"]
+    (in_course,) = server.get(f"/api/patients/MRN-{tag}")["sessions"]
+    assert in_course["rems"]["missing"] == ["bp.40min"] and in_course["rems"]["signed"] is None
     assert sid in {r["session_id"] for r in server.get("/api/rems")["records"]}
 
     refused = httpx.post(f"{url}/sign", headers=nurse)

@@ -35,6 +35,10 @@ async def session_material(monitor: Monitor, row: dict[str, Any]) -> course_mode
     events = await monitor.store.session_events(row["id"])
     protocol = views.protocol_of(row)
     status = views.protocol_status(await views.protocol_inputs(row, events), monitor.clock())
+    extra: dict[str, Any] = {}
+    if protocol is not None and protocol.rems is not None:
+        rec = await rems_record(monitor, row)
+        extra["rems"] = {k: rec[k] for k in ("complete", "missing", "signed", "filed", "days_left")}
     return course_model.SessionMaterial(
         row=row,
         events=events,
@@ -42,6 +46,7 @@ async def session_material(monitor: Monitor, row: dict[str, Any]) -> course_mode
         alarms=await monitor.store.alarms(session_id=row["id"], limit=100_000),
         protocol_status=status,
         series=protocol.series if protocol is not None else DEFAULT_SERIES,
+        extra=extra,
     )
 
 

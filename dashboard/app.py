@@ -566,7 +566,8 @@ async def _load_bed(
         fig,
         "trend-wrap live" if (is_open or session is None) else "trend-wrap",
         layout.timeline_items((session or {}).get("events") or [], tz_min),
-        layout.session_links(earlier, (session or {}).get("id")),
+        layout.session_links(earlier, (session or {}).get("id"))
+        + course.course_links((session or {}).get("patient_id")),
         layout.report_links((session or {}).get("id")),
         layout.limits_table(limits, editable=is_open),
         SHOWN if session else HIDDEN,

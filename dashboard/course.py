@@ -33,6 +33,14 @@ def course_href(patient_id: str) -> str:
     return PREFIX + quote(patient_id, safe="")
 
 
+def course_links(patient_id: Any) -> list[html.Li]:
+    """The way from a bed page to the patient's course: one link, none without a patient."""
+    if not patient_id:
+        return []
+    href = course_href(str(patient_id))
+    return [html.Li(dcc.Link("The whole course", href=href, id="course-link"), className="course")]
+
+
 def _data(**attrs: object) -> dict[str, Any]:
     """``data-*`` attributes for a Dash component (typed Any: Dash's stubs list no data-*)."""
     return {f"data-{k}": str(v) for k, v in attrs.items()}

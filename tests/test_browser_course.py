@@ -77,6 +77,9 @@ def test_a_patients_course_page_shows_every_session_and_opens_its_report(
     page.goto(f"{panel.url}/bed/{bed}?session={second}")
     page.wait_for_selector(f"#session-link-{first}")
     assert page.locator(f"#session-link-{other}").count() == 0
+    page.click("#course-link")
+    page.wait_for_selector(f"#course-session-{first}")
+    assert page.url.endswith(f"/patient/{patient}")
 
 
 def test_an_unknown_patient_gets_a_clear_message(panel: Any, page: Any) -> None:

@@ -23,7 +23,7 @@ from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 from websockets.exceptions import InvalidHandshake
 
-from dashboard import figures, layout
+from dashboard import course, figures, layout
 from dashboard.client import MonitorClient, MonitorError
 from dashboard.security import SecurityHeaders
 from dashboard.sessions import COOKIE, Sessions, tag
@@ -204,6 +204,9 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
                 sessions.drop_token(token)
                 return layout.login_layout(_error_text(exc))
             return html.Div([head, html.Div(_error_text(exc), className="error", id="page-error")])
+        patient_id = course.patient_from_path(pathname)
+        if patient_id is not None:
+            return html.Div([head, await course.course_page(monitor, token, patient_id)])
         bed_id = _bed_from_path(pathname)
         if bed_id is None:
             return html.Div([head, layout.overview_layout(beds, now)])
@@ -525,10 +528,14 @@ async def _load_bed(
             limits = await monitor.get(f"/api/sessions/{session['id']}/limits", token)
         except MonitorError:
             limits = None
-        all_sessions = (await monitor.get("/api/sessions", token)).get("sessions") or []
-        earlier = [
-            s for s in all_sessions if s.get("patient_label") == session.get("patient_label")
-        ]
+        # The patient's course is the sessions of one patient_id, never of one label
+        # (docs/course.md): two patients may share a label.
+        patient_id = session.get("patient_id")
+        earlier = (
+            (await monitor.get("/api/sessions", token, patient_id=patient_id)).get("sessions") or []
+            if patient_id
+            else [session]
+        )
     else:
         earlier = (await monitor.get("/api/sessions", token, bed=bed_id)).get("sessions") or []
         # No patient in the chair: still show the chair's last half hour (device checks).
@@ -559,7 +566,8 @@ async def _load_bed(
         fig,
         "trend-wrap live" if (is_open or session is None) else "trend-wrap",
         layout.timeline_items((session or {}).get("events") or [], tz_min),
-        layout.session_links(earlier, (session or {}).get("id")),
+        layout.session_links(earlier, (session or {}).get("id"))
+        + course.course_links((session or {}).get("patient_id")),
         layout.report_links((session or {}).get("id")),
         layout.limits_table(limits, editable=is_open),
         SHOWN if session else HIDDEN,

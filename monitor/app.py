@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from monitor.alarms import AlarmEngine, load_config
-from monitor.api import admin, auth, bounded, errors, openapi, reports, sessions, ward, ws
+from monitor.api import admin, auth, bounded, course, errors, openapi, reports, sessions, ward, ws
 from monitor.db.store import Store
 from monitor.hub import Hub
 from monitor.security import NoStoreMiddleware
@@ -91,7 +91,7 @@ def create_app(settings: Settings) -> FastAPI:
         body = monitor.health_json()
         return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
-    for module in (auth, ward, sessions, reports, admin, ws):
+    for module in (auth, ward, sessions, reports, admin, ws, course):
         app.include_router(module.router)
     app.include_router(bounded.router_for(config))
     openapi.declare_clinic_choices(app, config)

@@ -231,6 +231,38 @@ def _alarm_report(argv: list[str]) -> int:
     return alarm_report_main(argv)
 
 
+def _merge_patient(args: argparse.Namespace) -> int:
+    """Join a (provisional) patient's sessions to another identifier (docs/course.md)."""
+    _check_ids(("patient id", args.source), ("patient id", args.into))
+    settings = _settings(args)
+
+    async def run(store: Any) -> int:
+        moved: int = await store.merge_patient(args.source, args.into, now=time.time(), by="cli")
+        return moved
+
+    moved = asyncio.run(_with_store(settings, run))
+    print(f"{moved} session(s) of {args.source} now belong to {args.into}", file=sys.stderr)
+    return 0 if moved else 1
+
+
+def _assign_patient(args: argparse.Namespace) -> int:
+    """Give one session another patient (split a provisional patient, docs/course.md)."""
+    _check_ids(("patient id", args.patient_id))
+    settings = _settings(args)
+
+    async def run(store: Any) -> bool:
+        done: bool = await store.set_session_patient(
+            args.session, args.patient_id, now=time.time(), by="cli"
+        )
+        return done
+
+    if not asyncio.run(_with_store(settings, run)):
+        print(f"error: no session {args.session}", file=sys.stderr)
+        return 1
+    print(f"session {args.session} now belongs to {args.patient_id}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m monitor", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -281,6 +313,18 @@ def build_parser() -> argparse.ArgumentParser:
         x.add_argument("name")
         x.add_argument("--db")
         x.set_defaults(func=fn)
+
+    m = sub.add_parser("merge-patient", help="move every session of one patient id to another")
+    m.add_argument("source", help="the patient id to empty, such as a provisional prov-...")
+    m.add_argument("--into", required=True, help="the clinic's identifier for that patient")
+    m.add_argument("--db")
+    m.set_defaults(func=_merge_patient)
+
+    a = sub.add_parser("assign-patient", help="give one session another patient id")
+    a.add_argument("session", type=int)
+    a.add_argument("patient_id")
+    a.add_argument("--db")
+    a.set_defaults(func=_assign_patient)
 
     sub.add_parser(
         "alarm-report", help="replay a recording through the alarm engine offline", add_help=False

@@ -18,6 +18,8 @@ ITEM_ID: Final = r"^[a-z][a-z0-9_]{0,47}$"
 PROTOCOL_ID: Final = r"^[a-z][a-z0-9\-]{0,47}$"
 CHECKPOINT_ID: Final = r"^[a-z][a-z0-9\-]{0,47}$"
 PHASE_NAMES: Final = ("baseline", "infusion", "recovery")
+# An induction series is typically six infusions over two to three weeks (docs/course.md).
+DEFAULT_SERIES: Final = 6
 
 
 class ItemKind(StrEnum):
@@ -170,6 +172,19 @@ class Discharge(_Strict):
         return self
 
 
+class Rems(_Strict):
+    """What the esketamine REMS Patient Monitoring Form needs from a session (docs/course.md):
+    the checklist items that answer its concomitant-medication questions, the checkpoints
+    whose cuff readings are its 40-minute and pre-discharge BP, the least monitoring time and
+    the days it must be filed within."""
+
+    medications: dict[str, str] = Field(default_factory=dict)  # form class -> checklist item
+    bp_40_checkpoint: str | None = Field(default=None, pattern=CHECKPOINT_ID)
+    bp_discharge_checkpoint: str | None = Field(default=None, pattern=CHECKPOINT_ID)
+    min_monitoring_min: float = Field(default=120, gt=0, le=24 * 60)
+    filing_days: int = Field(default=7, ge=1, le=365)
+
+
 class Protocol(_Strict):
     id: str = Field(default="", pattern=r"^$|" + PROTOCOL_ID)  # filled from its key
     label: str = Field(min_length=1, max_length=200)
@@ -181,6 +196,11 @@ class Protocol(_Strict):
     checkpoints: tuple[Checkpoint, ...] = ()
     discharge: Discharge = Discharge()
     dosing: Dosing | None = None
+    # The planned series (an induction course is typically six sessions, docs/course.md):
+    # what the panel counts to ("Infusion 3 of 6").
+    series: int = Field(default=DEFAULT_SERIES, ge=1, le=100)
+    # The REMS monitoring record this protocol's sessions need (docs/course.md); None = none.
+    rems: Rems | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Protocol:
@@ -198,6 +218,16 @@ class Protocol(_Strict):
             w = next((i for i in self.checklist if i.id == weight), None)
             if w is None or w.kind is not ItemKind.NUMBER:
                 raise ValueError(f"dosing.weight_item {weight!r} must name a number item")
+        if self.rems is not None:
+            for form_class, item_id in self.rems.medications.items():
+                if self.item(item_id) is None:
+                    raise ValueError(
+                        f"rems.medications.{form_class}: no checklist item {item_id!r}"
+                    )
+            for cp_id in (self.rems.bp_40_checkpoint, self.rems.bp_discharge_checkpoint):
+                cp = next((c for c in self.checkpoints if c.id == cp_id), None)
+                if cp_id is not None and (cp is None or cp.kind is not CheckpointKind.BP):
+                    raise ValueError(f"rems: {cp_id!r} must name a bp checkpoint")
         escort = self.discharge.escort_item
         if escort is not None:
             item = next((i for i in self.checklist if i.id == escort), None)

@@ -14,7 +14,7 @@ from monitor.caches import Caches
 from monitor.db.store import Store
 from monitor.model import PRIORITY_RANK, Alarm, Reading, to_rfc3339
 from monitor.protocol import feed
-from monitor.protocols import Protocol
+from monitor.protocols import DEFAULT_SERIES, Protocol
 
 # The continuous signals a discharge criterion reads (their last value in the session).
 _DISCHARGE_SIGNALS = ("hr", "spo2")
@@ -152,6 +152,17 @@ class Views:
             inputs.protocol, inputs.opened_at, inputs.events, inputs.readings, inputs.baseline, now
         )
 
+    async def course_position(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        """``{"n", "planned"}``: the session's number in its patient's course and the series its
+        protocol plans ("Infusion 3 of 6", docs/course.md); None without a patient_id."""
+        patient_id = row.get("patient_id")
+        if not patient_id:
+            return None
+        protocol = self.protocol_of(row)
+        planned = protocol.series if protocol is not None else DEFAULT_SERIES
+        n = await self.store.course_number(patient_id, row["opened_at"], row["id"])
+        return {"n": n, "planned": planned}
+
     async def session_json(self, row: dict[str, Any]) -> dict[str, Any]:
         events = await self.store.session_events(row["id"])
         state = session_model.replay(
@@ -162,6 +173,8 @@ class Views:
             "id": row["id"],
             "bed": row["bed_id"],
             "patient_label": row["patient_label"],
+            "patient_id": row.get("patient_id"),
+            "course": await self.course_position(row),
             "age": row["age"],
             "phase": row["phase"],
             "opened_at": to_rfc3339(row["opened_at"]),

@@ -245,6 +245,8 @@ class BedRunner:
                 },
                 protocol=self.protocol["id"] if self.protocol else None,
                 at=at if self.protocol else None,
+                # One simulated patient per seed: its sessions are its course.
+                patient_id=f"SIM-{p.seed}",
             )
             return
         if self.session_id is None:

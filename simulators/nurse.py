@@ -176,8 +176,11 @@ class Nurse:
         baseline: dict[str, float] | None = None,
         protocol: str | None = None,
         at: float | None = None,
+        patient_id: str | None = None,
     ) -> str | None:
         body: dict[str, Any] = {"bed": bed, "patient_label": label, "age": age}
+        if patient_id:
+            body["patient_id"] = patient_id  # the course is the patient's (docs/course.md)
         if at is not None:
             # Admitted at the device time the session began, so that its readings (sent in
             # device time) fall in its span, as the pre-dose BP gate needs.

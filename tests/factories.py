@@ -205,3 +205,68 @@ def make_protocol_session_json(
             for e, (_, _, _, by) in zip(model_events, events, strict=True)
         ],
     }
+
+
+# An esketamine session whose REMS monitoring record is complete (docs/course.md): the
+# shipped protocol's checklist, a pre-dose cuff BP, two 28 mg devices of one lot 5 min apart,
+# the 40-minute cuff BP, the REMS answers, the nurse's discharge request with its cuff BP,
+# and the end just over 2 h after the first device. Offsets are seconds after admission.
+REMS_CHECKLIST: dict[str, object] = {
+    "consent": True,
+    "escort": True,
+    "last_food": "2026-09-21T06:00:00Z",
+    "last_liquids": "2026-09-21T07:30:00Z",
+    "benzodiazepines": "no",
+    "sedative_hypnotics": "no",
+    "psychostimulants": "yes: methylphenidate",
+    "maois": "no",
+}
+REMS_EVENTS: list[tuple[str, float, dict[str, object] | None]] = [
+    ("checklist", 60, REMS_CHECKLIST),
+    ("infusion_start", 300, None),
+    ("dose", 310, {"lot": "LOT-42A"}),
+    ("dose", 620, {"lot": "LOT-42A"}),
+    ("observation", 2700, {"moaas": 4, "cadss6": 6}),
+    ("observation", 3000, {"sedation": True, "dissociation": True}),
+    ("observation", 3010, {"respiratory_depression": False, "serious_adverse_event": False}),
+    ("observation", 3020, {"adverse_event": "nausea, resolved without treatment"}),
+    ("infusion_stop", 700, None),
+    ("observation", 7500, {"moaas": 5}),
+    ("discharge_request", 7600, None),
+    ("end", 7800, None),
+]
+# (offset, sbp, dbp): pre-dose, about 40 min after dosing starts, before leaving.
+REMS_CUFFS: list[tuple[float, float, float]] = [(120, 128, 82), (2700, 138, 88), (7660, 124, 80)]
+
+
+def rems_session(
+    opened_at: float = T0,
+    *,
+    drop_events: set[int] | None = None,
+    drop_cuffs: set[int] | None = None,
+) -> tuple[list[SessionEvent], list[Reading]]:
+    """The complete esketamine session above as the protocol model's events (doses completed
+    as the monitor stores them) and cuff readings, without the ones at the indexes given."""
+    events: list[SessionEvent] = []
+    device = 0
+    for i, (kind, offset, data) in enumerate(sorted(REMS_EVENTS, key=lambda e: e[1])):
+        if i in (drop_events or set()):
+            continue
+        stored = dict(data) if data is not None else None
+        if kind == "dose":
+            device += 1
+            stored = {
+                **(data or {}),
+                "drug": "esketamine",
+                "route": "intranasal",
+                "total_mg": 28.0,
+                "device": device,
+                "cumulative_mg": 28.0 * device,
+            }
+        events.append(make_event(kind, opened_at + offset, stored, event_id=i + 1))
+    cuffs = [
+        make_cuff(sbp, dbp, ts=opened_at + offset, seq=i + 1)
+        for i, (offset, sbp, dbp) in enumerate(REMS_CUFFS)
+        if i not in (drop_cuffs or set())
+    ]
+    return events, cuffs

@@ -54,6 +54,15 @@ ROUTE_MIN_ROLE: dict[tuple[str, str], str | None] = {
     ("POST", "/api/users/{name}/disable"): "admin",
     ("POST", "/api/users/{name}/enable"): "admin",
     ("GET", "/api/audit"): "admin",
+    # The course and the REMS record (docs/course.md); signing incomplete needs charge, which
+    # the rule checks itself (a nurse's reasoned signature is a 403 override_forbidden).
+    ("GET", "/api/patients/{patient_id}"): "nurse",
+    ("GET", "/api/patients/{patient_id}/fhir.json"): "nurse",
+    ("GET", "/api/sessions/{session_id}/rems"): "nurse",
+    ("GET", "/api/sessions/{session_id}/rems.html"): "nurse",
+    ("POST", "/api/sessions/{session_id}/rems/sign"): "nurse",
+    ("POST", "/api/sessions/{session_id}/rems/filed"): "nurse",
+    ("GET", "/api/rems"): "nurse",
 }
 LOGOUT = ("POST", "/api/auth/logout")
 
@@ -115,6 +124,7 @@ def test_no_route_answers_without_a_valid_token_or_below_its_role(server: Monito
         "alarm_id": "no-such-alarm",
         "device_id": "roles-victim",
         "name": "roles-no-such-user",
+        "patient_id": "roles-no-such-patient",
     }
     users = {"nurse": "walk-nurse", "charge": "walk-charge"}
     wrong: list[str] = []

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from monitor.model import CONTINUOUS_SIGNALS, PRIORITY_RANK, SIGNALS
 from monitor.protocols import Protocol
+from monitor.scores import CourseRules
 
 DEFAULT_CONFIG_PATH: Final = Path(__file__).resolve().parent.parent / "clinic.default.yaml"
 PHASES: Final = ("baseline", "infusion", "recovery")
@@ -193,6 +194,8 @@ class ClinicConfig(_Strict):
     # protocol, ``basic``, that gates nothing: the session is the plain timer.
     protocols: dict[str, Protocol] = Field(default_factory=dict)
     default_protocol: str = "basic"
+    # Across a patient's sessions: the responder rule (monitor.scores, docs/course.md).
+    course: CourseRules = CourseRules()
 
     @model_validator(mode="before")
     @classmethod

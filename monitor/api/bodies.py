@@ -72,19 +72,35 @@ Baseline: type[BaseModel] = create_model(
 )
 
 
+# A questionnaire's item answers: exactly as many integers 0-3 as it has items (monitor.scores).
+ItemScore = Annotated[int, Field(ge=0, le=3, strict=True)]
+Phq9Items = Annotated[list[ItemScore], Field(min_length=9, max_length=9)]
+Gad7Items = Annotated[list[ItemScore], Field(min_length=7, max_length=7)]
+
+
 class Observation(TypedDict, total=False):
     """What a nurse observed; only the kinds given are stored (a missing one: not assessed).
 
     MOAA/S 0-5 (5 responds readily to name, 0 no response to pain); CADSS-6 0-24 (six items
-    scored 0-4)."""
+    scored 0-4); PHQ-9 as its 9 item answers 0-3 and GAD-7 as its 7 (the monitor stores the
+    totals beside them, docs/course.md); the REMS form's yes/no answers (sedation,
+    dissociation, respiratory depression, a serious adverse event) and an adverse event's
+    description. Numbers are strict: ``"4"`` or ``true`` is not a score."""
 
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
 
-    moaas: Annotated[int, Field(ge=0, le=5)]
-    cadss6: Annotated[int, Field(ge=0, le=24)]
+    moaas: Annotated[int, Field(ge=0, le=5, strict=True)]
+    cadss6: Annotated[int, Field(ge=0, le=24, strict=True)]
+    phq9: Phq9Items
+    gad7: Gad7Items
     side_effect: Annotated[str, text(200)]
     medication: Annotated[str, text(500)]
     note: Annotated[str, text(2000)]
+    sedation: Annotated[bool, Field(strict=True)]
+    dissociation: Annotated[bool, Field(strict=True)]
+    respiratory_depression: Annotated[bool, Field(strict=True)]
+    serious_adverse_event: Annotated[bool, Field(strict=True)]
+    adverse_event: Annotated[str, text(1000)]
 
 
 class _Event(_Body):
@@ -195,6 +211,13 @@ class DoseData(_Body):
 class DoseEvent(_Event):
     type: Literal["dose"]
     data: DoseData
+
+
+class RemsSign(_Body):
+    """Sign a session's REMS monitoring record (docs/course.md): a complete one as it is; an
+    incomplete one only by charge or admin with a ``reason`` (audited)."""
+
+    reason: str | None = Field(default=None, min_length=1, max_length=1000, pattern=NO_NUL)
 
 
 EVENT_DATA: Final[dict[str, type[BaseModel]]] = {

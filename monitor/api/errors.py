@@ -50,6 +50,11 @@ class ErrorCode(StrEnum):
     PREDOSE_BP_MISSING = "predose_bp_missing"  # 409: dosing without a pre-dose cuff BP
     PREDOSE_BP_HIGH = "predose_bp_high"  # 409: pre-dose BP at or above the protocol's
     DISCHARGE_BLOCKED = "discharge_blocked"  # 409: end while discharge criteria are unmet
+    REMS_INCOMPLETE = "rems_incomplete"  # 409: signing an incomplete REMS record, no reason
+    REMS_SIGNED = "rems_signed"  # 409: the REMS record is signed already
+    REMS_NOT_SIGNED = "rems_not_signed"  # 409: marked filed before it was signed
+    REMS_FILED = "rems_filed"  # 409: the REMS record is marked filed already
+    REMS_NOT_REQUIRED = "rems_not_required"  # 409: the session's protocol needs no REMS record
     TOO_MANY_LOGINS = "too_many_logins"  # 429: failed logins over the limit (name or address)
     LOGIN_BUSY = "login_busy"  # 503: too many logins waiting for the password check
     LOGIN_UNAVAILABLE = "login_unavailable"  # 503: the shared login limiter (Redis) is down

@@ -11,6 +11,7 @@ from monitor.api import errors
 from monitor.api.deps import CurrentUser, MonitorDep, SessionId, StrictRoute
 from monitor.api.errors import ApiError, ErrorCode
 from monitor.report import report_csv, report_fhir, report_html
+from monitor.report.fhir_course import with_course
 from monitor.service import Monitor
 
 router = APIRouter(
@@ -66,7 +67,8 @@ async def report_as_fhir(
     session_id: SessionId, monitor: MonitorDep, user: CurrentUser
 ) -> JSONResponse:
     session, readings = await _material(monitor, session_id)
+    bundle = report_fhir(session, readings, bed_label=session["bed"])
     return JSONResponse(
-        report_fhir(session, readings, bed_label=session["bed"]),
+        with_course(bundle, session),  # the patient's identifier and questionnaires
         media_type="application/fhir+json",
     )

@@ -8,10 +8,12 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from monitor import protocol_model as pm
+from monitor import scores
 from monitor import session as session_model
 from monitor.api import errors
 from monitor.api.bodies import (
     EVENT_DATA,
+    ID_REGEX,
     NO_NUL,
     Baseline,
     IdField,
@@ -45,6 +47,9 @@ class SessionCreate(BaseModel):
 
     bed: IdField
     patient_label: str = text(128)
+    # The clinic's identifier (MRN or code): the sessions of one patient_id are that
+    # patient's course (docs/course.md); the label is only what the panel shows.
+    patient_id: IdField | None = None
     # Strict: a wrong type ("54", 54.0, true) is refused, not silently coerced.
     age: int | None = Field(default=None, ge=0, le=130, strict=True)
     baseline: Baseline | None = None  # type: ignore[valid-type]
@@ -100,6 +105,7 @@ async def create_session(
         sid = await monitor.store.create_session(
             bed_id=body.bed,
             patient_label=body.patient_label,
+            patient_id=body.patient_id,
             age=body.age,
             baseline=baseline,
             planned_s=planned,
@@ -122,10 +128,15 @@ async def list_sessions(
     bed: BedFilter = None,
     open: bool | None = None,
     patient_label: Annotated[str | None, Query(max_length=128, pattern=NO_NUL)] = None,
+    patient_id: Annotated[str | None, Query(max_length=64, pattern=ID_REGEX)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
     rows = await monitor.store.session_rows(
-        bed_id=bed, open_only=open, patient_label=patient_label, limit=limit
+        bed_id=bed,
+        open_only=open,
+        patient_label=patient_label,
+        patient_id=patient_id,
+        limit=limit,
     )
     return {"sessions": [await monitor.session_json(r) for r in rows]}
 
@@ -213,6 +224,9 @@ async def _protocol_gates(
             model.model_validate(data)
         except ValidationError as e:
             raise errors.invalid(["body", "data"], str(e).splitlines()[0]) from None
+    if body.type == "observation":
+        # Questionnaire totals are the monitor's sum of the validated items (monitor.scores).
+        return scores.with_totals(data), []
     if body.type not in ("checklist", "infusion_start", "end", "dose"):
         return data, []
     inputs = await monitor.views.protocol_inputs(row, events)

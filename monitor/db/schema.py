@@ -75,6 +75,11 @@ sessions = Table(
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("bed_id", String(64), ForeignKey("beds.id"), nullable=False),
     Column("patient_label", String(128), nullable=False),
+    # The clinic's own patient identifier (docs/course.md): a patient's sessions are the
+    # sessions of one patient_id, never of one label. NULL = admitted without one (the session
+    # is a course of its own). "prov-..." ids are the provisional patients a migration made of
+    # the labels of sessions opened before identifiers existed.
+    Column("patient_id", String(64), nullable=True),
     Column("age", Integer, nullable=True),
     Column("phase", String(16), nullable=False),
     Column("infusion_planned_s", Integer, nullable=False),
@@ -90,6 +95,21 @@ sessions = Table(
 )
 Index("ix_sessions_bed_opened", sessions.c.bed_id, sessions.c.opened_at)
 Index("ix_sessions_patient", sessions.c.patient_label)
+Index("ix_sessions_patient_id", sessions.c.patient_id, sessions.c.opened_at)
+
+# The esketamine REMS monitoring record's sign-off (docs/course.md): the record itself is built
+# from the session every time it is read; only who signed, why (an incomplete record signed by
+# charge or admin) and when a user marked it filed are stored.
+rems_records = Table(
+    "rems_records",
+    metadata,
+    Column("session_id", BigId, ForeignKey("sessions.id"), primary_key=True),
+    Column("signed_at", Float, nullable=True),
+    Column("signed_by", String(64), nullable=True),
+    Column("signed_incomplete_reason", String(1000), nullable=True),
+    Column("filed_at", Float, nullable=True),
+    Column("filed_by", String(64), nullable=True),
+)
 
 session_events = Table(
     "session_events",

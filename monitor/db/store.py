@@ -30,6 +30,7 @@ from monitor.db.schema import (
     devices,
     heartbeats,
     readings,
+    rems_records,
     retention_marks,
     session_events,
     sessions,
@@ -483,6 +484,25 @@ class Store:
             )
             return [reading_from_row(r) for r in (await conn.execute(stmt)).all()]
 
+    async def session_extremes(self, session_id: int) -> dict[str, float | None]:
+        """The session's highest sbp, dbp and hr and its lowest spo2 (docs/course.md), over
+        the readings that belong to it (the same span as ``readings(session_id=...)``)."""
+        async with self.engine.connect() as conn:
+            span = await self._membership_span(conn, session_id)
+            if span is None:
+                return {}
+            conds = [readings.c.bed_id == span.bed_id, readings.c.ts >= span.start]
+            if span.end is not None:
+                conds.append(readings.c.ts < span.end)
+            stmt = select(
+                func.max(readings.c.sbp),
+                func.max(readings.c.dbp),
+                func.max(readings.c.hr),
+                func.min(readings.c.spo2),
+            ).where(*conds)
+            row = (await conn.execute(stmt)).one()
+        return {"sbp": row[0], "dbp": row[1], "hr": row[2], "spo2": row[3]}
+
     async def readings_to_replay(self, bed_id: str, since: float) -> list[Reading]:
         """A bed's readings measured, or received, since ``since``, oldest measured first: a
         backlog that arrived late is replayed with the recent record (monitor.alarm_loop)."""
@@ -625,6 +645,7 @@ class Store:
         by: str | None,
         protocol: str | None = None,
         opened_at: float | None = None,
+        patient_id: str | None = None,
     ) -> int:
         async with self.engine.begin() as conn:
             exists = (await conn.execute(select(beds.c.id).where(beds.c.id == bed_id))).first()
@@ -635,6 +656,7 @@ class Store:
                     sessions.insert().values(
                         bed_id=bed_id,
                         patient_label=patient_label,
+                        patient_id=patient_id,
                         age=age,
                         phase="baseline",
                         infusion_planned_s=planned_s,
@@ -654,7 +676,11 @@ class Store:
                     action="session_open",
                     target=bed_id,
                     session_id=sid,
-                    detail={"patient_label": patient_label, "protocol": protocol},
+                    detail={
+                        "patient_label": patient_label,
+                        "patient_id": patient_id,
+                        "protocol": protocol,
+                    },
                 )
             )
         return sid
@@ -670,9 +696,12 @@ class Store:
         bed_id: str | None = None,
         open_only: bool | None = None,
         patient_label: str | None = None,
+        patient_id: str | None = None,
         limit: int = 200,
     ) -> list[dict[str, Any]]:
         conds = []
+        if patient_id is not None:
+            conds.append(sessions.c.patient_id == patient_id)
         if bed_id is not None:
             conds.append(sessions.c.bed_id == bed_id)
         if open_only is True:
@@ -685,6 +714,162 @@ class Store:
             select(sessions)
             .where(and_(true(), *conds))
             .order_by(sessions.c.opened_at.desc())
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in (await conn.execute(stmt)).all()]
+
+    async def course_rows(self, patient_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+        """A patient's sessions, oldest first (docs/course.md): the order that numbers them."""
+        stmt = (
+            select(sessions)
+            .where(sessions.c.patient_id == patient_id)
+            .order_by(sessions.c.opened_at, sessions.c.id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in (await conn.execute(stmt)).all()]
+
+    async def course_number(self, patient_id: str, opened_at: float, session_id: int) -> int:
+        """The session's number in its patient's course (1-based, by admission time)."""
+        earlier = (sessions.c.opened_at < opened_at) | (
+            (sessions.c.opened_at == opened_at) & (sessions.c.id <= session_id)
+        )
+        stmt = select(func.count()).where(sessions.c.patient_id == patient_id, earlier)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
+    async def merge_patient(self, source: str, target: str, *, now: float, by: str | None) -> int:
+        """Move every session of patient ``source`` to ``target`` (a provisional patient into
+        the clinic's identifier, docs/course.md), audited; the number of sessions moved."""
+        async with self.engine.begin() as conn:
+            res = await conn.execute(
+                update(sessions).where(sessions.c.patient_id == source).values(patient_id=target)
+            )
+            moved = int(res.rowcount or 0)
+            await conn.execute(
+                audit_log.insert().values(
+                    at=now,
+                    actor=by,
+                    action="patient_merge",
+                    target=target,
+                    detail={"from": source, "into": target, "sessions": moved},
+                )
+            )
+        return moved
+
+    async def set_session_patient(
+        self, session_id: int, patient_id: str, *, now: float, by: str | None
+    ) -> bool:
+        """Give one session another patient (splitting a provisional patient), audited."""
+        async with self.engine.begin() as conn:
+            old = await conn.scalar(
+                select(sessions.c.patient_id).where(sessions.c.id == session_id)
+            )
+            res = await conn.execute(
+                update(sessions).where(sessions.c.id == session_id).values(patient_id=patient_id)
+            )
+            if not res.rowcount:
+                return False
+            await conn.execute(
+                audit_log.insert().values(
+                    at=now,
+                    actor=by,
+                    action="session_patient",
+                    target=str(session_id),
+                    session_id=session_id,
+                    detail={"from": old, "into": patient_id},
+                )
+            )
+        return True
+
+    # --- REMS sign-off (docs/course.md) --------------------------------------------------
+
+    async def rems_sign_off(self, session_id: int) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(rems_records).where(rems_records.c.session_id == session_id)
+                )
+            ).first()
+        return dict(row._mapping) if row is not None else None
+
+    async def sign_rems(
+        self,
+        session_id: int,
+        *,
+        now: float,
+        by: str | None,
+        incomplete_reason: str | None,
+        missing: Sequence[str],
+    ) -> None:
+        """Sign once (Conflict when already signed), audited with what was still missing."""
+        async with self.engine.begin() as conn:
+            try:
+                await conn.execute(
+                    rems_records.insert().values(
+                        session_id=session_id,
+                        signed_at=now,
+                        signed_by=by,
+                        signed_incomplete_reason=incomplete_reason,
+                    )
+                )
+            except IntegrityError:
+                raise Conflict("the REMS record is already signed") from None
+            await conn.execute(
+                audit_log.insert().values(
+                    at=now,
+                    actor=by,
+                    action="rems_sign_incomplete" if incomplete_reason else "rems_sign",
+                    target=str(session_id),
+                    session_id=session_id,
+                    detail={"reason": incomplete_reason, "missing": list(missing)},
+                )
+            )
+
+    async def file_rems(self, session_id: int, *, now: float, by: str | None) -> bool:
+        """Mark a signed record filed, once; False when it was not signed or already filed."""
+        async with self.engine.begin() as conn:
+            res = await conn.execute(
+                update(rems_records)
+                .where(
+                    rems_records.c.session_id == session_id,
+                    rems_records.c.signed_at.is_not(None),
+                    rems_records.c.filed_at.is_(None),
+                )
+                .values(filed_at=now, filed_by=by)
+            )
+            if not res.rowcount:
+                return False
+            await conn.execute(
+                audit_log.insert().values(
+                    at=now,
+                    actor=by,
+                    action="rems_filed",
+                    target=str(session_id),
+                    session_id=session_id,
+                    detail=None,
+                )
+            )
+        return True
+
+    async def rems_pending_rows(
+        self, protocols: Sequence[str], limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """Sessions of these protocols whose REMS record is not both signed and filed,
+        oldest first (the first due first)."""
+        if not protocols:
+            return []
+        stmt = (
+            select(sessions)
+            .select_from(
+                sessions.outerjoin(rems_records, rems_records.c.session_id == sessions.c.id)
+            )
+            .where(
+                sessions.c.protocol.in_(list(protocols)),
+                rems_records.c.signed_at.is_(None) | rems_records.c.filed_at.is_(None),
+            )
+            .order_by(sessions.c.opened_at, sessions.c.id)
             .limit(limit)
         )
         async with self.engine.connect() as conn:

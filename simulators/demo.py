@@ -14,7 +14,7 @@ import csv
 import io
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,25 +29,35 @@ from simulators.scenarios import SCENARIOS, Plan, make_plan
 log = logging.getLogger("simulators.demo")
 
 # The ward's default mix, bed by bed: mostly ordinary sessions with the stories between.
+# The first six (`make demo`) tell the demo's alarm story in its first three minutes
+# (docs/simulators.md "The demo's first minutes"): a desaturation to acknowledge (bed 2),
+# beds in recovery (3 and 5), a monitor that goes quiet and comes back (bed 6: a technical
+# alarm that clears), and a hypertensive surge a few minutes later (bed 4).
 DEFAULT_MIX: tuple[str, ...] = (
     "normal",
-    "hypertensive_surge",
-    "typical",
     "desaturation",
+    "typical",
+    "hypertensive_surge",
     "normal",
-    "sustained_tachycardia",
+    "device_silent",
     "probe_off_storm",
     "bradycardia",
     "stale_cuff",
     "network_flapping",
-    "device_silent",
+    "sustained_tachycardia",
     "typical",
 )
-# Where beds without a story start, as a fraction of the session, so the ward shows every
+# Where beds without a story start, as a fraction of their session, so the ward shows every
 # phase at once (the stories themselves all unfold during infusions).
 _UNEVENTFUL_AT = (0.02, 0.85, 0.97, 0.3, 0.6, 0.45)
-# Eventful beds start this long before their story, so it unfolds within a minute or two.
+# Eventful beds join their session this long before their story, so it unfolds within a
+# minute or two ...
 STORY_LEAD_S = 45.0
+# ... or, where a story's alarm comes late in it, this far into the story. A desaturation's
+# breathing slows first; SpO2 follows a minute later and passes 90 % some 80 s after that,
+# so 45 s ahead its alarm would come only in the fourth minute. Joining 50 s in (breathing
+# already slowing, SpO2 still normal), the medium SpO2 alarm comes 90-105 s into the demo.
+_JOIN_INTO_STORY_S: dict[str, float] = {"desaturation": 50.0}
 GAP_S = 120.0
 
 
@@ -96,9 +106,15 @@ def plan_beds(
     scenarios: Iterable[str] | None = None,
     timeline: Timeline | None = None,
     stagger: bool = True,
+    timelines: Sequence[Timeline] | None = None,
 ) -> list[BedSpec]:
-    """Which scenario each bed runs and where in its session it starts (pure)."""
+    """Which scenario each bed runs and where in its session it starts (pure).
+
+    ``timelines`` (cycled over the beds) is each bed's own session layout, e.g. its
+    protocol's (``protocol_timeline``): a bed's start is placed in the session it runs.
+    """
     tl = timeline or Timeline()
+    layouts = list(timelines) if timelines else [tl]
     mix = list(scenarios) if scenarios else list(DEFAULT_MIX)
     for name in mix:
         if name not in SCENARIOS:
@@ -107,15 +123,16 @@ def plan_beds(
     uneventful = 0
     for i in range(1, beds + 1):
         name = mix[(i - 1) % len(mix)]
+        bed_tl = layouts[(i - 1) % len(layouts)]
         bed_seed = seed * 1000 + i
         offset = 0.0
         if stagger:
-            story = make_plan(name, bed_seed, tl).story_start
+            story = make_plan(name, bed_seed, bed_tl).story_start
             # "typical" may hold a spontaneous surge; it stays a background bed.
             if story is not None and name != "typical":
-                offset = max(0.0, story - STORY_LEAD_S)
+                offset = max(0.0, story + _JOIN_INTO_STORY_S.get(name, -STORY_LEAD_S))
             else:
-                offset = round(_UNEVENTFUL_AT[uneventful % len(_UNEVENTFUL_AT)] * tl.end)
+                offset = round(_UNEVENTFUL_AT[uneventful % len(_UNEVENTFUL_AT)] * bed_tl.end)
                 uneventful += 1
         specs.append(BedSpec(i, bed_id(i), device_id(i), name, bed_seed, offset))
     return specs
@@ -304,7 +321,19 @@ async def run_demo(
         unknown = [p for p in protocols if p not in known]
         if unknown:
             raise SystemExit(f"the monitor has no protocol {', '.join(unknown)}")
-    specs = plan_beds(beds, seed=seed, scenarios=scenarios, timeline=tl, stagger=stagger)
+    # The ward runs the protocols given in turn, bed by bed; each bed is staggered within its
+    # own protocol's session layout (an esketamine session is not an IV infusion's).
+    bed_protocols: list[dict[str, Any] | None] = [
+        known[protocols[i % len(protocols)]] if protocols and known else None for i in range(beds)
+    ]
+    specs = plan_beds(
+        beds,
+        seed=seed,
+        scenarios=scenarios,
+        timeline=tl,
+        stagger=stagger,
+        timelines=[protocol_timeline(tl, p) for p in bed_protocols],
+    )
     missing = [s.device_id for s in specs if s.device_id not in tokens]
     if missing:
         raise SystemExit(
@@ -321,9 +350,7 @@ async def run_demo(
     clock.device_start = clock.wall_start - backlog_s
     clients: dict[str, DeviceClient] = {}
     runners: list[BedRunner] = []
-    for i, spec in enumerate(specs):
-        # The ward runs the protocols given in turn, bed by bed.
-        protocol = known[protocols[i % len(protocols)]] if protocols and known else None
+    for spec, protocol in zip(specs, bed_protocols, strict=True):
         client = DeviceClient(
             url,
             spec.device_id,

@@ -51,8 +51,9 @@ def session_script(plan: Plan, protocol: dict[str, Any] | None = None) -> list[N
                 NurseAction(tl.infusion_start + m * MINUTE, "observation", {"moaas": moaas})
             )
     if plan.story_start is not None and plan.scenario in _STORY_NOTES:
+        after = _STORY_NOTE_AFTER_S.get(plan.scenario, 2 * MINUTE)
         acts.append(
-            NurseAction(plan.story_start + 2 * MINUTE, "observation", _STORY_NOTES[plan.scenario])
+            NurseAction(plan.story_start + after, "observation", _STORY_NOTES[plan.scenario])
         )
     acts.append(NurseAction(tl.infusion_end, "infusion_stop"))
     acts.append(
@@ -120,6 +121,10 @@ _STORY_NOTES: dict[str, dict[str, Any]] = {
     "probe_off_storm": {"note": "oximeter probe repositioned"},
     "stale_cuff": {"note": "cuff tubing found disconnected"},
 }
+
+# The note comes as the nurse responds, 2 min into the story; a desaturation's SpO2 alarm
+# comes about 2.5 min in (SpO2 follows the slowing breathing), so its note comes after that.
+_STORY_NOTE_AFTER_S: dict[str, float] = {"desaturation": 4 * MINUTE}
 
 
 class Nurse:

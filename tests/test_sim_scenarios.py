@@ -243,7 +243,8 @@ def test_nurse_script_walks_the_phases_in_order() -> None:
 
 
 def test_demo_beds_start_in_different_phases_with_stories_close() -> None:
-    """Six staggered beds show a ward at once: every phase, stories within two minutes."""
+    """Six staggered beds show a ward at once: every phase, each story started within two
+    minutes (a desaturation's joined under a minute in, docs/simulators.md)."""
     specs = plan_beds(6, seed=0)
     tl = Timeline()
     assert [s.device_id for s in specs] == [f"sim-bed-{i}-mon" for i in range(1, 7)]
@@ -253,7 +254,7 @@ def test_demo_beds_start_in_different_phases_with_stories_close() -> None:
     for s in specs:
         story = make_plan(s.scenario, s.seed, tl).story_start
         if story is not None and s.scenario != "typical":
-            assert 0 < story - s.offset_s <= 2 * MINUTE
+            assert -MINUTE < story - s.offset_s <= 2 * MINUTE
     flat = plan_beds(3, stagger=False)
     assert {s.offset_s for s in flat} == {0.0}
     with pytest.raises(ValueError):

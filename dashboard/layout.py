@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from dash import dcc, html
 
+from dashboard import bedpage
 from monitor.model import PRIORITY_RANK, parse_rfc3339
 
 # Beyond these ages a value is shown greyed with its age, never as if current.
@@ -473,6 +474,8 @@ def bed_page_layout(bed: Mapping[str, Any], now: float, session_id: int | None) 
                             html.Div(id="session-message", className="session-message"),
                             _admit_form(),
                             _phase_controls(),
+                            dcc.Store(id="protocol-data"),
+                            bedpage.protocol_panel(),
                         ],
                     ),
                 ],
@@ -514,6 +517,7 @@ def bed_page_layout(bed: Mapping[str, Any], now: float, session_id: int | None) 
                         children=[
                             html.H3("Alarm limits in force"),
                             html.Div(id="limits-table"),
+                            *bedpage.limits_controls(),
                             html.Button("Save limits", id="limits-save", n_clicks=0),
                             html.Div(id="limits-message", className="session-message"),
                         ],
@@ -539,6 +543,8 @@ def _admit_form() -> html.Div:
             dcc.Input(id="admit-baseline-hr", type="number", min=20, max=250),
             html.Label("Baseline systolic (optional)", htmlFor="admit-baseline-sbp"),
             dcc.Input(id="admit-baseline-sbp", type="number", min=40, max=300),
+            html.Label("Protocol", htmlFor="admit-protocol"),
+            dcc.Dropdown(id="admit-protocol", clearable=False, placeholder="the clinic's default"),
             html.Button("Admit", id="admit-submit", n_clicks=0),
         ],
     )

@@ -80,6 +80,8 @@ def create_app(settings: PanelSettings | None = None) -> Dash:
         update_title=None,
         serve_locally=True,
     )
+    # The page's language, for screen readers (axe-core's html-has-lang).
+    app.index_string = app.index_string.replace("<html>", '<html lang="en">', 1)
     app.layout = html.Div(
         id="root",
         children=[

@@ -11,6 +11,7 @@ numbers where whole numbers are meant, and never a config key or an RFC 3339 sta
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -26,6 +27,9 @@ OVERRIDE_ROLES: Final[frozenset[str]] = frozenset({"charge", "admin"})
 # The protocol panel's countdowns and statuses are redrawn this often (the monitor's own
 # overdue alarm does not wait for it: it comes through the feed).
 TICK_MS: Final = 10_000
+# dcc.Input writes autocomplete="off" unless told otherwise, which axe-core finds invalid on a
+# number field (a serious violation); an empty value leaves the browser's default.
+NO_AUTOCOMPLETE: Final = ""
 
 SIGNAL_NAMES: Final[Mapping[str, str]] = {
     "hr": "Heart rate",
@@ -129,6 +133,11 @@ def attrs(values: Mapping[str, str]) -> dict[str, Any]:
     return dict(values)
 
 
+def dom_id(ident: Mapping[str, str]) -> str:
+    """The DOM id Dash gives a pattern-matching id (keys sorted, compact JSON), for labels."""
+    return json.dumps(dict(ident), sort_keys=True, separators=(",", ":"))
+
+
 # --- words ---------------------------------------------------------------------------------
 
 
@@ -204,8 +213,15 @@ def refusal_text(
     if status == 401:
         return "Your login has expired: log in again."
     if code == "checklist_incomplete":
-        missing = ", ".join(labels.get(str(m), "an item") for m in info.get("missing") or [])
-        tail = f": still to do: {missing}." if missing else "."
+        ids = [str(m) for m in info.get("missing") or []]
+        if ids and all(i in labels for i in ids):
+            tail = ": still to do: " + ", ".join(labels[i] for i in ids) + "."
+        elif ids:
+            tail = (
+                f": {len(ids)} item{'s' if len(ids) != 1 else ''} still to do (see the checklist)."
+            )
+        else:
+            tail = "."
         return "Dosing cannot start: the pre-dose checklist is not complete" + tail
     if code == "predose_bp_missing":
         return "Dosing cannot start: take a cuff blood pressure first."
@@ -294,12 +310,14 @@ def dose_text(data: Mapping[str, Any], tz_offset_min: int = 0) -> str:
     bits = [str(data.get("drug") or "")]
     if data.get("route"):
         bits.append(ROUTE_WORDS.get(str(data["route"]), "other route"))
+    total = data.get("total_mg")
     if data.get("device"):
-        bits.append(f"device {number(data['device'])}")
+        each = f" ({number(total)} mg)" if total is not None else ""
+        bits.append(f"device {number(data['device'])}{each}")
     if data.get("mg_per_kg") is not None:
         bits.append(f"{data['mg_per_kg']:g} mg/kg")
-    if data.get("total_mg") is not None:
-        bits.append(f"{number(data['total_mg'])} mg")
+    if total is not None and not data.get("device"):
+        bits.append(f"{number(total)} mg")
     if data.get("cumulative_mg") is not None:
         bits.append(f"{number(data['cumulative_mg'])} mg in all")
     if data.get("rate"):
@@ -405,19 +423,23 @@ def limits_table(doc: Any, editable: bool) -> html.Div:
                 cells.append(html.Td("\u2013", className=f"limit-cell prio-{p.value} none"))
                 continue
             word = f"{SIGNAL_NAMES.get(signal, signal)}, {direction}, {PRIORITY_WORDS[p].lower()}"
+            ident = {"type": "limit", "path": f"{signal}.{direction}.{p.value}"}
             cells.append(
                 html.Td(
-                    dcc.Input(
-                        id={"type": "limit", "path": f"{signal}.{direction}.{p.value}"},
-                        type="number",
-                        value=value,
-                        disabled=not editable or lo_hi is None,
-                        debounce=True,
-                        min=lo_hi[0] if lo_hi else None,
-                        max=lo_hi[1] if lo_hi else None,
-                        className="limit-input",
-                        **attrs({"aria-label": word}),
-                    ),
+                    [
+                        html.Label(word, htmlFor=dom_id(ident), className="sr-only"),
+                        dcc.Input(
+                            id=ident,
+                            type="number",
+                            autoComplete=NO_AUTOCOMPLETE,
+                            value=value,
+                            disabled=not editable or lo_hi is None,
+                            debounce=True,
+                            min=lo_hi[0] if lo_hi else None,
+                            max=lo_hi[1] if lo_hi else None,
+                            className="limit-input",
+                        ),
+                    ],
                     className=f"limit-cell prio-{p.value}",
                 )
             )
@@ -503,11 +525,25 @@ def protocol_panel() -> html.Div:
                         style=HIDDEN,
                         children=[
                             html.Label("Dose (mg/kg)", htmlFor="dose-mgkg"),
-                            dcc.Input(id="dose-mgkg", type="number", min=0, step=0.05),
+                            dcc.Input(
+                                id="dose-mgkg",
+                                type="number",
+                                autoComplete=NO_AUTOCOMPLETE,
+                                min=0,
+                                step=0.05,
+                            ),
                             html.Label("Total (mg)", htmlFor="dose-total"),
-                            dcc.Input(id="dose-total", type="number", min=0, step=0.5),
+                            dcc.Input(
+                                id="dose-total",
+                                type="number",
+                                autoComplete=NO_AUTOCOMPLETE,
+                                min=0,
+                                step=0.5,
+                            ),
                             html.Label("Concentration (mg/mL)", htmlFor="dose-conc"),
-                            dcc.Input(id="dose-conc", type="number", min=0),
+                            dcc.Input(
+                                id="dose-conc", type="number", autoComplete=NO_AUTOCOMPLETE, min=0
+                            ),
                             html.Label("Rate", htmlFor="dose-rate"),
                             dcc.Input(id="dose-rate", type="text", placeholder="e.g. over 40 min"),
                         ],
@@ -575,7 +611,7 @@ def checklist_items(session: Mapping[str, Any], tz_offset_min: int) -> list[Any]
         done = bool(item.get("done"))
         value = item.get("value")
         ident = {"type": "check-item", "item": item_id}
-        dom_id = f"check-{item_id}"
+        box_id = f"check-{item_id}"
         field: Any
         if kind == "confirm":
             field = dcc.Checklist(
@@ -594,16 +630,16 @@ def checklist_items(session: Mapping[str, Any], tz_offset_min: int) -> list[Any]
             field = dcc.Input(
                 id=ident,
                 type="number" if kind == "number" else "text",
+                autoComplete=NO_AUTOCOMPLETE if kind == "number" else "off",
                 value=shown,
                 placeholder="HH:MM" if kind == "time" else None,
                 className=f"check-{kind}",
-                **attrs({"aria-label": label}),
             )
-            parts = [html.Span(label, className="check-label"), field]
+            parts = [html.Label(label, htmlFor=dom_id(ident), className="check-label"), field]
         out.append(
             html.Div(
                 [*parts, html.Span("\u2713 done" if done else "to do", className="check-state")],
-                id=dom_id,
+                id=box_id,
                 className="check-item done" if done else "check-item",
                 **attrs({"data-kind": kind, "data-done": str(done).lower()}),
             )

@@ -92,8 +92,9 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
         Input("bed-session", "data"),
         State("auth", "data"),
         State("tz", "data"),
+        State("protocol-data", "data"),
     )
-    async def render_protocol(bed_session: Any, auth: Any, tz: Any) -> Any:
+    async def render_protocol(bed_session: Any, auth: Any, tz: Any, before: Any) -> Any:
         keep = [no_update] * (len(PROTOCOL_PARTS) + 5)
         login = who(auth)
         if login is None or not isinstance(bed_session, dict):
@@ -127,7 +128,16 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
             "discharge-section": SHOWN if is_open else HIDDEN,
             "discharge-override-fields": SHOWN if charge else HIDDEN,
         }
+        # The bed page reloads on every session change (the feed says so): redraw the
+        # checklist only when what it shows changed, or the nurse's typing is wiped.
+        signature = [
+            sid,
+            phase,
+            [[i.get("id"), i.get("value")] for i in session.get("checklist") or []],
+        ]
+        same = isinstance(before, dict) and before.get("signature") == signature
         data = {
+            "signature": signature,
             "session": sid,
             "kinds": {str(i.get("id")): str(i.get("kind")) for i in session.get("checklist") or []},
             "labels": {
@@ -138,7 +148,7 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
         return [
             *[styles[part] for part in PROTOCOL_PARTS],
             f"Protocol: {protocol.get('label') or protocol.get('id')}",
-            bedpage.checklist_items(session, tz_min) if has_checklist else [],
+            no_update if same else bedpage.checklist_items(session, tz_min),
             what,
             bedpage.dose_list(session, protocol, tz_min),
             data,

@@ -426,20 +426,24 @@ def limits_table(doc: Any, editable: bool) -> html.Div:
             ident = {"type": "limit", "path": f"{signal}.{direction}.{p.value}"}
             cells.append(
                 html.Td(
-                    [
-                        html.Label(word, htmlFor=dom_id(ident), className="sr-only"),
-                        dcc.Input(
-                            id=ident,
-                            type="number",
-                            autoComplete=NO_AUTOCOMPLETE,
-                            value=value,
-                            disabled=not editable or lo_hi is None,
-                            debounce=True,
-                            min=lo_hi[0] if lo_hi else None,
-                            max=lo_hi[1] if lo_hi else None,
-                            className="limit-input",
-                        ),
-                    ],
+                    # The label wraps the field: its words are for screen readers, the
+                    # column and row headers say the same on screen.
+                    html.Label(
+                        [
+                            html.Span(word, className="sr-only"),
+                            dcc.Input(
+                                id=ident,
+                                type="number",
+                                autoComplete=NO_AUTOCOMPLETE,
+                                value=value,
+                                disabled=not editable or lo_hi is None,
+                                debounce=True,
+                                min=lo_hi[0] if lo_hi else None,
+                                max=lo_hi[1] if lo_hi else None,
+                                className="limit-input",
+                            ),
+                        ]
+                    ),
                     className=f"limit-cell prio-{p.value}",
                 )
             )

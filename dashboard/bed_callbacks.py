@@ -59,6 +59,11 @@ async def _protocol(monitor: MonitorClient, token: str, pid: Any) -> dict[str, A
     return next((p for p in protocols if p.get("id") == pid), None)
 
 
+def _has_criteria(protocol: dict[str, Any]) -> bool:
+    rules = protocol.get("discharge")
+    return isinstance(rules, dict) and any(v is not None for v in rules.values())
+
+
 def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
     """The bed page's protocol callbacks; ``who`` finds the tab's login (token and role)."""
 
@@ -125,7 +130,11 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
             "dose-iv-fields": iv_style,
             "dose-override-fields": SHOWN if charge else HIDDEN,
             "checkpoint-section": SHOWN if session.get("checkpoints") else HIDDEN,
-            "discharge-section": SHOWN if is_open else HIDDEN,
+            # Only where the protocol has criteria, once dosing began: before, "End
+            # session" is the way out (nothing was given).
+            "discharge-section": SHOWN
+            if is_open and phase != "baseline" and _has_criteria(protocol)
+            else HIDDEN,
             "discharge-override-fields": SHOWN if charge else HIDDEN,
         }
         # The bed page reloads on every session change (the feed says so): redraw the

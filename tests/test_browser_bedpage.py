@@ -155,6 +155,8 @@ def test_a_whole_esketamine_session_runs_from_the_bed_page(
 
     # Admission with the protocol chosen.
     page.wait_for_selector("#admit-form", state="visible")
+    page.wait_for_selector("#admit-protocol input")
+    assert not plain_words_problems(page), plain_words_problems(page)
     page.fill("#admit-label", "EK-0001")
     page.fill("#admit-baseline-hr", "68")
     page.fill("#admit-baseline-sbp", "118")

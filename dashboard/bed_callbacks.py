@@ -21,6 +21,7 @@ PROTOCOL_PARTS = (
     "checklist-section",
     "predose-section",
     "dose-section",
+    "dose-form",
     "dose-iv-fields",
     "dose-override-fields",
     "checkpoint-section",
@@ -126,7 +127,10 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
             "predose-section": SHOWN
             if phase == "baseline" and (protocol.get("predose_bp") or {}).get("required")
             else HIDDEN,
-            "dose-section": SHOWN if protocol.get("dosing") and is_open else HIDDEN,
+            # The record once dosing began; the form only while it runs (the monitor
+            # refuses a dose at any other time).
+            "dose-section": SHOWN if protocol.get("dosing") and phase != "baseline" else HIDDEN,
+            "dose-form": SHOWN if phase == "infusion" else HIDDEN,
             "dose-iv-fields": iv_style,
             "dose-override-fields": SHOWN if charge else HIDDEN,
             "checkpoint-section": SHOWN if session.get("checkpoints") else HIDDEN,

@@ -525,47 +525,58 @@ def protocol_panel() -> html.Div:
                     html.H4("Administration record"),
                     html.Div(id="dose-what", className="dose-what"),
                     html.Div(
-                        id="dose-iv-fields",
+                        id="dose-form",
                         style=HIDDEN,
                         children=[
-                            html.Label("Dose (mg/kg)", htmlFor="dose-mgkg"),
-                            dcc.Input(
-                                id="dose-mgkg",
-                                type="number",
-                                autoComplete=NO_AUTOCOMPLETE,
-                                min=0,
-                                step=0.05,
+                            html.Div(
+                                id="dose-iv-fields",
+                                style=HIDDEN,
+                                children=[
+                                    html.Label("Dose (mg/kg)", htmlFor="dose-mgkg"),
+                                    dcc.Input(
+                                        id="dose-mgkg",
+                                        type="number",
+                                        autoComplete=NO_AUTOCOMPLETE,
+                                        min=0,
+                                        step=0.05,
+                                    ),
+                                    html.Label("Total (mg)", htmlFor="dose-total"),
+                                    dcc.Input(
+                                        id="dose-total",
+                                        type="number",
+                                        autoComplete=NO_AUTOCOMPLETE,
+                                        min=0,
+                                        step=0.5,
+                                    ),
+                                    html.Label("Concentration (mg/mL)", htmlFor="dose-conc"),
+                                    dcc.Input(
+                                        id="dose-conc",
+                                        type="number",
+                                        autoComplete=NO_AUTOCOMPLETE,
+                                        min=0,
+                                    ),
+                                    html.Label("Rate", htmlFor="dose-rate"),
+                                    dcc.Input(
+                                        id="dose-rate", type="text", placeholder="e.g. over 40 min"
+                                    ),
+                                ],
                             ),
-                            html.Label("Total (mg)", htmlFor="dose-total"),
-                            dcc.Input(
-                                id="dose-total",
-                                type="number",
-                                autoComplete=NO_AUTOCOMPLETE,
-                                min=0,
-                                step=0.5,
+                            html.Label("Lot", htmlFor="dose-lot"),
+                            dcc.Input(id="dose-lot", type="text", maxLength=64),
+                            html.Div(
+                                id="dose-override-fields",
+                                style=HIDDEN,
+                                children=[
+                                    html.Label(
+                                        "Override reason (charge nurse or admin)",
+                                        htmlFor="dose-override",
+                                    ),
+                                    dcc.Input(id="dose-override", type="text", maxLength=1000),
+                                ],
                             ),
-                            html.Label("Concentration (mg/mL)", htmlFor="dose-conc"),
-                            dcc.Input(
-                                id="dose-conc", type="number", autoComplete=NO_AUTOCOMPLETE, min=0
-                            ),
-                            html.Label("Rate", htmlFor="dose-rate"),
-                            dcc.Input(id="dose-rate", type="text", placeholder="e.g. over 40 min"),
+                            html.Button("Record dose", id="dose-submit", n_clicks=0),
                         ],
                     ),
-                    html.Label("Lot", htmlFor="dose-lot"),
-                    dcc.Input(id="dose-lot", type="text", maxLength=64),
-                    html.Div(
-                        id="dose-override-fields",
-                        style=HIDDEN,
-                        children=[
-                            html.Label(
-                                "Override reason (charge nurse or admin)",
-                                htmlFor="dose-override",
-                            ),
-                            dcc.Input(id="dose-override", type="text", maxLength=1000),
-                        ],
-                    ),
-                    html.Button("Record dose", id="dose-submit", n_clicks=0),
                     html.Ul(id="dose-list", className="dose-list"),
                 ],
             ),

@@ -239,9 +239,9 @@ def test_a_whole_esketamine_session_runs_from_the_bed_page(
 
     # MOAA/S 5 ends the alarm; HR and SpO2 in range; the nurse asks to discharge.
     page.click("#obs-moaas")
-    page.keyboard.type("5 ")
-    page.keyboard.press("Enter")
+    page.get_by_text("5 \u2013 responds readily to name").last.click()
     page.click("#obs-submit")
+    wait_text(page, "#session-message", "Observation recorded.")
     wait_attr(page, "#checkpoint-moaas-40", "data-status", "done", timeout_ms=15_000)
     poll(lambda: not _checkpoint_alarms(srv, bed))
     for _ in range(3):
@@ -297,3 +297,43 @@ def test_a_charge_nurse_discharges_over_the_criteria_with_a_reason(
     override = [e for e in entries if e["action"] == "discharge_override"]
     assert override and override[0]["detail"]["reason"] == "transferred to the emergency department"
     assert override[0]["actor"] == CHARGE[0]
+
+
+def test_dosing_over_a_high_predose_bp_takes_the_prescribers_decision_then_an_iv_dose(
+    quick_monitor: MonitorProcess, panel: PanelProcess, page: Any, device: SyncDevice
+) -> None:
+    """docs/protocols.md: a pre-dose BP at or above the threshold refuses dosing, in words,
+    until a prescriber and a reason are given (audited); the IV dose in mg/kg gets its total
+    from the checklist's weight."""
+    srv, bed = quick_monitor, device.bed  # type: ignore[attr-defined]
+    sid = srv.post(
+        "/api/sessions", {"bed": bed, "patient_label": "IV-0003", "protocol": "iv-ketamine"}
+    ).json()["id"]
+    answers = {"consent": True, "escort": True, "weight_kg": 70, "medications": "none"}
+    answers.update(last_solids="2026-01-01T06:00:00Z", last_liquids="2026-01-01T07:00:00Z")
+    assert srv.post(
+        f"/api/sessions/{sid}/events", {"type": "checklist", "data": answers}
+    ).is_success
+    device.send({"sbp": 152, "dbp": 96, "map": 115}, source="nibp")
+
+    panel_login(page, panel.url)
+    page.goto(f"{panel.url}/bed/{bed}")
+    page.wait_for_selector("#predose-section", state="visible")
+    page.click("#ev-infusion_start")
+    wait_text(page, "#session-message", "at or above the protocol's threshold")
+    page.click("#predose-submit")
+    wait_text(page, "#protocol-message", "Give the prescriber's name and the reason.")
+    page.fill("#predose-prescriber", "Dr Rivera")
+    page.fill("#predose-reason", "chronic hypertension, treated; benefit outweighs risk")
+    page.click("#predose-submit")
+    page.wait_for_selector("#dose-iv-fields", state="visible")
+    assert srv.get(f"/api/sessions/{sid}")["phase"] == "infusion"
+    page.fill("#dose-mgkg", "0.5")
+    page.fill("#dose-lot", "K-2231")
+    page.click("#dose-submit")
+    wait_text(page, "#dose-list", "0.5 mg/kg, 35 mg")
+    dose = next(e for e in srv.get(f"/api/sessions/{sid}")["events"] if e["type"] == "dose")
+    assert (dose["data"]["mg_per_kg"], dose["data"]["total_mg"]) == (0.5, 35)
+    entries = srv.get("/api/audit", session=sid)["entries"]
+    decided = [e for e in entries if e["action"] == "predose_bp_override"]
+    assert decided and decided[0]["detail"]["prescriber"] == "Dr Rivera"

@@ -16,6 +16,8 @@ from dashboard.client import MonitorClient, MonitorError
 from dashboard.sessions import Session
 
 Who = Callable[[Any], Session | None]
+# The phase buttons' words without a protocol (the plain session timer).
+TIMER_WORDS = (layout.EVENT_LABELS["infusion_start"], layout.EVENT_LABELS["infusion_stop"])
 PROTOCOL_PARTS = (
     "protocol-panel",
     "checklist-section",
@@ -95,26 +97,29 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
         Output("dose-what", "children"),
         Output("dose-list", "children"),
         Output("protocol-data", "data"),
+        Output("ev-infusion_start", "children"),
+        Output("ev-infusion_stop", "children"),
         Input("bed-session", "data"),
         State("auth", "data"),
         State("tz", "data"),
         State("protocol-data", "data"),
     )
     async def render_protocol(bed_session: Any, auth: Any, tz: Any, before: Any) -> Any:
-        keep = [no_update] * (len(PROTOCOL_PARTS) + 5)
+        keep = [no_update] * (len(PROTOCOL_PARTS) + 7)
+        plain: list[Any] = [HIDDEN] * len(PROTOCOL_PARTS) + ["", [], "", [], None, *TIMER_WORDS]
         login = who(auth)
         if login is None or not isinstance(bed_session, dict):
             return keep
         sid = bed_session.get("id")
         if not sid:
-            return [HIDDEN] * len(PROTOCOL_PARTS) + ["", [], "", [], None]
+            return plain
         try:
             session = await monitor.get(f"/api/sessions/{sid}", login.token)
             protocol = await _protocol(monitor, login.token, session.get("protocol"))
         except MonitorError:
             return keep
         if protocol is None:
-            return [HIDDEN] * len(PROTOCOL_PARTS) + ["", [], "", [], None]
+            return plain
         tz_min = _tz(tz)
         phase = str(session.get("phase"))
         is_open = phase != "ended" and not session.get("ended_at")
@@ -165,6 +170,9 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
             what,
             bedpage.dose_list(session, protocol, tz_min),
             data,
+            # "Dosing starts" is infusion_start for every protocol (docs/protocols.md).
+            "Start dosing",
+            "End dosing",
         ]
 
     @app.callback(

@@ -172,6 +172,7 @@ def test_a_whole_esketamine_session_runs_from_the_bed_page(
     assert wait_text(page, "#protocol-title", "Intranasal esketamine")
 
     # Dosing refused until the checklist is done, then until a cuff BP is taken.
+    wait_text(page, "#ev-infusion_start", "Start dosing")
     page.click("#ev-infusion_start")
     msg = wait_text(page, "#session-message", "checklist is not complete")
     assert "8 items still to do" in msg

@@ -18,12 +18,12 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import websockets
-from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
+from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 from websockets.exceptions import InvalidHandshake
 
-from dashboard import course, figures, layout
+from dashboard import bed_callbacks, bedpage, course, figures, layout
 from dashboard.client import MonitorClient, MonitorError
 from dashboard.security import SecurityHeaders
 from dashboard.sessions import COOKIE, Sessions, tag
@@ -53,11 +53,8 @@ def _session_param(search: str | None) -> int | None:
 
 
 def _error_text(exc: MonitorError) -> str:
-    if exc.status == 0:
-        return "The monitor cannot be reached."
-    if exc.status == 401:
-        return "Your login has expired: log in again."
-    return f"The monitor refused: {exc.detail}"
+    # Refusals in the nurse's words, by the monitor's stable code (dashboard/bedpage.py).
+    return bedpage.refusal_text(exc.status, exc.code, exc.info, exc.detail)
 
 
 def create_app(settings: PanelSettings | None = None) -> Dash:
@@ -83,6 +80,8 @@ def create_app(settings: PanelSettings | None = None) -> Dash:
         update_title=None,
         serve_locally=True,
     )
+    # The page's language, for screen readers (axe-core's html-has-lang).
+    app.index_string = app.index_string.replace("<html>", '<html lang="en">', 1)
     app.layout = html.Div(
         id="root",
         children=[
@@ -342,15 +341,25 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
         Output("bed-refresh", "data", allow_duplicate=True),
         Input("admit-submit", "n_clicks"),
         State("admit-label", "value"),
+        State("admit-patient-id", "value"),
         State("admit-age", "value"),
         State("admit-baseline-hr", "value"),
         State("admit-baseline-sbp", "value"),
+        State("admit-protocol", "value"),
         State("bed-ctx", "data"),
         State("auth", "data"),
         prevent_initial_call=True,
     )
     async def admit(
-        n: int | None, label: Any, age: Any, hr: Any, sbp: Any, bed_ctx: Any, auth: Any
+        n: int | None,
+        label: Any,
+        patient_id: Any,
+        age: Any,
+        hr: Any,
+        sbp: Any,
+        protocol: Any,
+        bed_ctx: Any,
+        auth: Any,
     ) -> Any:
         token = _token(auth)
         if not n or not token or not isinstance(bed_ctx, dict):
@@ -358,18 +367,20 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
         if not label or not str(label).strip():
             return _msg("Enter a patient label.", error=True), no_update
         body: dict[str, Any] = {"bed": bed_ctx["bed"], "patient_label": str(label).strip()}
+        if patient_id and str(patient_id).strip():
+            body["patient_id"] = str(patient_id).strip()
         if age not in (None, ""):
             body["age"] = int(age)
         baseline = {k: float(v) for k, v in (("hr", hr), ("sbp", sbp)) if v not in (None, "")}
         if baseline:
             body["baseline"] = baseline
+        if protocol:
+            body["protocol"] = str(protocol)
         try:
             session = await monitor.post("/api/sessions", token, body)
         except MonitorError as exc:
             return _msg(_error_text(exc), error=True), no_update
-        return _msg(
-            f"Admitted {session.get('patient_label')} (session {session.get('id')})."
-        ), time.time()
+        return _msg(f"Admitted {session.get('patient_label')}."), time.time()
 
     @app.callback(
         Output("session-message", "children", allow_duplicate=True),
@@ -449,41 +460,8 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
             return _msg(_error_text(exc), error=True), no_update, *keep
         return _msg("Observation recorded."), time.time(), None, None, None, "", ""
 
-    @app.callback(
-        Output("limits-message", "children"),
-        Output("bed-refresh", "data", allow_duplicate=True),
-        Input("limits-save", "n_clicks"),
-        State({"type": "limit", "path": ALL}, "value"),
-        State({"type": "limit", "path": ALL}, "id"),
-        State("bed-session", "data"),
-        State("auth", "data"),
-        prevent_initial_call=True,
-    )
-    async def save_limits(
-        n: int | None, values: list[Any], ids: list[Any], bed_session: Any, auth: Any
-    ) -> Any:
-        token = _token(auth)
-        if not n or not token or not isinstance(bed_session, dict) or not bed_session.get("id"):
-            return no_update, no_update
-        shown = dict(layout.flatten_limits(layout.limits_subtree(bed_session.get("limits"))))
-        edits: dict[str, float] = {}
-        for value, ident in zip(values, ids, strict=False):
-            if not isinstance(ident, dict) or not isinstance(value, int | float):
-                continue
-            path = str(ident["path"])
-            if shown.get(path) != float(value):
-                edits[path] = float(value)
-        if not edits:
-            return _msg("No limit changed."), no_update
-        # PUT replaces the session's overrides: keep the ones already in force.
-        doc = bed_session.get("limits")
-        existing = doc.get("overrides") if isinstance(doc, dict) else None
-        body = {"overrides": layout.merge_nested(existing or {}, layout.nest_paths(edits))}
-        try:
-            await monitor.put(f"/api/sessions/{bed_session['id']}/limits", token, body)
-        except MonitorError as exc:
-            return _msg(_error_text(exc), error=True), no_update
-        return _msg("Limits saved."), time.time()
+    # The protocol side of the bed page and the limits form (dashboard/bed_callbacks.py).
+    bed_callbacks.register(app, monitor, _session)
 
 
 def _msg(text: str, *, error: bool = False) -> html.Div:
@@ -559,17 +537,17 @@ async def _load_bed(
     )
     ev_styles = [SHOWN if t in allowed else HIDDEN for t in layout.EVENT_TYPES]
     return [
-        layout.session_info(session, bed_id),
+        bedpage.session_info(session, bed_id, tz_min),
         HIDDEN if is_open else SHOWN,
         *ev_styles,
         SHOWN if is_open else HIDDEN,
         fig,
         "trend-wrap live" if (is_open or session is None) else "trend-wrap",
-        layout.timeline_items((session or {}).get("events") or [], tz_min),
-        layout.session_links(earlier, (session or {}).get("id"))
+        bedpage.timeline_items((session or {}).get("events") or [], tz_min),
+        bedpage.session_links(earlier, (session or {}).get("id"), tz_min)
         + course.course_links((session or {}).get("patient_id")),
         layout.report_links((session or {}).get("id")),
-        layout.limits_table(limits, editable=is_open),
+        bedpage.limits_table(limits, editable=is_open),
         SHOWN if session else HIDDEN,
         {
             "id": (session or {}).get("id"),

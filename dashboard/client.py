@@ -11,10 +11,14 @@ import httpx
 class MonitorError(Exception):
     """The monitor refused or could not be reached; `status` 0 means unreachable."""
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, code: str | None = None, info: Any = None) -> None:
         super().__init__(f"{status}: {detail}")
         self.status = status
         self.detail = detail
+        # The monitor's stable error code and the rest of its envelope (``missing``,
+        # ``blocked_by``, ``next_at``...): the bed page words a refusal from these.
+        self.code = code
+        self.info: dict[str, Any] = info if isinstance(info, dict) else {}
 
 
 class MonitorClient:
@@ -48,7 +52,7 @@ class MonitorClient:
         except httpx.HTTPError as exc:
             raise MonitorError(0, f"monitor unreachable: {exc.__class__.__name__}") from exc
         if resp.status_code >= 400:
-            raise MonitorError(resp.status_code, _detail(resp))
+            raise MonitorError(resp.status_code, _detail(resp), *_envelope(resp))
         return resp
 
     async def get(self, path: str, token: str, **params: Any) -> Any:
@@ -99,3 +103,15 @@ def _detail(resp: httpx.Response) -> str:
             return str(detail["message"])
         return detail if isinstance(detail, str) else str(detail)
     return str(body)[:200]
+
+
+def _envelope(resp: httpx.Response) -> tuple[str | None, dict[str, Any]]:
+    """The error envelope's code and detail (docs/api.md), if the answer has one."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return None, {}
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, dict) and isinstance(detail.get("code"), str):
+        return str(detail["code"]), detail
+    return None, {}

@@ -32,11 +32,14 @@ PHASE_EVENTS: Final[frozenset[str]] = frozenset(
 )
 _MARKERS: Final[Mapping[str, tuple[str, str]]] = {
     # Conventional anaesthesia chart marks: systolic v, diastolic ^, mean as a dot.
-    "sbp": ("triangle-down", "#c62828"),
-    "dbp": ("triangle-up", "#1565c0"),
-    "map": ("circle", "#444444"),
+    "sbp": ("triangle-down", "#ef5350"),
+    "dbp": ("triangle-up", "#64b5f6"),
+    "map": ("circle", "#cfd8dc"),
 }
-_LINES: Final[Mapping[str, str]] = {"hr": "#2e7d32", "spo2": "#00838f", "rr": "#f9a825"}
+# Bright enough on the dark panel (the page's --bg/--tile in assets/vigil.css).
+_LINES: Final[Mapping[str, str]] = {"hr": "#66bb6a", "spo2": "#4dd0e1", "rr": "#ffca28"}
+PAPER: Final = "#1d2228"
+PLOT: Final = "#111418"
 
 
 def local_x(ts: str | float | None, tz_offset_min: int) -> str | None:
@@ -170,13 +173,13 @@ def trend_figure(
             for y in (low, high):
                 if y is not None:
                     fig.add_hline(
-                        y=y, line={"dash": "dot", "width": 1, "color": "#999"}, row=row, col=1
+                        y=y, line={"dash": "dot", "width": 1, "color": "#8a9099"}, row=row, col=1
                     )
             continue
         fig.add_hrect(
             y0=low if low is not None else 0,
             y1=high if high is not None else (100 if signal == "spo2" else 250),
-            fillcolor="rgba(46, 125, 50, 0.08)",
+            fillcolor="rgba(102, 187, 106, 0.10)",
             line_width=0,
             layer="below",
             row=row,
@@ -218,7 +221,7 @@ def trend_figure(
             line={
                 "dash": "solid" if is_phase else "dot",
                 "width": 2 if is_phase else 1,
-                "color": "#6a1b9a" if is_phase else "#555",
+                "color": "#ce93d8" if is_phase else "#8a9099",
             },
         )
         fig.add_annotation(
@@ -242,7 +245,9 @@ def trend_figure(
         showlegend=False,
         # Keep the nurse's zoom across re-renders and live appends.
         uirevision=f"session-{(session or {}).get('id')}",
-        template="plotly_white",
+        template="plotly_dark",
+        paper_bgcolor=PAPER,
+        plot_bgcolor=PLOT,
         meta={"trace_signals": list(TRACE_SIGNALS), "live": live, "max_points": MAX_POINTS},
     )
     return fig

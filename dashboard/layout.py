@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from dash import dcc, html
 
+from dashboard import bedpage
 from monitor.model import PRIORITY_RANK, parse_rfc3339
 
 # Beyond these ages a value is shown greyed with its age, never as if current.
@@ -473,6 +474,8 @@ def bed_page_layout(bed: Mapping[str, Any], now: float, session_id: int | None) 
                             html.Div(id="session-message", className="session-message"),
                             _admit_form(),
                             _phase_controls(),
+                            dcc.Store(id="protocol-data"),
+                            bedpage.protocol_panel(),
                         ],
                     ),
                 ],
@@ -514,6 +517,7 @@ def bed_page_layout(bed: Mapping[str, Any], now: float, session_id: int | None) 
                         children=[
                             html.H3("Alarm limits in force"),
                             html.Div(id="limits-table"),
+                            *bedpage.limits_controls(),
                             html.Button("Save limits", id="limits-save", n_clicks=0),
                             html.Div(id="limits-message", className="session-message"),
                         ],
@@ -533,12 +537,37 @@ def _admit_form() -> html.Div:
             html.H3("Admit a patient to this chair"),
             html.Label("Patient label", htmlFor="admit-label"),
             dcc.Input(id="admit-label", type="text", placeholder="e.g. initials + MRN tail"),
+            # The clinic's own patient identifier: the course is built from it, never from
+            # the label (docs/course.md).
+            html.Label("Patient ID (MRN)", htmlFor="admit-patient-id"),
+            dcc.Input(id="admit-patient-id", type="text", placeholder="the clinic's MRN or code"),
             html.Label("Age", htmlFor="admit-age"),
-            dcc.Input(id="admit-age", type="number", min=0, max=130, step=1),
+            dcc.Input(
+                id="admit-age",
+                type="number",
+                autoComplete=bedpage.NO_AUTOCOMPLETE,
+                min=0,
+                max=130,
+                step=1,
+            ),
             html.Label("Baseline HR (optional)", htmlFor="admit-baseline-hr"),
-            dcc.Input(id="admit-baseline-hr", type="number", min=20, max=250),
+            dcc.Input(
+                id="admit-baseline-hr",
+                type="number",
+                autoComplete=bedpage.NO_AUTOCOMPLETE,
+                min=20,
+                max=250,
+            ),
             html.Label("Baseline systolic (optional)", htmlFor="admit-baseline-sbp"),
-            dcc.Input(id="admit-baseline-sbp", type="number", min=40, max=300),
+            dcc.Input(
+                id="admit-baseline-sbp",
+                type="number",
+                autoComplete=bedpage.NO_AUTOCOMPLETE,
+                min=40,
+                max=300,
+            ),
+            html.Div("Protocol", className="label", id="admit-protocol-label"),
+            dcc.RadioItems(id="admit-protocol", className="admit-protocol"),
             html.Button("Admit", id="admit-submit", n_clicks=0),
         ],
     )
@@ -575,7 +604,14 @@ def _observation_form() -> html.Div:
                 placeholder="sedation score",
             ),
             html.Label("CADSS-6 (0\u201324)", htmlFor="obs-cadss6"),
-            dcc.Input(id="obs-cadss6", type="number", min=0, max=24, step=1),
+            dcc.Input(
+                id="obs-cadss6",
+                type="number",
+                autoComplete=bedpage.NO_AUTOCOMPLETE,
+                min=0,
+                max=24,
+                step=1,
+            ),
             html.Label("Side effect", htmlFor="obs-side-effect"),
             dcc.Dropdown(
                 id="obs-side-effect",
@@ -622,99 +658,6 @@ def allowed_events(session: Mapping[str, Any] | None) -> set[str]:
     if phase == "recovery":
         return {"end"}
     return set()
-
-
-def session_info(session: Mapping[str, Any] | None, bed_id: str) -> html.Div:
-    if not session:
-        return html.Div([html.H2(f"{bed_id}: no patient")], **{"data-phase": "none"})
-    bits = [
-        html.H2(f"{session.get('patient_label')} \u2013 {bed_id}"),
-        html.Div(
-            infusion_text(session),
-            id="session-phase",
-            **{"data-phase": str(session.get("phase"))},
-        ),
-        html.Div(f"Session {session.get('id')} opened {session.get('opened_at')}"),
-    ]
-    if session.get("age") is not None:
-        bits.append(html.Div(f"Age {session.get('age')}"))
-    if session.get("baseline"):
-        base = ", ".join(f"{k} {v}" for k, v in dict(session["baseline"]).items())
-        bits.append(html.Div(f"Baseline: {base}"))
-    if session.get("ended_at"):
-        bits.append(html.Div(f"Ended {session.get('ended_at')}"))
-    return html.Div(bits, **{"data-phase": str(session.get("phase"))})
-
-
-def describe_event(event: Mapping[str, Any]) -> str:
-    kind = str(event.get("type"))
-    data = event.get("data") or {}
-    label = EVENT_LABELS.get(kind, kind)
-    if kind != "observation" or not data:
-        return label
-    parts = []
-    names = {
-        "moaas": "MOAA/S",
-        "cadss6": "CADSS-6",
-        "side_effect": "side effect",
-        "medication": "medication",
-        "note": "note",
-    }
-    for key, value in dict(data).items():
-        parts.append(f"{names.get(key, key)}: {value}")
-    return "; ".join(parts)
-
-
-def timeline_items(events: Sequence[Mapping[str, Any]], tz_offset_min: int = 0) -> list[html.Li]:
-    if not events:
-        return [html.Li("No events yet", className="empty")]
-    return [
-        html.Li(
-            id=f"timeline-{e.get('id')}",
-            className=f"event event-{e.get('type')}",
-            **{"data-type": str(e.get("type"))},
-            children=[
-                html.Span(local_time(e.get("at"), tz_offset_min), className="event-time"),
-                html.Span(describe_event(e), className="event-text"),
-                html.Span(f"by {e.get('by')}" if e.get("by") else "", className="event-by"),
-            ],
-        )
-        for e in events
-    ]
-
-
-def local_time(ts: Any, tz_offset_min: int) -> str:
-    if not isinstance(ts, str):
-        return ""
-    from datetime import UTC, datetime, timedelta
-
-    try:
-        epoch = parse_rfc3339(ts)
-    except ValueError:
-        return ts
-    dt = datetime.fromtimestamp(epoch, tz=UTC) + timedelta(minutes=tz_offset_min)
-    return dt.strftime("%H:%M:%S")
-
-
-def session_links(sessions: Sequence[Mapping[str, Any]], current_id: int | None) -> list[html.Li]:
-    """Sessions of the same patient, newest first; the one shown is marked."""
-    if not sessions:
-        return [html.Li("No other sessions", className="empty")]
-    items = []
-    for s in sorted(sessions, key=lambda s: str(s.get("opened_at") or ""), reverse=True):
-        label = f"{s.get('opened_at', '')[:16].replace('T', ' ')} \u2013 {s.get('bed')} ({s.get('phase')})"
-        is_current = s.get("id") == current_id
-        items.append(
-            html.Li(
-                dcc.Link(
-                    label,
-                    href=f"/bed/{s.get('bed')}?session={s.get('id')}",
-                    id=f"session-link-{s.get('id')}",
-                ),
-                className="current" if is_current else "",
-            )
-        )
-    return items
 
 
 def report_links(session_id: int | None) -> list[Any]:
@@ -771,34 +714,3 @@ def merge_nested(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str,
         else:
             out[k] = v
     return out
-
-
-def limits_table(limits: Any, editable: bool) -> html.Div:
-    rows = flatten_limits(limits_subtree(limits))
-    if not rows:
-        return html.Div("No limits reported by the monitor", className="empty")
-    return html.Div(
-        [
-            html.Table(
-                [
-                    html.Tr(
-                        [
-                            html.Td(path, className="limit-path"),
-                            html.Td(
-                                dcc.Input(
-                                    id={"type": "limit", "path": path},
-                                    type="number",
-                                    value=value,
-                                    disabled=not editable,
-                                    debounce=True,
-                                    className="limit-input",
-                                )
-                            ),
-                        ]
-                    )
-                    for path, value in rows
-                ],
-                className="limits",
-            )
-        ]
-    )

@@ -254,7 +254,8 @@ def test_wrong_password_is_refused_on_the_login_page(panel: PanelProcess, page: 
 def test_limit_change_from_the_bed_page_reaches_the_monitor(
     sqlite_server: MonitorProcess, panel: PanelProcess, page: Any
 ) -> None:
-    """A charge user's limit edit is PUT as a per-session override and the page shows it."""
+    """A charge user's limit edit, with the reason asked for, is PUT as a per-session
+    override and the reason lands in the audit log (docs/panel.md)."""
     bed, dev = unique("bed"), unique("dev")
     sqlite_server.add_device(dev, bed)
     charge = (unique("charge"), "charge-password-1")
@@ -269,8 +270,20 @@ def test_limit_change_from_the_bed_page_reaches_the_monitor(
     field.press("Tab")
     page.click("#limits-save")
     page.wait_for_function(
+        "document.getElementById('limits-message')?.textContent.includes('Give a reason')",
+        timeout=5000,
+    )
+    page.fill("#limits-reason", "known low baseline (COPD)")
+    page.click("#limits-save")
+    page.wait_for_function(
         "document.getElementById('limits-message')?.textContent === 'Limits saved.'", timeout=5000
     )
     limits = sqlite_server.get(f"/api/sessions/{session['id']}/limits")
     assert limits["overrides"]["spo2"]["low"]["medium"] == 88
     assert limits["limits"]["spo2"]["low"]["medium"] == 88
+    changes = [
+        e
+        for e in sqlite_server.get("/api/audit", session=session["id"])["entries"]
+        if e["action"] == "limits_change"
+    ]
+    assert [c["detail"]["reason"] for c in changes] == ["known low baseline (COPD)"]

@@ -6,7 +6,7 @@ from typing import Any
 
 from dash import html
 
-from dashboard import layout
+from dashboard import bedpage, layout
 from dashboard.settings import PanelSettings, parse_settings
 from monitor.model import to_rfc3339
 from tests.factories import T0
@@ -232,7 +232,7 @@ def test_timeline_lists_events_with_stable_ids() -> None:
             "data": {"moaas": 3},
         },
     ]
-    items = layout.timeline_items(events)
+    items = bedpage.timeline_items(events, 0)
     assert [i.id for i in items] == ["timeline-7", "timeline-8"]
     assert "MOAA/S: 3" in str(items[1].to_plotly_json())
 

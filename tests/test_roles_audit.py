@@ -203,8 +203,9 @@ async def test_websockets_refuse_without_a_valid_token(server: MonitorProcess) -
 
 
 async def test_actions_leave_an_append_only_audit_trail_for_admins(server: MonitorProcess) -> None:
-    """Logins (and failures), acknowledgements, pauses, limit changes, session events and
-    device/user administration each leave an entry naming who; only admins read them."""
+    """Logins (and failures), acknowledgements, pauses, limit changes (with their reason),
+    session events and device/user administration each leave an entry naming who; only
+    admins read them."""
     tokens = await asyncio.to_thread(_tokens, server, "aud")
     nurse = {"Authorization": f"Bearer {tokens['nurse']}"}
     charge = {"Authorization": f"Bearer {tokens['charge']}"}
@@ -253,7 +254,7 @@ async def test_actions_leave_an_append_only_audit_trail_for_admins(server: Monit
         assert (
             await http.put(
                 f"/api/sessions/{sid}/limits",
-                json={"overrides": limits["overrides"]},
+                json={"overrides": limits["overrides"], "reason": "known low baseline"},
                 headers=charge,
             )
         ).status_code == 200
@@ -279,6 +280,8 @@ async def test_actions_leave_an_append_only_audit_trail_for_admins(server: Monit
         ("device_revoke", "admin", "aud-dev"),
     }
     assert expected - new == set()
+    change = next(e for e in entries[len(first) :] if e["action"] == "limits_change")
+    assert change["detail"] == {"overrides": limits["overrides"], "reason": "known low baseline"}
     logins = {(e["action"], e["actor"]) for e in entries}
     assert {("login", "aud-nurse"), ("login", "aud-charge"), ("user_add", "admin")} <= logins
     # No secrets in the trail.

@@ -281,6 +281,11 @@ def limits_update_model(config: ClinicConfig) -> type[BaseModel]:
         "LimitsUpdate",
         __config__=ConfigDict(extra="forbid"),
         overrides=(overrides_model, ...),
+        # Why the limits change (the panel asks for it); kept in the audit log.
+        reason=(
+            str | None,
+            Field(default=None, min_length=1, max_length=1000, pattern=NO_NUL),
+        ),
     )
 
 

@@ -45,7 +45,11 @@ def router_for(config: ClinicConfig) -> APIRouter:
         except ValueError as e:
             raise errors.invalid(["body", "overrides"], str(e)) from None
         await monitor.store.set_limit_overrides(
-            session_id, overrides, now=monitor.clock(), by=user.name
+            session_id,
+            overrides,
+            now=monitor.clock(),
+            by=user.name,
+            reason=body.reason,  # type: ignore[attr-defined]
         )
         await monitor.session_changed(session_id)
         row = await monitor.store.session_row(session_id)

@@ -935,7 +935,13 @@ class Store:
                 )
 
     async def set_limit_overrides(
-        self, session_id: int, overrides: dict[str, Any], *, now: float, by: str | None
+        self,
+        session_id: int,
+        overrides: dict[str, Any],
+        *,
+        now: float,
+        by: str | None,
+        reason: str | None = None,
     ) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(
@@ -950,7 +956,7 @@ class Store:
                     action="limits_change",
                     target=str(session_id),
                     session_id=session_id,
-                    detail=overrides,
+                    detail={"overrides": overrides, "reason": reason},
                 )
             )
 

@@ -237,7 +237,15 @@ def trend_figure(
 
     # Date axes from the start: an empty trace must not leave the axis linear before
     # the first live point arrives.
-    fig.update_xaxes(type="date")
+    # Ticks as a nurse reads a clock: whole seconds when zoomed in, else hours and minutes
+    # (plotly's own choice on a short span is "14:06:01.5").
+    fig.update_xaxes(
+        type="date",
+        tickformatstops=[
+            {"dtickrange": [None, 60_000], "value": "%H:%M:%S"},
+            {"dtickrange": [60_000, None], "value": "%H:%M"},
+        ],
+    )
     if span is not None:
         fig.update_xaxes(autorange=True, autorangeoptions={"include": span})
     fig.update_layout(

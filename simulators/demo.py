@@ -28,25 +28,30 @@ from simulators.scenarios import SCENARIOS, Plan, make_plan
 
 log = logging.getLogger("simulators.demo")
 
-# The ward's default mix, bed by bed: mostly ordinary sessions with the stories between.
+# The ward's default mix, bed by bed: mostly ordinary sessions with the stories between. The
+# first six (the `make demo` ward) tell the alarm story within three minutes: a hypertensive
+# surge and a desaturation (physiological alarms to acknowledge), a device that goes silent
+# and comes back (a technical alarm that clears), and a bed in recovery (bed 3).
 DEFAULT_MIX: tuple[str, ...] = (
     "normal",
     "hypertensive_surge",
     "typical",
     "desaturation",
-    "normal",
+    "device_silent",
     "sustained_tachycardia",
+    "normal",
     "probe_off_storm",
     "bradycardia",
     "stale_cuff",
     "network_flapping",
-    "device_silent",
     "typical",
 )
 # Where beds without a story start, as a fraction of the session, so the ward shows every
 # phase at once (the stories themselves all unfold during infusions).
 _UNEVENTFUL_AT = (0.02, 0.85, 0.97, 0.3, 0.6, 0.45)
-# Eventful beds start this long before their story, so it unfolds within a minute or two.
+# Eventful beds start this long before the change that alarms (a story's last shift: the
+# SpO2 fall of a desaturation comes a minute after its breathing slows), so the alarm comes
+# within the demo's first three minutes.
 STORY_LEAD_S = 45.0
 GAP_S = 120.0
 
@@ -110,10 +115,12 @@ def plan_beds(
         bed_seed = seed * 1000 + i
         offset = 0.0
         if stagger:
-            story = make_plan(name, bed_seed, tl).story_start
+            plan = make_plan(name, bed_seed, tl)
+            story = plan.story_start
             # "typical" may hold a spontaneous surge; it stays a background bed.
             if story is not None and name != "typical":
-                offset = max(0.0, story - STORY_LEAD_S)
+                focus = max((sh.start for sh in plan.shifts), default=story)
+                offset = max(0.0, focus - STORY_LEAD_S)
             else:
                 offset = round(_UNEVENTFUL_AT[uneventful % len(_UNEVENTFUL_AT)] * tl.end)
                 uneventful += 1

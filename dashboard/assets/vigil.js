@@ -458,18 +458,6 @@
     if (!(t instanceof Element)) return;
     var btn = t.closest("button");
     if (!btn) return;
-    if (btn.id === "sound-toggle") toggleSound();
-    else if (btn.classList.contains("ack-btn")) ackAlarm(btn.getAttribute("data-alarm-id"), btn);
-    else if (btn.classList.contains("pause-btn")) pauseAudio(btn.getAttribute("data-bed"));
-    else if (btn.classList.contains("report-button")) openReport(btn);
-  });
-
-
-  document.addEventListener("click", function (ev) {
-    var t = ev.target;
-    if (!(t instanceof Element)) return;
-    var btn = t.closest("button");
-    if (!btn) return;
     if (btn.id === "sound-toggle") Snd.toggle();
     else if (btn.id === "order-toggle") {
       S.alarmsFirst = !S.alarmsFirst;
@@ -498,8 +486,13 @@
     }
     if (S.user && !S.connected && !S.ws && !S.retryTimer) scheduleReconnect();
     ticks++;
-    // Values tick every second; the mini-trends scroll every 5 s (a pixel is ~2 s).
-    repaintAll(ticks % 5 === 0);
+    // Each step on its own: a drawing fault must never stop the sound or the watchdog.
+    try {
+      // Values tick every second; the mini-trends scroll every 5 s (a pixel is ~2 s).
+      repaintAll(ticks % 5 === 0);
+    } catch (e) {
+      if (window.console) console.error("vigil: repaint failed", e);
+    }
     if (S.feedUp) {
       Object.keys(S.beds).forEach(function (k) {
         refreshSession(S.beds[k], false);

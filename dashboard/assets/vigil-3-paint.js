@@ -59,15 +59,19 @@
       var v = make("div", "vital vital-" + k, "tile-" + bedId + "-" + k);
       v.setAttribute("data-signal", k);
       v.setAttribute("data-alarm", "none");
-      v.appendChild(make("span", "vital-label", null, F.NAME[k]));
+      var head = make("span", "vital-head");
+      head.appendChild(make("span", "vital-label", null, F.NAME[k]));
+      head.appendChild(make("span", "vital-unit", null, F.UNIT[k]));
+      v.appendChild(head);
       v.appendChild(make("span", "vital-value", "tile-" + bedId + "-" + k + "-value", k === "bp" ? "--/--" : "--"));
-      v.appendChild(make("span", "vital-unit", null, F.UNIT[k]));
+      var foot = make("span", "vital-foot");
       if (k === "hr") {
         var pr = make("span", "vital-pr", "tile-" + bedId + "-pr-value");
         pr.title = "pulse rate (oximeter or cuff)";
-        v.appendChild(pr);
+        foot.appendChild(pr);
       }
-      v.appendChild(make("span", "vital-age", "tile-" + bedId + "-" + k + "-age"));
+      foot.appendChild(make("span", "vital-age", "tile-" + bedId + "-" + k + "-age"));
+      v.appendChild(foot);
       vitals.appendChild(v);
     });
     body.appendChild(vitals);
@@ -105,11 +109,8 @@
     }
     if (s.phase === "recovery") {
       var stopped = F.parseTs(s.infusion_stopped_at);
-      var r = "Recovery " + (stopped === null ? "" : F.clock((now - stopped) / 1000));
-      if (typeof s.infusion_elapsed_s === "number" && s.infusion_elapsed_s > 0) {
-        r += " (infused " + F.clock(s.infusion_elapsed_s) + ")";
-      }
-      return r;
+      // Time since the infusion stopped: what the recovery rules count from.
+      return "Recovery " + (stopped === null ? "" : F.clock((now - stopped) / 1000));
     }
     return "No patient";
   }
@@ -249,6 +250,7 @@
     var due = dueText(bed);
     var dueEl = byId("tile-" + bed.id + "-due");
     setText(dueEl, due.text);
+    setAttr(dueEl, "title", due.text);
     setAttr(dueEl, "data-due", due.state);
     paintStatus(bed, top, silent);
     var lost = byId("tile-" + bed.id + "-lost");
@@ -278,6 +280,7 @@
     var paused = top ? V.alarmPausedMs(top) : 0;
     if (paused > 0) text += " \u2013 audio paused " + F.clock(paused / 1000);
     var want = (badge ? badge + " " : "") + text;
+    setAttr(el, "title", want);
     if (el.textContent === want) return;
     el.textContent = "";
     if (badge) {

@@ -102,7 +102,7 @@ def create_app(settings: PanelSettings | None = None) -> Dash:
             html.Div(
                 id="vigil-config",
                 hidden=True,
-                **{"data-feed-path": FEED_PATH, "data-constants": constants},
+                **layout.props({"data-feed-path": FEED_PATH, "data-constants": constants}),
             ),
             html.Div(id="page"),
         ],

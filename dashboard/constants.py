@@ -31,18 +31,16 @@ TONE_INTERVAL_S: Final[Mapping[str, Mapping[str, float]]] = {
 FEED_SILENCE_S: Final = 5.0
 
 
-def first_thresholds(config: ClinicConfig) -> dict[str, dict[str, float]]:
-    """Per signal and direction, the threshold where the first alarm starts (its lowest
-    priority): the faint line a mini-trend draws."""
-    out: dict[str, dict[str, float]] = {}
+def limit_thresholds(config: ClinicConfig) -> dict[str, dict[str, dict[str, float]]]:
+    """Per signal and direction, the clinic's thresholds by priority: a mini-trend draws the
+    one crossed first (its least urgent priority, after the session's own overrides) faintly."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
     for signal, limits in config.limits.items():
         for direction in ("low", "high"):
             th = limits.direction(direction)
             values = th.by_priority() if th is not None else {}
             if values:
-                # The least urgent priority present is crossed first in either direction.
-                first = min(values.items(), key=lambda kv: PRIORITY_RANK.get(kv[0], 0))[1]
-                out.setdefault(signal, {})[direction] = first
+                out.setdefault(signal, {})[direction] = dict(values)
     return out
 
 
@@ -60,7 +58,7 @@ def page_constants(config: ClinicConfig) -> dict[str, Any]:
         "trace": dict(figures.TRACE_INDEX),
         "max_points": figures.MAX_POINTS,
         "trend_window_s": TREND_WINDOW_S,
-        "limits": first_thresholds(config),
+        "limits": limit_thresholds(config),
         "audio_pause_s": config.audio_pause_s,
         "feed_silence_s": FEED_SILENCE_S,
     }

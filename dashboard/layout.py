@@ -151,7 +151,6 @@ def tile(
                         className="tile-name",
                         title=f"Open the page of {label}",
                     ),
-                    html.Span(id=f"tile-{bed_id}-head", className="tile-headinfo"),
                 ],
             ),
             # Filled by the browser only: React never renders children here, so it never

@@ -99,8 +99,8 @@ def test_page_constants_come_from_the_clinic_config() -> None:
     assert c["stale_s"]["sbp"] == base.technical.stale_cuff.after_s
     assert c["rank"] == {"low": 1, "medium": 2, "high": 3}
     assert c["trace"] == dict(figures.TRACE_INDEX)
-    assert c["limits"]["spo2"] == {"low": base.limits["spo2"].low.medium}  # type: ignore[union-attr]
-    assert c["limits"]["rr"]["high"] == base.limits["rr"].high.medium  # type: ignore[union-attr]
+    assert c["limits"]["spo2"] == {"low": {"medium": 90, "high": 85}}
+    assert c["limits"]["rr"]["high"] == {"medium": 30}
     assert c["tone_interval_s"]["high"]["escalated"] < c["tone_interval_s"]["high"]["normal"]
     data = base.model_dump(mode="json")
     data["continuous_max_gap_s"] = 20
@@ -108,7 +108,7 @@ def test_page_constants_come_from_the_clinic_config() -> None:
     data["limits"]["spo2"] = {"low": {"low": 92, "medium": 90, "high": 85}}
     changed = constants.page_constants(parse_config(data))
     assert changed["stale_s"]["spo2"] == 20 and changed["stale_s"]["map"] == 600
-    assert changed["limits"]["spo2"] == {"low": 92}
+    assert changed["limits"]["spo2"] == {"low": {"low": 92, "medium": 90, "high": 85}}
 
 
 def test_infusion_timer_text() -> None:

@@ -295,6 +295,22 @@
   // --- the mini-trend: HR line and cuff BP points on one mmHg-and-/min axis (as an
   // anaesthesia chart), SpO2 below on its own; the first alarm limits drawn faintly -------
 
+  function firstLimit(bed, signal, dir) {
+    var base = ((F.constants().limits || {})[signal] || {})[dir] || {};
+    var ov = (((bed.session && bed.session.limit_overrides) || {})[signal] || {})[dir] || {};
+    var rank = F.constants().rank;
+    var best = null,
+      bestRank = Infinity;
+    ["low", "medium", "high"].forEach(function (p) {
+      var v = typeof ov[p] === "number" ? ov[p] : base[p];
+      if (typeof v === "number" && (rank[p] || 0) < bestRank) {
+        best = v;
+        bestRank = rank[p] || 0;
+      }
+    });
+    return best;
+  }
+
   function drawTrend(bed) {
     var canvas = byId("tile-" + bed.id + "-trend");
     if (!canvas || !canvas.getContext) return;
@@ -329,15 +345,17 @@
     }
     g.fillStyle = "rgba(255,255,255,0.04)";
     g.fillRect(0, split, w, 1);
-    // Limits, faint: where the first alarm of each direction begins (clinic config).
-    var lim = C.limits || {};
+    // Limits, faint: where the first alarm of each direction begins (the clinic's, with the
+    // session's own overrides over them).
     g.setLineDash([3, 4]);
     g.lineWidth = 1;
     [["hr", "top"], ["sbp", "top"], ["spo2", "bottom"]].forEach(function (pair) {
-      var l = lim[pair[0]] || {};
       var colour = pair[0] === "sbp" ? COLOUR.bp : COLOUR[pair[0]];
       ["low", "high"].forEach(function (dir) {
-        if (typeof l[dir] !== "number") return;
+        var first = firstLimit(bed, pair[0], dir);
+        var l = {};
+        l[dir] = first;
+        if (typeof first !== "number") return;
         g.strokeStyle = colour;
         g.globalAlpha = 0.35;
         g.beginPath();

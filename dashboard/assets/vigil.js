@@ -208,6 +208,12 @@
           if (!seen[k]) delete S.beds[k];
         });
         S.degraded = (msg.health && msg.health.failing) || [];
+        if (S.downSince !== null && Date.now() - S.downSince > 5000) {
+          // Readings of the outage never came through the feed: fetch the trends again.
+          Object.keys(S.beds).forEach(function (k) {
+            S.beds[k].histLoaded = false;
+          });
+        }
         if (!S.feedUp) P.announce("Connected to the monitor: values are live");
         S.feedUp = true;
         S.downSince = null;

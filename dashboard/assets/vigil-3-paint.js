@@ -332,7 +332,8 @@
     var from = now - C.trend_window_s * 1000;
     var split = Math.round(h * 0.62);
     var bands = {
-      top: { y0: 2, y1: split - 2, lo: 30, hi: 210 },
+      // Fixed scales, so a climb or a slide looks the same on every tile and every minute.
+      top: { y0: 2, y1: split - 2, lo: 40, hi: 200 },
       bottom: { y0: split + 2, y1: h - 2, lo: 80, hi: 100 },
     };
     function x(t) {

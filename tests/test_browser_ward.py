@@ -15,7 +15,9 @@ from typing import Any
 
 import axe_selenium_python
 import pytest
+import yaml
 
+from monitor.alarms.config import DEFAULT_CONFIG_PATH
 from simulators.nurse import checklist_data
 from tests.browser_support import (  # noqa: F401  (fixtures used by name)
     NURSE,
@@ -339,4 +341,49 @@ def test_demo_ward_shows_its_alarm_story_within_three_minutes(
             sim.kill()
             sim.wait(5)
         log.close()
+        panel.stop()
+
+
+def test_an_overdue_protocol_check_shows_on_its_tile_and_marks_the_bed(
+    server_factory: Any, browser: Any, tmp_path: Path
+) -> None:
+    """docs/panel.md, docs/protocols.md: the monitor's checkpoint status reaches the tile in
+    words ("MOAA/S due in 5 s", then "MOAA/S overdue 4 s") and an overdue check marks the bed,
+    as the monitor judges it (the panel only shows)."""
+    config = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    config["protocols"]["quick-check"] = {
+        "label": "A sedation score due 6 s after admission",
+        "checkpoints": [
+            {"id": "moaas-soon", "kind": "moaas", "anchor": "admission", "offset_min": 0.1,
+             "window_min": 0.05},
+        ],
+    }  # fmt: skip
+    path = tmp_path / "clinic.yaml"
+    path.write_text(yaml.safe_dump(config))
+    srv = server_factory(env={"VIGIL_CLINIC_CONFIG": str(path)})
+    srv.add_user(NURSE[0], "nurse", NURSE[1])
+    bed = unique("chk")
+    srv.add_device(unique("dev"), bed)
+    panel = PanelProcess(srv.base_url, tmp_path)
+    panel.start()
+    context = browser.new_context(viewport={"width": 1920, "height": 1080}, bypass_csp=True)
+    try:
+        page = context.new_page()
+        login(page, panel.url)
+        page.wait_for_selector(f"[id='tile-{bed}']")
+        wait_feed_up(page)
+        r = srv.post(
+            "/api/sessions", {"bed": bed, "patient_label": "GH-78", "protocol": "quick-check"}
+        )
+        assert r.status_code in (200, 201), r.text
+        due = f"document.getElementById('tile-{bed}-due')"
+        page.wait_for_function(f"/^MOAA\\/S due (in \\d+ s|now)$/.test({due}?.textContent)")
+        page.wait_for_function(f"{due}?.dataset.due === 'overdue'", timeout=30_000)
+        assert re.fullmatch(r"MOAA/S overdue \d+ s", page.inner_text(f"[id='tile-{bed}-due']"))
+        assert page.get_attribute(f"[id='tile-{bed}']", "data-attention") == "true"
+        session = srv.get("/api/sessions", bed=bed, open="true")["sessions"][0]
+        full = srv.get(f"/api/sessions/{session['id']}")
+        assert [c["status"] for c in full["checkpoints"]] == ["overdue"]
+    finally:
+        context.close()
         panel.stop()

@@ -183,7 +183,11 @@
     var was = S.feedUp;
     if (S.feedUp || S.downSince === null) S.downSince = Date.now();
     S.feedUp = false;
-    if (was) P.announce("Connection to the monitor lost: values are not live");
+    if (was) {
+      P.announce("Connection to the monitor lost: values are not live");
+      // A fresh loss is a new event: its tone sounds at the next tick, not up to 10 s later.
+      S.sound.techLast = 0;
+    }
     repaintAll();
   }
 

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import websockets
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
@@ -25,9 +25,11 @@ from websockets.exceptions import InvalidHandshake
 
 from dashboard import bed_callbacks, bedpage, course, figures, layout
 from dashboard.client import MonitorClient, MonitorError
+from dashboard.constants import constants_json
 from dashboard.security import SecurityHeaders
 from dashboard.sessions import COOKIE, Sessions, tag
 from dashboard.settings import PanelSettings
+from monitor.alarms.config import load_config
 from monitor.model import parse_rfc3339, to_rfc3339
 
 log = logging.getLogger("vigil.panel")
@@ -36,6 +38,7 @@ HIDDEN: dict[str, str] = {"display": "none"}
 SHOWN: dict[str, str] = {}
 RECENT_WINDOW_S = 30 * 60
 REPORT_SUFFIX = {"html": "", "csv": ".csv", "fhir": ".fhir.json"}
+READINGS_PARAMS = frozenset({"bed", "since", "until", "limit"})
 
 
 def _bed_from_path(pathname: str | None) -> str | None:
@@ -61,6 +64,7 @@ def create_app(settings: PanelSettings | None = None) -> Dash:
     settings = settings or PanelSettings()
     monitor = MonitorClient(settings.monitor_url, settings.request_timeout_s)
     sessions = Sessions()
+    constants = constants_json(load_config(settings.clinic_config))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -80,7 +84,7 @@ def create_app(settings: PanelSettings | None = None) -> Dash:
         update_title=None,
         serve_locally=True,
     )
-    # The page's language, for screen readers (axe-core's html-has-lang).
+    # The page's language, for screen readers (and axe's html-has-lang rule).
     app.index_string = app.index_string.replace("<html>", '<html lang="en">', 1)
     app.layout = html.Div(
         id="root",
@@ -91,7 +95,12 @@ def create_app(settings: PanelSettings | None = None) -> Dash:
             dcc.Store(id="auth", storage_type="session"),
             dcc.Store(id="tz", data=0),
             dcc.Store(id="ctx-sink"),
-            html.Div(id="vigil-config", hidden=True, **{"data-feed-path": FEED_PATH}),
+            # What the browser's renderer needs, once (dashboard/constants.py).
+            html.Div(
+                id="vigil-config",
+                hidden=True,
+                **layout.props({"data-feed-path": FEED_PATH, "data-constants": constants}),
+            ),
             html.Div(id="page"),
         ],
     )
@@ -146,6 +155,17 @@ def _add_proxy_routes(server: FastAPI, monitor: MonitorClient, sessions: Session
             "POST", f"/api/beds/{quote(bed, safe='')}/audio-pause", request, payload
         )
 
+    @server.get("/panel/api/readings", include_in_schema=False)
+    async def readings(request: Request) -> Response:
+        """A bed's recent readings, for the tiles' mini-trends at page load."""
+        params = {k: v for k, v in request.query_params.items() if k in READINGS_PARAMS}
+        return await forward("GET", f"/api/readings?{urlencode(params)}", request)
+
+    @server.get("/panel/api/sessions/{session_id}", include_in_schema=False)
+    async def session(session_id: int, request: Request) -> Response:
+        """A session's protocol status (next check due, discharge) as the monitor computes it."""
+        return await forward("GET", f"/api/sessions/{session_id}", request)
+
     @server.get("/panel/api/sessions/{session_id}/report/{kind}", include_in_schema=False)
     async def report(session_id: int, kind: str, request: Request) -> Response:
         suffix = REPORT_SUFFIX.get(kind)
@@ -181,6 +201,30 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
         Input("url", "pathname"),
     )
 
+    # The painter draws a tile once its empty container is in the page (a new page, or the
+    # ward reloaded for a new bed): told so here, not by watching the whole DOM.
+    app.clientside_callback(
+        """
+        function(children) {
+            if (window.vigil) { window.vigil.containersChanged(); }
+            return null;
+        }
+        """,
+        Output("ctx-sink", "data"),
+        Input("page", "children"),
+    )
+    app.clientside_callback(
+        """
+        function(children) {
+            if (window.vigil) { window.vigil.containersChanged(); }
+            return window.dash_clientside.no_update;
+        }
+        """,
+        Output("ctx-sink", "data", allow_duplicate=True),
+        Input("ward", "children"),
+        prevent_initial_call=True,
+    )
+
     @app.callback(
         Output("page", "children"),
         Input("url", "pathname"),
@@ -208,7 +252,7 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
             return html.Div([head, await course.course_page(monitor, token, patient_id)])
         bed_id = _bed_from_path(pathname)
         if bed_id is None:
-            return html.Div([head, layout.overview_layout(beds, now)])
+            return html.Div([head, layout.overview_layout(beds)])
         bed = next((b for b in beds if str(b.get("id")) == bed_id), None)
         if bed is None:
             return html.Div([head, layout.not_found_layout(f"No bed {bed_id!r} on this monitor")])
@@ -302,7 +346,7 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
             beds = await monitor.get("/api/beds", token)
         except MonitorError:
             return no_update
-        return layout.ward_tiles(beds, time.time())
+        return layout.ward_tiles(beds)
 
     ev_outputs = [Output(f"ev-{t}", "style") for t in layout.EVENT_TYPES]
 

@@ -1,31 +1,20 @@
 """Pages and tiles as pure functions of the monitor's data (no I/O, no clock reads).
 
-Element ids are a public test hook (docs/panel.md lists them). vigil.js repaints the same
-elements live from the feed, so the two must agree on ids, classes and data attributes.
+Element ids are a public test hook (docs/panel.md lists them). Live elements (a tile's
+inside, the alarm list) are drawn by the browser alone (assets/vigil-paint.js); Python gives
+them only their empty containers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from dash import dcc, html
 
 from dashboard import bedpage
-from monitor.model import PRIORITY_RANK, parse_rfc3339
 
-# Beyond these ages a value is shown greyed with its age, never as if current.
-STALE_AFTER_S: Final[Mapping[str, float]] = {
-    "hr": 10.0,
-    "pr": 10.0,
-    "spo2": 10.0,
-    "rr": 10.0,
-    "sbp": 15 * 60.0,
-    "dbp": 15 * 60.0,
-    "map": 15 * 60.0,
-}
 YEAR_S: Final = 365.25 * 86400
-TILE_SIGNALS: Final[tuple[str, ...]] = ("hr", "spo2", "rr", "bp")
 SIGNAL_LABELS: Final[Mapping[str, str]] = {
     "hr": "HR",
     "spo2": "SpO\u2082",
@@ -33,15 +22,6 @@ SIGNAL_LABELS: Final[Mapping[str, str]] = {
     "bp": "NIBP",
 }
 SIGNAL_UNITS: Final[Mapping[str, str]] = {"hr": "/min", "spo2": "%", "rr": "/min", "bp": "mmHg"}
-# Which tile element an alarm on a value key colours.
-ALARM_SIGNAL_TO_TILE: Final[Mapping[str, str]] = {
-    "hr": "hr",
-    "spo2": "spo2",
-    "rr": "rr",
-    "sbp": "bp",
-    "dbp": "bp",
-    "map": "bp",
-}
 EVENT_TYPES: Final[tuple[str, ...]] = (
     "infusion_start",
     "infusion_pause",
@@ -101,7 +81,7 @@ def fmt_age(age_s: float | None) -> str:
         return f"{int(a // 60)} min"
     if a < 86400:
         return f"{int(a // 3600)} h {int(a % 3600 // 60)} min"
-    # Another day or year reads as old at a glance (same rule as vigil.js's fmtAge).
+    # Another day or year reads as old at a glance (the bed page's texts; tiles use vigil-fmt.js).
     if a < YEAR_S:
         return f"{int(a // 86400)} d"
     return f"{int(a // YEAR_S)} y"
@@ -111,27 +91,6 @@ def fmt_value(value: float | None) -> str:
     if value is None:
         return "--"
     return str(int(round(value)))
-
-
-def entry_age(entry: Mapping[str, Any] | None, now: float) -> float | None:
-    """Age of a latest-value entry at `now`, from its measurement time (`ts`)."""
-    if not entry:
-        return None
-    ts = entry.get("ts")
-    if isinstance(ts, str):
-        try:
-            return max(0.0, now - parse_rfc3339(ts))
-        except ValueError:
-            pass
-    age = entry.get("age_s")
-    return float(age) if isinstance(age, int | float) else None
-
-
-def is_stale(signal: str, age_s: float | None) -> bool:
-    """A value with no measurement time, or older than its signal's threshold, is stale."""
-    if age_s is None:
-        return True
-    return age_s > STALE_AFTER_S.get(signal, 10.0)
 
 
 def infusion_text(session: Mapping[str, Any] | None) -> str:
@@ -157,199 +116,46 @@ def infusion_text(session: Mapping[str, Any] | None) -> str:
     return phase.capitalize() or "No patient"
 
 
-# --- alarms -------------------------------------------------------------------------------
-
-
-def alarm_is_active(alarm: Mapping[str, Any]) -> bool:
-    return alarm.get("state") != "ended" and not alarm.get("ended_at")
-
-
-def alarm_sort_key(alarm: Mapping[str, Any]) -> tuple[int, int, int, int, str]:
-    """Most urgent first: priority, then unacknowledged, escalated, physiological, oldest."""
-    return (
-        -PRIORITY_RANK.get(str(alarm.get("priority")), 0),
-        1 if alarm.get("acknowledged_at") else 0,
-        0 if alarm.get("escalated") else 1,
-        0 if alarm.get("kind") == "physiological" else 1,
-        str(alarm.get("started_at") or ""),
-    )
-
-
-def sort_alarms(alarms: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return sorted((a for a in alarms if alarm_is_active(a)), key=alarm_sort_key)
-
-
-def bed_alarm_state(alarms: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    """The data attributes a tile carries for its alarms."""
-    active = sort_alarms(alarms)
-    if not active:
-        return {"alarm": "none", "kind": "none", "technical": "false", "ack": "false"}
-    top = active[0]
-    return {
-        "alarm": str(top.get("priority")),
-        "kind": str(top.get("kind")),
-        "technical": "true" if any(a.get("kind") == "technical" for a in active) else "false",
-        "ack": "true" if all(a.get("acknowledged_at") for a in active) else "false",
-    }
-
-
-def signal_alarm_levels(alarms: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    """Highest active physiological priority per tile element (hr, spo2, rr, bp)."""
-    levels: dict[str, str] = {}
-    for a in sort_alarms(alarms):
-        if a.get("kind") != "physiological":
-            continue
-        key = ALARM_SIGNAL_TO_TILE.get(str(a.get("signal")))
-        if key and key not in levels:
-            levels[key] = str(a.get("priority"))
-    return levels
-
-
-def silent_devices(bed: Mapping[str, Any]) -> list[str]:
-    """Devices the monitor has raised a no-data technical alarm for."""
-    out = []
-    for a in sort_alarms(bed.get("alarms") or []):
-        if a.get("kind") == "technical" and a.get("signal") == "device":
-            out.append(str(a.get("device_id") or "device"))
-    return out
-
-
-def alarm_text(alarm: Mapping[str, Any]) -> str:
-    cond = alarm.get("condition") or alarm.get("signal") or "alarm"
-    value = alarm.get("value")
-    if alarm.get("kind") == "technical" and alarm.get("signal") == "device":
-        return f"NO DATA from {alarm.get('device_id') or 'device'}"
-    return f"{cond} ({fmt_value(value)})" if isinstance(value, int | float) else str(cond)
+def props(attributes: Mapping[str, str]) -> dict[str, Any]:
+    """Data and ARIA attributes (names Python keywords cannot spell) for a component."""
+    return dict(attributes)
 
 
 # --- tiles --------------------------------------------------------------------------------
 
 
-def pulse_text(entry: Mapping[str, Any] | None) -> str:
-    """The pulse rate as "PR 62"; nothing when none was measured."""
-    if entry is None:
-        return ""
-    return f"PR {fmt_value(entry.get('value'))}"
-
-
-def pulse_stale(entry: Mapping[str, Any] | None, now: float) -> bool:
-    """A pulse rate from a cuff is as current as its cuff reading (15 min); else 10 s."""
-    if entry is None:
-        return False
-    return is_stale("sbp" if entry.get("source") == "nibp" else "pr", entry_age(entry, now))
-
-
-def _vital(bed_id: str, key: str, bed: Mapping[str, Any], now: float, level: str) -> html.Div:
-    latest = bed.get("latest") or {}
-    if key == "bp":
-        sbp, dbp, mp = latest.get("sbp"), latest.get("dbp"), latest.get("map")
-        anchor = sbp or mp or dbp
-        age = entry_age(anchor, now)
-        if anchor is None:
-            value = "--/--"
-        else:
-            value = f"{fmt_value((sbp or {}).get('value'))}/{fmt_value((dbp or {}).get('value'))}"
-            if mp is not None:
-                value += f" ({fmt_value(mp.get('value'))})"
-        stale = is_stale("sbp", age)
-    else:
-        entry = latest.get(key)
-        age = entry_age(entry, now)
-        value = fmt_value((entry or {}).get("value"))
-        stale = is_stale(key, age)
-    extra: list[Any] = []
-    if key == "hr":
-        # The pulse rate, small beside the ECG heart rate, as central stations show it.
-        extra.append(
-            html.Span(
-                pulse_text(latest.get("pr")),
-                id=f"tile-{bed_id}-pr-value",
-                className="vital-pr",
-                title="pulse rate (oximeter or cuff)",
-                **{"data-stale": "true" if pulse_stale(latest.get("pr"), now) else "false"},
-            )
-        )
-    return html.Div(
-        id=f"tile-{bed_id}-{key}",
-        className=f"vital vital-{key}",
-        **{
-            "data-stale": "true" if stale else "false",
-            "data-alarm": level,
-            "data-signal": key,
-        },
-        children=[
-            html.Span(SIGNAL_LABELS[key], className="vital-label"),
-            html.Span(value, id=f"tile-{bed_id}-{key}-value", className="vital-value"),
-            html.Span(SIGNAL_UNITS[key], className="vital-unit"),
-            *extra,
-            html.Span(
-                fmt_age(age) if (stale or key == "bp") and age is not None else "",
-                id=f"tile-{bed_id}-{key}-age",
-                className="vital-age",
-            ),
-        ],
-    )
-
-
 def tile(
-    bed: Mapping[str, Any], now: float, *, feed_up: bool = False, big: bool = False
+    bed: Mapping[str, Any], now: float | None = None, *, feed_up: bool = False, big: bool = False
 ) -> html.Div:
-    """One bed at a glance. Starts as feed 'down' until the browser's feed says hello."""
+    """A bed's empty tile: the browser draws everything inside ``tile-{bed}-body`` from the
+    feed (assets/vigil-paint.js), the one renderer of a tile. Python gives only what never
+    changes while the page is shown: the container (class ``tile``, ``data-bed``) and the
+    link to the bed page, both hooks for outside checks (docs/panel.md). It starts as feed
+    'down' until the browser's feed says hello."""
     bed_id = str(bed["id"])
-    session = bed.get("session")
-    state = bed_alarm_state(bed.get("alarms") or [])
-    levels = signal_alarm_levels(bed.get("alarms") or [])
-    silent = silent_devices(bed)
-    active = sort_alarms(bed.get("alarms") or [])
-    if silent:
-        status = "NO DATA \u2013 device silent: " + ", ".join(silent)
-    elif active:
-        status = alarm_text(active[0])
-    elif not bed.get("devices"):
-        status = "No device assigned"
-    else:
-        status = ""
+    label = str(bed.get("label") or bed_id)
     return html.Div(
         id=f"tile-{bed_id}",
         className="tile tile-big" if big else "tile",
-        **{
-            "data-bed": bed_id,
-            "data-alarm": state["alarm"],
-            "data-alarm-kind": state["kind"],
-            "data-technical": state["technical"],
-            "data-ack": state["ack"],
-            "data-feed": "up" if feed_up else "down",
-            "data-device": "silent" if silent else "ok",
-            "data-phase": str((session or {}).get("phase") or "none"),
-        },
+        **props(
+            {"data-bed": bed_id, "data-feed": "up" if feed_up else "down", "data-alarm": "none"}
+        ),
         children=[
             html.Div(
                 className="tile-head",
                 children=[
                     dcc.Link(
-                        bed.get("label") or bed_id,
+                        label,
                         href=f"/bed/{bed_id}",
                         id=f"tile-{bed_id}-name",
                         className="tile-name",
-                    ),
-                    html.Span(
-                        (session or {}).get("patient_label") or "",
-                        id=f"tile-{bed_id}-patient",
-                        className="tile-patient",
+                        title=f"Open the page of {label}",
                     ),
                 ],
             ),
-            html.Div(infusion_text(session), id=f"tile-{bed_id}-phase", className="tile-phase"),
-            html.Div(
-                className="tile-vitals",
-                children=[_vital(bed_id, k, bed, now, levels.get(k, "none")) for k in TILE_SIGNALS],
-            ),
-            html.Div(status, id=f"tile-{bed_id}-status", className="tile-status"),
-            html.Div(
-                "CONNECTION LOST \u2013 values not live",
-                id=f"tile-{bed_id}-lost",
-                className="tile-lost",
-            ),
+            # Filled by the browser only: React never renders children here, so it never
+            # wipes what the painter drew.
+            html.Div(id=f"tile-{bed_id}-body", className="tile-body"),
         ],
     )
 
@@ -357,8 +163,8 @@ def tile(
 # --- pages --------------------------------------------------------------------------------
 
 
-def header(username: str | None, role: str | None) -> html.Div:
-    return html.Div(
+def header(username: str | None, role: str | None) -> html.Header:
+    return html.Header(
         id="header",
         className="header",
         children=[
@@ -367,16 +173,31 @@ def header(username: str | None, role: str | None) -> html.Div:
                 "Connecting to the monitor\u2026",
                 id="feed-status",
                 className="feed-status",
-                **{"data-feed": "down"},
+                **props({"data-feed": "down"}),
             ),
             html.Button(
                 "Sound OFF \u2013 click to enable",
                 id="sound-toggle",
                 className="sound-toggle",
-                **{"data-sound": "off"},
+                **props({"data-sound": "off", "aria-pressed": "false"}),
+            ),
+            html.Button(
+                "Alarms first: off",
+                id="order-toggle",
+                className="order-toggle",
+                title="Put beds with an alarm or an overdue check first",
+                **props({"data-order": "bed", "aria-pressed": "false"}),
             ),
             html.Span(f"{username or ''} ({role or ''})", id="whoami", className="whoami"),
             html.Button("Log out", id="logout", className="logout", n_clicks=0),
+            # Screen readers hear sound and connection changes here (the banner itself
+            # ticks every second and would be read out endlessly).
+            html.Div(
+                id="announce",
+                className="sr-only",
+                role="status",
+                **props({"aria-live": "polite", "aria-atomic": "true"}),
+            ),
         ],
     )
 
@@ -387,8 +208,8 @@ DISCLAIMER: Final = (
 )
 
 
-def login_layout(error: str | None = None) -> html.Div:
-    return html.Div(
+def login_layout(error: str | None = None) -> html.Main:
+    return html.Main(
         id="login-page",
         className="login-page",
         children=[
@@ -407,24 +228,33 @@ def login_layout(error: str | None = None) -> html.Div:
                     html.Button("Log in", id="login-submit", n_clicks=0),
                 ],
             ),
-            html.Div(error or "", id="login-error", className="error"),
+            html.Div(error or "", id="login-error", className="error", role="alert"),
         ],
     )
 
 
-def overview_layout(beds: Sequence[Mapping[str, Any]], now: float) -> html.Div:
-    return html.Div(
+def overview_layout(beds: Sequence[Mapping[str, Any]], now: float | None = None) -> html.Main:
+    """The ward: tiles on the left (16 fit 1920x1080), the alarm list beside them."""
+    return html.Main(
         id="overview",
         className="overview",
         children=[
-            html.Div(id="alarm-list", className="alarm-list"),
+            html.H1("Ward overview", className="sr-only"),
             html.Div(id="ward", className="ward", children=ward_tiles(beds, now)),
+            html.Aside(
+                className="alarm-side",
+                **props({"aria-label": "Active alarms"}),
+                children=[
+                    html.H2("Active alarms", className="alarm-side-title"),
+                    html.Div(id="alarm-list", className="alarm-list"),
+                ],
+            ),
             dcc.Store(id="beds-version", data=0),
         ],
     )
 
 
-def ward_tiles(beds: Sequence[Mapping[str, Any]], now: float) -> list[Any]:
+def ward_tiles(beds: Sequence[Mapping[str, Any]], now: float | None = None) -> list[Any]:
     if not beds:
         return [
             html.Div(
@@ -432,7 +262,7 @@ def ward_tiles(beds: Sequence[Mapping[str, Any]], now: float) -> list[Any]:
                 className="empty",
             )
         ]
-    return [tile(b, now) for b in sorted(beds, key=lambda b: _natural_key(str(b["id"])))]
+    return [tile(b) for b in sorted(beds, key=lambda b: _natural_key(str(b["id"])))]
 
 
 def _natural_key(text: str) -> list[Any]:

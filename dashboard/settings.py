@@ -25,6 +25,9 @@ class PanelSettings:
     # Peers (a TLS proxy) whose X-Forwarded-For the panel believes; the address it then
     # forwards to the monitor at login. Empty: the connecting address.
     forwarded_allow_ips: tuple[str, ...] = ()
+    # The clinic config the monitor reads (VIGIL_CLINIC_CONFIG; None: the shipped defaults):
+    # the tiles' stale ages and faint limit lines come from it, never from panel code.
+    clinic_config: str | None = None
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.monitor_url)
@@ -87,6 +90,7 @@ def parse_settings(
         port=args.port,
         monitor_url=args.monitor_url.rstrip("/"),
         feed_url=args.feed_url,
+        clinic_config=env.get("VIGIL_CLINIC_CONFIG") or None,
         forwarded_allow_ips=tuple(
             x.strip() for x in str(args.forwarded_allow_ips).split(",") if x.strip()
         ),

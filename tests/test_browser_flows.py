@@ -383,10 +383,10 @@ def test_hl7_pcd01_cuff_reading_shows_on_its_tile_as_old_with_its_age(
         for vital in ("bp",):
             assert page.get_attribute(f"#tile-{bed}-{vital}", "data-stale") == "true"
             age = page.text_content(f"#tile-{bed}-{vital}-age") or ""
-            assert age in (f"{years} y", f"{years - 1} y"), age
+            assert age in (f"{years} y ago", f"{years - 1} y ago"), age
             assert page.is_visible(f"#tile-{bed}-{vital}-age")
         grey = page.locator(f"#tile-{bed}-bp-value").evaluate("el => getComputedStyle(el).color")
-        assert grey == "rgb(95, 102, 112)"  # the stale grey, not a live colour
+        assert grey == "rgb(111, 119, 130)"  # the stale grey, not a live colour
         # A fresh page draws the same from /api/beds, not only from the live message.
         page.reload()
         page.wait_for_selector(f"#tile-{bed}-bp-value")
@@ -398,16 +398,37 @@ def test_hl7_pcd01_cuff_reading_shows_on_its_tile_as_old_with_its_age(
         panel.stop()
 
 
-def test_ages_beyond_a_day_read_in_days_and_years() -> None:
-    """Server-rendered ages follow the same rule as the live client: 3 d, 15 y (not 360 h)."""
-    from dashboard.layout import fmt_age
-
-    assert [fmt_age(a) for a in (59, 3599, 86399, 3 * 86400, 15.4 * 365.25 * 86400)] == [
-        "59 s",
-        "59 min",
-        "23 h 59 min",
-        "3 d",
-        "15 y",
+def test_tile_words_are_plain_ages_clocks_and_signal_names(panel: PanelProcess, page: Any) -> None:
+    """docs/panel.md: the tiles' formatter says "3 min ago", "3 d ago", "15 y ago" (never
+    "360 h"), clocks as 14:06, and an alarm as "SpO₂ below 90 %: medium" with integers."""
+    page.goto(panel.url + "/")
+    page.wait_for_function("!!window.vigil?.fmt")
+    ages = page.evaluate(
+        "[59, 3599, 86399, 3 * 86400, 15.4 * 365.25 * 86400].map(a => window.vigil.fmt.ago(a))"
+    )
+    assert ages == ["59 s ago", "59 min ago", "23 h 59 min ago", "3 d ago", "15 y ago"]
+    assert page.evaluate(
+        "window.vigil.fmt.localClock(new Date(2026, 0, 2, 14, 6, 59).getTime())"
+    ) == ("14:06")
+    texts = page.evaluate(
+        """[
+          {kind: 'physiological', signal: 'spo2', priority: 'medium', condition: 'spo2 < 90',
+           value: 88.4},
+          {kind: 'physiological', signal: 'sbp', priority: 'high', condition: 'sbp >= 200.0'},
+          {kind: 'technical', signal: 'spo2', priority: 'medium',
+           condition: 'no SpO2 value from dev-1 for 30 s'},
+          {kind: 'technical', signal: 'checkpoint', priority: 'low',
+           condition: 'moaas check moaas-15 overdue'},
+          {kind: 'technical', signal: 'device', priority: 'medium', device_id: 'dev-1',
+           condition: 'no data from dev-1 for 10 s'},
+        ].map(a => window.vigil.fmt.alarmText(a))"""
+    )
+    assert texts == [
+        "SpO₂ below 90 % (now 88): medium",
+        "Systolic BP at or above 200 mmHg: high",
+        "No SpO₂ value from dev-1 for 30 s: medium",
+        "MOAA/S check overdue: low",
+        "No data from dev-1: medium",
     ]
 
 

@@ -1,0 +1,161 @@
+/*
+ * Vigil panel, 1 of 5: the shared constants and the words a nurse reads.
+ *
+ * Constants come from the page (#vigil-config[data-constants], written once by
+ * dashboard/constants.py from the clinic config): no threshold is copied here.
+ * Formatters turn the monitor's data into plain words: "14:06", "3 min ago",
+ * "SpO\u2082 below 90 %: medium", integers, never a config key or an ISO stamp.
+ */
+(function () {
+  "use strict";
+
+  var DEFAULTS = {
+    stale_s: { hr: 10, pr: 10, spo2: 10, rr: 10, sbp: 900, dbp: 900, map: 900 },
+    rank: { low: 1, medium: 2, high: 3 },
+    tone_interval_s: { high: { normal: 5, escalated: 3 }, medium: { normal: 10, escalated: 5 } },
+    trace: { hr: 0, spo2: 1, rr: 2, sbp: 3, dbp: 4, map: 5 },
+    max_points: 12000,
+    trend_window_s: 900,
+    limits: {},
+    audio_pause_s: 120,
+    feed_silence_s: 5,
+  };
+  var cache = null;
+
+  function constants() {
+    if (cache) return cache;
+    var el = document.getElementById("vigil-config");
+    var raw = el && el.getAttribute("data-constants");
+    if (!raw) return DEFAULTS; // not in the page yet: ask again next time
+    try {
+      cache = JSON.parse(raw);
+    } catch (e) {
+      cache = DEFAULTS;
+    }
+    return cache;
+  }
+
+  var YEAR_S = 365.25 * 86400;
+  var NAME = { hr: "HR", pr: "Pulse", spo2: "SpO\u2082", rr: "RR", sbp: "Systolic BP", dbp: "Diastolic BP", map: "Mean BP", bp: "NIBP" };
+  var UNIT = { hr: "/min", pr: "/min", spo2: "%", rr: "/min", sbp: "mmHg", dbp: "mmHg", map: "mmHg", bp: "mmHg" };
+  var OP = { "<": "below", "<=": "at or below", ">": "above", ">=": "at or above" };
+  var PRIORITY = { high: "high", medium: "medium", low: "low" };
+  // IEC 60601-1-8 marks priority by the number of "!" too, so it never rests on colour alone.
+  var BADGE = { high: "!!! HIGH", medium: "!! MEDIUM", low: "! LOW" };
+  var CHECK = { bp: "BP", moaas: "MOAA/S", cadss: "CADSS" };
+  var BLOCK = {
+    too_soon: "too soon",
+    bp_missing: "no BP since dosing",
+    bp_out_of_range: "BP out of range",
+    spo2_missing: "no SpO\u2082",
+    spo2_low: "SpO\u2082 low",
+    hr_missing: "no HR",
+    hr_out_of_range: "HR out of range",
+    moaas_missing: "MOAA/S not recorded",
+    moaas_low: "MOAA/S low",
+    escort_unconfirmed: "escort not confirmed",
+  };
+
+  function pad(n) {
+    return (n < 10 ? "0" : "") + n;
+  }
+  function parseTs(ts) {
+    var t = typeof ts === "string" ? Date.parse(ts) : NaN;
+    return isNaN(t) ? null : t;
+  }
+  // A duration as a pump shows it: 23:41, 1:02:03.
+  function clock(seconds) {
+    if (seconds === null || seconds === undefined || isNaN(seconds)) return "--:--";
+    var s = Math.max(0, Math.floor(seconds));
+    var h = Math.floor(s / 3600),
+      m = Math.floor((s % 3600) / 60),
+      sec = s % 60;
+    return h ? h + ":" + pad(m) + ":" + pad(sec) : pad(m) + ":" + pad(sec);
+  }
+  // A length of time in words: 45 s, 3 min, 2 h 3 min, 3 d, 15 y (another day or year must
+  // read as old at a glance, not as "135729 h").
+  function span(a) {
+    if (a === null || a === undefined || isNaN(a)) return "";
+    a = Math.max(0, a);
+    if (a < 60) return Math.floor(a) + " s";
+    if (a < 3600) return Math.floor(a / 60) + " min";
+    if (a < 86400) return Math.floor(a / 3600) + " h " + Math.floor((a % 3600) / 60) + " min";
+    if (a < YEAR_S) return Math.floor(a / 86400) + " d";
+    return Math.floor(a / YEAR_S) + " y";
+  }
+  function ago(a) {
+    var s = span(a);
+    return s ? s + " ago" : "";
+  }
+  // Local wall clock, 14:06.
+  function localClock(ms) {
+    if (ms === null || ms === undefined) return "";
+    var d = new Date(ms);
+    return pad(d.getHours()) + ":" + pad(d.getMinutes());
+  }
+  // Plotly's naive local time string, for the bed page trend's live appends.
+  function localX(ms) {
+    var d = new Date(ms);
+    var msPart = String(d.getMilliseconds());
+    while (msPart.length < 3) msPart = "0" + msPart;
+    return (
+      d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " +
+      pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds()) + "." + msPart
+    );
+  }
+  function value(v) {
+    return typeof v === "number" && isFinite(v) ? String(Math.round(v)) : "--";
+  }
+  function number(text) {
+    var n = Number(text);
+    return isFinite(n) ? String(Math.round(n * 10) / 10) : String(text);
+  }
+  function plainNames(text) {
+    return String(text)
+      .replace(/\bSpO2\b/g, "SpO\u2082")
+      .replace(/\bspo2\b/g, "SpO\u2082");
+  }
+  function capital(text) {
+    return text ? text.charAt(0).toUpperCase() + text.slice(1) : text;
+  }
+
+  // The condition the monitor wrote ("spo2 < 90", "sbp >= 180", "no data from X for 10 s")
+  // in a nurse's words, with the value that triggered it and the priority in words.
+  function alarmText(a) {
+    if (!a) return "";
+    var text;
+    if (a.kind === "technical" && a.signal === "device") {
+      text = "No data from " + (a.device_id || "the device");
+    } else {
+      var c = String(a.condition || a.signal || "alarm");
+      var m = /^(\w+) (<=|>=|<|>) (-?[\d.]+)(.*)$/.exec(c);
+      var cp = /^(\w+) check \S+ overdue$/.exec(c);
+      if (m && NAME[m[1]]) {
+        text = NAME[m[1]] + " " + OP[m[2]] + " " + number(m[3]) + " " + UNIT[m[1]] + plainNames(m[4]);
+        if (typeof a.value === "number") text += " (now " + value(a.value) + ")";
+      } else if (cp) {
+        text = (CHECK[cp[1]] || cp[1].toUpperCase()) + " check overdue";
+      } else {
+        text = capital(plainNames(c));
+      }
+    }
+    return text + ": " + (PRIORITY[a.priority] || a.priority || "");
+  }
+
+  window.VigilFmt = {
+    constants: constants,
+    parseTs: parseTs,
+    clock: clock,
+    span: span,
+    ago: ago,
+    localClock: localClock,
+    localX: localX,
+    value: value,
+    alarmText: alarmText,
+    NAME: NAME,
+    UNIT: UNIT,
+    BADGE: BADGE,
+    CHECK: CHECK,
+    BLOCK: BLOCK,
+  };
+})();

@@ -54,7 +54,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check monitor dashboard simulators tests
 
 typecheck: venv
-	$(VENV)/bin/mypy monitor
+	$(VENV)/bin/mypy monitor dashboard
 
 bench: venv browser-deps
 	$(PY) -m bench

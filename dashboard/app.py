@@ -77,11 +77,12 @@ def create_app(settings: PanelSettings | None = None) -> Dash:
 
     app = Dash(
         __name__,
-        server=server,
+        # Dash's stubs name Flask only; it serves from any ASGI/WSGI server object it is given.
+        server=server,  # type: ignore[arg-type]
         title="Vigil \u2013 ward",
         assets_folder=str(ASSETS),
         suppress_callback_exceptions=True,
-        update_title=None,
+        update_title=None,  # type: ignore[arg-type]  # None: no "Updating..." title
         serve_locally=True,
     )
     # The page's language, for screen readers (and axe's html-has-lang rule).
@@ -510,7 +511,9 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
 
 def _msg(text: str, *, error: bool = False) -> html.Div:
     return html.Div(
-        text, className="error" if error else "ok", **{"data-error": str(error).lower()}
+        text,
+        className="error" if error else "ok",
+        **layout.props({"data-error": str(error).lower()}),
     )
 
 
@@ -527,7 +530,9 @@ async def _load_bed(
             "sessions"
         ) or []
         session = open_sessions[0] if open_sessions else None
-    is_open = bool(session) and session.get("phase") != "ended" and not session.get("ended_at")
+    is_open = (
+        session is not None and session.get("phase") != "ended" and not session.get("ended_at")
+    )
     allowed = layout.allowed_events(session) if is_open else set()
 
     readings: list[dict[str, Any]] = []

@@ -286,7 +286,7 @@ def bed_page_layout(bed: Mapping[str, Any], now: float, session_id: int | None) 
     return html.Div(
         id="bed-page",
         className="bed-page",
-        **{"data-bed": bed_id},
+        **props({"data-bed": bed_id}),
         children=[
             dcc.Store(id="bed-ctx", data={"bed": bed_id, "session": session_id}),
             dcc.Store(id="bed-refresh", data=0),
@@ -313,7 +313,7 @@ def bed_page_layout(bed: Mapping[str, Any], now: float, session_id: int | None) 
             html.Div(
                 id="trend-wrap",
                 className="trend-wrap",
-                **{"data-bed": bed_id},
+                **props({"data-bed": bed_id}),
                 children=[
                     dcc.Graph(
                         id="trend",
@@ -499,7 +499,7 @@ def report_links(session_id: int | None) -> list[Any]:
             label,
             id=f"report-{kind}",
             className="report-button",
-            **{"data-session": str(session_id), "data-kind": kind},
+            **props({"data-session": str(session_id), "data-kind": kind}),
         )
         for kind, label in (("html", "Session report"), ("csv", "CSV"), ("fhir", "FHIR R4"))
     ]

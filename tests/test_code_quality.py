@@ -1,4 +1,5 @@
-"""House rules that CI enforces: ruff lint and format, mypy on monitor/ (README.md, Development)."""
+"""House rules that CI enforces: ruff lint and format, mypy on monitor/ and dashboard/
+(README.md, Development)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def test_code_is_ruff_formatted() -> None:
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def test_mypy_is_clean_on_the_monitor() -> None:
-    """mypy passes on monitor/ (type hints everywhere)."""
-    r = run(str(BIN / "mypy"), "monitor")
+def test_mypy_is_clean_on_the_monitor_and_the_panel() -> None:
+    """mypy passes on monitor/ and dashboard/ (type hints everywhere)."""
+    r = run(str(BIN / "mypy"), "monitor", "dashboard")
     assert r.returncode == 0, r.stdout + r.stderr

@@ -46,8 +46,10 @@ proxy-tool:
 demo: venv
 	@bash scripts/demo.sh "$(DEMO_BEDS)" "$(HOST)" "$(MONITOR_PORT)" "$(PANEL_PORT)"
 
+# Two workers, one test module each at a time (--dist loadfile keeps a module's servers
+# in one process): most tests wait on real servers, so two share the 2 cores well.
 test: venv browser-deps proxy-tool compose-tool
-	$(VENV)/bin/pytest -q -p no:cacheprovider
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 lint: venv
 	$(VENV)/bin/ruff check monitor dashboard simulators tests

@@ -25,6 +25,7 @@ from dashboard.client import MonitorClient, MonitorError
 from dashboard.sessions import Session
 
 PATH: Final = "/rems"
+WARD_REFRESH_MS: Final = 60_000
 Who = Callable[[Any], Session | None]
 
 # The monitor's ``missing`` codes (docs/course.md) in the nurse's words, with where to record
@@ -247,6 +248,8 @@ def ward_page() -> html.Main:
                 className="hint",
             ),
             dcc.Store(id="rems-ward-ctx", data=0),
+            # Days left count down while the page stays open.
+            dcc.Interval(id="rems-ward-tick", interval=WARD_REFRESH_MS),
             html.Div(id="rems-ward"),
         ],
     )
@@ -383,10 +386,11 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
     @app.callback(
         Output("rems-ward", "children"),
         Input("rems-ward-ctx", "data"),
+        Input("rems-ward-tick", "n_intervals"),
         Input("tz", "data"),
         State("auth", "data"),
     )
-    async def ward(_ctx: Any, tz: Any, auth: Any) -> Any:
+    async def ward(_ctx: Any, _tick: Any, tz: Any, auth: Any) -> Any:
         login = who(auth)
         if login is None:
             return no_update

@@ -23,7 +23,7 @@ from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 from websockets.exceptions import InvalidHandshake
 
-from dashboard import bed_callbacks, bedpage, course, figures, layout
+from dashboard import bed_callbacks, bedpage, course, figures, layout, rems
 from dashboard.client import MonitorClient, MonitorError
 from dashboard.constants import constants_json
 from dashboard.security import SecurityHeaders
@@ -37,7 +37,13 @@ ASSETS = Path(__file__).parent / "assets"
 HIDDEN: dict[str, str] = {"display": "none"}
 SHOWN: dict[str, str] = {}
 RECENT_WINDOW_S = 30 * 60
-REPORT_SUFFIX = {"html": "", "csv": ".csv", "fhir": ".fhir.json"}
+# The relay's kinds and the monitor pages they fetch (the printable REMS form among them).
+REPORT_PATH = {
+    "html": "report",
+    "csv": "report.csv",
+    "fhir": "report.fhir.json",
+    "rems": "rems.html",
+}
 READINGS_PARAMS = frozenset({"bed", "since", "until", "limit"})
 
 
@@ -169,10 +175,10 @@ def _add_proxy_routes(server: FastAPI, monitor: MonitorClient, sessions: Session
 
     @server.get("/panel/api/sessions/{session_id}/report/{kind}", include_in_schema=False)
     async def report(session_id: int, kind: str, request: Request) -> Response:
-        suffix = REPORT_SUFFIX.get(kind)
-        if suffix is None:
+        tail = REPORT_PATH.get(kind)
+        if tail is None:
             return JSONResponse({"detail": "unknown report kind"}, status_code=404)
-        return await forward("GET", f"/api/sessions/{session_id}/report{suffix}", request)
+        return await forward("GET", f"/api/sessions/{session_id}/{tail}", request)
 
 
 def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -> None:
@@ -251,6 +257,8 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
         patient_id = course.patient_from_path(pathname)
         if patient_id is not None:
             return html.Div([head, await course.course_page(monitor, token, patient_id)])
+        if pathname == rems.PATH:
+            return html.Div([head, rems.ward_page()])
         bed_id = _bed_from_path(pathname)
         if bed_id is None:
             return html.Div([head, layout.overview_layout(beds)])
@@ -507,6 +515,8 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
 
     # The protocol side of the bed page and the limits form (dashboard/bed_callbacks.py).
     bed_callbacks.register(app, monitor, _session)
+    # The REMS record's bed-page section and the /rems ward page (dashboard/rems.py).
+    rems.register(app, monitor, _session)
 
 
 def _msg(text: str, *, error: bool = False) -> html.Div:

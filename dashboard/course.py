@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from dash import dcc, html
 
 from dashboard.client import MonitorClient, MonitorError
+from dashboard.rems import missing_words
 
 PREFIX: Final = "/patient/"
 
@@ -67,11 +68,11 @@ def _responder(value: Any) -> str:
 
 
 def rems_text(rems: Mapping[str, Any] | None) -> str:
-    """The REMS record's state in a cell: what it still needs, or where it is in sign-off."""
+    """The REMS record's state in a cell: what it still needs in words, or where sign-off is."""
     if not rems:
         return "\u2013"
     if not rems.get("complete") and not rems.get("signed"):
-        return "missing: " + ", ".join(str(m) for m in rems.get("missing") or [])
+        return "missing: " + "; ".join(missing_words(rems.get("missing") or []))
     if not rems.get("signed"):
         return "complete, not signed"
     if not rems.get("filed"):

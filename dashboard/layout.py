@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from dash import dcc, html
 
-from dashboard import bedpage
+from dashboard import bedpage, rems
 
 YEAR_S: Final = 365.25 * 86400
 SIGNAL_LABELS: Final[Mapping[str, str]] = {
@@ -169,6 +169,7 @@ def header(username: str | None, role: str | None) -> html.Header:
         className="header",
         children=[
             dcc.Link("Vigil \u2013 ward", href="/", className="brand", id="nav-ward"),
+            dcc.Link("REMS records", href=rems.PATH, className="nav-link", id="nav-rems"),
             html.Div(
                 "Connecting to the monitor\u2026",
                 id="feed-status",
@@ -341,6 +342,7 @@ def bed_page_layout(bed: Mapping[str, Any], now: float, session_id: int | None) 
                             html.Div(id="report-links", className="report-links"),
                         ],
                     ),
+                    rems.section(),
                     html.Div(
                         id="limits-panel",
                         className="panel",

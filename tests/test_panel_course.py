@@ -38,7 +38,8 @@ def test_a_course_page_path_names_its_patient(path: str | None, patient: str | N
         (None, "\u2013"),
         (
             {"complete": False, "missing": ["bp.40min", "lot"], "signed": None},
-            "missing: bp.40min, lot",
+            "missing: the cuff blood pressure at about 40 minutes, taken on time; "
+            "the lot number of the devices",
         ),
         ({"complete": True, "missing": [], "signed": None}, "complete, not signed"),
         (

@@ -417,7 +417,9 @@
     // Open the tab now, inside the click: a window.open after a slow report (more than the
     // browser's ~5 s of user activation) is silently blocked as a popup.
     var win = null;
-    if (kind === "html") {
+    // Pages (the session report, the printable REMS form) open in a tab; data downloads.
+    var isPage = kind === "html" || kind === "rems";
+    if (isPage) {
       win = window.open("", "_blank");
       if (win) win.document.title = "Loading report\u2026";
     }
@@ -431,7 +433,7 @@
       })
       .then(function (blob) {
         var url = URL.createObjectURL(blob);
-        if (kind === "html") {
+        if (isPage) {
           if (win && !win.closed) win.location.href = url;
           else window.open(url, "_blank");
         } else {

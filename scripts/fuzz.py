@@ -112,7 +112,12 @@ def main() -> int:
                 token = httpx.post(f"{base}/api/auth/token", data=login).json()["access_token"]
                 auth = {"Authorization": f"Bearer {token}"}
                 for n in range(1, SEED_BEDS + 1):
-                    body = {"bed": f"fz-bed-{n}", "patient_label": f"FZ-{n}"}
+                    # Two sessions a patient: the course operations get a real course.
+                    body = {
+                        "bed": f"fz-bed-{n}",
+                        "patient_label": f"FZ-{n}",
+                        "patient_id": f"fz-patient-{(n + 1) // 2}",
+                    }
                     httpx.post(f"{base}/api/sessions", json=body, headers=auth).raise_for_status()
                 asyncio.run(_alarm(f"ws://127.0.0.1:{port}", device_token))
                 cmd = [

@@ -15,6 +15,7 @@ from monitor.api import errors
 from monitor.api.bodies import ID_REGEX, RemsSign
 from monitor.api.deps import CurrentUser, MonitorDep, SessionId, StrictRoute
 from monitor.api.errors import ApiError, ErrorCode
+from monitor.api.openapi import links
 from monitor.db.store import Conflict
 from monitor.model import to_rfc3339
 from monitor.protocols import DEFAULT_SERIES
@@ -178,7 +179,7 @@ async def mark_rems_filed(
     return await rems_record(monitor, await _row(monitor, session_id))
 
 
-@router.get("/api/rems", tags=["rems"])
+@router.get("/api/rems", tags=["rems"], openapi_extra=links("rems_pending"))
 async def rems_pending(monitor: MonitorDep, user: CurrentUser) -> dict[str, Any]:
     """The ward's REMS records not yet signed or not yet filed, the first due first, each
     with the days left of its filing window (docs/course.md)."""

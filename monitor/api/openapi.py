@@ -24,7 +24,12 @@ _SESSION_CONSUMERS: Final = (
     "report",
     "report_as_csv",
     "report_as_fhir",
+    "get_rems",
+    "get_rems_page",
+    "sign_rems",
+    "mark_rems_filed",
 )
+_PATIENT_CONSUMERS: Final = ("get_patient", "get_patient_fhir")
 _BED_QUERIES: Final = ("list_readings", "list_alarms", "list_sessions")
 
 
@@ -32,6 +37,13 @@ def _session_links(expr: str) -> dict[str, Any]:
     return {
         f"session_{target}": {"operationId": target, "parameters": {"session_id": expr}}
         for target in _SESSION_CONSUMERS
+    }
+
+
+def _patient_links(expr: str) -> dict[str, Any]:
+    return {
+        f"patient_{target}": {"operationId": target, "parameters": {"patient_id": expr}}
+        for target in _PATIENT_CONSUMERS
     }
 
 
@@ -47,9 +59,30 @@ def _bed_links(expr: str) -> dict[str, Any]:
 
 # operation -> status -> links. Expressions are OpenAPI runtime expressions.
 LINKS: Final[Mapping[str, Mapping[str, dict[str, Any]]]] = {
-    "create_session": {"201": {**_session_links("$response.body#/id")}},
-    "list_sessions": {"200": _session_links("$response.body#/sessions/0/id")},
-    "get_session": {"200": _session_links("$response.body#/id")},
+    "create_session": {
+        "201": {
+            **_session_links("$response.body#/id"),
+            **_patient_links("$response.body#/patient_id"),
+        }
+    },
+    "list_sessions": {
+        "200": {
+            **_session_links("$response.body#/sessions/0/id"),
+            **_patient_links("$response.body#/sessions/0/patient_id"),
+        }
+    },
+    "get_session": {
+        "200": {
+            **_session_links("$response.body#/id"),
+            **_patient_links("$response.body#/patient_id"),
+        }
+    },
+    "rems_pending": {
+        "200": {
+            **_session_links("$response.body#/records/0/session_id"),
+            **_patient_links("$response.body#/records/0/patient_id"),
+        }
+    },
     "add_event": {"200": _session_links("$response.body#/id")},
     "list_beds": {"200": _bed_links("$response.body#/0/id")},
     "list_alarms": {

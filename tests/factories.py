@@ -134,6 +134,18 @@ def make_protocol(**changes: object) -> Protocol:
     return Protocol.model_validate(body)
 
 
+# The shipped esketamine protocol's pre-dose checklist, every answer given, none a concern.
+ESKETAMINE_CHECKLIST: dict[str, object] = {
+    "consent": True,
+    "escort": True,
+    "last_food": "2026-09-21T06:00:00Z",
+    "last_liquids": "2026-09-21T08:00:00Z",
+    "benzodiazepines": "no",
+    "sedative_hypnotics": "no",
+    "psychostimulants": "no",
+    "maois": "no",
+}
+
 FULL_CHECKLIST: dict[str, object] = {
     "consent": True,
     "escort": True,

@@ -11,16 +11,8 @@ from sqlalchemy import create_engine, inspect, text
 
 from monitor.db.migrate import sync_url, upgrade
 from tests.conftest import MonitorProcess, fresh_database
+from tests.polling import poll
 from tests.wsclient import Device
-
-
-def _poll(check: object, timeout: float = 10.0) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()  # type: ignore[operator]
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.1)
 
 
 async def test_a_poor_probe_gives_a_technical_alarm_and_the_readings_keep_both_rates(
@@ -43,7 +35,7 @@ async def test_a_poor_probe_gives_a_technical_alarm_and_the_readings_keep_both_r
             a for a in server.get("/api/alarms", bed="p-bed-1")["alarms"] if a["signal"] == "rate"
         ]
 
-    (alarm,) = _poll(alarms)  # type: ignore[misc]
+    (alarm,) = poll(alarms)
     assert (alarm["kind"], alarm["priority"]) == ("technical", "low")
     assert alarm["condition"] == "HR and pulse disagree: check leads and probe"
     stored = server.get("/api/alarms", bed="p-bed-1")["alarms"]

@@ -5,7 +5,6 @@ plain words (docs/panel.md) and without serious accessibility violations (axe-co
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from tests.browser_support import (  # noqa: F401  (fixtures used by name)
 )
 from tests.browser_support import login as panel_login
 from tests.conftest import MonitorProcess, _start
+from tests.polling import poll
 
 pytestmark = pytest.mark.browser
 
@@ -125,17 +125,6 @@ def axe_serious(page: Any) -> list[str]:
         for v in result["violations"]
         if v["impact"] in ("serious", "critical")
     ]
-
-
-def poll(fn: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"condition not met in {timeout} s; last: {last!r}")
 
 
 def _checkpoint_alarms(srv: MonitorProcess, bed: str) -> list[dict[str, Any]]:

@@ -22,20 +22,9 @@ from tests.browser_support import (  # noqa: F401  (fixtures used by name)
     wait_feed_up,
 )
 from tests.conftest import MonitorProcess
+from tests.polling import poll
 
 pytestmark = pytest.mark.browser
-
-
-def poll(fn: Any, timeout: float = 5.0, interval: float = 0.1) -> Any:
-    """Call fn until it returns something truthy; fail with its last answer."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"condition not met in {timeout} s; last: {last!r}")
 
 
 def test_device_reading_appears_on_its_tile_within_two_seconds(

@@ -15,16 +15,8 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from tests.conftest import MonitorProcess
+from tests.polling import poll
 from tests.wsclient import Device
-
-
-def _poll(fn: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.1)
 
 
 def _event(server: MonitorProcess, sid: int, kind: str, data: Any = None) -> dict[str, Any]:
@@ -95,7 +87,7 @@ def test_two_patients_sharing_a_label_have_their_own_courses(server: MonitorProc
     second = _session(server, bed1, tok1, a, surge, [1] * 9)
     assert second["course"] == {"n": 2, "planned": 6}
 
-    course = _poll(
+    course = poll(
         lambda: (c := server.get(f"/api/patients/{a}"))["sessions"][1]["alarms"] >= 1 and c
     )
     assert course, "the high systolic alarm was not counted"

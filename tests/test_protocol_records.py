@@ -22,6 +22,7 @@ from monitor.protocols import Protocol
 from monitor.report import report_fhir, report_html
 from monitor.report.fhir_protocol import ASSESSMENT_SYSTEM
 from tests.factories import (
+    ESKETAMINE_CHECKLIST,
     FULL_CHECKLIST,
     T0,
     make_cuff,
@@ -34,16 +35,6 @@ from tests.factories import (
 CONFIG = load_config(None)
 ESK = CONFIG.protocols["esketamine"]
 IV = CONFIG.protocols["iv-ketamine"]
-ESK_CHECKLIST: dict[str, object] = {
-    "consent": True,
-    "escort": True,
-    "last_food": "2026-09-21T06:00:00Z",
-    "last_liquids": "2026-09-21T08:00:00Z",
-    "benzodiazepines": "no",
-    "sedative_hypnotics": "no",
-    "psychostimulants": "no",
-    "maois": "no",
-}
 DOSED = 300.0  # seconds after opening
 
 
@@ -60,7 +51,7 @@ def _device(n: int, **extra: object) -> dict[str, object]:
 
 
 ESK_EVENTS: list[tuple[str, float, dict[str, object] | None, str]] = [
-    ("checklist", 60, dict(ESK_CHECKLIST), "ann"),
+    ("checklist", 60, dict(ESKETAMINE_CHECKLIST), "ann"),
     ("checklist", 120, {"benzodiazepines": "yes, lorazepam 1 mg"}, "bob"),
     ("infusion_start", DOSED, {"prescriber": "Dr Rao", "reason": "treated hypertension"}, "ann"),
     ("dose", 310, _device(1), "ann"),

@@ -20,19 +20,11 @@ from fhir.resources.R4B.observation import Observation
 from monitor.alarms.config import DEFAULT_CONFIG_PATH
 from monitor.model import to_rfc3339
 from tests.conftest import MonitorProcess, _start
+from tests.factories import ESKETAMINE_CHECKLIST
+from tests.polling import poll
 from tests.wsclient import Device
 
 PASSWORD = "correct horse battery"
-ESK_CHECKLIST = {
-    "consent": True,
-    "escort": True,
-    "last_food": "2026-09-21T06:00:00Z",
-    "last_liquids": "2026-09-21T08:00:00Z",
-    "benzodiazepines": "no",
-    "sedative_hypnotics": "no",
-    "psychostimulants": "no",
-    "maois": "no",
-}
 # Short times so that the server's clock gets there within a test (docs/protocols.md).
 QUICK = {
     "label": "Quick records protocol",
@@ -96,17 +88,6 @@ def _send(
     asyncio.run(run())
 
 
-def _poll(fn: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        out = fn()
-        if out:
-            return out
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.2)
-
-
 def _admit(
     srv: MonitorProcess, bed: str, protocol: str, at: float | None = None
 ) -> tuple[int, str]:
@@ -130,7 +111,7 @@ def test_a_whole_esketamine_session_is_in_the_report_and_the_fhir_bundle(
     sid, token = _admit(rsrv, bed, "esketamine", at=t0)
     charge = {"Authorization": f"Bearer {rsrv.login('r-charge', PASSWORD)}"}
     at = lambda s: to_rfc3339(t0 + s)  # noqa: E731 - the session's own clock
-    _ok(rsrv, sid, {"type": "checklist", "at": at(60), "data": ESK_CHECKLIST})
+    _ok(rsrv, sid, {"type": "checklist", "at": at(60), "data": ESKETAMINE_CHECKLIST})
     _send(rsrv, bed, token, [(1, {"sbp": 150, "dbp": 92, "map": 111}, t0 + 200)])
     decision = {"prescriber": "Dr Rao", "reason": "treated hypertension"}
     _ok(rsrv, sid, {"type": "infusion_start", "at": at(300), "data": decision})
@@ -227,7 +208,7 @@ def test_the_bed_s_audio_pause_silences_its_checkpoint_alarm_until_it_runs_out(
     bed = "rec-bed-2"
     sid, token = _admit(rsrv, bed, "quick")
     _dose_quick(rsrv, bed, token, sid)
-    alarm = _poll(lambda: next(iter(a for a in _alarms(rsrv, bed, "checkpoint")), None))
+    alarm = poll(lambda: next(iter(a for a in _alarms(rsrv, bed, "checkpoint")), None))
     r = rsrv.post(f"/api/beds/{bed}/audio-pause", {"seconds": 3})
     assert r.status_code == 200, r.text
     paused = {a["id"]: a for a in r.json()["alarms"]}
@@ -239,7 +220,7 @@ def test_the_bed_s_audio_pause_silences_its_checkpoint_alarm_until_it_runs_out(
     shown = {a["id"]: a for a in beds[bed]["alarms"]}
     assert shown[alarm["id"]]["audio_paused_until"] is not None
     # The pause runs out: the alarm sounds again, still live, same id.
-    resumed = _poll(
+    resumed = poll(
         lambda: next(
             (
                 a
@@ -262,12 +243,12 @@ def test_the_stale_cuff_alarm_rises_in_recovery_on_the_protocol_s_time(
     _dose_quick(rsrv, bed, token, sid)
     assert _alarms(rsrv, bed, "nibp") == []
     _ok(rsrv, sid, {"type": "infusion_stop"})
-    alarm = _poll(lambda: next(iter(_alarms(rsrv, bed, "nibp")), None))
+    alarm = poll(lambda: next(iter(_alarms(rsrv, bed, "nibp")), None))
     assert (alarm["kind"], alarm["priority"]) == ("technical", "low")
     assert alarm["condition"] == "no cuff pressure for 0.05 min"
     assert alarm["session_id"] == sid and alarm["ended_at"] is None
     _send(rsrv, bed, token, [(2, {"sbp": 122, "dbp": 79, "map": 93}, time.time())])
-    ended = _poll(
+    ended = poll(
         lambda: next(
             (a for a in _alarms(rsrv, bed, "nibp") if a["id"] == alarm["id"] and a["ended_at"]),
             None,

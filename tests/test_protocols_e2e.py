@@ -16,7 +16,8 @@ import yaml
 from monitor.alarms.config import DEFAULT_CONFIG_PATH
 from monitor.model import parse_rfc3339, to_rfc3339
 from tests.conftest import MonitorProcess, _start
-from tests.factories import TEST_CHECKLIST
+from tests.factories import ESKETAMINE_CHECKLIST, TEST_CHECKLIST
+from tests.polling import poll
 from tests.wsclient import Device
 
 PASSWORD = "correct horse battery"
@@ -117,17 +118,6 @@ def _send(
                 assert ack.get("type") == "ack", ack
 
     asyncio.run(run())
-
-
-def _poll(fn: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        out = fn()
-        if out:
-            return out
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.2)
 
 
 def _dose(srv: MonitorProcess, bed: str, token: str, sid: int) -> float:
@@ -283,7 +273,7 @@ def test_a_session_ends_without_override_once_the_criteria_are_met(psrv: Monitor
         ],
     )
     assert _event(psrv, sid, {"type": "observation", "data": {"moaas": 5}}).status_code == 200
-    d = _poll(lambda: (s := psrv.get(f"/api/sessions/{sid}")["discharge"])["eligible"] and s)
+    d = poll(lambda: (s := psrv.get(f"/api/sessions/{sid}")["discharge"])["eligible"] and s)
     assert d["blocked_by"] == [] and d["eligible_at"] == to_rfc3339(dosed + 6)
     r = _event(psrv, sid, {"type": "end"}, _as(psrv, "p-nurse"))
     assert r.status_code == 200 and r.json()["phase"] == "ended"
@@ -307,7 +297,7 @@ def test_an_overdue_checkpoint_raises_a_low_technical_alarm_until_it_is_done(
     sid, token = _admit(psrv, bed)
     dosed = _dose(psrv, bed, token, sid)
     # moaas-6s is due 6 s after dosing and on time until 9 s; then it is overdue.
-    alarm = _poll(lambda: _checkpoint_alarm(psrv, bed, ended=False))
+    alarm = poll(lambda: _checkpoint_alarm(psrv, bed, ended=False))
     assert (alarm["kind"], alarm["priority"], alarm["bed"]) == ("technical", "low", bed)
     prefix, _, due_ms = alarm["id"].rpartition(".")
     assert prefix == f"{bed}.checkpoint.moaas-6s" and abs(int(due_ms) - (dosed + 6) * 1000) < 2
@@ -322,7 +312,7 @@ def test_an_overdue_checkpoint_raises_a_low_technical_alarm_until_it_is_done(
     assert acked is not None and acked["acknowledged_by"] == "admin"
     r = _event(psrv, sid, {"type": "observation", "data": {"moaas": 4}})
     assert r.status_code == 200
-    ended = _poll(lambda: _checkpoint_alarm(psrv, bed, ended=True))
+    ended = poll(lambda: _checkpoint_alarm(psrv, bed, ended=True))
     assert ended["id"] == alarm["id"]
     cp = {c["id"]: c for c in psrv.get(f"/api/sessions/{sid}")["checkpoints"]}["moaas-6s"]
     assert cp["status"] == "done" and cp["late"] is True
@@ -366,7 +356,7 @@ def test_a_protocol_s_phase_limits_are_in_force_in_that_phase(psrv: MonitorProce
     limits = psrv.get(f"/api/sessions/{sid}/limits")["limits"]
     assert limits["sbp"]["high"]["medium"] == 150
     _send(psrv, bed, token, [(2, {"sbp": 160, "dbp": 85, "map": 110}, time.time(), "nibp")])
-    alarm = _poll(
+    alarm = poll(
         lambda: next(
             (a for a in psrv.get("/api/alarms", bed=bed)["alarms"] if a["signal"] == "sbp"), None
         )
@@ -389,7 +379,7 @@ def test_a_checkpoint_alarm_survives_a_restart_once_and_still_ends_when_done(
     bed = "pr-rs-1"
     sid, token = _admit(srv, bed)
     _dose(srv, bed, token, sid)
-    alarm = _poll(lambda: _checkpoint_alarm(srv, bed, ended=False))
+    alarm = poll(lambda: _checkpoint_alarm(srv, bed, ended=False))
     srv.stop()
     srv.start()
     live = [a for a in srv.get("/api/alarms", bed=bed)["alarms"] if a["signal"] == "checkpoint"]
@@ -397,7 +387,7 @@ def test_a_checkpoint_alarm_survives_a_restart_once_and_still_ends_when_done(
     beds = {b["id"]: b for b in srv.get("/api/beds")}
     assert alarm["id"] in {a["id"] for a in beds[bed]["alarms"]}
     assert _event(srv, sid, {"type": "observation", "data": {"moaas": 5}}).status_code == 200
-    ended = _poll(lambda: _checkpoint_alarm(srv, bed, ended=True))
+    ended = poll(lambda: _checkpoint_alarm(srv, bed, ended=True))
     assert ended["id"] == alarm["id"]
 
 
@@ -424,18 +414,6 @@ def test_an_iv_dose_is_completed_from_the_weight_and_an_inconsistent_one_refused
     assert (doses[0]["drug"], doses[0]["route"], doses[0]["lot"]) == ("ketamine", "iv", "K-123")
 
 
-ESK_CHECKLIST = {
-    "consent": True,
-    "escort": True,
-    "last_food": "2026-09-21T06:00:00Z",
-    "last_liquids": "2026-09-21T08:00:00Z",
-    "benzodiazepines": "no",
-    "sedative_hypnotics": "no",
-    "psychostimulants": "no",
-    "maois": "no",
-}
-
-
 def test_intranasal_devices_keep_five_minutes_apart_unless_a_charge_nurse_overrides(
     psrv: MonitorProcess,
 ) -> None:
@@ -443,7 +421,7 @@ def test_intranasal_devices_keep_five_minutes_apart_unless_a_charge_nurse_overri
     sooner gets 409 device_interval, overridable with a reason by charge (nurse 403), audited."""
     bed = "pr-bed-11"
     sid, token = _admit(psrv, bed, protocol="esketamine")
-    assert _event(psrv, sid, {"type": "checklist", "data": ESK_CHECKLIST}).status_code == 200
+    assert _event(psrv, sid, {"type": "checklist", "data": ESKETAMINE_CHECKLIST}).status_code == 200
     _send(psrv, bed, token, [(1, {"sbp": 124, "dbp": 78, "map": 93}, time.time(), "nibp")])
     assert _event(psrv, sid, {"type": "infusion_start"}).status_code == 200
     first = _event(psrv, sid, {"type": "dose", "data": {"lot": "E-9"}})

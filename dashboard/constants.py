@@ -1,6 +1,6 @@
 """The numbers the browser's renderer needs, from one place, handed to the page once as JSON.
 
-The tile painter (assets/vigil-paint.js) and the sound (assets/vigil-sound.js) copy no
+The tile painter (assets/vigil-3-paint.js) and the sound (assets/vigil-4-sound.js) copy no
 threshold of their own: stale ages come from the clinic config (the same file the monitor
 reads, VIGIL_CLINIC_CONFIG), priority ranks from monitor.model, the trend's trace order from
 dashboard.figures. The page reads them from ``#vigil-config[data-constants]``.
@@ -16,6 +16,7 @@ import orjson
 from dashboard import figures
 from monitor.alarms.config import ClinicConfig
 from monitor.model import PRIORITY_RANK
+from monitor.protocols import Route
 
 CONTINUOUS: Final[tuple[str, ...]] = ("hr", "pr", "spo2", "rr")
 CUFF: Final[tuple[str, ...]] = ("sbp", "dbp", "map")
@@ -44,6 +45,17 @@ def limit_thresholds(config: ClinicConfig) -> dict[str, dict[str, dict[str, floa
     return out
 
 
+def course_nouns(config: ClinicConfig) -> dict[str, str]:
+    """What a tile counts a protocol's sessions in: an intranasal (esketamine) course is
+    "Session 3 of 8", an infusion course "Infusion 3 of 6" (docs/course.md)."""
+    return {
+        pid: "Session"
+        if p.dosing is not None and p.dosing.route is Route.INTRANASAL
+        else "Infusion"
+        for pid, p in config.protocols.items()
+    }
+
+
 def page_constants(config: ClinicConfig) -> dict[str, Any]:
     stale_cuff = config.technical.stale_cuff.after_s
     return {
@@ -61,6 +73,7 @@ def page_constants(config: ClinicConfig) -> dict[str, Any]:
         "limits": limit_thresholds(config),
         "audio_pause_s": config.audio_pause_s,
         "feed_silence_s": FEED_SILENCE_S,
+        "course_noun": course_nouns(config),
     }
 
 

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from dash import dcc, html
 
 from dashboard.client import MonitorClient, MonitorError
+from dashboard.figures import PAPER, PLOT
 from dashboard.rems import missing_words
 
 PREFIX: Final = "/patient/"
@@ -146,6 +147,10 @@ def sessions_table(sessions: Sequence[Mapping[str, Any]]) -> html.Table:
 def _small(title: str, traces: list[go.Scatter], y_title: str) -> go.Figure:
     fig = go.Figure(traces)
     fig.update_layout(
+        # The panel's dark theme, as the bed page's trend: no white boxes on a dark screen.
+        template="plotly_dark",
+        paper_bgcolor=PAPER,
+        plot_bgcolor=PLOT,
         title={"text": title, "font": {"size": 13}},
         height=220,
         margin={"l": 40, "r": 10, "t": 30, "b": 30},
@@ -185,13 +190,14 @@ def course_figures(sessions: Sequence[Mapping[str, Any]]) -> list[go.Figure]:
     ]
 
 
-def course_layout(course: Mapping[str, Any]) -> html.Div:
+def course_layout(course: Mapping[str, Any]) -> html.Main:
     sessions = list(course.get("sessions") or [])
     rule = course.get("responder_rule") or {}
     figures = course_figures(sessions)
-    return html.Div(
+    # The page's main landmark and its one h1 (axe-core: landmark-one-main, page-has-heading-one).
+    return html.Main(
         [
-            html.H2(f"Course of {course.get('patient_id')}"),
+            html.H1(f"Course of {course.get('patient_id')}"),
             html.Div(
                 f"{len(sessions)} session(s); responder: PHQ-9 down "
                 f"{_num(rule.get('phq9_drop_pct'))} % from the first or under "
@@ -212,11 +218,12 @@ def course_layout(course: Mapping[str, Any]) -> html.Div:
             ),
         ],
         id="course-page",
+        className="course-page",
         **_data(patient=course.get("patient_id")),
     )
 
 
-async def course_page(monitor: MonitorClient, token: str, patient_id: str) -> html.Div:
+async def course_page(monitor: MonitorClient, token: str, patient_id: str) -> html.Main | html.Div:
     """The page for one patient, or what the monitor said instead."""
     try:
         course = await monitor.get(f"/api/patients/{quote(patient_id, safe='')}", token)

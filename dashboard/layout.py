@@ -130,7 +130,8 @@ def tile(
     """A bed's empty tile: the browser draws everything inside ``tile-{bed}-body`` from the
     feed (assets/vigil-paint.js), the one renderer of a tile. Python gives only what never
     changes while the page is shown: the container (class ``tile``, ``data-bed``) and the
-    link to the bed page, both hooks for outside checks (docs/panel.md). It starts as feed
+    link to the bed page, both hooks for outside checks (docs/panel.md), and the empty places
+    the browser draws into (``-course`` beside the name, ``-body``). It starts as feed
     'down' until the browser's feed says hello."""
     bed_id = str(bed["id"])
     label = str(bed.get("label") or bed_id)
@@ -151,6 +152,9 @@ def tile(
                         className="tile-name",
                         title=f"Open the page of {label}",
                     ),
+                    # The course position and the link to the patient's course: drawn by
+                    # the browser from the session (empty here, as the body is).
+                    html.Div(id=f"tile-{bed_id}-course", className="tile-course"),
                 ],
             ),
             # Filled by the browser only: React never renders children here, so it never

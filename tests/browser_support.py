@@ -176,3 +176,18 @@ def wait_feed_up(page: Any, timeout_ms: int = 10_000) -> None:
 def unique(prefix: str) -> str:
     """Own ids per test: the monitor is shared by the module's tests."""
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def axe_serious(page: Any) -> list[str]:
+    """axe-core's serious and critical violations on the page, each with where and why (the
+    axe-selenium-python package ships axe-core; injected the way its Axe.inject does)."""
+    from axe_selenium_python.axe import _DEFAULT_SCRIPT as AXE_SCRIPT
+
+    page.add_script_tag(path=str(Path(AXE_SCRIPT)))
+    result = page.evaluate("async () => await axe.run(document)")
+    return [
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:4]} "
+        f"{v['nodes'][0]['html'][:160]} {v['nodes'][0].get('failureSummary', '')[:200]}"
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]

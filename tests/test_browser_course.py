@@ -10,6 +10,7 @@ import pytest
 
 from monitor.model import parse_rfc3339
 from tests.browser_support import (  # noqa: F401  (fixtures used by name)
+    axe_serious,
     browser_fixture,
     device_factory_fixture,
     login,
@@ -80,6 +81,22 @@ def test_a_patients_course_page_shows_every_session_and_opens_its_report(
     page.click("#course-link")
     page.wait_for_selector(f"#course-session-{first}")
     assert page.url.endswith(f"/patient/{patient}")
+
+
+def test_the_course_page_has_no_serious_accessibility_violation(
+    sqlite_server: MonitorProcess, panel: Any, page: Any, device_factory: Any
+) -> None:
+    """docs/panel.md: axe-core finds no serious or critical violation on a course page with
+    its table, report buttons and plots drawn."""
+    bed, patient = unique("axe"), unique("MRN")
+    dev = device_factory(bed)
+    for sbp, phq9 in ((128, 2), (141, 1)):
+        _session(sqlite_server, dev, bed, unique("KL"), patient, sbp, phq9)
+    login(page, panel.url)
+    page.goto(f"{panel.url}/patient/{patient}")
+    page.wait_for_selector("#course-table")
+    page.wait_for_function("document.querySelectorAll('#course-page .js-plotly-plot').length === 3")
+    assert axe_serious(page) == []
 
 
 def test_an_unknown_patient_gets_a_clear_message(panel: Any, page: Any) -> None:

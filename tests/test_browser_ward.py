@@ -38,6 +38,8 @@ AXE_JS = Path(axe_selenium_python.__file__).parent / "node_modules" / "axe-core"
 BEDS = 16
 ALARMING = 5  # the chair whose SpO2 falls
 RECOVERY = 2  # the chair in recovery after an IV ketamine infusion
+NASAL = 6  # the chair in baseline before intranasal esketamine
+PATIENT = unique("MRN")  # the recovery chair's patient, in the second infusion of the course
 # What must never reach a nurse's eye: ISO stamps, config keys, raw signal keys with an
 # operator, protocol codes, floats where integers are meant.
 RAW = [
@@ -64,10 +66,28 @@ def ward_fixture(sqlite_server: MonitorProcess) -> Iterator[dict[str, Any]]:
         devices[bed_of(i)] = SyncDevice(
             sqlite_server.ws_url, dev, sqlite_server.add_device(dev, bed_of(i))
         )
+    # The recovery chair's patient had one infusion before: this one is the second of six.
+    earlier = sqlite_server.post(
+        "/api/sessions",
+        {"bed": bed_of(RECOVERY), "patient_label": "AB-12", "patient_id": PATIENT},
+    ).json()
+    for kind in ("infusion_start", "infusion_stop", "end"):
+        r = sqlite_server.post(f"/api/sessions/{earlier['id']}/events", {"type": kind})
+        assert r.status_code == 200, r.text
     recovery = sqlite_server.post(
         "/api/sessions",
-        {"bed": bed_of(RECOVERY), "patient_label": "AB-12", "protocol": "iv-ketamine"},
+        {
+            "bed": bed_of(RECOVERY),
+            "patient_label": "AB-12",
+            "patient_id": PATIENT,
+            "protocol": "iv-ketamine",
+        },
     ).json()
+    sqlite_server.post(
+        "/api/sessions",
+        {"bed": bed_of(NASAL), "patient_label": "GH-90", "patient_id": unique("MRN"),
+         "protocol": "esketamine"},
+    )  # fmt: skip
     baseline = sqlite_server.post(
         "/api/sessions", {"bed": bed_of(3), "patient_label": "CD-34"}
     ).json()
@@ -219,6 +239,38 @@ def test_an_alarming_bed_is_marked_and_can_be_put_first(
     )
     assert first == bed_of(ALARMING)
     assert "first" in page.inner_text("#announce")
+
+
+def test_a_tile_says_where_the_session_stands_in_its_course_and_links_to_it(
+    ward: dict[str, Any], panel: PanelProcess, page: Any
+) -> None:
+    """docs/panel.md, docs/course.md: "Infusion 2 of 6" on the tile of a patient's second
+    infusion ("Session 1 of 8" for esketamine), nothing without a patient; the tile's own
+    "Course" link, the next tab stop after the bed link, opens the patient's course page."""
+    open_ward(page, panel)
+    course_n = f"document.getElementById('tile-{bed_of(RECOVERY)}-course-n')"
+    page.wait_for_function(f"{course_n}?.textContent === 'Infusion 2 of 6'")
+    assert page.inner_text(f"[id='tile-{bed_of(NASAL)}-course-n']") == "Session 1 of 8"
+    for bare in (1, 4):  # no session; a session admitted without a patient ID
+        assert page.inner_text(f"[id='tile-{bed_of(bare)}-course-n']") == ""
+        assert not page.is_visible(f"[id='tile-{bed_of(bare)}-course-link']")
+    assert page.evaluate(
+        """[[{n: 3, planned: 6}, 'iv-ketamine'], [{n: 7, planned: 6}, 'iv-ketamine'],
+            [{n: 3, planned: 8}, 'esketamine'], [null, 'iv-ketamine']]
+             .map(([c, p]) => window.vigil.fmt.courseText(c, p))"""
+    ) == ["Infusion 3 of 6", "Infusion 7 (series of 6)", "Session 3 of 8", ""]
+    link = f"[id='tile-{bed_of(RECOVERY)}-course-link']"
+    assert page.get_attribute(link, "aria-label") == "Course of patient AB-12"
+    assert page.inner_text(link) == "Course"
+    name = f"[id='tile-{bed_of(RECOVERY)}-name']"
+    assert page.get_attribute(name, "href") == f"/bed/{bed_of(RECOVERY)}"
+    page.focus(name)
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == f"tile-{bed_of(RECOVERY)}-course-link"
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#course-table")
+    assert page.url.endswith(f"/patient/{PATIENT}")
+    assert page.locator("#course-table tbody tr").count() == 2
 
 
 def run_axe(page: Any) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@
     limits: {},
     audio_pause_s: 120,
     feed_silence_s: 5,
+    course_noun: {},
   };
   var cache = null;
 
@@ -142,6 +143,18 @@
     return text + ": " + (PRIORITY[a.priority] || a.priority || "");
   }
 
+  // Where a session stands in its patient's course ({n, planned} from the monitor):
+  // "Infusion 3 of 6", "Session 3 of 8" for an intranasal protocol, "Infusion 7 (series of 6)"
+  // past the planned series; "" without course information.
+  function courseText(course, protocol) {
+    if (!course || typeof course.n !== "number") return "";
+    var noun = (constants().course_noun || {})[protocol] || "Infusion";
+    var n = Math.round(course.n);
+    var planned = typeof course.planned === "number" ? Math.round(course.planned) : null;
+    if (!planned) return noun + " " + n;
+    return n <= planned ? noun + " " + n + " of " + planned : noun + " " + n + " (series of " + planned + ")";
+  }
+
   window.VigilFmt = {
     constants: constants,
     parseTs: parseTs,
@@ -152,6 +165,7 @@
     localX: localX,
     value: value,
     alarmText: alarmText,
+    courseText: courseText,
     NAME: NAME,
     UNIT: UNIT,
     BADGE: BADGE,

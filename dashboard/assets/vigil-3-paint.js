@@ -6,7 +6,7 @@
  * here, from window.vigil.state: values, ages, the session clock, the next protocol item,
  * discharge, the alarm banner and the 15-minute mini-trend (a canvas). Ids are a public test
  * hook (docs/panel.md): tile-{bed}-{hr|spo2|rr|bp}[-value|-age], -pr-value, -phase, -status,
- * -due, -trend, -lost; alarm-{id}, ack-{id}, pause-{bed}.
+ * -due, -trend, -lost, -course-n, -course-link; alarm-{id}, ack-{id}, pause-{bed}.
  */
 (function () {
   "use strict";
@@ -159,6 +159,36 @@
     return { text: parts.join(" \u00b7 "), state: state };
   }
 
+  // --- the course: "Infusion 3 of 6" and the way to the patient's course page ---------------
+
+  // In the tile's head, beside the bed's name: its own link, a tab stop of its own after the
+  // link to the bed page (which stays as it is, an outside hook).
+  function paintCourse(bed) {
+    var box = byId("tile-" + bed.id + "-course");
+    if (!box) return;
+    var n = byId("tile-" + bed.id + "-course-n");
+    var link = byId("tile-" + bed.id + "-course-link");
+    if (!n || !link) {
+      box.textContent = "";
+      n = make("span", "tile-course-n", "tile-" + bed.id + "-course-n");
+      link = make("a", "tile-course-link", "tile-" + bed.id + "-course-link", "Course");
+      box.appendChild(n);
+      box.appendChild(link);
+    }
+    var s = bed.session;
+    var pid = s && s.patient_id ? String(s.patient_id) : "";
+    setText(n, s ? F.courseText(s.course, s.protocol) : "");
+    if (link.hidden !== !pid) link.hidden = !pid;
+    if (pid) {
+      setAttr(link, "href", "/patient/" + encodeURIComponent(pid));
+      // The visible word first, so a voice command "Course" finds it (WCAG 2.5.3).
+      setAttr(link, "aria-label", "Course of patient " + (s.patient_label || pid));
+    } else if (link.hasAttribute("href")) {
+      link.removeAttribute("href");
+      link.removeAttribute("aria-label");
+    }
+  }
+
   // --- one vital ---------------------------------------------------------------------------
 
   function paintVital(bed, key, level) {
@@ -238,6 +268,7 @@
     setAttr(tile, "data-attention", V.needsAttention(bed) ? "true" : "false");
     setText(byId("tile-" + bed.id + "-patient"), bed.session ? bed.session.patient_label || "" : "");
     setText(byId("tile-" + bed.id + "-phase"), phaseText(bed));
+    paintCourse(bed);
     var levels = {};
     active.forEach(function (a) {
       if (a.kind !== "physiological") return;
@@ -612,5 +643,6 @@
     announce: announce,
     phaseText: phaseText,
     dueText: dueText,
+    paintCourse: paintCourse,
   };
 })();

@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from axe_selenium_python.axe import _DEFAULT_SCRIPT as AXE_SCRIPT
 
 from monitor.alarms.config import DEFAULT_CONFIG_PATH
 from tests.browser_support import (  # noqa: F401  (fixtures used by name)
     NURSE,
     PanelProcess,
     SyncDevice,
+    axe_serious,
     browser_fixture,
     page_fixture,
     unique,
@@ -112,19 +111,6 @@ def plain_words_problems(page: Any) -> list[str]:
     """Raw config keys, snake_case codes, ISO stamps and "68.0" floats in the visible text."""
     text = page.inner_text("#page")
     return ISO_TIME.findall(text) + RAW_KEY.findall(text)
-
-
-def axe_serious(page: Any) -> list[str]:
-    """axe-core's serious and critical violations on the page (the axe-selenium-python
-    package ships axe-core; Playwright injects it the way that package's Axe.inject does)."""
-    page.add_script_tag(path=str(Path(AXE_SCRIPT)))
-    result = page.evaluate("async () => await axe.run(document)")
-    return [
-        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:4]} "
-        f"{v['nodes'][0]['html'][:160]} {v['nodes'][0].get('failureSummary', '')[:200]}"
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 def _checkpoint_alarms(srv: MonitorProcess, bed: str) -> list[dict[str, Any]]:

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import axe_selenium_python
 import pytest
 import yaml
 
@@ -23,6 +22,7 @@ from tests.browser_support import (  # noqa: F401  (fixtures used by name)
     NURSE,
     PanelProcess,
     SyncDevice,
+    axe_serious,
     browser_fixture,
     login,
     page_fixture,
@@ -34,7 +34,6 @@ from tests.conftest import MonitorProcess
 
 pytestmark = pytest.mark.browser
 
-AXE_JS = Path(axe_selenium_python.__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
 BEDS = 16
 ALARMING = 5  # the chair whose SpO2 falls
 RECOVERY = 2  # the chair in recovery after an IV ketamine infusion
@@ -273,15 +272,6 @@ def test_a_tile_says_where_the_session_stands_in_its_course_and_links_to_it(
     assert page.locator("#course-table tbody tr").count() == 2
 
 
-def run_axe(page: Any) -> list[dict[str, Any]]:
-    page.add_script_tag(content=AXE_JS.read_text())
-    found = page.evaluate(
-        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
-        ".map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(' '))}))"
-    )
-    return [v for v in found if v["impact"] in ("serious", "critical")]
-
-
 def test_axe_finds_nothing_serious_on_the_login_page_and_the_ward(
     ward: dict[str, Any], panel: PanelProcess, page: Any
 ) -> None:
@@ -289,10 +279,10 @@ def test_axe_finds_nothing_serious_on_the_login_page_and_the_ward(
     the ward with an alarm showing."""
     page.goto(panel.url + "/")
     page.wait_for_selector("#login-submit")
-    assert run_axe(page) == []
+    assert axe_serious(page) == []
     open_ward(page, panel)
     page.wait_for_selector(".alarm-row")
-    assert run_axe(page) == []
+    assert axe_serious(page) == []
 
 
 def test_every_ward_control_is_reachable_by_keyboard_and_sound_is_announced(

@@ -107,9 +107,10 @@
   function value(v) {
     return typeof v === "number" && isFinite(v) ? String(Math.round(v)) : "--";
   }
+  // Thresholds as whole numbers: a limit relative to baseline (82 + 30 % = 106.6) reads 107.
   function number(text) {
     var n = Number(text);
-    return isFinite(n) ? String(Math.round(n * 10) / 10) : String(text);
+    return isFinite(n) ? String(Math.round(n)) : String(text);
   }
   function plainNames(text) {
     return String(text)

@@ -63,7 +63,7 @@ def router_for(config: ClinicConfig) -> APIRouter:
         user: CurrentUser,
         body: Annotated[AudioPause | None, Body()] = None,  # type: ignore[valid-type]
     ) -> dict[str, Any]:
-        if bed_id not in {b["id"] for b in await monitor.store.list_beds()}:
+        if not await monitor.store.bed_exists(bed_id):
             raise ApiError(404, ErrorCode.NOT_FOUND, "no such bed")
         seconds = body.seconds if body else None  # type: ignore[attr-defined]
         changed = await monitor.pause_audio(bed_id, seconds)

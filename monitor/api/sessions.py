@@ -78,7 +78,7 @@ async def create_session(
     body: SessionCreate, monitor: MonitorDep, user: CurrentUser
 ) -> dict[str, Any]:
     # The bed first: a body's values are judged only for a bed that exists (404 before 422).
-    if body.bed not in {b["id"] for b in await monitor.store.list_beds()}:
+    if not await monitor.store.bed_exists(body.bed):
         raise ApiError(404, ErrorCode.NOT_FOUND, f"no bed {body.bed!r}")
     baseline = body.baseline.model_dump(exclude_unset=True) if body.baseline else None
     config = monitor.engine.config

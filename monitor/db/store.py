@@ -207,6 +207,11 @@ class Store:
             return None
         return DeviceRow(id=row.id, bed_id=row.bed_id, revoked=row.revoked_at is not None)
 
+    async def bed_exists(self, bed_id: str) -> bool:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(beds.c.id).where(beds.c.id == bed_id))).first()
+        return row is not None
+
     async def list_beds(self) -> list[dict[str, Any]]:
         async with self.engine.connect() as conn:
             bed_rows = (await conn.execute(select(beds).order_by(beds.c.id))).all()

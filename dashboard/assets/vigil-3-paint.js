@@ -39,8 +39,7 @@
     return entry && entry.ts !== null && entry.ts !== undefined ? (V.serverNow() - entry.ts) / 1000 : null;
   }
   function staleAfter(signal) {
-    var s = F.constants().stale_s;
-    return s[signal] === undefined ? 10 : s[signal];
+    return F.constants().stale_s[signal];
   }
 
   // --- the tile's inside, built once per container ------------------------------------------

@@ -484,8 +484,7 @@
 
   var ticks = 0;
   setInterval(function () {
-    var silence = F.constants().feed_silence_s * 1000;
-    if (S.user && S.connected && Date.now() - S.lastMsg > silence) {
+    if (S.user && S.connected && Date.now() - S.lastMsg > F.constants().feed_silence_s * 1000) {
       // Silent feed: treat as lost and force a fresh connection.
       setDown();
       if (S.ws) {

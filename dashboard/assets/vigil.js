@@ -393,7 +393,8 @@
   }
 
   function pauseAudio(bedId) {
-    post("/panel/api/beds/" + encodeURIComponent(bedId) + "/audio-pause", { seconds: 120 })
+    // The pause the button offers: the clinic's audio_pause_s, as its label says.
+    post("/panel/api/beds/" + encodeURIComponent(bedId) + "/audio-pause", { seconds: F.constants().audio_pause_s })
       .then(function (r) {
         return r.json().then(function (body) {
           if (!r.ok) throw new Error(body && body.detail ? body.detail : "HTTP " + r.status);

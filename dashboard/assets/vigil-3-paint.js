@@ -16,8 +16,19 @@
   var S = V.S;
   var VITALS = ["hr", "spo2", "rr", "bp"];
   var TILE_OF = { hr: "hr", pr: "hr", spo2: "spo2", rr: "rr", sbp: "bp", dbp: "bp", map: "bp" };
-  // One colour per parameter, as central stations draw them (the CSS uses the same).
-  var COLOUR = { hr: "#7ee787", spo2: "#56d4f5", rr: "#f5e663", bp: "#f0a8ff" };
+  // One colour per parameter, as central stations draw them: the stylesheet's --hr, --spo2,
+  // --bp (vigil.css), so the mini-trend and the values never disagree.
+  var colours = null;
+  function colour(k) {
+    if (!colours || !colours.hr) {
+      var css = window.getComputedStyle(document.documentElement);
+      colours = {};
+      ["hr", "spo2", "bp"].forEach(function (p) {
+        colours[p] = css.getPropertyValue("--" + p).trim();
+      });
+    }
+    return colours[k];
+  }
 
   function byId(id) {
     return document.getElementById(id);
@@ -381,13 +392,13 @@
     g.setLineDash([3, 4]);
     g.lineWidth = 1;
     [["hr", "top"], ["sbp", "top"], ["spo2", "bottom"]].forEach(function (pair) {
-      var colour = pair[0] === "sbp" ? COLOUR.bp : COLOUR[pair[0]];
+      var lineColour = colour(pair[0] === "sbp" ? "bp" : pair[0]);
       ["low", "high"].forEach(function (dir) {
         var first = firstLimit(bed, pair[0], dir);
         var l = {};
         l[dir] = first;
         if (typeof first !== "number") return;
-        g.strokeStyle = colour;
+        g.strokeStyle = lineColour;
         g.globalAlpha = 0.35;
         g.beginPath();
         var yy = Math.round(y(pair[1], l[dir])) + 0.5;
@@ -399,10 +410,10 @@
     g.setLineDash([]);
     g.globalAlpha = 1;
     var drawn = 0;
-    function line(key, band, colour) {
+    function line(key, band, stroke) {
       var started = false,
         lastT = null;
-      g.strokeStyle = colour;
+      g.strokeStyle = stroke;
       g.lineWidth = 2;
       g.beginPath();
       bed.hist.forEach(function (p) {
@@ -418,10 +429,10 @@
       });
       g.stroke();
     }
-    line("hr", "top", COLOUR.hr);
-    line("spo2", "bottom", COLOUR.spo2);
+    line("hr", "top", colour("hr"));
+    line("spo2", "bottom", colour("spo2"));
     // Cuff pressures as points: systolic a down triangle, diastolic an up triangle.
-    g.fillStyle = COLOUR.bp;
+    g.fillStyle = colour("bp");
     bed.hist.forEach(function (p) {
       if (p.t < from) return;
       [["sbp", 1], ["dbp", -1]].forEach(function (d) {

@@ -337,9 +337,10 @@
   // anaesthesia chart), SpO2 below on its own; the first alarm limits drawn faintly -------
 
   function firstLimit(bed, signal, dir) {
-    var base = ((F.constants().limits || {})[signal] || {})[dir] || {};
+    var C = F.constants();
+    var base = ((C.limits || {})[signal] || {})[dir] || {};
     var ov = (((bed.session && bed.session.limit_overrides) || {})[signal] || {})[dir] || {};
-    var rank = F.constants().rank;
+    var rank = C.rank;
     var best = null,
       bestRank = Infinity;
     ["low", "medium", "high"].forEach(function (p) {
@@ -395,13 +396,11 @@
       var lineColour = colour(pair[0] === "sbp" ? "bp" : pair[0]);
       ["low", "high"].forEach(function (dir) {
         var first = firstLimit(bed, pair[0], dir);
-        var l = {};
-        l[dir] = first;
         if (typeof first !== "number") return;
         g.strokeStyle = lineColour;
         g.globalAlpha = 0.35;
         g.beginPath();
-        var yy = Math.round(y(pair[1], l[dir])) + 0.5;
+        var yy = Math.round(y(pair[1], first)) + 0.5;
         g.moveTo(0, yy);
         g.lineTo(w, yy);
         g.stroke();

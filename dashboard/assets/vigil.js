@@ -197,12 +197,7 @@
     if (st !== null) S.offsetMs = st - Date.now();
     switch (msg.type) {
       case "hello":
-        S.beds = (function (old) {
-          // Keep fetched trends across reconnects; everything else comes fresh.
-          var keep = {};
-          Object.keys(old).forEach(function (k) { keep[k] = old[k]; });
-          return keep;
-        })(S.beds);
+        // Each bed comes fresh (ingestBed keeps its fetched trend); beds gone are dropped.
         var seen = {};
         (msg.beds || []).forEach(function (b) {
           seen[String(b.id)] = true;

@@ -301,7 +301,7 @@
       // The monitor says a pipeline stage is failing: readings may not be stored or judged.
       setText(lost, "MONITOR DEGRADED: " + S.degraded.join(", "));
     }
-    if (withTrend || fresh || bed.histDirty) drawTrend(bed);
+    if (withTrend || fresh) drawTrend(bed);
   }
 
   function paintStatus(bed, top, silent) {
@@ -626,10 +626,13 @@
     });
   }
 
+  // The mini-trends are drawn here (at most once a second each, by the ticker), not on every
+  // reading: a bed with several devices sends several a second, a pixel is ~2 s of trend.
   function repaintAll(withTrend) {
     paintHeader();
     Object.keys(S.beds).forEach(function (id) {
-      paintBed(S.beds[id], withTrend);
+      var bed = S.beds[id];
+      paintBed(bed, withTrend || bed.histDirty);
     });
     // Tiles the feed has not described (before hello, or while down) still show the state.
     Array.prototype.forEach.call(document.querySelectorAll(".tile"), function (t) {

@@ -399,7 +399,6 @@
             handle({ type: "alarm", alarm: a });
           });
           if (!paused.length) showError("Nothing to pause: no unacknowledged alarm on this bed.");
-          repaintAll();
         });
       })
       .catch(function (e) {

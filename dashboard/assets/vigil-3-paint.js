@@ -653,8 +653,5 @@
     repaintAll: repaintAll,
     drawTrend: drawTrend,
     announce: announce,
-    phaseText: phaseText,
-    dueText: dueText,
-    paintCourse: paintCourse,
   };
 })();

@@ -29,9 +29,7 @@
   function byId(id) {
     return document.getElementById(id);
   }
-  function repaintAll(withTrend) {
-    P.repaintAll(withTrend);
-  }
+  var repaintAll = P.repaintAll;
 
   // --- Dash hooks ------------------------------------------------------------------------
 
@@ -345,8 +343,8 @@
     }
   }
 
-  function setContext(auth, pathname) {
-    S.path = pathname || "/";
+  // Dash calls this at each login change and each page change (app.py passes the path too).
+  function setContext(auth) {
     var user = auth && auth.username ? auth.username : null;
     var session = (auth && auth.session) || "";
     if (user !== S.user || session !== S.session) {

@@ -9,30 +9,18 @@
 (function () {
   "use strict";
 
-  var DEFAULTS = {
-    stale_s: { hr: 10, pr: 10, spo2: 10, rr: 10, sbp: 900, dbp: 900, map: 900 },
-    rank: { low: 1, medium: 2, high: 3 },
-    tone_interval_s: { high: { normal: 5, escalated: 3 }, medium: { normal: 10, escalated: 5 } },
-    trace: { hr: 0, spo2: 1, rr: 2, sbp: 3, dbp: 4, map: 5 },
-    max_points: 12000,
-    trend_window_s: 900,
-    limits: {},
-    audio_pause_s: 120,
-    feed_silence_s: 5,
-    course_noun: {},
-  };
+  // Before Dash's first render the page has no #vigil-config yet; nothing that reads a
+  // constant runs then (tiles, alarms and sound start with the feed, after the login page),
+  // so there is no copy of them here to fall back on.
+  var NONE = {};
   var cache = null;
 
   function constants() {
     if (cache) return cache;
     var el = document.getElementById("vigil-config");
     var raw = el && el.getAttribute("data-constants");
-    if (!raw) return DEFAULTS; // not in the page yet: ask again next time
-    try {
-      cache = JSON.parse(raw);
-    } catch (e) {
-      cache = DEFAULTS;
-    }
+    if (!raw) return NONE; // not in the page yet: ask again next time
+    cache = JSON.parse(raw);
     return cache;
   }
 

@@ -14,7 +14,6 @@
   var S = {
     user: null, // who is logged in (a name, not a secret); null: nobody
     session: "", // the tag of this tab's panel session (not a secret), sent with every command
-    path: "/",
     ws: null,
     gen: 0,
     connected: false,

@@ -16,8 +16,19 @@
   var S = V.S;
   var VITALS = ["hr", "spo2", "rr", "bp"];
   var TILE_OF = { hr: "hr", pr: "hr", spo2: "spo2", rr: "rr", sbp: "bp", dbp: "bp", map: "bp" };
-  // One colour per parameter, as central stations draw them (the CSS uses the same).
-  var COLOUR = { hr: "#7ee787", spo2: "#56d4f5", rr: "#f5e663", bp: "#f0a8ff" };
+  // One colour per parameter, as central stations draw them: the stylesheet's --hr, --spo2,
+  // --bp (vigil.css), so the mini-trend and the values never disagree.
+  var colours = null;
+  function colour(k) {
+    if (!colours || !colours.hr) {
+      var css = window.getComputedStyle(document.documentElement);
+      colours = {};
+      ["hr", "spo2", "bp"].forEach(function (p) {
+        colours[p] = css.getPropertyValue("--" + p).trim();
+      });
+    }
+    return colours[k];
+  }
 
   function byId(id) {
     return document.getElementById(id);
@@ -39,8 +50,7 @@
     return entry && entry.ts !== null && entry.ts !== undefined ? (V.serverNow() - entry.ts) / 1000 : null;
   }
   function staleAfter(signal) {
-    var s = F.constants().stale_s;
-    return s[signal] === undefined ? 10 : s[signal];
+    return F.constants().stale_s[signal];
   }
 
   // --- the tile's inside, built once per container ------------------------------------------
@@ -291,7 +301,7 @@
       // The monitor says a pipeline stage is failing: readings may not be stored or judged.
       setText(lost, "MONITOR DEGRADED: " + S.degraded.join(", "));
     }
-    if (withTrend || fresh || bed.histDirty) drawTrend(bed);
+    if (withTrend || fresh) drawTrend(bed);
   }
 
   function paintStatus(bed, top, silent) {
@@ -327,9 +337,10 @@
   // anaesthesia chart), SpO2 below on its own; the first alarm limits drawn faintly -------
 
   function firstLimit(bed, signal, dir) {
-    var base = ((F.constants().limits || {})[signal] || {})[dir] || {};
+    var C = F.constants();
+    var base = ((C.limits || {})[signal] || {})[dir] || {};
     var ov = (((bed.session && bed.session.limit_overrides) || {})[signal] || {})[dir] || {};
-    var rank = F.constants().rank;
+    var rank = C.rank;
     var best = null,
       bestRank = Infinity;
     ["low", "medium", "high"].forEach(function (p) {
@@ -382,16 +393,14 @@
     g.setLineDash([3, 4]);
     g.lineWidth = 1;
     [["hr", "top"], ["sbp", "top"], ["spo2", "bottom"]].forEach(function (pair) {
-      var colour = pair[0] === "sbp" ? COLOUR.bp : COLOUR[pair[0]];
+      var lineColour = colour(pair[0] === "sbp" ? "bp" : pair[0]);
       ["low", "high"].forEach(function (dir) {
         var first = firstLimit(bed, pair[0], dir);
-        var l = {};
-        l[dir] = first;
         if (typeof first !== "number") return;
-        g.strokeStyle = colour;
+        g.strokeStyle = lineColour;
         g.globalAlpha = 0.35;
         g.beginPath();
-        var yy = Math.round(y(pair[1], l[dir])) + 0.5;
+        var yy = Math.round(y(pair[1], first)) + 0.5;
         g.moveTo(0, yy);
         g.lineTo(w, yy);
         g.stroke();
@@ -400,10 +409,10 @@
     g.setLineDash([]);
     g.globalAlpha = 1;
     var drawn = 0;
-    function line(key, band, colour) {
+    function line(key, band, stroke) {
       var started = false,
         lastT = null;
-      g.strokeStyle = colour;
+      g.strokeStyle = stroke;
       g.lineWidth = 2;
       g.beginPath();
       bed.hist.forEach(function (p) {
@@ -419,10 +428,10 @@
       });
       g.stroke();
     }
-    line("hr", "top", COLOUR.hr);
-    line("spo2", "bottom", COLOUR.spo2);
+    line("hr", "top", colour("hr"));
+    line("spo2", "bottom", colour("spo2"));
     // Cuff pressures as points: systolic a down triangle, diastolic an up triangle.
-    g.fillStyle = COLOUR.bp;
+    g.fillStyle = colour("bp");
     bed.hist.forEach(function (p) {
       if (p.t < from) return;
       [["sbp", 1], ["dbp", -1]].forEach(function (d) {
@@ -617,10 +626,13 @@
     });
   }
 
+  // The mini-trends are drawn here (at most once a second each, by the ticker), not on every
+  // reading: a bed with several devices sends several a second, a pixel is ~2 s of trend.
   function repaintAll(withTrend) {
     paintHeader();
     Object.keys(S.beds).forEach(function (id) {
-      paintBed(S.beds[id], withTrend);
+      var bed = S.beds[id];
+      paintBed(bed, withTrend || bed.histDirty);
     });
     // Tiles the feed has not described (before hello, or while down) still show the state.
     Array.prototype.forEach.call(document.querySelectorAll(".tile"), function (t) {
@@ -641,8 +653,5 @@
     repaintAll: repaintAll,
     drawTrend: drawTrend,
     announce: announce,
-    phaseText: phaseText,
-    dueText: dueText,
-    paintCourse: paintCourse,
   };
 })();

@@ -29,9 +29,7 @@
   function byId(id) {
     return document.getElementById(id);
   }
-  function repaintAll(withTrend) {
-    P.repaintAll(withTrend);
-  }
+  var repaintAll = P.repaintAll;
 
   // --- Dash hooks ------------------------------------------------------------------------
 
@@ -197,12 +195,7 @@
     if (st !== null) S.offsetMs = st - Date.now();
     switch (msg.type) {
       case "hello":
-        S.beds = (function (old) {
-          // Keep fetched trends across reconnects; everything else comes fresh.
-          var keep = {};
-          Object.keys(old).forEach(function (k) { keep[k] = old[k]; });
-          return keep;
-        })(S.beds);
+        // Each bed comes fresh (ingestBed keeps its fetched trend); beds gone are dropped.
         var seen = {};
         (msg.beds || []).forEach(function (b) {
           seen[String(b.id)] = true;
@@ -350,8 +343,8 @@
     }
   }
 
-  function setContext(auth, pathname) {
-    S.path = pathname || "/";
+  // Dash calls this at each login change and each page change (app.py passes the path too).
+  function setContext(auth) {
     var user = auth && auth.username ? auth.username : null;
     var session = (auth && auth.session) || "";
     if (user !== S.user || session !== S.session) {
@@ -393,7 +386,8 @@
   }
 
   function pauseAudio(bedId) {
-    post("/panel/api/beds/" + encodeURIComponent(bedId) + "/audio-pause", { seconds: 120 })
+    // The pause the button offers: the clinic's audio_pause_s, as its label says.
+    post("/panel/api/beds/" + encodeURIComponent(bedId) + "/audio-pause", { seconds: F.constants().audio_pause_s })
       .then(function (r) {
         return r.json().then(function (body) {
           if (!r.ok) throw new Error(body && body.detail ? body.detail : "HTTP " + r.status);
@@ -403,7 +397,6 @@
             handle({ type: "alarm", alarm: a });
           });
           if (!paused.length) showError("Nothing to pause: no unacknowledged alarm on this bed.");
-          repaintAll();
         });
       })
       .catch(function (e) {
@@ -484,8 +477,7 @@
 
   var ticks = 0;
   setInterval(function () {
-    var silence = F.constants().feed_silence_s * 1000;
-    if (S.user && S.connected && Date.now() - S.lastMsg > silence) {
+    if (S.user && S.connected && Date.now() - S.lastMsg > F.constants().feed_silence_s * 1000) {
       // Silent feed: treat as lost and force a fresh connection.
       setDown();
       if (S.ws) {

@@ -115,6 +115,30 @@ def alarm_from_row(row: Row[Any]) -> Alarm:
     )
 
 
+async def _audit_in(
+    conn: AsyncConnection,
+    action: str,
+    *,
+    at: float,
+    actor: str | None,
+    target: str | None = None,
+    session_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """One audit entry inside the caller's transaction, so it stands or falls with the
+    change it records."""
+    await conn.execute(
+        audit_log.insert().values(
+            at=at,
+            actor=actor,
+            action=action,
+            target=target,
+            session_id=session_id,
+            detail=detail,
+        )
+    )
+
+
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -669,19 +693,18 @@ class Store:
             except IntegrityError:
                 raise Conflict(f"bed {bed_id} already has an open session") from None
             sid = int(res.inserted_primary_key[0])  # type: ignore[index]
-            await conn.execute(
-                audit_log.insert().values(
-                    at=now,
-                    actor=by,
-                    action="session_open",
-                    target=bed_id,
-                    session_id=sid,
-                    detail={
-                        "patient_label": patient_label,
-                        "patient_id": patient_id,
-                        "protocol": protocol,
-                    },
-                )
+            await _audit_in(
+                conn,
+                "session_open",
+                at=now,
+                actor=by,
+                target=bed_id,
+                session_id=sid,
+                detail={
+                    "patient_label": patient_label,
+                    "patient_id": patient_id,
+                    "protocol": protocol,
+                },
             )
         return sid
 
@@ -747,14 +770,13 @@ class Store:
                 update(sessions).where(sessions.c.patient_id == source).values(patient_id=target)
             )
             moved = int(res.rowcount or 0)
-            await conn.execute(
-                audit_log.insert().values(
-                    at=now,
-                    actor=by,
-                    action="patient_merge",
-                    target=target,
-                    detail={"from": source, "into": target, "sessions": moved},
-                )
+            await _audit_in(
+                conn,
+                "patient_merge",
+                at=now,
+                actor=by,
+                target=target,
+                detail={"from": source, "into": target, "sessions": moved},
             )
         return moved
 
@@ -771,15 +793,14 @@ class Store:
             )
             if not res.rowcount:
                 return False
-            await conn.execute(
-                audit_log.insert().values(
-                    at=now,
-                    actor=by,
-                    action="session_patient",
-                    target=str(session_id),
-                    session_id=session_id,
-                    detail={"from": old, "into": patient_id},
-                )
+            await _audit_in(
+                conn,
+                "session_patient",
+                at=now,
+                actor=by,
+                target=str(session_id),
+                session_id=session_id,
+                detail={"from": old, "into": patient_id},
             )
         return True
 
@@ -816,15 +837,14 @@ class Store:
                 )
             except IntegrityError:
                 raise Conflict("the REMS record is already signed") from None
-            await conn.execute(
-                audit_log.insert().values(
-                    at=now,
-                    actor=by,
-                    action="rems_sign_incomplete" if incomplete_reason else "rems_sign",
-                    target=str(session_id),
-                    session_id=session_id,
-                    detail={"reason": incomplete_reason, "missing": list(missing)},
-                )
+            await _audit_in(
+                conn,
+                "rems_sign_incomplete" if incomplete_reason else "rems_sign",
+                at=now,
+                actor=by,
+                target=str(session_id),
+                session_id=session_id,
+                detail={"reason": incomplete_reason, "missing": list(missing)},
             )
 
     async def file_rems(self, session_id: int, *, now: float, by: str | None) -> bool:
@@ -841,15 +861,13 @@ class Store:
             )
             if not res.rowcount:
                 return False
-            await conn.execute(
-                audit_log.insert().values(
-                    at=now,
-                    actor=by,
-                    action="rems_filed",
-                    target=str(session_id),
-                    session_id=session_id,
-                    detail=None,
-                )
+            await _audit_in(
+                conn,
+                "rems_filed",
+                at=now,
+                actor=by,
+                target=str(session_id),
+                session_id=session_id,
             )
         return True
 
@@ -912,26 +930,24 @@ class Store:
                 )
             )
             await conn.execute(update(sessions).where(sessions.c.id == session_id).values(**values))
-            await conn.execute(
-                audit_log.insert().values(
-                    at=now,
-                    actor=by,
-                    action=f"session_{event_type}",
-                    target=str(session_id),
-                    session_id=session_id,
-                    detail=data,
-                )
+            await _audit_in(
+                conn,
+                f"session_{event_type}",
+                at=now,
+                actor=by,
+                target=str(session_id),
+                session_id=session_id,
+                detail=data,
             )
             for action, detail in audit:
-                await conn.execute(
-                    audit_log.insert().values(
-                        at=now,
-                        actor=by,
-                        action=action,
-                        target=str(session_id),
-                        session_id=session_id,
-                        detail=detail,
-                    )
+                await _audit_in(
+                    conn,
+                    action,
+                    at=now,
+                    actor=by,
+                    target=str(session_id),
+                    session_id=session_id,
+                    detail=detail,
                 )
 
     async def set_limit_overrides(
@@ -949,15 +965,14 @@ class Store:
                 .where(sessions.c.id == session_id)
                 .values(limit_overrides=overrides)
             )
-            await conn.execute(
-                audit_log.insert().values(
-                    at=now,
-                    actor=by,
-                    action="limits_change",
-                    target=str(session_id),
-                    session_id=session_id,
-                    detail={"overrides": overrides, "reason": reason},
-                )
+            await _audit_in(
+                conn,
+                "limits_change",
+                at=now,
+                actor=by,
+                target=str(session_id),
+                session_id=session_id,
+                detail={"overrides": overrides, "reason": reason},
             )
 
     # --- alarms -------------------------------------------------------------------------
@@ -1043,15 +1058,14 @@ class Store:
         now: float | None = None,
     ) -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(
-                audit_log.insert().values(
-                    at=time.time() if now is None else now,
-                    actor=actor,
-                    action=action,
-                    target=target,
-                    session_id=session_id,
-                    detail=detail,
-                )
+            await _audit_in(
+                conn,
+                action,
+                at=time.time() if now is None else now,
+                actor=actor,
+                target=target,
+                session_id=session_id,
+                detail=detail,
             )
 
     async def audit_entries(

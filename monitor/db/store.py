@@ -18,6 +18,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.elements import ColumnElement
 
 from monitor import session as session_model
 from monitor.db import migrate
@@ -493,13 +494,10 @@ class Store:
             conds.append(readings.c.source == source)
         async with self.engine.connect() as conn:
             if session_id is not None:
-                span = await self._membership_span(conn, session_id)
-                if span is None:
+                held = await self._session_readings(conn, session_id)
+                if held is None:
                     return []
-                # Served by ix_readings_bed_ts: one bed, one range of device time.
-                conds += [readings.c.bed_id == span.bed_id, readings.c.ts >= span.start]
-                if span.end is not None:
-                    conds.append(readings.c.ts < span.end)
+                conds += held
             stmt = (
                 select(readings)
                 .where(and_(true(), *conds))
@@ -512,12 +510,9 @@ class Store:
         """The session's highest sbp, dbp and hr and its lowest spo2 (docs/course.md), over
         the readings that belong to it (the same span as ``readings(session_id=...)``)."""
         async with self.engine.connect() as conn:
-            span = await self._membership_span(conn, session_id)
-            if span is None:
+            conds = await self._session_readings(conn, session_id)
+            if conds is None:
                 return {}
-            conds = [readings.c.bed_id == span.bed_id, readings.c.ts >= span.start]
-            if span.end is not None:
-                conds.append(readings.c.ts < span.end)
             stmt = select(
                 func.max(readings.c.sbp),
                 func.max(readings.c.dbp),
@@ -541,6 +536,20 @@ class Store:
         )
         async with self.engine.connect() as conn:
             return [reading_from_row(r) for r in (await conn.execute(stmt)).all()]
+
+    async def _session_readings(
+        self, conn: AsyncConnection, session_id: int
+    ) -> list[ColumnElement[bool]] | None:
+        """The conditions that select a session's readings (the one rule, see ``readings``);
+        None for an unknown session."""
+        span = await self._membership_span(conn, session_id)
+        if span is None:
+            return None
+        # Served by ix_readings_bed_ts: one bed, one range of device time.
+        conds = [readings.c.bed_id == span.bed_id, readings.c.ts >= span.start]
+        if span.end is not None:
+            conds.append(readings.c.ts < span.end)
+        return conds
 
     async def _membership_span(
         self, conn: AsyncConnection, session_id: int

@@ -140,6 +140,12 @@ async def _audit_in(
     )
 
 
+async def _revoke_tokens_of(conn: AsyncConnection, user_id: int) -> int:
+    """Delete every access token of the user (so every instance refuses them); how many."""
+    res = await conn.execute(access_tokens.delete().where(access_tokens.c.user_id == user_id))
+    return int(res.rowcount or 0)
+
+
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -291,34 +297,25 @@ class Store:
         """New password and role for an existing user, enabled again, every token of theirs
         revoked (in one transaction); None when there is no such user, else tokens revoked."""
         async with self.engine.begin() as conn:
-            row = (await conn.execute(select(users.c.id).where(users.c.name == name))).first()
-            if row is None:
+            user_id = await conn.scalar(select(users.c.id).where(users.c.name == name))
+            if user_id is None:
                 return None
             await conn.execute(
                 update(users)
-                .where(users.c.id == row.id)
+                .where(users.c.id == user_id)
                 .values(role=role, password_hash=password_hash, disabled=False)
             )
-            res = await conn.execute(
-                access_tokens.delete().where(access_tokens.c.user_id == row.id)
-            )
-        return int(res.rowcount or 0)
+            return await _revoke_tokens_of(conn, user_id)
 
     async def set_user_disabled(self, name: str, disabled: bool) -> int | None:
         """Disable (revoking every token) or enable a user; None when there is no such user,
         else the number of tokens revoked."""
         async with self.engine.begin() as conn:
-            row = (await conn.execute(select(users.c.id).where(users.c.name == name))).first()
-            if row is None:
+            user_id = await conn.scalar(select(users.c.id).where(users.c.name == name))
+            if user_id is None:
                 return None
-            await conn.execute(update(users).where(users.c.id == row.id).values(disabled=disabled))
-            revoked = 0
-            if disabled:
-                res = await conn.execute(
-                    access_tokens.delete().where(access_tokens.c.user_id == row.id)
-                )
-                revoked = int(res.rowcount or 0)
-        return revoked
+            await conn.execute(update(users).where(users.c.id == user_id).values(disabled=disabled))
+            return await _revoke_tokens_of(conn, user_id) if disabled else 0
 
     async def revoke_access_token(self, token: str) -> bool:
         """Logout: the token is gone from storage, so every instance refuses it from now on."""

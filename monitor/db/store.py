@@ -572,11 +572,14 @@ class Store:
         ).scalar_one()
         return session_model.membership_span(row.bed_id, row.opened_at, row.ended_at, next_opened)
 
-    async def latest_values(self, bed_id: str) -> dict[str, Reading]:
-        """The newest stored reading (by device time) carrying each signal, for one bed."""
+    async def latest_values(
+        self, bed_id: str, signals: Sequence[str] = SIGNAL_COLUMNS
+    ) -> dict[str, Reading]:
+        """The newest stored reading (by device time) carrying each of ``signals`` (one query
+        each), for one bed."""
         out: dict[str, Reading] = {}
         async with self.engine.connect() as conn:
-            for sig in SIGNAL_COLUMNS:
+            for sig in signals:
                 col = readings.c[sig]
                 row = (
                     await conn.execute(

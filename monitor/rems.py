@@ -82,11 +82,8 @@ class SignOff:
 def _bp(r: Reading | pm.Satisfier | None) -> dict[str, Any] | None:
     if r is None:
         return None
-    if isinstance(r, Reading):
-        values, at = r.values, r.ts
-    else:
-        values, at = r.values, r.at
-    return {"sbp": values.get("sbp"), "dbp": values.get("dbp"), "at": to_rfc3339(at)}
+    at = r.ts if isinstance(r, Reading) else r.at
+    return {"sbp": r.values.get("sbp"), "dbp": r.values.get("dbp"), "at": to_rfc3339(at)}
 
 
 def _checkpoint_bp(
@@ -165,10 +162,11 @@ def record(
         key=lambda r: (r.ts, r.device_id, r.seq),
     )
     predose = [r for r in cuffs if started is not None and r.ts <= started.at]
+    last_pre = predose[-1] if predose else None
     bp_40 = _checkpoint_bp(status, rems.bp_40_checkpoint if rems else None)
     bp_end = _checkpoint_bp(status, rems.bp_discharge_checkpoint if rems else None)
     bp = {
-        "predose": _bp(predose[-1] if predose else None),
+        "predose": _bp(last_pre),
         "at_40_min": _bp(bp_40),
         "predischarge": _bp(bp_end),
     }
@@ -198,7 +196,6 @@ def record(
             missing.append(Missing(key))
 
     gate = protocol.predose_bp if protocol is not None else None
-    last_pre = predose[-1] if predose else None
     end = _first(events, "end")
     vitals = {
         "predose": (

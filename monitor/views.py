@@ -131,7 +131,7 @@ class Views:
                 row["bed_id"], row["opened_at"], row["ended_at"], None
             )
             have = {(r.device_id, r.seq) for r in readings}
-            latest = await self.store.latest_values(row["bed_id"])
+            latest = await self.store.latest_values(row["bed_id"], _DISCHARGE_SIGNALS)
             for sig in _DISCHARGE_SIGNALS:
                 r = latest.get(sig)
                 if r is not None and span.holds(r.ts) and (r.device_id, r.seq) not in have:

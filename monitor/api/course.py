@@ -18,10 +18,12 @@ from monitor.api.errors import ApiError, ErrorCode
 from monitor.api.openapi import links
 from monitor.db.store import Conflict
 from monitor.model import to_rfc3339
+from monitor.protocol_model import ProtocolStatus
 from monitor.protocols import DEFAULT_SERIES
 from monitor.report.fhir_course import course_bundle
 from monitor.report.rems_html import rems_html
 from monitor.service import Monitor
+from monitor.views import ProtocolInputs
 
 router = APIRouter(
     tags=["course"], route_class=StrictRoute, responses=errors.responses(*errors.COMMON)
@@ -34,11 +36,14 @@ async def session_material(monitor: Monitor, row: dict[str, Any]) -> course_mode
     """One session's part of the course, from the store and the protocol model."""
     views = monitor.views
     events = await monitor.store.session_events(row["id"])
-    protocol = views.protocol_of(row)
-    status = views.protocol_status(await views.protocol_inputs(row, events), monitor.clock())
+    inputs = await views.protocol_inputs(row, events)
+    protocol = inputs.protocol
+    now = monitor.clock()
+    status = views.protocol_status(inputs, now)
     extra: dict[str, Any] = {}
     if protocol is not None and protocol.rems is not None:
-        rec = await rems_record(monitor, row)
+        # The events and readings just loaded, not a second load of the same session.
+        rec = await _rems_from(monitor, row, inputs, status, now)
         extra["rems"] = {k: rec[k] for k in ("complete", "missing", "signed", "filed", "days_left")}
     return course_model.SessionMaterial(
         row=row,
@@ -90,20 +95,21 @@ async def _row(monitor: Monitor, session_id: int) -> dict[str, Any]:
 async def rems_record(monitor: Monitor, row: dict[str, Any]) -> dict[str, Any]:
     """The session's REMS record from the store, built by monitor.rems (pure)."""
     views = monitor.views
-    events = await monitor.store.session_events(row["id"])
-    inputs = await views.protocol_inputs(row, events)
+    inputs = await views.protocol_inputs(row, await monitor.store.session_events(row["id"]))
     now = monitor.clock()
+    return await _rems_from(monitor, row, inputs, views.protocol_status(inputs, now), now)
+
+
+async def _rems_from(
+    monitor: Monitor,
+    row: dict[str, Any],
+    inputs: ProtocolInputs,
+    status: ProtocolStatus | None,
+    now: float,
+) -> dict[str, Any]:
     off = await monitor.store.rems_sign_off(row["id"]) or {}
     sign_off = rems.SignOff(**{k: v for k, v in off.items() if k != "session_id"})
-    return rems.record(
-        inputs.protocol,
-        row,
-        inputs.events,
-        inputs.readings,
-        views.protocol_status(inputs, now),
-        sign_off,
-        now,
-    )
+    return rems.record(inputs.protocol, row, inputs.events, inputs.readings, status, sign_off, now)
 
 
 @router.get("/api/sessions/{session_id}/rems", tags=["rems"], responses=errors.responses(404))

@@ -18,6 +18,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.elements import ColumnElement
 
 from monitor import session as session_model
 from monitor.db import migrate
@@ -113,6 +114,36 @@ def alarm_from_row(row: Row[Any]) -> Alarm:
         audio_paused_until=m["audio_paused_until"],
         detail=dict(m["detail"] or {}),
     )
+
+
+async def _audit_in(
+    conn: AsyncConnection,
+    action: str,
+    *,
+    at: float,
+    actor: str | None,
+    target: str | None = None,
+    session_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """One audit entry inside the caller's transaction, so it stands or falls with the
+    change it records."""
+    await conn.execute(
+        audit_log.insert().values(
+            at=at,
+            actor=actor,
+            action=action,
+            target=target,
+            session_id=session_id,
+            detail=detail,
+        )
+    )
+
+
+async def _revoke_tokens_of(conn: AsyncConnection, user_id: int) -> int:
+    """Delete every access token of the user (so every instance refuses them); how many."""
+    res = await conn.execute(access_tokens.delete().where(access_tokens.c.user_id == user_id))
+    return int(res.rowcount or 0)
 
 
 class Store:
@@ -271,34 +302,25 @@ class Store:
         """New password and role for an existing user, enabled again, every token of theirs
         revoked (in one transaction); None when there is no such user, else tokens revoked."""
         async with self.engine.begin() as conn:
-            row = (await conn.execute(select(users.c.id).where(users.c.name == name))).first()
-            if row is None:
+            user_id = await conn.scalar(select(users.c.id).where(users.c.name == name))
+            if user_id is None:
                 return None
             await conn.execute(
                 update(users)
-                .where(users.c.id == row.id)
+                .where(users.c.id == user_id)
                 .values(role=role, password_hash=password_hash, disabled=False)
             )
-            res = await conn.execute(
-                access_tokens.delete().where(access_tokens.c.user_id == row.id)
-            )
-        return int(res.rowcount or 0)
+            return await _revoke_tokens_of(conn, user_id)
 
     async def set_user_disabled(self, name: str, disabled: bool) -> int | None:
         """Disable (revoking every token) or enable a user; None when there is no such user,
         else the number of tokens revoked."""
         async with self.engine.begin() as conn:
-            row = (await conn.execute(select(users.c.id).where(users.c.name == name))).first()
-            if row is None:
+            user_id = await conn.scalar(select(users.c.id).where(users.c.name == name))
+            if user_id is None:
                 return None
-            await conn.execute(update(users).where(users.c.id == row.id).values(disabled=disabled))
-            revoked = 0
-            if disabled:
-                res = await conn.execute(
-                    access_tokens.delete().where(access_tokens.c.user_id == row.id)
-                )
-                revoked = int(res.rowcount or 0)
-        return revoked
+            await conn.execute(update(users).where(users.c.id == user_id).values(disabled=disabled))
+            return await _revoke_tokens_of(conn, user_id) if disabled else 0
 
     async def revoke_access_token(self, token: str) -> bool:
         """Logout: the token is gone from storage, so every instance refuses it from now on."""
@@ -474,13 +496,10 @@ class Store:
             conds.append(readings.c.source == source)
         async with self.engine.connect() as conn:
             if session_id is not None:
-                span = await self._membership_span(conn, session_id)
-                if span is None:
+                held = await self._session_readings(conn, session_id)
+                if held is None:
                     return []
-                # Served by ix_readings_bed_ts: one bed, one range of device time.
-                conds += [readings.c.bed_id == span.bed_id, readings.c.ts >= span.start]
-                if span.end is not None:
-                    conds.append(readings.c.ts < span.end)
+                conds += held
             stmt = (
                 select(readings)
                 .where(and_(true(), *conds))
@@ -493,12 +512,9 @@ class Store:
         """The session's highest sbp, dbp and hr and its lowest spo2 (docs/course.md), over
         the readings that belong to it (the same span as ``readings(session_id=...)``)."""
         async with self.engine.connect() as conn:
-            span = await self._membership_span(conn, session_id)
-            if span is None:
+            conds = await self._session_readings(conn, session_id)
+            if conds is None:
                 return {}
-            conds = [readings.c.bed_id == span.bed_id, readings.c.ts >= span.start]
-            if span.end is not None:
-                conds.append(readings.c.ts < span.end)
             stmt = select(
                 func.max(readings.c.sbp),
                 func.max(readings.c.dbp),
@@ -522,6 +538,20 @@ class Store:
         )
         async with self.engine.connect() as conn:
             return [reading_from_row(r) for r in (await conn.execute(stmt)).all()]
+
+    async def _session_readings(
+        self, conn: AsyncConnection, session_id: int
+    ) -> list[ColumnElement[bool]] | None:
+        """The conditions that select a session's readings (the one rule, see ``readings``);
+        None for an unknown session."""
+        span = await self._membership_span(conn, session_id)
+        if span is None:
+            return None
+        # Served by ix_readings_bed_ts: one bed, one range of device time.
+        conds = [readings.c.bed_id == span.bed_id, readings.c.ts >= span.start]
+        if span.end is not None:
+            conds.append(readings.c.ts < span.end)
+        return conds
 
     async def _membership_span(
         self, conn: AsyncConnection, session_id: int
@@ -547,11 +577,14 @@ class Store:
         ).scalar_one()
         return session_model.membership_span(row.bed_id, row.opened_at, row.ended_at, next_opened)
 
-    async def latest_values(self, bed_id: str) -> dict[str, Reading]:
-        """The newest stored reading (by device time) carrying each signal, for one bed."""
+    async def latest_values(
+        self, bed_id: str, signals: Sequence[str] = SIGNAL_COLUMNS
+    ) -> dict[str, Reading]:
+        """The newest stored reading (by device time) carrying each of ``signals`` (one query
+        each), for one bed."""
         out: dict[str, Reading] = {}
         async with self.engine.connect() as conn:
-            for sig in SIGNAL_COLUMNS:
+            for sig in signals:
                 col = readings.c[sig]
                 row = (
                     await conn.execute(
@@ -674,19 +707,18 @@ class Store:
             except IntegrityError:
                 raise Conflict(f"bed {bed_id} already has an open session") from None
             sid = int(res.inserted_primary_key[0])  # type: ignore[index]
-            await conn.execute(
-                audit_log.insert().values(
-                    at=now,
-                    actor=by,
-                    action="session_open",
-                    target=bed_id,
-                    session_id=sid,
-                    detail={
-                        "patient_label": patient_label,
-                        "patient_id": patient_id,
-                        "protocol": protocol,
-                    },
-                )
+            await _audit_in(
+                conn,
+                "session_open",
+                at=now,
+                actor=by,
+                target=bed_id,
+                session_id=sid,
+                detail={
+                    "patient_label": patient_label,
+                    "patient_id": patient_id,
+                    "protocol": protocol,
+                },
             )
         return sid
 
@@ -752,14 +784,13 @@ class Store:
                 update(sessions).where(sessions.c.patient_id == source).values(patient_id=target)
             )
             moved = int(res.rowcount or 0)
-            await conn.execute(
-                audit_log.insert().values(
-                    at=now,
-                    actor=by,
-                    action="patient_merge",
-                    target=target,
-                    detail={"from": source, "into": target, "sessions": moved},
-                )
+            await _audit_in(
+                conn,
+                "patient_merge",
+                at=now,
+                actor=by,
+                target=target,
+                detail={"from": source, "into": target, "sessions": moved},
             )
         return moved
 
@@ -776,15 +807,14 @@ class Store:
             )
             if not res.rowcount:
                 return False
-            await conn.execute(
-                audit_log.insert().values(
-                    at=now,
-                    actor=by,
-                    action="session_patient",
-                    target=str(session_id),
-                    session_id=session_id,
-                    detail={"from": old, "into": patient_id},
-                )
+            await _audit_in(
+                conn,
+                "session_patient",
+                at=now,
+                actor=by,
+                target=str(session_id),
+                session_id=session_id,
+                detail={"from": old, "into": patient_id},
             )
         return True
 
@@ -821,15 +851,14 @@ class Store:
                 )
             except IntegrityError:
                 raise Conflict("the REMS record is already signed") from None
-            await conn.execute(
-                audit_log.insert().values(
-                    at=now,
-                    actor=by,
-                    action="rems_sign_incomplete" if incomplete_reason else "rems_sign",
-                    target=str(session_id),
-                    session_id=session_id,
-                    detail={"reason": incomplete_reason, "missing": list(missing)},
-                )
+            await _audit_in(
+                conn,
+                "rems_sign_incomplete" if incomplete_reason else "rems_sign",
+                at=now,
+                actor=by,
+                target=str(session_id),
+                session_id=session_id,
+                detail={"reason": incomplete_reason, "missing": list(missing)},
             )
 
     async def file_rems(self, session_id: int, *, now: float, by: str | None) -> bool:
@@ -846,15 +875,13 @@ class Store:
             )
             if not res.rowcount:
                 return False
-            await conn.execute(
-                audit_log.insert().values(
-                    at=now,
-                    actor=by,
-                    action="rems_filed",
-                    target=str(session_id),
-                    session_id=session_id,
-                    detail=None,
-                )
+            await _audit_in(
+                conn,
+                "rems_filed",
+                at=now,
+                actor=by,
+                target=str(session_id),
+                session_id=session_id,
             )
         return True
 
@@ -917,26 +944,24 @@ class Store:
                 )
             )
             await conn.execute(update(sessions).where(sessions.c.id == session_id).values(**values))
-            await conn.execute(
-                audit_log.insert().values(
-                    at=now,
-                    actor=by,
-                    action=f"session_{event_type}",
-                    target=str(session_id),
-                    session_id=session_id,
-                    detail=data,
-                )
+            await _audit_in(
+                conn,
+                f"session_{event_type}",
+                at=now,
+                actor=by,
+                target=str(session_id),
+                session_id=session_id,
+                detail=data,
             )
             for action, detail in audit:
-                await conn.execute(
-                    audit_log.insert().values(
-                        at=now,
-                        actor=by,
-                        action=action,
-                        target=str(session_id),
-                        session_id=session_id,
-                        detail=detail,
-                    )
+                await _audit_in(
+                    conn,
+                    action,
+                    at=now,
+                    actor=by,
+                    target=str(session_id),
+                    session_id=session_id,
+                    detail=detail,
                 )
 
     async def set_limit_overrides(
@@ -954,15 +979,14 @@ class Store:
                 .where(sessions.c.id == session_id)
                 .values(limit_overrides=overrides)
             )
-            await conn.execute(
-                audit_log.insert().values(
-                    at=now,
-                    actor=by,
-                    action="limits_change",
-                    target=str(session_id),
-                    session_id=session_id,
-                    detail={"overrides": overrides, "reason": reason},
-                )
+            await _audit_in(
+                conn,
+                "limits_change",
+                at=now,
+                actor=by,
+                target=str(session_id),
+                session_id=session_id,
+                detail={"overrides": overrides, "reason": reason},
             )
 
     # --- alarms -------------------------------------------------------------------------
@@ -1048,15 +1072,14 @@ class Store:
         now: float | None = None,
     ) -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(
-                audit_log.insert().values(
-                    at=time.time() if now is None else now,
-                    actor=actor,
-                    action=action,
-                    target=target,
-                    session_id=session_id,
-                    detail=detail,
-                )
+            await _audit_in(
+                conn,
+                action,
+                at=time.time() if now is None else now,
+                actor=actor,
+                target=target,
+                session_id=session_id,
+                detail=detail,
             )
 
     async def audit_entries(

@@ -17,22 +17,19 @@ Mapping (docs/integration.md, "FHIR export"):
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from monitor.model import Reading, to_rfc3339
 from monitor.report.common import ReportReading, epoch, normalise_readings
+from monitor.report.fhir_common import LOINC, UCUM, category
+from monitor.report.fhir_common import stable_uuid as _uuid
 from monitor.report.fhir_protocol import protocol_entries
 
-LOINC: Final = "http://loinc.org"
-UCUM: Final = "http://unitsofmeasure.org"
-CATEGORY_SYSTEM: Final = "http://terminology.hl7.org/CodeSystem/observation-category"
 ACT_CODE_SYSTEM: Final = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 VITALS_PROFILE: Final = "http://hl7.org/fhir/StructureDefinition/vitalsigns"
 READING_ID_SYSTEM: Final = "urn:vigil:reading"
 SESSION_ID_SYSTEM: Final = "urn:vigil:session"
-_NAMESPACE: Final = uuid.UUID("6f1d7f8e-3a6b-5c2e-9d41-5a0c1b7e2f10")
 
 
 # signal -> (LOINC code, display, UCUM code, unit text, specific R4 vital-signs profile)
@@ -46,10 +43,6 @@ SIGNAL_CODES: Final[Mapping[str, tuple[str, str, str, str, str | None]]] = {
     "map": ("8478-0", "Mean blood pressure", "mm[Hg]", "mmHg", None),
 }
 BP_PANEL: Final = ("85354-9", "Blood pressure panel with all children optional")
-
-
-def _uuid(*parts: object) -> str:
-    return str(uuid.uuid5(_NAMESPACE, "\x1f".join(str(p) for p in parts)))
 
 
 def _concept(code: str, display: str) -> dict[str, Any]:
@@ -81,14 +74,7 @@ def _observation(
             {"system": READING_ID_SYSTEM, "value": f"{reading.device_id}/{reading.seq}/{label}"}
         ],
         "status": "final",
-        "category": [
-            {
-                "coding": [
-                    {"system": CATEGORY_SYSTEM, "code": "vital-signs", "display": "Vital Signs"}
-                ],
-                "text": "Vital Signs",
-            }
-        ],
+        "category": category("vital-signs", "Vital Signs"),
         "subject": subject,
         "encounter": encounter,
         "effectiveDateTime": to_rfc3339(reading.ts),

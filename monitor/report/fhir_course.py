@@ -20,13 +20,9 @@ from typing import Any, Final
 
 from monitor.model import to_rfc3339
 from monitor.report.common import epoch
-from monitor.report.fhir_bundle import (
-    ACT_CODE_SYSTEM,
-    CATEGORY_SYSTEM,
-    LOINC,
-    SESSION_ID_SYSTEM,
-    _uuid,
-)
+from monitor.report.fhir_bundle import ACT_CODE_SYSTEM, SESSION_ID_SYSTEM
+from monitor.report.fhir_common import LOINC, category
+from monitor.report.fhir_common import stable_uuid as _uuid
 from monitor.scores import SCALES, Scale, total
 
 PATIENT_ID_SYSTEM: Final = "urn:vigil:patient"
@@ -88,14 +84,7 @@ def score_observations(
                     {"system": EVENT_ID_SYSTEM, "value": f"{event.get('id')}/{scale.value}"}
                 ],
                 "status": "final",
-                "category": [
-                    {
-                        "coding": [
-                            {"system": CATEGORY_SYSTEM, "code": "survey", "display": "Survey"}
-                        ],
-                        "text": "Survey",
-                    }
-                ],
+                "category": category("survey", "Survey"),
                 "code": {
                     "coding": [
                         {"system": LOINC, "code": spec.loinc_total, "display": spec.display}

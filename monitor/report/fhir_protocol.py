@@ -15,20 +15,18 @@ Mapping (docs/integration.md, "FHIR export"):
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from typing import Any, Final
 
 from monitor.model import to_rfc3339
 from monitor.report.common import epoch
+from monitor.report.fhir_common import UCUM, category
+from monitor.report.fhir_common import stable_uuid as _uuid
 
-UCUM: Final = "http://unitsofmeasure.org"
 SNOMED: Final = "http://snomed.info/sct"
-CATEGORY_SYSTEM: Final = "http://terminology.hl7.org/CodeSystem/observation-category"
 # Vigil's own code system, for the scales LOINC has no code for (docs/integration.md).
 ASSESSMENT_SYSTEM: Final = "urn:vigil:codesystem:assessment"
 EVENT_ID_SYSTEM: Final = "urn:vigil:session-event"
-_NAMESPACE: Final = uuid.UUID("6f1d7f8e-3a6b-5c2e-9d41-5a0c1b7e2f10")  # the bundle's own
 
 ROUTES: Final[Mapping[str, tuple[str, str]]] = {
     "iv": ("47625008", "Intravenous route"),
@@ -47,10 +45,6 @@ SCALES: Final[Mapping[str, tuple[str, str, str]]] = {
         "CADSS-6",
     ),
 }
-
-
-def _uuid(*parts: object) -> str:
-    return str(uuid.uuid5(_NAMESPACE, "\x1f".join(str(p) for p in parts)))
 
 
 def _number(value: object) -> str:
@@ -150,12 +144,7 @@ def scale_observations(
                 {"system": EVENT_ID_SYSTEM, "value": f"{session_id}/{event.get('id')}/{key}"}
             ],
             "status": "final",
-            "category": [
-                {
-                    "coding": [{"system": CATEGORY_SYSTEM, "code": "survey", "display": "Survey"}],
-                    "text": "Survey",
-                }
-            ],
+            "category": category("survey", "Survey"),
             "code": {
                 "coding": [{"system": ASSESSMENT_SYSTEM, "code": code, "display": display}],
                 "text": short,

@@ -73,6 +73,11 @@ def _answer(kind: str, value: object) -> str:
     return esc(value)
 
 
+def _mapping(value: object) -> Mapping[str, Any]:
+    """An event's data or an audit entry's detail, {} when it holds none."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def _events(session: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return sorted(
         session.get("events") or [], key=lambda e: (epoch(e.get("at")) or 0.0, str(e.get("id")))
@@ -140,8 +145,7 @@ def _administration_section(session: Mapping[str, Any], origin: float | None) ->
     rows = []
     for e in _events(session):
         kind, at = e.get("type"), epoch(e.get("at"))
-        data = e.get("data") if isinstance(e.get("data"), Mapping) else {}
-        assert isinstance(data, Mapping)
+        data = _mapping(e.get("data"))
         what = details = ""
         if kind == "infusion_start":
             what = "Dosing started"
@@ -277,8 +281,9 @@ def _blocked_words(codes: object) -> str:
 def _discharge_section(
     session: Mapping[str, Any], audit: Sequence[Mapping[str, Any]], origin: float | None
 ) -> str:
-    end = next((e for e in _events(session) if e.get("type") == "end"), None)
-    dosed = any(e.get("type") == "infusion_start" for e in _events(session))
+    events = _events(session)
+    end = next((e for e in events if e.get("type") == "end"), None)
+    dosed = any(e.get("type") == "infusion_start" for e in events)
     current = session.get("discharge") or {}
     eligible_at = epoch(current.get("eligible_at"))
     lines = []
@@ -297,8 +302,7 @@ def _discharge_section(
             )
         return "".join(f"<p>{line}</p>" for line in lines)
     at, by = _when(epoch(end.get("at")), origin), esc(end.get("by") or "")
-    data = end.get("data") if isinstance(end.get("data"), Mapping) else {}
-    assert isinstance(data, Mapping)
+    data = _mapping(end.get("data"))
     reason = data.get("override_reason")
     if isinstance(reason, str) and reason.strip():
         entry = next((a for a in audit if a.get("action") == "discharge_override"), None)
@@ -325,8 +329,7 @@ def _overrides_section(audit: Sequence[Mapping[str, Any]], origin: float | None)
         action = str(entry.get("action") or "")
         if action not in OVERRIDE_WORDS:
             continue
-        detail = entry.get("detail") if isinstance(entry.get("detail"), Mapping) else {}
-        assert isinstance(detail, Mapping)
+        detail = _mapping(entry.get("detail"))
         what = []
         if detail.get("prescriber"):
             what.append(f"decided by prescriber {esc(detail['prescriber'])}")

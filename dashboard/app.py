@@ -418,7 +418,7 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
         if not n or not token or not isinstance(bed_ctx, dict):
             return no_update, no_update
         if not label or not str(label).strip():
-            return _msg("Enter a patient label.", error=True), no_update
+            return bedpage.message("Enter a patient label.", error=True), no_update
         body: dict[str, Any] = {"bed": bed_ctx["bed"], "patient_label": str(label).strip()}
         if patient_id and str(patient_id).strip():
             body["patient_id"] = str(patient_id).strip()
@@ -432,8 +432,8 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
         try:
             session = await monitor.post("/api/sessions", token, body)
         except MonitorError as exc:
-            return _msg(_error_text(exc), error=True), no_update
-        return _msg(f"Admitted {session.get('patient_label')}."), time.time()
+            return bedpage.message(_error_text(exc), error=True), no_update
+        return bedpage.message(f"Admitted {session.get('patient_label')}."), time.time()
 
     @app.callback(
         Output("session-message", "children", allow_duplicate=True),
@@ -458,8 +458,8 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
         try:
             await monitor.post(f"/api/sessions/{bed_session['id']}/events", token, {"type": kind})
         except MonitorError as exc:
-            return _msg(_error_text(exc), error=True), time.time()
-        return _msg(f"{layout.EVENT_LABELS[kind]}: recorded."), time.time()
+            return bedpage.message(_error_text(exc), error=True), time.time()
+        return bedpage.message(f"{layout.EVENT_LABELS[kind]}: recorded."), time.time()
 
     @app.callback(
         Output("session-message", "children", allow_duplicate=True),
@@ -496,10 +496,10 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
         try:
             data = layout.observation_data(moaas, cadss6, side_effect, medication, note)
         except (TypeError, ValueError):
-            return _msg("Scores must be whole numbers.", error=True), no_update, *keep
+            return bedpage.message("Scores must be whole numbers.", error=True), no_update, *keep
         if not data:
             return (
-                _msg("Nothing to record: fill in at least one field.", error=True),
+                bedpage.message("Nothing to record: fill in at least one field.", error=True),
                 no_update,
                 *keep,
             )
@@ -510,21 +510,13 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
                 {"type": "observation", "data": data},
             )
         except MonitorError as exc:
-            return _msg(_error_text(exc), error=True), no_update, *keep
-        return _msg("Observation recorded."), time.time(), None, None, None, "", ""
+            return bedpage.message(_error_text(exc), error=True), no_update, *keep
+        return bedpage.message("Observation recorded."), time.time(), None, None, None, "", ""
 
     # The protocol side of the bed page and the limits form (dashboard/bed_callbacks.py).
     bed_callbacks.register(app, monitor, _session)
     # The REMS record's bed-page section and the /rems ward page (dashboard/rems.py).
     rems.register(app, monitor, _session)
-
-
-def _msg(text: str, *, error: bool = False) -> html.Div:
-    return html.Div(
-        text,
-        className="error" if error else "ok",
-        **layout.props({"data-error": str(error).lower()}),
-    )
 
 
 async def _load_bed(

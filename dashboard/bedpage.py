@@ -133,6 +133,18 @@ def attrs(values: Mapping[str, str]) -> dict[str, Any]:
     return dict(values)
 
 
+def message(text: str, *, error: bool = False) -> html.Div:
+    """A command's outcome under its form; ``data-error`` tells the tests and the styles which."""
+    return html.Div(
+        text, className="error" if error else "ok", **attrs({"data-error": str(error).lower()})
+    )
+
+
+def tz_offset(tz: Any) -> int:
+    """The browser's offset in minutes from its store; 0 (UTC) before the browser reports it."""
+    return int(tz) if isinstance(tz, int | float) else 0
+
+
 def dom_id(ident: Mapping[str, str]) -> str:
     """The DOM id Dash gives a pattern-matching id (keys sorted, compact JSON), for labels."""
     return json.dumps(dict(ident), sort_keys=True, separators=(",", ":"))

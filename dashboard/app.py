@@ -106,7 +106,7 @@ def create_app(settings: PanelSettings | None = None) -> Dash:
             html.Div(
                 id="vigil-config",
                 hidden=True,
-                **layout.props({"data-feed-path": FEED_PATH, "data-constants": constants}),
+                **bedpage.attrs({"data-feed-path": FEED_PATH, "data-constants": constants}),
             ),
             html.Div(id="page"),
         ],

@@ -116,11 +116,6 @@ def infusion_text(session: Mapping[str, Any] | None) -> str:
     return phase.capitalize() or "No patient"
 
 
-def props(attributes: Mapping[str, str]) -> dict[str, Any]:
-    """Data and ARIA attributes (names Python keywords cannot spell) for a component."""
-    return dict(attributes)
-
-
 # --- tiles --------------------------------------------------------------------------------
 
 
@@ -138,7 +133,7 @@ def tile(
     return html.Div(
         id=f"tile-{bed_id}",
         className="tile tile-big" if big else "tile",
-        **props(
+        **bedpage.attrs(
             {"data-bed": bed_id, "data-feed": "up" if feed_up else "down", "data-alarm": "none"}
         ),
         children=[
@@ -178,20 +173,20 @@ def header(username: str | None, role: str | None) -> html.Header:
                 "Connecting to the monitor\u2026",
                 id="feed-status",
                 className="feed-status",
-                **props({"data-feed": "down"}),
+                **bedpage.attrs({"data-feed": "down"}),
             ),
             html.Button(
                 "Sound OFF \u2013 click to enable",
                 id="sound-toggle",
                 className="sound-toggle",
-                **props({"data-sound": "off", "aria-pressed": "false"}),
+                **bedpage.attrs({"data-sound": "off", "aria-pressed": "false"}),
             ),
             html.Button(
                 "Alarms first: off",
                 id="order-toggle",
                 className="order-toggle",
                 title="Put beds with an alarm or an overdue check first",
-                **props({"data-order": "bed", "aria-pressed": "false"}),
+                **bedpage.attrs({"data-order": "bed", "aria-pressed": "false"}),
             ),
             html.Span(f"{username or ''} ({role or ''})", id="whoami", className="whoami"),
             html.Button("Log out", id="logout", className="logout", n_clicks=0),
@@ -201,7 +196,7 @@ def header(username: str | None, role: str | None) -> html.Header:
                 id="announce",
                 className="sr-only",
                 role="status",
-                **props({"aria-live": "polite", "aria-atomic": "true"}),
+                **bedpage.attrs({"aria-live": "polite", "aria-atomic": "true"}),
             ),
         ],
     )
@@ -248,7 +243,7 @@ def overview_layout(beds: Sequence[Mapping[str, Any]], now: float | None = None)
             html.Div(id="ward", className="ward", children=ward_tiles(beds, now)),
             html.Aside(
                 className="alarm-side",
-                **props({"aria-label": "Active alarms"}),
+                **bedpage.attrs({"aria-label": "Active alarms"}),
                 children=[
                     html.H2("Active alarms", className="alarm-side-title"),
                     html.Div(id="alarm-list", className="alarm-list"),
@@ -291,7 +286,7 @@ def bed_page_layout(bed: Mapping[str, Any], now: float, session_id: int | None) 
     return html.Div(
         id="bed-page",
         className="bed-page",
-        **props({"data-bed": bed_id}),
+        **bedpage.attrs({"data-bed": bed_id}),
         children=[
             dcc.Store(id="bed-ctx", data={"bed": bed_id, "session": session_id}),
             dcc.Store(id="bed-refresh", data=0),
@@ -318,7 +313,7 @@ def bed_page_layout(bed: Mapping[str, Any], now: float, session_id: int | None) 
             html.Div(
                 id="trend-wrap",
                 className="trend-wrap",
-                **props({"data-bed": bed_id}),
+                **bedpage.attrs({"data-bed": bed_id}),
                 children=[
                     dcc.Graph(
                         id="trend",
@@ -505,7 +500,7 @@ def report_links(session_id: int | None) -> list[Any]:
             label,
             id=f"report-{kind}",
             className="report-button",
-            **props({"data-session": str(session_id), "data-kind": kind}),
+            **bedpage.attrs({"data-session": str(session_id), "data-kind": kind}),
         )
         for kind, label in (("html", "Session report"), ("csv", "CSV"), ("fhir", "FHIR R4"))
     ]

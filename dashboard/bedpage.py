@@ -145,6 +145,15 @@ def tz_offset(tz: Any) -> int:
     return int(tz) if isinstance(tz, int | float) else 0
 
 
+def number_field(label: str, input_id: str, **bounds: Any) -> list[Any]:
+    """A form's label and its number box (``min``/``max``/``step`` as given), autocomplete left
+    to the browser (see NO_AUTOCOMPLETE)."""
+    return [
+        html.Label(label, htmlFor=input_id),
+        dcc.Input(id=input_id, type="number", autoComplete=NO_AUTOCOMPLETE, **bounds),
+    ]
+
+
 def dom_id(ident: Mapping[str, str]) -> str:
     """The DOM id Dash gives a pattern-matching id (keys sorted, compact JSON), for labels."""
     return json.dumps(dict(ident), sort_keys=True, separators=(",", ":"))
@@ -544,29 +553,9 @@ def protocol_panel() -> html.Div:
                                 id="dose-iv-fields",
                                 style=HIDDEN,
                                 children=[
-                                    html.Label("Dose (mg/kg)", htmlFor="dose-mgkg"),
-                                    dcc.Input(
-                                        id="dose-mgkg",
-                                        type="number",
-                                        autoComplete=NO_AUTOCOMPLETE,
-                                        min=0,
-                                        step=0.05,
-                                    ),
-                                    html.Label("Total (mg)", htmlFor="dose-total"),
-                                    dcc.Input(
-                                        id="dose-total",
-                                        type="number",
-                                        autoComplete=NO_AUTOCOMPLETE,
-                                        min=0,
-                                        step=0.5,
-                                    ),
-                                    html.Label("Concentration (mg/mL)", htmlFor="dose-conc"),
-                                    dcc.Input(
-                                        id="dose-conc",
-                                        type="number",
-                                        autoComplete=NO_AUTOCOMPLETE,
-                                        min=0,
-                                    ),
+                                    *number_field("Dose (mg/kg)", "dose-mgkg", min=0, step=0.05),
+                                    *number_field("Total (mg)", "dose-total", min=0, step=0.5),
+                                    *number_field("Concentration (mg/mL)", "dose-conc", min=0),
                                     html.Label("Rate", htmlFor="dose-rate"),
                                     dcc.Input(
                                         id="dose-rate", type="text", placeholder="e.g. over 40 min"

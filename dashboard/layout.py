@@ -372,30 +372,10 @@ def _admit_form() -> html.Div:
             # the label (docs/course.md).
             html.Label("Patient ID (MRN)", htmlFor="admit-patient-id"),
             dcc.Input(id="admit-patient-id", type="text", placeholder="the clinic's MRN or code"),
-            html.Label("Age", htmlFor="admit-age"),
-            dcc.Input(
-                id="admit-age",
-                type="number",
-                autoComplete=bedpage.NO_AUTOCOMPLETE,
-                min=0,
-                max=130,
-                step=1,
-            ),
-            html.Label("Baseline HR (optional)", htmlFor="admit-baseline-hr"),
-            dcc.Input(
-                id="admit-baseline-hr",
-                type="number",
-                autoComplete=bedpage.NO_AUTOCOMPLETE,
-                min=20,
-                max=250,
-            ),
-            html.Label("Baseline systolic (optional)", htmlFor="admit-baseline-sbp"),
-            dcc.Input(
-                id="admit-baseline-sbp",
-                type="number",
-                autoComplete=bedpage.NO_AUTOCOMPLETE,
-                min=40,
-                max=300,
+            *bedpage.number_field("Age", "admit-age", min=0, max=130, step=1),
+            *bedpage.number_field("Baseline HR (optional)", "admit-baseline-hr", min=20, max=250),
+            *bedpage.number_field(
+                "Baseline systolic (optional)", "admit-baseline-sbp", min=40, max=300
             ),
             html.Div("Protocol", className="label", id="admit-protocol-label"),
             dcc.RadioItems(id="admit-protocol", className="admit-protocol"),
@@ -434,15 +414,7 @@ def _observation_form() -> html.Div:
                 options=[{"label": v, "value": k} for k, v in MOAAS_LABELS.items()],
                 placeholder="sedation score",
             ),
-            html.Label("CADSS-6 (0\u201324)", htmlFor="obs-cadss6"),
-            dcc.Input(
-                id="obs-cadss6",
-                type="number",
-                autoComplete=bedpage.NO_AUTOCOMPLETE,
-                min=0,
-                max=24,
-                step=1,
-            ),
+            *bedpage.number_field("CADSS-6 (0\u201324)", "obs-cadss6", min=0, max=24, step=1),
             html.Label("Side effect", htmlFor="obs-side-effect"),
             dcc.Dropdown(
                 id="obs-side-effect",

@@ -154,6 +154,20 @@ def number_field(label: str, input_id: str, **bounds: Any) -> list[Any]:
     ]
 
 
+def override_reason(
+    fields_id: str, input_id: str, label: str = "Override reason (charge nurse or admin)"
+) -> html.Div:
+    """The reason box an override needs, hidden until the callbacks show it to OVERRIDE_ROLES."""
+    return html.Div(
+        id=fields_id,
+        style=HIDDEN,
+        children=[
+            html.Label(label, htmlFor=input_id),
+            dcc.Input(id=input_id, type="text", maxLength=1000),
+        ],
+    )
+
+
 def dom_id(ident: Mapping[str, str]) -> str:
     """The DOM id Dash gives a pattern-matching id (keys sorted, compact JSON), for labels."""
     return json.dumps(dict(ident), sort_keys=True, separators=(",", ":"))
@@ -564,17 +578,7 @@ def protocol_panel() -> html.Div:
                             ),
                             html.Label("Lot", htmlFor="dose-lot"),
                             dcc.Input(id="dose-lot", type="text", maxLength=64),
-                            html.Div(
-                                id="dose-override-fields",
-                                style=HIDDEN,
-                                children=[
-                                    html.Label(
-                                        "Override reason (charge nurse or admin)",
-                                        htmlFor="dose-override",
-                                    ),
-                                    dcc.Input(id="dose-override", type="text", maxLength=1000),
-                                ],
-                            ),
+                            override_reason("dose-override-fields", "dose-override"),
                             html.Button("Record dose", id="dose-submit", n_clicks=0),
                         ],
                     ),
@@ -599,17 +603,7 @@ def protocol_panel() -> html.Div:
                         id="discharge-request",
                         n_clicks=0,
                     ),
-                    html.Div(
-                        id="discharge-override-fields",
-                        style=HIDDEN,
-                        children=[
-                            html.Label(
-                                "Override reason (charge nurse or admin)",
-                                htmlFor="discharge-reason",
-                            ),
-                            dcc.Input(id="discharge-reason", type="text", maxLength=1000),
-                        ],
-                    ),
+                    override_reason("discharge-override-fields", "discharge-reason"),
                     html.Button("Discharge and end the session", id="discharge-submit", n_clicks=0),
                 ],
             ),

@@ -182,16 +182,10 @@ def section() -> html.Section:
             html.Ul(id="rems-missing", className="rems-missing"),
             html.Ul(id="rems-signoff", className="rems-signoff"),
             html.Div(id="rems-print-wrap", className="report-links"),
-            html.Div(
-                id="rems-reason-fields",
-                style=HIDDEN,
-                children=[
-                    html.Label(
-                        "Reason to sign it incomplete (charge nurse or admin)",
-                        htmlFor="rems-reason",
-                    ),
-                    dcc.Input(id="rems-reason", type="text", maxLength=1000),
-                ],
+            bedpage.override_reason(
+                "rems-reason-fields",
+                "rems-reason",
+                "Reason to sign it incomplete (charge nurse or admin)",
             ),
             html.Button("Sign", id="rems-sign", n_clicks=0, style=HIDDEN),
             html.Button("Mark filed", id="rems-filed", n_clicks=0, style=HIDDEN),

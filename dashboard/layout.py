@@ -14,14 +14,6 @@ from dash import dcc, html
 
 from dashboard import bedpage, rems
 
-YEAR_S: Final = 365.25 * 86400
-SIGNAL_LABELS: Final[Mapping[str, str]] = {
-    "hr": "HR",
-    "spo2": "SpO\u2082",
-    "rr": "RR",
-    "bp": "NIBP",
-}
-SIGNAL_UNITS: Final[Mapping[str, str]] = {"hr": "/min", "spo2": "%", "rr": "/min", "bp": "mmHg"}
 EVENT_TYPES: Final[tuple[str, ...]] = (
     "infusion_start",
     "infusion_pause",
@@ -69,28 +61,6 @@ def fmt_clock(seconds: float | None) -> str:
     h, rem = divmod(s, 3600)
     m, sec = divmod(rem, 60)
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
-
-
-def fmt_age(age_s: float | None) -> str:
-    if age_s is None:
-        return ""
-    a = max(0.0, age_s)
-    if a < 60:
-        return f"{int(a)} s"
-    if a < 3600:
-        return f"{int(a // 60)} min"
-    if a < 86400:
-        return f"{int(a // 3600)} h {int(a % 3600 // 60)} min"
-    # Another day or year reads as old at a glance (the bed page's texts; tiles use vigil-fmt.js).
-    if a < YEAR_S:
-        return f"{int(a // 86400)} d"
-    return f"{int(a // YEAR_S)} y"
-
-
-def fmt_value(value: float | None) -> str:
-    if value is None:
-        return "--"
-    return str(int(round(value)))
 
 
 def infusion_text(session: Mapping[str, Any] | None) -> str:

@@ -30,7 +30,7 @@ from dashboard.security import SecurityHeaders
 from dashboard.sessions import COOKIE, Sessions, tag
 from dashboard.settings import PanelSettings
 from monitor.alarms.config import load_config
-from monitor.model import parse_rfc3339, to_rfc3339
+from monitor.model import to_rfc3339
 
 log = logging.getLogger("vigil.panel")
 ASSETS = Path(__file__).parent / "assets"
@@ -573,8 +573,8 @@ async def _load_bed(
 
     now = time.time()
     if session:
-        opened = _epoch(session.get("opened_at"))
-        span = (opened, _epoch(session.get("ended_at")) or now) if opened else None
+        opened = bedpage.to_epoch(session.get("opened_at"))
+        span = (opened, bedpage.to_epoch(session.get("ended_at")) or now) if opened else None
     else:
         span = (now - RECENT_WINDOW_S, now)
     fig = figures.trend_figure(
@@ -607,13 +607,6 @@ async def _load_bed(
             "limits": limits,
         },
     ]
-
-
-def _epoch(ts: Any) -> float | None:
-    try:
-        return parse_rfc3339(ts) if isinstance(ts, str) else None
-    except ValueError:
-        return None
 
 
 async def _all_readings(

@@ -176,7 +176,8 @@ def dom_id(ident: Mapping[str, str]) -> str:
 # --- words ---------------------------------------------------------------------------------
 
 
-def _epoch(ts: Any) -> float | None:
+def to_epoch(ts: Any) -> float | None:
+    """An RFC 3339 string or epoch seconds as epoch seconds; None for anything else."""
     if isinstance(ts, int | float) and not isinstance(ts, bool):
         return float(ts)
     if not isinstance(ts, str):
@@ -189,7 +190,7 @@ def _epoch(ts: Any) -> float | None:
 
 def clock(ts: Any, tz_offset_min: int) -> str:
     """A time as the nurse's wall clock shows it: "14:06" (the browser's offset)."""
-    epoch = _epoch(ts)
+    epoch = to_epoch(ts)
     if epoch is None:
         return ""
     dt = datetime.fromtimestamp(epoch, tz=UTC) + timedelta(minutes=tz_offset_min)
@@ -198,7 +199,7 @@ def clock(ts: Any, tz_offset_min: int) -> str:
 
 def day_and_clock(ts: Any, tz_offset_min: int) -> str:
     """ "25 Nov 14:06": for sessions of other days."""
-    epoch = _epoch(ts)
+    epoch = to_epoch(ts)
     if epoch is None:
         return ""
     dt = datetime.fromtimestamp(epoch, tz=UTC) + timedelta(minutes=tz_offset_min)
@@ -737,7 +738,7 @@ def dose_list(
     ]
     dosing = (protocol or {}).get("dosing") or {}
     if doses and dosing.get("route") == "intranasal":
-        last = _epoch(doses[-1].get("at"))
+        last = to_epoch(doses[-1].get("at"))
         gap = dosing.get("device_interval_min")
         if last is not None and isinstance(gap, int | float):
             given = len(doses)
@@ -794,7 +795,7 @@ def checkpoint_items(
     for cp in session.get("checkpoints") or []:
         status = str(cp.get("status"))
         kind = CHECKPOINT_KINDS.get(str(cp.get("kind")), "Check")
-        due = _epoch(cp.get("due_at"))
+        due = to_epoch(cp.get("due_at"))
         spec = specs.get(str(cp.get("checkpoint") or cp.get("id")).split(".")[0], {})
         if due is None:
             anchor = ANCHOR_WORDS.get(str(spec.get("anchor")), "its start")
@@ -812,11 +813,11 @@ def checkpoint_items(
             if cp.get("late"):
                 detail += " (late)"
         elif status == CheckpointStatus.OVERDUE:
-            end = _epoch(cp.get("window_end"))
+            end = to_epoch(cp.get("window_end"))
             if end is not None:
                 detail = f"overdue {minutes(now - end)}: alarm raised"
         elif status == CheckpointStatus.DUE:
-            end = _epoch(cp.get("window_end"))
+            end = to_epoch(cp.get("window_end"))
             if end is not None:
                 detail = f"do it before {clock(end, tz_offset_min)}"
         elif due is not None:

@@ -30,7 +30,7 @@ from dashboard.security import SecurityHeaders
 from dashboard.sessions import COOKIE, Sessions, tag
 from dashboard.settings import PanelSettings
 from monitor.alarms.config import load_config
-from monitor.model import parse_rfc3339, to_rfc3339
+from monitor.model import to_rfc3339
 
 log = logging.getLogger("vigil.panel")
 ASSETS = Path(__file__).parent / "assets"
@@ -106,7 +106,7 @@ def create_app(settings: PanelSettings | None = None) -> Dash:
             html.Div(
                 id="vigil-config",
                 hidden=True,
-                **layout.props({"data-feed-path": FEED_PATH, "data-constants": constants}),
+                **bedpage.attrs({"data-feed-path": FEED_PATH, "data-constants": constants}),
             ),
             html.Div(id="page"),
         ],
@@ -418,7 +418,7 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
         if not n or not token or not isinstance(bed_ctx, dict):
             return no_update, no_update
         if not label or not str(label).strip():
-            return _msg("Enter a patient label.", error=True), no_update
+            return bedpage.message("Enter a patient label.", error=True), no_update
         body: dict[str, Any] = {"bed": bed_ctx["bed"], "patient_label": str(label).strip()}
         if patient_id and str(patient_id).strip():
             body["patient_id"] = str(patient_id).strip()
@@ -432,8 +432,8 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
         try:
             session = await monitor.post("/api/sessions", token, body)
         except MonitorError as exc:
-            return _msg(_error_text(exc), error=True), no_update
-        return _msg(f"Admitted {session.get('patient_label')}."), time.time()
+            return bedpage.message(_error_text(exc), error=True), no_update
+        return bedpage.message(f"Admitted {session.get('patient_label')}."), time.time()
 
     @app.callback(
         Output("session-message", "children", allow_duplicate=True),
@@ -458,8 +458,8 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
         try:
             await monitor.post(f"/api/sessions/{bed_session['id']}/events", token, {"type": kind})
         except MonitorError as exc:
-            return _msg(_error_text(exc), error=True), time.time()
-        return _msg(f"{layout.EVENT_LABELS[kind]}: recorded."), time.time()
+            return bedpage.message(_error_text(exc), error=True), time.time()
+        return bedpage.message(f"{layout.EVENT_LABELS[kind]}: recorded."), time.time()
 
     @app.callback(
         Output("session-message", "children", allow_duplicate=True),
@@ -496,10 +496,10 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
         try:
             data = layout.observation_data(moaas, cadss6, side_effect, medication, note)
         except (TypeError, ValueError):
-            return _msg("Scores must be whole numbers.", error=True), no_update, *keep
+            return bedpage.message("Scores must be whole numbers.", error=True), no_update, *keep
         if not data:
             return (
-                _msg("Nothing to record: fill in at least one field.", error=True),
+                bedpage.message("Nothing to record: fill in at least one field.", error=True),
                 no_update,
                 *keep,
             )
@@ -510,21 +510,13 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
                 {"type": "observation", "data": data},
             )
         except MonitorError as exc:
-            return _msg(_error_text(exc), error=True), no_update, *keep
-        return _msg("Observation recorded."), time.time(), None, None, None, "", ""
+            return bedpage.message(_error_text(exc), error=True), no_update, *keep
+        return bedpage.message("Observation recorded."), time.time(), None, None, None, "", ""
 
     # The protocol side of the bed page and the limits form (dashboard/bed_callbacks.py).
     bed_callbacks.register(app, monitor, _session)
     # The REMS record's bed-page section and the /rems ward page (dashboard/rems.py).
     rems.register(app, monitor, _session)
-
-
-def _msg(text: str, *, error: bool = False) -> html.Div:
-    return html.Div(
-        text,
-        className="error" if error else "ok",
-        **layout.props({"data-error": str(error).lower()}),
-    )
 
 
 async def _load_bed(
@@ -581,8 +573,8 @@ async def _load_bed(
 
     now = time.time()
     if session:
-        opened = _epoch(session.get("opened_at"))
-        span = (opened, _epoch(session.get("ended_at")) or now) if opened else None
+        opened = bedpage.to_epoch(session.get("opened_at"))
+        span = (opened, bedpage.to_epoch(session.get("ended_at")) or now) if opened else None
     else:
         span = (now - RECENT_WINDOW_S, now)
     fig = figures.trend_figure(
@@ -615,13 +607,6 @@ async def _load_bed(
             "limits": limits,
         },
     ]
-
-
-def _epoch(ts: Any) -> float | None:
-    try:
-        return parse_rfc3339(ts) if isinstance(ts, str) else None
-    except ValueError:
-        return None
 
 
 async def _all_readings(

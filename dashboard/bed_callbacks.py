@@ -11,7 +11,7 @@ from typing import Any
 from dash import ALL, Dash, Input, Output, State, html, no_update
 
 from dashboard import bedpage, layout
-from dashboard.bedpage import HIDDEN, OVERRIDE_ROLES, SHOWN, attrs
+from dashboard.bedpage import HIDDEN, OVERRIDE_ROLES, SHOWN, message, tz_offset
 from dashboard.client import MonitorClient, MonitorError
 from dashboard.sessions import Session
 
@@ -32,21 +32,11 @@ PROTOCOL_PARTS = (
 )
 
 
-def message(text: str, *, error: bool = False) -> html.Div:
-    return html.Div(
-        text, className="error" if error else "ok", **attrs({"data-error": str(error).lower()})
-    )
-
-
 def refusal(exc: MonitorError, tz: Any, labels: dict[str, str] | None = None) -> html.Div:
     return message(
-        bedpage.refusal_text(exc.status, exc.code, exc.info, exc.detail, _tz(tz), labels),
+        bedpage.refusal_text(exc.status, exc.code, exc.info, exc.detail, tz_offset(tz), labels),
         error=True,
     )
-
-
-def _tz(tz: Any) -> int:
-    return int(tz) if isinstance(tz, int | float) else 0
 
 
 def _open_id(bed_session: Any) -> int | None:
@@ -120,7 +110,7 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
             return keep
         if protocol is None:
             return plain
-        tz_min = _tz(tz)
+        tz_min = tz_offset(tz)
         phase = str(session.get("phase"))
         is_open = phase != "ended" and not session.get("ended_at")
         charge = login.role in OVERRIDE_ROLES
@@ -195,7 +185,7 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
             return no_update, no_update
         if protocol is None:
             return [], ""
-        tz_min = _tz(tz)
+        tz_min = tz_offset(tz)
         return (
             bedpage.checkpoint_items(session, protocol, time.time(), tz_min),
             bedpage.discharge_status(session, tz_min),
@@ -235,7 +225,7 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
             str(i["item"]): v for i, v in zip(ids, values, strict=False) if isinstance(i, dict)
         }
         data, bad = bedpage.checklist_answers(
-            pdata.get("kinds") or {}, entered, time.time(), _tz(tz)
+            pdata.get("kinds") or {}, entered, time.time(), tz_offset(tz)
         )
         labels = pdata.get("labels") or {}
         if bad:

@@ -133,6 +133,41 @@ def attrs(values: Mapping[str, str]) -> dict[str, Any]:
     return dict(values)
 
 
+def message(text: str, *, error: bool = False) -> html.Div:
+    """A command's outcome under its form; ``data-error`` tells the tests and the styles which."""
+    return html.Div(
+        text, className="error" if error else "ok", **attrs({"data-error": str(error).lower()})
+    )
+
+
+def tz_offset(tz: Any) -> int:
+    """The browser's offset in minutes from its store; 0 (UTC) before the browser reports it."""
+    return int(tz) if isinstance(tz, int | float) else 0
+
+
+def number_field(label: str, input_id: str, **bounds: Any) -> list[Any]:
+    """A form's label and its number box (``min``/``max``/``step`` as given), autocomplete left
+    to the browser (see NO_AUTOCOMPLETE)."""
+    return [
+        html.Label(label, htmlFor=input_id),
+        dcc.Input(id=input_id, type="number", autoComplete=NO_AUTOCOMPLETE, **bounds),
+    ]
+
+
+def override_reason(
+    fields_id: str, input_id: str, label: str = "Override reason (charge nurse or admin)"
+) -> html.Div:
+    """The reason box an override needs, hidden until the callbacks show it to OVERRIDE_ROLES."""
+    return html.Div(
+        id=fields_id,
+        style=HIDDEN,
+        children=[
+            html.Label(label, htmlFor=input_id),
+            dcc.Input(id=input_id, type="text", maxLength=1000),
+        ],
+    )
+
+
 def dom_id(ident: Mapping[str, str]) -> str:
     """The DOM id Dash gives a pattern-matching id (keys sorted, compact JSON), for labels."""
     return json.dumps(dict(ident), sort_keys=True, separators=(",", ":"))
@@ -141,7 +176,8 @@ def dom_id(ident: Mapping[str, str]) -> str:
 # --- words ---------------------------------------------------------------------------------
 
 
-def _epoch(ts: Any) -> float | None:
+def to_epoch(ts: Any) -> float | None:
+    """An RFC 3339 string or epoch seconds as epoch seconds; None for anything else."""
     if isinstance(ts, int | float) and not isinstance(ts, bool):
         return float(ts)
     if not isinstance(ts, str):
@@ -154,7 +190,7 @@ def _epoch(ts: Any) -> float | None:
 
 def clock(ts: Any, tz_offset_min: int) -> str:
     """A time as the nurse's wall clock shows it: "14:06" (the browser's offset)."""
-    epoch = _epoch(ts)
+    epoch = to_epoch(ts)
     if epoch is None:
         return ""
     dt = datetime.fromtimestamp(epoch, tz=UTC) + timedelta(minutes=tz_offset_min)
@@ -163,7 +199,7 @@ def clock(ts: Any, tz_offset_min: int) -> str:
 
 def day_and_clock(ts: Any, tz_offset_min: int) -> str:
     """ "25 Nov 14:06": for sessions of other days."""
-    epoch = _epoch(ts)
+    epoch = to_epoch(ts)
     if epoch is None:
         return ""
     dt = datetime.fromtimestamp(epoch, tz=UTC) + timedelta(minutes=tz_offset_min)
@@ -532,29 +568,9 @@ def protocol_panel() -> html.Div:
                                 id="dose-iv-fields",
                                 style=HIDDEN,
                                 children=[
-                                    html.Label("Dose (mg/kg)", htmlFor="dose-mgkg"),
-                                    dcc.Input(
-                                        id="dose-mgkg",
-                                        type="number",
-                                        autoComplete=NO_AUTOCOMPLETE,
-                                        min=0,
-                                        step=0.05,
-                                    ),
-                                    html.Label("Total (mg)", htmlFor="dose-total"),
-                                    dcc.Input(
-                                        id="dose-total",
-                                        type="number",
-                                        autoComplete=NO_AUTOCOMPLETE,
-                                        min=0,
-                                        step=0.5,
-                                    ),
-                                    html.Label("Concentration (mg/mL)", htmlFor="dose-conc"),
-                                    dcc.Input(
-                                        id="dose-conc",
-                                        type="number",
-                                        autoComplete=NO_AUTOCOMPLETE,
-                                        min=0,
-                                    ),
+                                    *number_field("Dose (mg/kg)", "dose-mgkg", min=0, step=0.05),
+                                    *number_field("Total (mg)", "dose-total", min=0, step=0.5),
+                                    *number_field("Concentration (mg/mL)", "dose-conc", min=0),
                                     html.Label("Rate", htmlFor="dose-rate"),
                                     dcc.Input(
                                         id="dose-rate", type="text", placeholder="e.g. over 40 min"
@@ -563,17 +579,7 @@ def protocol_panel() -> html.Div:
                             ),
                             html.Label("Lot", htmlFor="dose-lot"),
                             dcc.Input(id="dose-lot", type="text", maxLength=64),
-                            html.Div(
-                                id="dose-override-fields",
-                                style=HIDDEN,
-                                children=[
-                                    html.Label(
-                                        "Override reason (charge nurse or admin)",
-                                        htmlFor="dose-override",
-                                    ),
-                                    dcc.Input(id="dose-override", type="text", maxLength=1000),
-                                ],
-                            ),
+                            override_reason("dose-override-fields", "dose-override"),
                             html.Button("Record dose", id="dose-submit", n_clicks=0),
                         ],
                     ),
@@ -598,17 +604,7 @@ def protocol_panel() -> html.Div:
                         id="discharge-request",
                         n_clicks=0,
                     ),
-                    html.Div(
-                        id="discharge-override-fields",
-                        style=HIDDEN,
-                        children=[
-                            html.Label(
-                                "Override reason (charge nurse or admin)",
-                                htmlFor="discharge-reason",
-                            ),
-                            dcc.Input(id="discharge-reason", type="text", maxLength=1000),
-                        ],
-                    ),
+                    override_reason("discharge-override-fields", "discharge-reason"),
                     html.Button("Discharge and end the session", id="discharge-submit", n_clicks=0),
                 ],
             ),
@@ -742,7 +738,7 @@ def dose_list(
     ]
     dosing = (protocol or {}).get("dosing") or {}
     if doses and dosing.get("route") == "intranasal":
-        last = _epoch(doses[-1].get("at"))
+        last = to_epoch(doses[-1].get("at"))
         gap = dosing.get("device_interval_min")
         if last is not None and isinstance(gap, int | float):
             given = len(doses)
@@ -799,7 +795,7 @@ def checkpoint_items(
     for cp in session.get("checkpoints") or []:
         status = str(cp.get("status"))
         kind = CHECKPOINT_KINDS.get(str(cp.get("kind")), "Check")
-        due = _epoch(cp.get("due_at"))
+        due = to_epoch(cp.get("due_at"))
         spec = specs.get(str(cp.get("checkpoint") or cp.get("id")).split(".")[0], {})
         if due is None:
             anchor = ANCHOR_WORDS.get(str(spec.get("anchor")), "its start")
@@ -817,11 +813,11 @@ def checkpoint_items(
             if cp.get("late"):
                 detail += " (late)"
         elif status == CheckpointStatus.OVERDUE:
-            end = _epoch(cp.get("window_end"))
+            end = to_epoch(cp.get("window_end"))
             if end is not None:
                 detail = f"overdue {minutes(now - end)}: alarm raised"
         elif status == CheckpointStatus.DUE:
-            end = _epoch(cp.get("window_end"))
+            end = to_epoch(cp.get("window_end"))
             if end is not None:
                 detail = f"do it before {clock(end, tz_offset_min)}"
         elif due is not None:

@@ -52,7 +52,7 @@ class MonitorClient:
         except httpx.HTTPError as exc:
             raise MonitorError(0, f"monitor unreachable: {exc.__class__.__name__}") from exc
         if resp.status_code >= 400:
-            raise MonitorError(resp.status_code, _detail(resp), *_envelope(resp))
+            raise _refusal(resp)
         return resp
 
     async def get(self, path: str, token: str, **params: Any) -> Any:
@@ -91,27 +91,24 @@ class MonitorClient:
                 raise
 
 
-def _detail(resp: httpx.Response) -> str:
+def _refusal(resp: httpx.Response) -> MonitorError:
+    """The monitor's refusal from one read of its answer: the message, and the envelope's code
+    and fields (docs/api.md) when the answer has one."""
+    status = resp.status_code
     try:
         body = resp.json()
     except ValueError:
-        return resp.text[:200] or resp.reason_phrase
-    if isinstance(body, dict) and "detail" in body:
-        detail = body["detail"]
-        # The monitor's error shape (docs/api.md): {"detail": {"code", "message", ...}}.
-        if isinstance(detail, dict) and isinstance(detail.get("message"), str):
-            return str(detail["message"])
-        return detail if isinstance(detail, str) else str(detail)
-    return str(body)[:200]
-
-
-def _envelope(resp: httpx.Response) -> tuple[str | None, dict[str, Any]]:
-    """The error envelope's code and detail (docs/api.md), if the answer has one."""
-    try:
-        body = resp.json()
-    except ValueError:
-        return None, {}
-    detail = body.get("detail") if isinstance(body, dict) else None
-    if isinstance(detail, dict) and isinstance(detail.get("code"), str):
-        return str(detail["code"]), detail
-    return None, {}
+        return MonitorError(status, resp.text[:200] or resp.reason_phrase)
+    if not isinstance(body, dict) or "detail" not in body:
+        return MonitorError(status, str(body)[:200])
+    detail = body["detail"]
+    if not isinstance(detail, dict):
+        return MonitorError(status, detail if isinstance(detail, str) else str(detail))
+    # The monitor's error shape (docs/api.md): {"detail": {"code", "message", ...}}.
+    message = detail["message"] if isinstance(detail.get("message"), str) else str(detail)
+    code = detail.get("code")
+    return (
+        MonitorError(status, message, code, detail)
+        if isinstance(code, str)
+        else MonitorError(status, message)
+    )

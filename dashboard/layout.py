@@ -14,14 +14,6 @@ from dash import dcc, html
 
 from dashboard import bedpage, rems
 
-YEAR_S: Final = 365.25 * 86400
-SIGNAL_LABELS: Final[Mapping[str, str]] = {
-    "hr": "HR",
-    "spo2": "SpO\u2082",
-    "rr": "RR",
-    "bp": "NIBP",
-}
-SIGNAL_UNITS: Final[Mapping[str, str]] = {"hr": "/min", "spo2": "%", "rr": "/min", "bp": "mmHg"}
 EVENT_TYPES: Final[tuple[str, ...]] = (
     "infusion_start",
     "infusion_pause",
@@ -71,28 +63,6 @@ def fmt_clock(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
 
 
-def fmt_age(age_s: float | None) -> str:
-    if age_s is None:
-        return ""
-    a = max(0.0, age_s)
-    if a < 60:
-        return f"{int(a)} s"
-    if a < 3600:
-        return f"{int(a // 60)} min"
-    if a < 86400:
-        return f"{int(a // 3600)} h {int(a % 3600 // 60)} min"
-    # Another day or year reads as old at a glance (the bed page's texts; tiles use vigil-fmt.js).
-    if a < YEAR_S:
-        return f"{int(a // 86400)} d"
-    return f"{int(a // YEAR_S)} y"
-
-
-def fmt_value(value: float | None) -> str:
-    if value is None:
-        return "--"
-    return str(int(round(value)))
-
-
 def infusion_text(session: Mapping[str, Any] | None) -> str:
     """'Infusion 23:41 / 40:00' (the JS ticks it every second from the same fields)."""
     if not session:
@@ -116,11 +86,6 @@ def infusion_text(session: Mapping[str, Any] | None) -> str:
     return phase.capitalize() or "No patient"
 
 
-def props(attributes: Mapping[str, str]) -> dict[str, Any]:
-    """Data and ARIA attributes (names Python keywords cannot spell) for a component."""
-    return dict(attributes)
-
-
 # --- tiles --------------------------------------------------------------------------------
 
 
@@ -138,7 +103,7 @@ def tile(
     return html.Div(
         id=f"tile-{bed_id}",
         className="tile tile-big" if big else "tile",
-        **props(
+        **bedpage.attrs(
             {"data-bed": bed_id, "data-feed": "up" if feed_up else "down", "data-alarm": "none"}
         ),
         children=[
@@ -178,20 +143,20 @@ def header(username: str | None, role: str | None) -> html.Header:
                 "Connecting to the monitor\u2026",
                 id="feed-status",
                 className="feed-status",
-                **props({"data-feed": "down"}),
+                **bedpage.attrs({"data-feed": "down"}),
             ),
             html.Button(
                 "Sound OFF \u2013 click to enable",
                 id="sound-toggle",
                 className="sound-toggle",
-                **props({"data-sound": "off", "aria-pressed": "false"}),
+                **bedpage.attrs({"data-sound": "off", "aria-pressed": "false"}),
             ),
             html.Button(
                 "Alarms first: off",
                 id="order-toggle",
                 className="order-toggle",
                 title="Put beds with an alarm or an overdue check first",
-                **props({"data-order": "bed", "aria-pressed": "false"}),
+                **bedpage.attrs({"data-order": "bed", "aria-pressed": "false"}),
             ),
             html.Span(f"{username or ''} ({role or ''})", id="whoami", className="whoami"),
             html.Button("Log out", id="logout", className="logout", n_clicks=0),
@@ -201,7 +166,7 @@ def header(username: str | None, role: str | None) -> html.Header:
                 id="announce",
                 className="sr-only",
                 role="status",
-                **props({"aria-live": "polite", "aria-atomic": "true"}),
+                **bedpage.attrs({"aria-live": "polite", "aria-atomic": "true"}),
             ),
         ],
     )
@@ -248,7 +213,7 @@ def overview_layout(beds: Sequence[Mapping[str, Any]], now: float | None = None)
             html.Div(id="ward", className="ward", children=ward_tiles(beds, now)),
             html.Aside(
                 className="alarm-side",
-                **props({"aria-label": "Active alarms"}),
+                **bedpage.attrs({"aria-label": "Active alarms"}),
                 children=[
                     html.H2("Active alarms", className="alarm-side-title"),
                     html.Div(id="alarm-list", className="alarm-list"),
@@ -291,7 +256,7 @@ def bed_page_layout(bed: Mapping[str, Any], now: float, session_id: int | None) 
     return html.Div(
         id="bed-page",
         className="bed-page",
-        **props({"data-bed": bed_id}),
+        **bedpage.attrs({"data-bed": bed_id}),
         children=[
             dcc.Store(id="bed-ctx", data={"bed": bed_id, "session": session_id}),
             dcc.Store(id="bed-refresh", data=0),
@@ -318,7 +283,7 @@ def bed_page_layout(bed: Mapping[str, Any], now: float, session_id: int | None) 
             html.Div(
                 id="trend-wrap",
                 className="trend-wrap",
-                **props({"data-bed": bed_id}),
+                **bedpage.attrs({"data-bed": bed_id}),
                 children=[
                     dcc.Graph(
                         id="trend",
@@ -377,30 +342,10 @@ def _admit_form() -> html.Div:
             # the label (docs/course.md).
             html.Label("Patient ID (MRN)", htmlFor="admit-patient-id"),
             dcc.Input(id="admit-patient-id", type="text", placeholder="the clinic's MRN or code"),
-            html.Label("Age", htmlFor="admit-age"),
-            dcc.Input(
-                id="admit-age",
-                type="number",
-                autoComplete=bedpage.NO_AUTOCOMPLETE,
-                min=0,
-                max=130,
-                step=1,
-            ),
-            html.Label("Baseline HR (optional)", htmlFor="admit-baseline-hr"),
-            dcc.Input(
-                id="admit-baseline-hr",
-                type="number",
-                autoComplete=bedpage.NO_AUTOCOMPLETE,
-                min=20,
-                max=250,
-            ),
-            html.Label("Baseline systolic (optional)", htmlFor="admit-baseline-sbp"),
-            dcc.Input(
-                id="admit-baseline-sbp",
-                type="number",
-                autoComplete=bedpage.NO_AUTOCOMPLETE,
-                min=40,
-                max=300,
+            *bedpage.number_field("Age", "admit-age", min=0, max=130, step=1),
+            *bedpage.number_field("Baseline HR (optional)", "admit-baseline-hr", min=20, max=250),
+            *bedpage.number_field(
+                "Baseline systolic (optional)", "admit-baseline-sbp", min=40, max=300
             ),
             html.Div("Protocol", className="label", id="admit-protocol-label"),
             dcc.RadioItems(id="admit-protocol", className="admit-protocol"),
@@ -439,15 +384,7 @@ def _observation_form() -> html.Div:
                 options=[{"label": v, "value": k} for k, v in MOAAS_LABELS.items()],
                 placeholder="sedation score",
             ),
-            html.Label("CADSS-6 (0\u201324)", htmlFor="obs-cadss6"),
-            dcc.Input(
-                id="obs-cadss6",
-                type="number",
-                autoComplete=bedpage.NO_AUTOCOMPLETE,
-                min=0,
-                max=24,
-                step=1,
-            ),
+            *bedpage.number_field("CADSS-6 (0\u201324)", "obs-cadss6", min=0, max=24, step=1),
             html.Label("Side effect", htmlFor="obs-side-effect"),
             dcc.Dropdown(
                 id="obs-side-effect",
@@ -505,7 +442,7 @@ def report_links(session_id: int | None) -> list[Any]:
             label,
             id=f"report-{kind}",
             className="report-button",
-            **props({"data-session": str(session_id), "data-kind": kind}),
+            **bedpage.attrs({"data-session": str(session_id), "data-kind": kind}),
         )
         for kind, label in (("html", "Session report"), ("csv", "CSV"), ("fhir", "FHIR R4"))
     ]

@@ -20,7 +20,7 @@ from typing import Any, Final
 from dash import Dash, Input, Output, State, dcc, html, no_update
 
 from dashboard import bedpage
-from dashboard.bedpage import HIDDEN, OVERRIDE_ROLES, SHOWN, attrs
+from dashboard.bedpage import HIDDEN, OVERRIDE_ROLES, SHOWN, attrs, message, tz_offset
 from dashboard.client import MonitorClient, MonitorError
 from dashboard.sessions import Session
 
@@ -182,16 +182,10 @@ def section() -> html.Section:
             html.Ul(id="rems-missing", className="rems-missing"),
             html.Ul(id="rems-signoff", className="rems-signoff"),
             html.Div(id="rems-print-wrap", className="report-links"),
-            html.Div(
-                id="rems-reason-fields",
-                style=HIDDEN,
-                children=[
-                    html.Label(
-                        "Reason to sign it incomplete (charge nurse or admin)",
-                        htmlFor="rems-reason",
-                    ),
-                    dcc.Input(id="rems-reason", type="text", maxLength=1000),
-                ],
+            bedpage.override_reason(
+                "rems-reason-fields",
+                "rems-reason",
+                "Reason to sign it incomplete (charge nurse or admin)",
             ),
             html.Button("Sign", id="rems-sign", n_clicks=0, style=HIDDEN),
             html.Button("Mark filed", id="rems-filed", n_clicks=0, style=HIDDEN),
@@ -306,16 +300,6 @@ def ward_rows(records: Sequence[Mapping[str, Any]], tz_offset_min: int) -> Any:
 # --- callbacks -----------------------------------------------------------------------------
 
 
-def _tz(tz: Any) -> int:
-    return int(tz) if isinstance(tz, int | float) else 0
-
-
-def _message(text: str, *, error: bool = False) -> html.Div:
-    return html.Div(
-        text, className="error" if error else "ok", **attrs({"data-error": str(error).lower()})
-    )
-
-
 def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
     """The REMS section's and the ward page's callbacks; ``who`` finds the tab's login."""
 
@@ -339,7 +323,7 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
             return NO_SECTION
         if not rec.get("required"):
             return NO_SECTION
-        return section_view(rec, login.role, _tz(tz))
+        return section_view(rec, login.role, tz_offset(tz))
 
     async def command(auth: Any, data: Any, tz: Any, path: str, body: Any, done: str) -> Any:
         login = who(auth)
@@ -349,8 +333,8 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
         try:
             await monitor.post(f"/api/sessions/{sid}/rems/{path}", login.token, body)
         except MonitorError as exc:
-            return _message(refusal_text(exc, _tz(tz)), error=True), time.time()
-        return _message(done), time.time()
+            return message(refusal_text(exc, tz_offset(tz)), error=True), time.time()
+        return message(done), time.time()
 
     @app.callback(
         Output("rems-message", "children", allow_duplicate=True),
@@ -397,5 +381,5 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
         try:
             answer = await monitor.get("/api/rems", login.token)
         except MonitorError as exc:
-            return html.Div(refusal_text(exc, _tz(tz)), className="error", id="page-error")
-        return ward_rows(answer.get("records") or [], _tz(tz))
+            return html.Div(refusal_text(exc, tz_offset(tz)), className="error", id="page-error")
+        return ward_rows(answer.get("records") or [], tz_offset(tz))

@@ -239,7 +239,7 @@ async def _protocol_gates(
         except pm.DoseError as e:
             raise errors.invalid(["body", "data"], str(e)) from None
         except pm.Forbidden as e:
-            raise ApiError(403, "override_forbidden", str(e)) from None
+            raise ApiError(403, ErrorCode.OVERRIDE_FORBIDDEN, str(e)) from None
         if decision.refusal is not None:
             raise _refused(decision.refusal, f"the dose is refused by the {protocol.id} protocol")
         stored = dict(decision.data)
@@ -261,7 +261,7 @@ async def _protocol_gates(
     try:
         refusal = pm.end_refusal(discharge, data, role)
     except pm.Forbidden as e:
-        raise ApiError(403, "override_forbidden", str(e)) from None
+        raise ApiError(403, ErrorCode.OVERRIDE_FORBIDDEN, str(e)) from None
     if refusal is not None:
         raise _refused(refusal, "the discharge criteria are not met")
     if not discharge.eligible:

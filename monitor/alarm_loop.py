@@ -441,19 +441,20 @@ class AlarmLoop:
             return
         if route is not Route.HERE:
             return
-        await self._watch_session(bed_id, row)
-        await self.persist_quietly(await self._apply_session(bed_id, current, row))
+        events = await self._watch_session(bed_id, row)
+        await self.persist_quietly(await self._apply_session(bed_id, current, row, events))
 
     # --- checkpoints (rule 7) ---------------------------------------------------------------
 
-    async def _watch_session(self, bed_id: str, row: dict[str, Any]) -> None:
-        """Watch a session's checkpoints from what is stored now, or stop watching it."""
+    async def _watch_session(self, bed_id: str, row: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """Watch a session's checkpoints from what is stored now, or stop watching it.
+        Returns the session's events when it loaded them, so the caller need not again."""
         protocol = self.engine.config.protocols.get(row.get("protocol") or "")
         if row["ended_at"] is not None or protocol is None or not protocol.checkpoints:
             current = self._watch.get(bed_id)
             if current is not None and (current.session_id == row["id"] or row["ended_at"] is None):
                 del self._watch[bed_id]
-            return
+            return None
         events = await self.store.session_events(row["id"])
         cuff = await self.store.readings(session_id=row["id"], source="nibp", limit=20_000)
         self._watch[bed_id] = Watch(
@@ -463,6 +464,7 @@ class AlarmLoop:
             events=[pm.SessionEvent(e["type"], e["at"], e["data"], e["id"]) for e in events],
             cuff=cuff,
         )
+        return events
 
     def _watch_reading(self, r: Reading) -> None:
         assert r.bed_id is not None
@@ -517,8 +519,13 @@ class AlarmLoop:
             await self._watch_session(bed_id, open_row)
 
     async def _apply_session(
-        self, bed_id: str, current: OpenSession | None, row: dict[str, Any]
+        self,
+        bed_id: str,
+        current: OpenSession | None,
+        row: dict[str, Any],
+        events: list[dict[str, Any]] | None = None,
     ) -> list[Alarm]:
+        """``events``: the session's stored events if the caller has just loaded them."""
         now = self.clock()
         if current is None:
             since = row["ended_at"] if row["ended_at"] is not None else now
@@ -530,7 +537,8 @@ class AlarmLoop:
             )
         if current.id != row["id"]:
             return []  # an older session of the bed: the open one stays in force
-        events = await self.store.session_events(row["id"])
+        if events is None:
+            events = await self.store.session_events(row["id"])
         spans = session_model.phase_spans(row["opened_at"], [(e["type"], e["at"]) for e in events])
         since = spans[-1][0]
         return self._guard(

@@ -15,7 +15,6 @@ from monitor.hl7.mllp import (
 )
 from monitor.hl7.pcd01 import Hl7Error, Hl7ErrorCode, Pcd01Result
 from monitor.model import Reading
-from monitor.protocol.device import is_cuff
 from monitor.service import Monitor
 
 
@@ -47,7 +46,7 @@ def store_callback(monitor: Monitor) -> StoreCallback:
                 seq=r.seq,
                 ts=r.ts,
                 values=r.values,
-                source=r.source or ("nibp" if is_cuff(r.values) else None),
+                source=r.source,  # ingest names a cuff reading's source (Ingest.reading)
                 received_at=now,
             )
             for r in result.readings

@@ -398,8 +398,8 @@ class AlarmEngine:
         values: dict[str, float] = {}
         for signal in SIGNALS:
             raw = reading.values.get(signal)
-            if raw is not None and math.isfinite(float(raw)):
-                values[signal] = float(raw)
+            if raw is not None and math.isfinite(value := float(raw)):
+                values[signal] = value
         source = self._rate_source(bed, values, reading.ts)
         for signal in CONTINUOUS_SIGNALS & values.keys():
             seen = bed.latest.get(signal)

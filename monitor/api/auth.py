@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 from monitor.api import errors
 from monitor.api.bodies import LoginForm
 from monitor.api.deps import CurrentUser, MonitorDep, StrictRoute, oauth2
+from monitor.api.errors import ApiError, ErrorCode
 from monitor.security import (
     DUMMY_PASSWORD_HASH,
     Busy,
@@ -64,14 +65,13 @@ LOGIN_PATH = "/api/auth/token"
 _GATE_BODY_MAX = 16 * 1024
 
 
+TOO_MANY_MESSAGE = "too many failed logins; wait and try again"
+
+
 def _too_many_body(wait_s: float) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """The route's 429 (``_too_many``), written out by hand: the gate answers before FastAPI."""
     body = orjson.dumps(
-        {
-            "detail": {
-                "code": "too_many_logins",
-                "message": "too many failed logins; wait and try again",
-            }
-        }
+        {"detail": {"code": ErrorCode.TOO_MANY_LOGINS.value, "message": TOO_MANY_MESSAGE}}
     )
     return body, [
         (b"content-type", b"application/json"),
@@ -133,11 +133,12 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "?"
 
 
-def _too_many(wait_s: float) -> HTTPException:
-    return HTTPException(
+def _too_many(wait_s: float) -> ApiError:
+    return ApiError(
         status.HTTP_429_TOO_MANY_REQUESTS,
-        {"code": "too_many_logins", "message": "too many failed logins; wait and try again"},
-        {"Retry-After": retry_after(wait_s)},
+        ErrorCode.TOO_MANY_LOGINS,
+        TOO_MANY_MESSAGE,
+        headers={"Retry-After": retry_after(wait_s)},
     )
 
 
@@ -152,10 +153,11 @@ async def login(
     try:
         ticket, wait = await guard.limiter.acquire(guard.keys(form.username, addr))
     except LimiterUnavailable:
-        raise HTTPException(
+        raise ApiError(
             status.HTTP_503_SERVICE_UNAVAILABLE,
-            {"code": "login_unavailable", "message": "the login limiter cannot be reached"},
-            {"Retry-After": "5"},
+            ErrorCode.LOGIN_UNAVAILABLE,
+            "the login limiter cannot be reached",
+            headers={"Retry-After": "5"},
         ) from None
     if ticket is None:
         raise _too_many(wait)
@@ -168,10 +170,11 @@ async def login(
         except Busy:
             await guard.limiter.release(ticket)
             ticket = None
-            raise HTTPException(
+            raise ApiError(
                 status.HTTP_503_SERVICE_UNAVAILABLE,
-                {"code": "login_busy", "message": "too many logins at once; try again"},
-                {"Retry-After": "1"},
+                ErrorCode.LOGIN_BUSY,
+                "too many logins at once; try again",
+                headers={"Retry-After": "1"},
             ) from None
         ok = ok and user is not None and not user.disabled
     finally:

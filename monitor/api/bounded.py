@@ -8,7 +8,14 @@ from fastapi import APIRouter, Body, Path
 
 from monitor.alarms import ClinicConfig
 from monitor.api import bodies, errors
-from monitor.api.deps import ChargeUser, CurrentUser, MonitorDep, SessionId, StrictRoute
+from monitor.api.deps import (
+    ChargeUser,
+    CurrentUser,
+    MonitorDep,
+    SessionId,
+    StrictRoute,
+    session_row,
+)
 from monitor.api.errors import ApiError, ErrorCode
 from monitor.model import Phase, to_rfc3339
 from monitor.protocol.feed import alarm_json
@@ -32,9 +39,7 @@ def router_for(config: ClinicConfig) -> APIRouter:
         monitor: MonitorDep,
         user: ChargeUser,
     ) -> dict[str, Any]:
-        row = await monitor.store.session_row(session_id)
-        if row is None:
-            raise ApiError(404, ErrorCode.NOT_FOUND, "no such session")
+        row = await session_row(monitor, session_id)
         if row["phase"] == Phase.ENDED.value:
             raise ApiError(409, ErrorCode.SESSION_ENDED, "the session has ended")
         raw = body.overrides.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
@@ -52,9 +57,7 @@ def router_for(config: ClinicConfig) -> APIRouter:
             reason=body.reason,  # type: ignore[attr-defined]
         )
         await monitor.session_changed(session_id)
-        row = await monitor.store.session_row(session_id)
-        assert row is not None
-        return monitor.limits_json(row)
+        return monitor.limits_json(await session_row(monitor, session_id))
 
     @router.post("/api/beds/{bed_id}/audio-pause", tags=["ward"], responses=errors.responses(404))
     async def audio_pause(

@@ -11,7 +11,7 @@ from fastapi import Depends, HTTPException, Path, Query, Request, Response, stat
 from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer
 
-from monitor.api.errors import invalid
+from monitor.api.errors import ApiError, ErrorCode, invalid
 from monitor.db.store import UserRow
 from monitor.model import Role
 from monitor.service import Monitor
@@ -87,6 +87,15 @@ MonitorDep = Annotated[Monitor, Depends(get_monitor)]
 DB_INT_MAX = 2**63 - 1
 SessionId = Annotated[int, Path(ge=1, le=DB_INT_MAX)]
 SessionFilter = Annotated[int | None, Query(ge=1, le=DB_INT_MAX)]
+
+
+async def session_row(monitor: Monitor, session_id: int) -> dict[str, Any]:
+    """The stored session, or the one 404 every session route answers. Called in the route,
+    not as a dependency, so authentication is still judged before the lookup."""
+    row = await monitor.store.session_row(session_id)
+    if row is None:
+        raise ApiError(404, ErrorCode.NOT_FOUND, "no such session")
+    return row
 
 
 async def current_user(

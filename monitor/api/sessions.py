@@ -22,7 +22,7 @@ from monitor.api.bodies import (
     event_data,
     text,
 )
-from monitor.api.deps import CurrentUser, MonitorDep, SessionId, StrictRoute
+from monitor.api.deps import CurrentUser, MonitorDep, SessionId, StrictRoute, session_row
 from monitor.api.errors import ApiError, ErrorCode
 from monitor.api.openapi import links
 from monitor.api.ward import BedFilter, parse_time
@@ -59,13 +59,6 @@ class SessionCreate(BaseModel):
     # When the patient was admitted, if earlier than now (a late entry, or a device that
     # stores and forwards): not before the bed's previous session ended.
     at: Timestamp | None = None
-
-
-async def _session_row(monitor: MonitorDep, session_id: int) -> dict[str, Any]:
-    row = await monitor.store.session_row(session_id)
-    if row is None:
-        raise ApiError(404, ErrorCode.NOT_FOUND, "no such session")
-    return row
 
 
 @router.post(
@@ -149,7 +142,7 @@ async def list_sessions(
 async def get_session(
     session_id: SessionId, monitor: MonitorDep, user: CurrentUser
 ) -> dict[str, Any]:
-    return await monitor.session_json(await _session_row(monitor, session_id))
+    return await monitor.session_json(await session_row(monitor, session_id))
 
 
 @router.post(
@@ -160,7 +153,7 @@ async def get_session(
 async def add_event(
     session_id: SessionId, body: SessionEvent, monitor: MonitorDep, user: CurrentUser
 ) -> dict[str, Any]:
-    row = await _session_row(monitor, session_id)
+    row = await session_row(monitor, session_id)
     now = monitor.clock()
     at = parse_time(body.at, "at", "body") if body.at else now
     assert at is not None
@@ -246,7 +239,7 @@ async def _protocol_gates(
         except pm.DoseError as e:
             raise errors.invalid(["body", "data"], str(e)) from None
         except pm.Forbidden as e:
-            raise ApiError(403, "override_forbidden", str(e)) from None
+            raise ApiError(403, ErrorCode.OVERRIDE_FORBIDDEN, str(e)) from None
         if decision.refusal is not None:
             raise _refused(decision.refusal, f"the dose is refused by the {protocol.id} protocol")
         stored = dict(decision.data)
@@ -268,7 +261,7 @@ async def _protocol_gates(
     try:
         refusal = pm.end_refusal(discharge, data, role)
     except pm.Forbidden as e:
-        raise ApiError(403, "override_forbidden", str(e)) from None
+        raise ApiError(403, ErrorCode.OVERRIDE_FORBIDDEN, str(e)) from None
     if refusal is not None:
         raise _refused(refusal, "the discharge criteria are not met")
     if not discharge.eligible:
@@ -295,5 +288,5 @@ async def list_protocols(monitor: MonitorDep, user: CurrentUser) -> list[dict[st
 async def get_limits(
     session_id: SessionId, monitor: MonitorDep, user: CurrentUser
 ) -> dict[str, Any]:
-    row = await _session_row(monitor, session_id)
+    row = await session_row(monitor, session_id)
     return monitor.limits_json(row)

@@ -11,7 +11,7 @@ from monitor.api.bodies import ID_REGEX, Timestamp
 from monitor.api.deps import CurrentUser, MonitorDep, SessionFilter, StrictRoute
 from monitor.api.errors import ApiError, ErrorCode
 from monitor.api.openapi import links
-from monitor.model import ID_PATTERN, parse_rfc3339, to_rfc3339
+from monitor.model import parse_rfc3339, to_rfc3339
 from monitor.protocol.feed import alarm_json
 
 router = APIRouter(
@@ -33,12 +33,6 @@ def parse_time(value: str | None, name: str, where: str = "query") -> float | No
         raise errors.invalid(
             [where, name], "must be an RFC 3339 timestamp with a UTC offset", "datetime_parsing"
         ) from None
-
-
-def check_id(value: str | None, name: str, where: str = "body") -> None:
-    """For ids the declared pattern cannot reach; ID_PATTERN is the one rule."""
-    if value is not None and not ID_PATTERN.fullmatch(value):
-        raise errors.invalid([where, name], "is not a valid id", "string_pattern_mismatch")
 
 
 @router.get("/api/beds", openapi_extra=links("list_beds"))

@@ -140,7 +140,7 @@ async def device_socket(ws: WebSocket) -> None:
                 seq=parsed.seq,
                 ts=parsed.ts,
                 values=parsed.values,
-                source=parsed.source or ("nibp" if proto.is_cuff(parsed.values) else None),
+                source=parsed.source,  # ingest names a cuff reading's source (Ingest.reading)
                 received_at=now,
             )
             await out.put((parsed.seq, monitor.submit(reading)))

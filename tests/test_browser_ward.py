@@ -30,7 +30,7 @@ from tests.browser_support import (  # noqa: F401  (fixtures used by name)
     unique,
     wait_feed_up,
 )
-from tests.conftest import MonitorProcess
+from tests.conftest import MonitorProcess, terminate
 
 pytestmark = pytest.mark.browser
 
@@ -378,12 +378,7 @@ def test_demo_ward_shows_its_alarm_story_within_three_minutes(
         )
     finally:
         context.close()
-        sim.terminate()
-        try:
-            sim.wait(10)
-        except subprocess.TimeoutExpired:
-            sim.kill()
-            sim.wait(5)
+        terminate(sim)
         log.close()
         panel.stop()
 

@@ -9,9 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 
-from monitor.alarms.config import DEFAULT_CONFIG_PATH
 from tests.browser_support import (  # noqa: F401  (fixtures used by name)
     ISO_TIME,
     NURSE,
@@ -27,7 +25,7 @@ from tests.browser_support import (  # noqa: F401  (fixtures used by name)
     wait_text,
 )
 from tests.browser_support import login as panel_login
-from tests.conftest import MonitorProcess, _start
+from tests.conftest import MonitorProcess, _start, clinic_config
 from tests.polling import poll
 
 pytestmark = pytest.mark.browser
@@ -49,16 +47,17 @@ RAW_KEY = re.compile(
 )
 
 
+def _quick_esketamine(data: dict[str, Any]) -> None:
+    esk = data["protocols"]["esketamine"]
+    esk["checkpoints"] = QUICK_CHECKS
+    esk["discharge"]["after"] = {"anchor": "infusion_start", "min": 0.75}
+
+
 @pytest.fixture(scope="module")
 def quick_monitor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MonitorProcess]:
     """The real monitor on SQLite with the quick esketamine protocol."""
     tmp = tmp_path_factory.mktemp("bedpage")
-    data = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
-    esk = data["protocols"]["esketamine"]
-    esk["checkpoints"] = QUICK_CHECKS
-    esk["discharge"]["after"] = {"anchor": "infusion_start", "min": 0.75}
-    path = tmp / "clinic.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path = clinic_config(tmp, _quick_esketamine)
     proc = _start(f"sqlite:///{tmp / 'vigil.db'}", tmp, extra_args=["--config", str(path)])
     proc.add_user(NURSE[0], "nurse", NURSE[1])
     proc.add_user(CHARGE[0], "charge", CHARGE[1])

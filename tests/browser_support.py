@@ -6,7 +6,9 @@ downloads a browser: Playwright drives /usr/bin/chromium.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -26,6 +28,8 @@ from tests.conftest import ROOT, MonitorProcess, free_port, terminate, wait_heal
 # The panel's alarm sounds must start without a real user's gesture in tests.
 CHROMIUM_ARGS = [*HEADLESS_ARGS, "--autoplay-policy=no-user-gesture-required"]
 NURSE = ("nurse1", "nurse-password-1")
+# A stamp a nurse should never read: ISO date-times and sub-second clock times.
+ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}|\d{2}:\d{2}:\d{2}\.\d")
 
 
 class PanelProcess:
@@ -117,18 +121,27 @@ def browser_fixture() -> Iterator[Any]:
             b.close()
 
 
+@contextlib.contextmanager
+def running_panel(
+    monitor: MonitorProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PanelProcess]:
+    """The real panel process in front of ``monitor``, stopped afterwards."""
+    proc = PanelProcess(monitor.base_url, tmp_path_factory.mktemp("panel"))
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
 @pytest.fixture(scope="module", name="panel")
 def panel_fixture(
     sqlite_server: MonitorProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PanelProcess]:
     """The real panel process in front of the module's monitor, with a nurse account."""
     sqlite_server.add_user(NURSE[0], "nurse", NURSE[1])
-    proc = PanelProcess(sqlite_server.base_url, tmp_path_factory.mktemp("panel"))
-    proc.start()
-    try:
+    with running_panel(sqlite_server, tmp_path_factory) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(name="device_factory")
@@ -171,6 +184,24 @@ def login(page: Any, panel_url: str, user: str = NURSE[0], password: str = NURSE
 
 def wait_feed_up(page: Any, timeout_ms: int = 10_000) -> None:
     page.wait_for_function("document.body?.dataset?.feed === 'up'", timeout=timeout_ms)
+
+
+def wait_text(page: Any, selector: str, text: str, timeout_ms: int = 10_000) -> str:
+    """Poll until the element's text contains ``text``; its text."""
+    page.wait_for_function(
+        "([sel, text]) => (document.querySelector(sel)?.innerText || '').includes(text)",
+        arg=[selector, text],
+        timeout=timeout_ms,
+    )
+    return str(page.inner_text(selector))
+
+
+def wait_attr(page: Any, selector: str, attr: str, value: str, timeout_ms: int = 30_000) -> None:
+    page.wait_for_function(
+        "([sel, attr, value]) => document.querySelector(sel)?.getAttribute(attr) === value",
+        arg=[selector, attr, value],
+        timeout=timeout_ms,
+    )
 
 
 def unique(prefix: str) -> str:

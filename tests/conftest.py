@@ -16,13 +16,16 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
+import yaml
+
+from monitor.alarms.config import DEFAULT_CONFIG_PATH
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_DSN = os.environ.get("VIGIL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -68,12 +71,12 @@ def seed_admin(db_url: str) -> None:
         pool.submit(asyncio.run, run()).result()
 
 
-def terminate(proc: subprocess.Popen[bytes] | None) -> None:
-    """SIGTERM (a clean shutdown), then SIGKILL if it has not gone within 10 s."""
+def terminate(proc: subprocess.Popen[bytes] | None, grace: float = 10.0) -> None:
+    """SIGTERM (a clean shutdown), then SIGKILL if it has not gone within ``grace`` s."""
     if proc and proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(10)
+            proc.wait(grace)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
@@ -177,8 +180,13 @@ class MonitorProcess:
         r.raise_for_status()
         return r.json()
 
-    def post(self, path: str, body: Any = None) -> httpx.Response:
-        return httpx.post(f"{self.base_url}{path}", json=body, headers=self.headers, timeout=10)
+    def post(
+        self, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """POST as the admin, or with ``headers`` (another user's token)."""
+        return httpx.post(
+            f"{self.base_url}{path}", json=body, headers=headers or self.headers, timeout=10
+        )
 
     def stop(self) -> None:
         terminate(self.proc)
@@ -197,6 +205,13 @@ class MonitorProcess:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def post_event(
+    srv: MonitorProcess, sid: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> httpx.Response:
+    """POST one session event (as the admin unless ``headers`` say otherwise); the answer."""
+    return srv.post(f"/api/sessions/{sid}/events", body, headers)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -222,6 +237,15 @@ def fresh_database(backend: str, directory: Path) -> Iterator[str]:
 def db_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with fresh_database(backend, tmp_path_factory.mktemp("db")) as url:
         yield url
+
+
+def clinic_config(directory: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    """The shipped clinic config changed by ``edit``, written to ``directory``/clinic.yaml."""
+    data = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    edit(data)
+    path = directory / "clinic.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
 
 
 def _start(db_url: str, tmp_path: Path, **kw: Any) -> MonitorProcess:

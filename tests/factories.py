@@ -282,3 +282,15 @@ def rems_session(
         if i not in (drop_cuffs or set())
     ]
     return events, cuffs
+
+
+# Intranasal esketamine: 28 mg devices at least 5 min apart, at most three (docs/protocols.md).
+IN_DOSING = make_protocol(
+    dosing={
+        "drug": "esketamine",
+        "route": "intranasal",
+        "device_mg": 28,
+        "device_interval_min": 5,
+        "max_devices": 3,
+    }
+)

@@ -10,11 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
-from monitor.alarms.config import DEFAULT_CONFIG_PATH
 from monitor.api.errors import ErrorBody, ValidationErrorBody
-from tests.conftest import MonitorProcess
+from tests.conftest import MonitorProcess, clinic_config
 
 
 def _refusal(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -163,19 +161,13 @@ def test_a_422_logs_no_deprecation_warning(server_factory: Any) -> None:
     assert "StarletteDeprecationWarning" not in server.log_text()
 
 
-def _config_with(tmp_path: Path, **changes: Any) -> Path:
-    config = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
-    config.update(changes)
-    path = tmp_path / "clinic.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 def test_limit_and_pause_bounds_are_the_clinic_configs(server_factory: Any, tmp_path: Path) -> None:
     """The clinic file's audio_pause_max_s and override_bounds are the API's and the
     document's bounds: just inside is accepted, just outside is a 422, never a 500."""
     bounds = {"spo2": [82, 93], "hr": [30, 180], "sbp": [70, 230], "dbp": [40, 140]}
-    path = _config_with(tmp_path, audio_pause_max_s=200, override_bounds=bounds)
+    path = clinic_config(
+        tmp_path, lambda config: config.update(audio_pause_max_s=200, override_bounds=bounds)
+    )
     server = server_factory(env={"VIGIL_CLINIC_CONFIG": str(path)})
     doc = httpx.get(f"{server.base_url}/openapi.json").json()["components"]["schemas"]
     seconds = doc["AudioPause"]["properties"]["seconds"]["anyOf"][0]

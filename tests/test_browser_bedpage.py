@@ -9,21 +9,23 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 
-from monitor.alarms.config import DEFAULT_CONFIG_PATH
 from tests.browser_support import (  # noqa: F401  (fixtures used by name)
+    ISO_TIME,
     NURSE,
     PanelProcess,
     SyncDevice,
     axe_serious,
     browser_fixture,
     page_fixture,
+    running_panel,
     unique,
+    wait_attr,
     wait_feed_up,
+    wait_text,
 )
 from tests.browser_support import login as panel_login
-from tests.conftest import MonitorProcess, _start
+from tests.conftest import MonitorProcess, _start, clinic_config
 from tests.polling import poll
 
 pytestmark = pytest.mark.browser
@@ -40,22 +42,22 @@ QUICK_CHECKS = [
     {"id": "bp-discharge", "kind": "bp", "anchor": "discharge_request", "offset_min": 0,
      "window_min": 1},
 ]  # fmt: skip
-ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}|\d{2}:\d{2}:\d{2}\.\d")
 RAW_KEY = re.compile(
     r"\b(?:spo2|hr|rr|sbp|dbp|map)\.(?:low|high)\b|\b[a-z0-9]+_[a-z0-9_]+\b|\b\d+\.0\b"
 )
+
+
+def _quick_esketamine(data: dict[str, Any]) -> None:
+    esk = data["protocols"]["esketamine"]
+    esk["checkpoints"] = QUICK_CHECKS
+    esk["discharge"]["after"] = {"anchor": "infusion_start", "min": 0.75}
 
 
 @pytest.fixture(scope="module")
 def quick_monitor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MonitorProcess]:
     """The real monitor on SQLite with the quick esketamine protocol."""
     tmp = tmp_path_factory.mktemp("bedpage")
-    data = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
-    esk = data["protocols"]["esketamine"]
-    esk["checkpoints"] = QUICK_CHECKS
-    esk["discharge"]["after"] = {"anchor": "infusion_start", "min": 0.75}
-    path = tmp / "clinic.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path = clinic_config(tmp, _quick_esketamine)
     proc = _start(f"sqlite:///{tmp / 'vigil.db'}", tmp, extra_args=["--config", str(path)])
     proc.add_user(NURSE[0], "nurse", NURSE[1])
     proc.add_user(CHARGE[0], "charge", CHARGE[1])
@@ -69,12 +71,8 @@ def quick_monitor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MonitorP
 def quick_panel(
     quick_monitor: MonitorProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PanelProcess]:
-    proc = PanelProcess(quick_monitor.base_url, tmp_path_factory.mktemp("panel"))
-    proc.start()
-    try:
+    with running_panel(quick_monitor, tmp_path_factory) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture
@@ -87,24 +85,6 @@ def device(quick_monitor: MonitorProcess) -> Iterator[SyncDevice]:
         yield d
     finally:
         d.close()
-
-
-def wait_text(page: Any, selector: str, text: str, timeout_ms: int = 10_000) -> str:
-    """Poll until the element's text contains ``text``; its text."""
-    page.wait_for_function(
-        "([sel, text]) => (document.querySelector(sel)?.innerText || '').includes(text)",
-        arg=[selector, text],
-        timeout=timeout_ms,
-    )
-    return str(page.inner_text(selector))
-
-
-def wait_attr(page: Any, selector: str, attr: str, value: str, timeout_ms: int = 30_000) -> None:
-    page.wait_for_function(
-        "([sel, attr, value]) => document.querySelector(sel)?.getAttribute(attr) === value",
-        arg=[selector, attr, value],
-        timeout=timeout_ms,
-    )
 
 
 def plain_words_problems(page: Any) -> list[str]:

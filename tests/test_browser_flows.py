@@ -31,7 +31,7 @@ from tests.browser_support import (  # noqa: F401  (fixtures used by name)
     unique,
     wait_feed_up,
 )
-from tests.conftest import ROOT, MonitorProcess, free_port
+from tests.conftest import ROOT, MonitorProcess, free_port, terminate
 from tests.wsclient import measure_after
 
 pytestmark = pytest.mark.browser
@@ -478,12 +478,7 @@ def test_simulated_bedside_monitor_values_appear_on_the_tile(
         assert page.get_attribute("#tile-bed-1-hr", "data-stale") == "false"
         assert sim.poll() is None, "the simulator keeps streaming"
     finally:
-        sim.terminate()
-        try:
-            sim.wait(10)
-        except subprocess.TimeoutExpired:
-            sim.kill()
-            sim.wait(5)
+        terminate(sim)
         log.close()
 
 

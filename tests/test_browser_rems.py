@@ -13,6 +13,7 @@ import pytest
 
 from monitor.model import to_rfc3339
 from tests.browser_support import (  # noqa: F401  (fixtures used by name)
+    ISO_TIME,
     axe_serious,
     browser_fixture,
     device_factory_fixture,
@@ -20,10 +21,10 @@ from tests.browser_support import (  # noqa: F401  (fixtures used by name)
     page_fixture,
     panel_fixture,
     unique,
+    wait_text,
 )
 from tests.conftest import MonitorProcess
 from tests.factories import REMS_CUFFS, REMS_EVENTS
-from tests.test_browser_bedpage import ISO_TIME, wait_text
 
 pytestmark = pytest.mark.browser
 

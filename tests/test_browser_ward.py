@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from monitor.alarms.config import DEFAULT_CONFIG_PATH
 from simulators.nurse import checklist_data
 from tests.browser_support import (  # noqa: F401  (fixtures used by name)
     NURSE,
@@ -30,7 +28,7 @@ from tests.browser_support import (  # noqa: F401  (fixtures used by name)
     unique,
     wait_feed_up,
 )
-from tests.conftest import MonitorProcess
+from tests.conftest import MonitorProcess, clinic_config, terminate
 
 pytestmark = pytest.mark.browser
 
@@ -378,12 +376,7 @@ def test_demo_ward_shows_its_alarm_story_within_three_minutes(
         )
     finally:
         context.close()
-        sim.terminate()
-        try:
-            sim.wait(10)
-        except subprocess.TimeoutExpired:
-            sim.kill()
-            sim.wait(5)
+        terminate(sim)
         log.close()
         panel.stop()
 
@@ -394,16 +387,16 @@ def test_an_overdue_protocol_check_shows_on_its_tile_and_marks_the_bed(
     """docs/panel.md, docs/protocols.md: the monitor's checkpoint status reaches the tile in
     words ("MOAA/S due in 5 s", then "MOAA/S overdue 4 s") and an overdue check marks the bed,
     as the monitor judges it (the panel only shows)."""
-    config = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
-    config["protocols"]["quick-check"] = {
+    quick = {
         "label": "A sedation score due 6 s after admission",
         "checkpoints": [
             {"id": "moaas-soon", "kind": "moaas", "anchor": "admission", "offset_min": 0.1,
              "window_min": 0.05},
         ],
     }  # fmt: skip
-    path = tmp_path / "clinic.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path = clinic_config(
+        tmp_path, lambda config: config["protocols"].update({"quick-check": quick})
+    )
     srv = server_factory(env={"VIGIL_CLINIC_CONFIG": str(path)})
     srv.add_user(NURSE[0], "nurse", NURSE[1])
     bed = unique("chk")

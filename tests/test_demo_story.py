@@ -16,6 +16,7 @@ from simulators.demo import BedSpec, demo_devices_csv, plan_beds, protocol_timel
 from simulators.device import DeviceModel
 from simulators.physiology import MINUTE, Timeline
 from simulators.scenarios import Plan, make_plan
+from tests.conftest import terminate
 
 CONFIG = load_config(None)
 PUBLIC = {pid: p.public() for pid, p in CONFIG.protocols.items()}
@@ -139,12 +140,7 @@ def test_make_demo_shows_an_alarm_to_acknowledge_a_recovery_and_a_cleared_techni
     try:
         seen, to_ack = _poll_story(srv, t0)
     finally:
-        demo.terminate()
-        try:
-            demo.wait(20)
-        except subprocess.TimeoutExpired:
-            demo.kill()
-            demo.wait(5)
+        terminate(demo, grace=20)
         log.close()
     assert len(seen) == 3, (seen, (tmp_path / "demo.log").read_text()[-3000:])
     assert max(seen.values()) <= STORY_S

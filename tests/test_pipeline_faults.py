@@ -11,7 +11,7 @@ import concurrent.futures
 import contextlib
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import psycopg
 import pytest
 
 from tests.conftest import PG_ADMIN_DSN, MonitorProcess, fresh_database
+from tests.polling import poll
 from tests.wsclient import Device
 
 CUFF_HIGH = {"sbp": 215.0, "dbp": 100.0, "map": 138.0}
@@ -29,18 +30,6 @@ CUFF_HIGH = {"sbp": 215.0, "dbp": 100.0, "map": 138.0}
 def fresh_db(backend: str, tmp_path: Path) -> Iterator[str]:
     with fresh_database(backend, tmp_path) as url:
         yield url
-
-
-def wait_for(pred: Callable[[], Any], timeout: float = 20.0, every: float = 0.1) -> Any:
-    """Poll ``pred`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = pred()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(every)
 
 
 def health(m: MonitorProcess) -> tuple[int, dict[str, Any]]:
@@ -87,7 +76,7 @@ def test_an_alarm_of_an_acked_reading_survives_a_kill_at_each_fault_point(
             return await dev.reading(1, CUFF_HIGH, ts=ts, source="nibp")
 
     assert asyncio.run(resend()) == {"type": "ack", "seq": 1}
-    found = wait_for(lambda: alarms_of(m2, "k-bed", "sbp"))
+    found = poll(lambda: alarms_of(m2, "k-bed", "sbp"), timeout=20)
     assert len(found) == 1 and found[0]["priority"] == "high" and found[0]["ended_at"] is None
     assert len(m2.get("/api/readings", bed="k-bed")["readings"]) == 1
 
@@ -104,7 +93,7 @@ def test_an_acknowledged_alarm_is_still_acknowledged_after_a_kill(
             return await dev.reading(1, CUFF_HIGH, source="nibp")
 
     assert asyncio.run(measure())["type"] == "ack"
-    (alarm,) = wait_for(lambda: alarms_of(m, "a-bed", "sbp"))
+    (alarm,) = poll(lambda: alarms_of(m, "a-bed", "sbp"), timeout=20)
     r = m.post(f"/api/alarms/{alarm['id']}/ack")
     assert r.status_code == 200 and r.json()["acknowledged_by"] == "admin"
     m.kill()
@@ -164,7 +153,7 @@ def test_a_database_that_refuses_writes_turns_health_to_503_and_recovers(
             return await dev.reading(1, CUFF_HIGH, source="nibp")
 
     assert asyncio.run(first())["type"] == "ack"
-    (alarm,) = wait_for(lambda: alarms_of(m, "r-bed", "sbp"))
+    (alarm,) = poll(lambda: alarms_of(m, "r-bed", "sbp"), timeout=20)
     assert health(m)[0] == 200
     with writes_refused(backend, fresh_db):
 
@@ -175,7 +164,7 @@ def test_a_database_that_refuses_writes_turns_health_to_503_and_recovers(
 
         answer = asyncio.run(during_reading())
         assert answer["type"] == "error" and answer["code"] == "unavailable"
-        status, body = wait_for(lambda: (s := health(m))[0] == 503 and s)
+        status, body = poll(lambda: (s := health(m))[0] == 503 and s, timeout=20)
         assert "database" in body["failing"] and body["status"] != "ok"
         assert body["stages"]["database"]["failures"] >= 1
         # Both at once: each waits out the store's own timeout (SQLite's busy timeout) once.
@@ -196,7 +185,7 @@ def test_a_database_that_refuses_writes_turns_health_to_503_and_recovers(
             ack, admit = ack_f.result(), admit_f.result()
         assert ack.status_code == 503 and ack.json()["detail"]["code"] == "unavailable"
         assert admit.status_code == 503 and admit.json()["detail"]["code"] == "unavailable"
-    wait_for(lambda: health(m)[0] == 200, timeout=30)
+    poll(lambda: health(m)[0] == 200, timeout=30)
 
     async def resend() -> Any:
         async with Device(m.ws_url, "r-mon", token) as dev:
@@ -204,7 +193,7 @@ def test_a_database_that_refuses_writes_turns_health_to_503_and_recovers(
 
     assert asyncio.run(resend()) == {"type": "ack", "seq": 2}
     assert [r["seq"] for r in m.get("/api/readings", bed="r-bed")["readings"]] == [1, 2]
-    (after,) = wait_for(lambda: alarms_of(m, "r-bed", "sbp"))
+    (after,) = poll(lambda: alarms_of(m, "r-bed", "sbp"), timeout=20)
     assert after["acknowledged_at"] is None, "a refused acknowledge must not be stored"
     assert m.get("/api/sessions", bed="r-bed")["sessions"] == []
     actions = [e["action"] for e in m.get("/api/audit")["entries"]]
@@ -242,9 +231,9 @@ def test_an_exception_in_the_engine_is_counted_and_the_bed_rebuilt_from_the_reco
     answers = asyncio.run(run())
     assert [a["type"] for a in answers] == ["ack", "ack"]
     assert seen and all("engine" in b["failing"] for b in seen)
-    found = wait_for(lambda: alarms_of(m, "e-bed", "sbp"))
+    found = poll(lambda: alarms_of(m, "e-bed", "sbp"), timeout=20)
     assert len(found) == 1 and found[0]["priority"] == "high"
-    status, body = wait_for(lambda: (s := health(m))[0] == 200 and s)
+    status, body = poll(lambda: (s := health(m))[0] == 200 and s, timeout=20)
     # While a bed awaits its rebuild nothing is judged on it, so the fault fires again only
     # after each rebuild: every failure counted, every one repaired.
     assert body["stages"]["engine"]["failures"] >= 2
@@ -265,5 +254,5 @@ def test_a_failing_fan_out_is_counted_and_never_stops_ingest(
 
     assert [a["type"] for a in asyncio.run(run())] == ["ack"] * 8
     assert len(m.get("/api/readings", bed="f-bed")["readings"]) == 8
-    status, body = wait_for(lambda: (s := health(m))[0] == 200 and s)
+    status, body = poll(lambda: (s := health(m))[0] == 200 and s, timeout=20)
     assert body["stages"]["fanout"]["failures"] == 5

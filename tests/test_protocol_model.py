@@ -14,6 +14,7 @@ from monitor.alarms.config import load_config
 from monitor.model import Reading
 from tests.factories import (
     FULL_CHECKLIST,
+    IN_DOSING,
     T0,
     make_cuff,
     make_event,
@@ -446,15 +447,6 @@ def test_a_checkpoint_status_never_goes_back_from_done(readings: list[Reading], 
 # --- doses -------------------------------------------------------------------------------
 
 IV_DOSING = make_protocol(dosing={"drug": "ketamine", "route": "iv", "weight_item": "weight_kg"})
-IN_DOSING = make_protocol(
-    dosing={
-        "drug": "esketamine",
-        "route": "intranasal",
-        "device_mg": 28,
-        "device_interval_min": 5,
-        "max_devices": 3,
-    }
-)
 
 
 @pytest.mark.parametrize(

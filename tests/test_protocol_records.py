@@ -24,10 +24,10 @@ from monitor.report.fhir_protocol import ASSESSMENT_SYSTEM
 from tests.factories import (
     ESKETAMINE_CHECKLIST,
     FULL_CHECKLIST,
+    IN_DOSING,
     T0,
     make_cuff,
     make_event,
-    make_protocol,
     make_protocol_session_json,
     make_reading,
 )
@@ -378,15 +378,6 @@ def test_moaas_and_cadss_scores_are_observations_in_the_local_code_system() -> N
 
 # --- doses: device spacing on both sides ---------------------------------------------------
 
-IN_DOSING = make_protocol(
-    dosing={
-        "drug": "esketamine",
-        "route": "intranasal",
-        "device_mg": 28,
-        "device_interval_min": 5,
-        "max_devices": 3,
-    }
-)
 MIN = 60.0
 
 

@@ -5,24 +5,21 @@ the stale-cuff rule in recovery."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.medicationadministration import MedicationAdministration
 from fhir.resources.R4B.observation import Observation
 
-from monitor.alarms.config import DEFAULT_CONFIG_PATH
 from monitor.model import to_rfc3339
-from tests.conftest import MonitorProcess, _start
+from tests.conftest import MonitorProcess, _start, clinic_config, post_event
 from tests.factories import ESKETAMINE_CHECKLIST
 from tests.polling import poll
-from tests.wsclient import Device
+from tests.wsclient import send_frames
 
 PASSWORD = "correct horse battery"
 # Short times so that the server's clock gets there within a test (docs/protocols.md).
@@ -47,10 +44,7 @@ QUICK = {
 def rsrv(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MonitorProcess]:
     """The real monitor with the shipped protocols and a quick one, on both engines."""
     tmp = tmp_path_factory.mktemp("records")
-    data = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
-    data["protocols"]["quick"] = QUICK
-    path = tmp / "clinic.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path = clinic_config(tmp, lambda data: data["protocols"].update(quick=QUICK))
     proc = _start(db_url, tmp, extra_args=["--config", str(path)])
     proc.add_user("r-charge", "charge", PASSWORD)
     try:
@@ -59,19 +53,8 @@ def rsrv(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moni
         proc.stop()
 
 
-def _event(
-    srv: MonitorProcess, sid: int, body: dict[str, Any], headers: dict[str, str] | None = None
-) -> httpx.Response:
-    return httpx.post(
-        f"{srv.base_url}/api/sessions/{sid}/events",
-        json=body,
-        headers=headers or srv.headers,
-        timeout=10,
-    )
-
-
 def _ok(srv: MonitorProcess, sid: int, body: dict[str, Any], **kw: Any) -> dict[str, Any]:
-    r = _event(srv, sid, body, **kw)
+    r = post_event(srv, sid, body, **kw)
     assert r.status_code == 200, r.text
     return dict(r.json())
 
@@ -79,13 +62,8 @@ def _ok(srv: MonitorProcess, sid: int, body: dict[str, Any], **kw: Any) -> dict[
 def _send(
     srv: MonitorProcess, bed: str, token: str, frames: list[tuple[int, dict[str, float], float]]
 ) -> None:
-    async def run() -> None:
-        async with Device(srv.ws_url, f"{bed}-mon", token) as dev:
-            for seq, values, ts in frames:
-                ack = await dev.reading(seq, values, ts, "nibp")
-                assert ack.get("type") == "ack", ack
-
-    asyncio.run(run())
+    """Cuff readings from the bed's device."""
+    send_frames(srv.ws_url, f"{bed}-mon", token, [(*f, "nibp") for f in frames])
 
 
 def _admit(
@@ -179,7 +157,7 @@ def test_a_pause_reason_that_is_not_text_is_refused_with_422(
     bed = f"rec-pause-{abs(hash(repr(reason))) % 100000}"
     sid, _ = _admit(rsrv, bed, "basic")
     _ok(rsrv, sid, {"type": "infusion_start"})
-    r = _event(rsrv, sid, {"type": "infusion_pause", "data": {"reason": reason}})
+    r = post_event(rsrv, sid, {"type": "infusion_pause", "data": {"reason": reason}})
     if reason is None:
         # null is "not given": a pause needs no reason.
         assert r.status_code == 200, r.text

@@ -4,21 +4,17 @@ checkpoint alarms and the discharge gate with its charge-nurse override."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
-import yaml
 
-from monitor.alarms.config import DEFAULT_CONFIG_PATH
 from monitor.model import parse_rfc3339, to_rfc3339
-from tests.conftest import MonitorProcess, _start
+from tests.conftest import MonitorProcess, _start, clinic_config, post_event
 from tests.factories import ESKETAMINE_CHECKLIST, TEST_CHECKLIST
 from tests.polling import poll
-from tests.wsclient import Device
+from tests.wsclient import send_frames
 
 PASSWORD = "correct horse battery"
 CHECKLIST = {
@@ -63,15 +59,15 @@ QUICK = {
 }
 
 
+def _with_quick(data: dict[str, Any]) -> None:
+    data["protocols"]["quick"] = QUICK
+
+
 @pytest.fixture(scope="module")
 def psrv(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MonitorProcess]:
     """The real monitor with the shipped protocols and a quick one, on both engines."""
     tmp = tmp_path_factory.mktemp("protocols")
-    data = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
-    data["protocols"]["quick"] = QUICK
-    path = tmp / "clinic.yaml"
-    path.write_text(yaml.safe_dump(data))
-    proc = _start(db_url, tmp, extra_args=["--config", str(path)])
+    proc = _start(db_url, tmp, extra_args=["--config", str(clinic_config(tmp, _with_quick))])
     proc.add_user("p-nurse", "nurse", PASSWORD)
     proc.add_user("p-charge", "charge", PASSWORD)
     try:
@@ -82,17 +78,6 @@ def psrv(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moni
 
 def _as(srv: MonitorProcess, user: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {srv.login(user, PASSWORD)}"}
-
-
-def _event(
-    srv: MonitorProcess, sid: int, body: dict[str, Any], headers: dict[str, str] | None = None
-) -> httpx.Response:
-    return httpx.post(
-        f"{srv.base_url}/api/sessions/{sid}/events",
-        json=body,
-        headers=headers or srv.headers,
-        timeout=10,
-    )
 
 
 def _admit(srv: MonitorProcess, bed: str, protocol: str | None = "quick") -> tuple[int, str]:
@@ -111,20 +96,14 @@ def _send(
     token: str,
     frames: list[tuple[int, dict[str, float], float, str | None]],
 ) -> None:
-    async def run() -> None:
-        async with Device(srv.ws_url, f"{bed}-mon", token) as dev:
-            for seq, values, ts, source in frames:
-                ack = await dev.reading(seq, values, ts, source)
-                assert ack.get("type") == "ack", ack
-
-    asyncio.run(run())
+    send_frames(srv.ws_url, f"{bed}-mon", token, frames)
 
 
 def _dose(srv: MonitorProcess, bed: str, token: str, sid: int) -> float:
     """Fill the checklist, take a normal pre-dose cuff BP and start dosing; the dosing time."""
-    assert _event(srv, sid, {"type": "checklist", "data": CHECKLIST}).status_code == 200
+    assert post_event(srv, sid, {"type": "checklist", "data": CHECKLIST}).status_code == 200
     _send(srv, bed, token, [(1, {"sbp": 124, "dbp": 78, "map": 93}, time.time(), "nibp")])
-    r = _event(srv, sid, {"type": "infusion_start"})
+    r = post_event(srv, sid, {"type": "infusion_start"})
     assert r.status_code == 200, r.text
     return parse_rfc3339(r.json()["infusion_started_at"])
 
@@ -176,7 +155,7 @@ def test_a_checklist_value_of_the_wrong_kind_is_refused_with_422(
     an RFC 3339 time; anything else gets 422 and nothing is stored."""
     bed = f"pr-ck-{abs(hash(repr(data))) % 100000}"
     sid, _ = _admit(psrv, bed)
-    r = _event(psrv, sid, {"type": "checklist", "data": data})
+    r = post_event(psrv, sid, {"type": "checklist", "data": data})
     assert r.status_code == 422, r.text
     assert psrv.get(f"/api/sessions/{sid}")["events"] == []
 
@@ -187,28 +166,28 @@ def test_dosing_is_gated_by_checklist_then_pre_dose_bp_in_that_order(psrv: Monit
     (audited)."""
     bed = "pr-bed-3"
     sid, token = _admit(psrv, bed)
-    r = _event(psrv, sid, {"type": "infusion_start"})
+    r = post_event(psrv, sid, {"type": "infusion_start"})
     assert r.status_code == 409
     detail = r.json()["detail"]
     assert detail["code"] == "checklist_incomplete" and detail["missing"] == list(CHECKLIST)
     part = {k: v for k, v in CHECKLIST.items() if k != "medications"}
-    assert _event(psrv, sid, {"type": "checklist", "data": part}).status_code == 200
-    r = _event(psrv, sid, {"type": "infusion_start"})
+    assert post_event(psrv, sid, {"type": "checklist", "data": part}).status_code == 200
+    r = post_event(psrv, sid, {"type": "infusion_start"})
     assert r.json()["detail"] == {
         **r.json()["detail"],
         "code": "checklist_incomplete",
         "missing": ["medications"],
     }
-    s = _event(psrv, sid, {"type": "checklist", "data": {"medications": "sertraline"}}).json()
+    s = post_event(psrv, sid, {"type": "checklist", "data": {"medications": "sertraline"}}).json()
     assert all(i["done"] for i in s["checklist"])
     assert {i["id"]: i["value"] for i in s["checklist"]}["weight_kg"] == 71.5
-    r = _event(psrv, sid, {"type": "infusion_start"})
+    r = post_event(psrv, sid, {"type": "infusion_start"})
     assert r.status_code == 409 and r.json()["detail"]["code"] == "predose_bp_missing"
     _send(psrv, bed, token, [(1, {"sbp": 150, "dbp": 85, "map": 107}, time.time(), "nibp")])
-    r = _event(psrv, sid, {"type": "infusion_start", "data": {"prescriber": "Dr A"}})
+    r = post_event(psrv, sid, {"type": "infusion_start", "data": {"prescriber": "Dr A"}})
     assert r.status_code == 409 and r.json()["detail"]["code"] == "predose_bp_high"
     decision = {"prescriber": "Dr A", "reason": "treated hypertension, benefit outweighs"}
-    r = _event(psrv, sid, {"type": "infusion_start", "data": decision})
+    r = post_event(psrv, sid, {"type": "infusion_start", "data": decision})
     assert r.status_code == 200 and r.json()["phase"] == "infusion"
     audit = psrv.get("/api/audit", session=sid)["entries"]
     overrides = [e for e in audit if e["action"] == "predose_bp_override"]
@@ -238,16 +217,18 @@ def test_ending_is_gated_by_discharge_with_a_charge_override(psrv: MonitorProces
     bed = "pr-bed-5"
     sid, token = _admit(psrv, bed)
     _dose(psrv, bed, token, sid)
-    r = _event(psrv, sid, {"type": "end"})
+    r = post_event(psrv, sid, {"type": "end"})
     assert r.status_code == 409
     detail = r.json()["detail"]
     assert detail["code"] == "discharge_blocked"
     assert {"hr_missing", "spo2_missing", "moaas_missing"} <= set(detail["blocked_by"])
     why = {"type": "end", "data": {"override_reason": "transferred to the emergency department"}}
-    assert _event(psrv, sid, why, _as(psrv, "p-nurse")).status_code == 403
-    assert _event(psrv, sid, {"type": "end", "data": {"override_reason": " "}}).status_code == 409
+    assert post_event(psrv, sid, why, _as(psrv, "p-nurse")).status_code == 403
+    assert (
+        post_event(psrv, sid, {"type": "end", "data": {"override_reason": " "}}).status_code == 409
+    )
     assert psrv.get(f"/api/sessions/{sid}")["phase"] == "infusion"
-    r = _event(psrv, sid, why, _as(psrv, "p-charge"))
+    r = post_event(psrv, sid, why, _as(psrv, "p-charge"))
     assert r.status_code == 200 and r.json()["phase"] == "ended"
     audit = psrv.get("/api/audit", session=sid)["entries"]
     over = [e for e in audit if e["action"] == "discharge_override"]
@@ -261,7 +242,7 @@ def test_a_session_ends_without_override_once_the_criteria_are_met(psrv: Monitor
     bed = "pr-bed-6"
     sid, token = _admit(psrv, bed)
     dosed = _dose(psrv, bed, token, sid)
-    assert _event(psrv, sid, {"type": "infusion_stop"}).status_code == 200
+    assert post_event(psrv, sid, {"type": "infusion_stop"}).status_code == 200
     now = time.time()
     _send(
         psrv,
@@ -272,10 +253,10 @@ def test_a_session_ends_without_override_once_the_criteria_are_met(psrv: Monitor
             (3, {"hr": 74, "spo2": 97, "rr": 14}, now, None),
         ],
     )
-    assert _event(psrv, sid, {"type": "observation", "data": {"moaas": 5}}).status_code == 200
+    assert post_event(psrv, sid, {"type": "observation", "data": {"moaas": 5}}).status_code == 200
     d = poll(lambda: (s := psrv.get(f"/api/sessions/{sid}")["discharge"])["eligible"] and s)
     assert d["blocked_by"] == [] and d["eligible_at"] == to_rfc3339(dosed + 6)
-    r = _event(psrv, sid, {"type": "end"}, _as(psrv, "p-nurse"))
+    r = post_event(psrv, sid, {"type": "end"}, _as(psrv, "p-nurse"))
     assert r.status_code == 200 and r.json()["phase"] == "ended"
 
 
@@ -310,7 +291,7 @@ def test_an_overdue_checkpoint_raises_a_low_technical_alarm_until_it_is_done(
     assert ack.status_code == 200, ack.text
     acked = _checkpoint_alarm(psrv, bed, ended=False)
     assert acked is not None and acked["acknowledged_by"] == "admin"
-    r = _event(psrv, sid, {"type": "observation", "data": {"moaas": 4}})
+    r = post_event(psrv, sid, {"type": "observation", "data": {"moaas": 4}})
     assert r.status_code == 200
     ended = poll(lambda: _checkpoint_alarm(psrv, bed, ended=True))
     assert ended["id"] == alarm["id"]
@@ -335,11 +316,11 @@ def test_an_admission_dated_earlier_holds_the_readings_since_and_gates_on_them(
     assert r.status_code == 201, r.text
     sid = r.json()["id"]
     assert r.json()["opened_at"] == to_rfc3339(t)
-    assert _event(psrv, sid, {"type": "checklist", "data": CHECKLIST}).status_code == 200
-    r = _event(psrv, sid, {"type": "infusion_start", "at": to_rfc3339(t + 120)})
+    assert post_event(psrv, sid, {"type": "checklist", "data": CHECKLIST}).status_code == 200
+    r = post_event(psrv, sid, {"type": "infusion_start", "at": to_rfc3339(t + 120)})
     assert r.status_code == 200, r.text
     why = {"type": "end", "at": to_rfc3339(t + 180), "data": {"override_reason": "test"}}
-    assert _event(psrv, sid, why).status_code == 200
+    assert post_event(psrv, sid, why).status_code == 200
     # The next patient cannot be admitted before the previous one left.
     r = psrv.post("/api/sessions", {**body, "at": to_rfc3339(t + 170)})
     assert r.status_code == 409
@@ -370,11 +351,7 @@ def test_a_checkpoint_alarm_survives_a_restart_once_and_still_ends_when_done(
     """docs/protocols.md: the alarm stage restores checkpoint alarms from the store when it
     rebuilds a bed: after a restart the same alarm is live (not a second one) and ends when
     the checkpoint is done."""
-    tmp = tmp_path_factory.mktemp("restart")
-    data = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
-    data["protocols"]["quick"] = QUICK
-    path = tmp / "clinic.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path = clinic_config(tmp_path_factory.mktemp("restart"), _with_quick)
     srv = server_factory(args=["--config", str(path)])
     bed = "pr-rs-1"
     sid, token = _admit(srv, bed)
@@ -386,7 +363,7 @@ def test_a_checkpoint_alarm_survives_a_restart_once_and_still_ends_when_done(
     assert [a["id"] for a in live if "moaas-6s" in a["id"]] == [alarm["id"]]
     beds = {b["id"]: b for b in srv.get("/api/beds")}
     assert alarm["id"] in {a["id"] for a in beds[bed]["alarms"]}
-    assert _event(srv, sid, {"type": "observation", "data": {"moaas": 5}}).status_code == 200
+    assert post_event(srv, sid, {"type": "observation", "data": {"moaas": 5}}).status_code == 200
     ended = poll(lambda: _checkpoint_alarm(srv, bed, ended=True))
     assert ended["id"] == alarm["id"]
 
@@ -398,15 +375,15 @@ def test_an_iv_dose_is_completed_from_the_weight_and_an_inconsistent_one_refused
     the checklist weight; a pair that disagrees gets 422 and nothing is stored."""
     bed = "pr-bed-10"
     sid, token = _admit(psrv, bed)
-    early = _event(psrv, sid, {"type": "dose", "data": {"mg_per_kg": 0.5}})
+    early = post_event(psrv, sid, {"type": "dose", "data": {"mg_per_kg": 0.5}})
     assert early.status_code == 409 and early.json()["detail"]["code"] == "dose_outside_infusion"
     _dose(psrv, bed, token, sid)
-    bad = _event(psrv, sid, {"type": "dose", "data": {"mg_per_kg": 0.5, "total_mg": 50}})
+    bad = post_event(psrv, sid, {"type": "dose", "data": {"mg_per_kg": 0.5, "total_mg": 50}})
     assert bad.status_code == 422 and bad.json()["detail"]["code"] == "invalid_request"
     assert [f["loc"] for f in bad.json()["detail"]["fields"]] == [["body", "data"]]
-    typo = _event(psrv, sid, {"type": "dose", "data": {"mg_per_kg": "0.5"}})
+    typo = post_event(psrv, sid, {"type": "dose", "data": {"mg_per_kg": "0.5"}})
     assert typo.status_code == 422
-    r = _event(psrv, sid, {"type": "dose", "data": {"mg_per_kg": 0.5, "lot": "K-123"}})
+    r = post_event(psrv, sid, {"type": "dose", "data": {"mg_per_kg": 0.5, "lot": "K-123"}})
     assert r.status_code == 200, r.text
     doses = [e["data"] for e in r.json()["events"] if e["type"] == "dose"]
     assert len(doses) == 1
@@ -421,20 +398,23 @@ def test_intranasal_devices_keep_five_minutes_apart_unless_a_charge_nurse_overri
     sooner gets 409 device_interval, overridable with a reason by charge (nurse 403), audited."""
     bed = "pr-bed-11"
     sid, token = _admit(psrv, bed, protocol="esketamine")
-    assert _event(psrv, sid, {"type": "checklist", "data": ESKETAMINE_CHECKLIST}).status_code == 200
+    assert (
+        post_event(psrv, sid, {"type": "checklist", "data": ESKETAMINE_CHECKLIST}).status_code
+        == 200
+    )
     _send(psrv, bed, token, [(1, {"sbp": 124, "dbp": 78, "map": 93}, time.time(), "nibp")])
-    assert _event(psrv, sid, {"type": "infusion_start"}).status_code == 200
-    first = _event(psrv, sid, {"type": "dose", "data": {"lot": "E-9"}})
+    assert post_event(psrv, sid, {"type": "infusion_start"}).status_code == 200
+    first = post_event(psrv, sid, {"type": "dose", "data": {"lot": "E-9"}})
     assert first.status_code == 200, first.text
-    soon = _event(psrv, sid, {"type": "dose", "data": {"lot": "E-9"}})
+    soon = post_event(psrv, sid, {"type": "dose", "data": {"lot": "E-9"}})
     assert soon.status_code == 409
     detail = soon.json()["detail"]
     assert detail["code"] == "device_interval"
     first_at = parse_rfc3339(next(e["at"] for e in first.json()["events"] if e["type"] == "dose"))
     assert abs(parse_rfc3339(detail["next_at"]) - (first_at + 300)) < 0.01
     why = {"type": "dose", "data": {"lot": "E-9", "override_reason": "patient sneezed, redo"}}
-    assert _event(psrv, sid, why, _as(psrv, "p-nurse")).status_code == 403
-    r = _event(psrv, sid, why, _as(psrv, "p-charge"))
+    assert post_event(psrv, sid, why, _as(psrv, "p-nurse")).status_code == 403
+    r = post_event(psrv, sid, why, _as(psrv, "p-charge"))
     assert r.status_code == 200, r.text
     doses = [e["data"] for e in r.json()["events"] if e["type"] == "dose"]
     assert [(d["device"], d["cumulative_mg"]) for d in doses] == [(1, 28), (2, 56)]

@@ -63,3 +63,20 @@ def measure_after(boundary: float) -> float:
     while (now := time.time()) <= boundary + 0.002:
         pass
     return now
+
+
+def send_frames(
+    ws_url: str,
+    device_id: str,
+    token: str,
+    frames: list[tuple[int, dict[str, float], float, str | None]],
+) -> None:
+    """Send (seq, values, ts, source) frames from a real device, each acked, then close."""
+
+    async def run() -> None:
+        async with Device(ws_url, device_id, token) as dev:
+            for seq, values, ts, source in frames:
+                ack = await dev.reading(seq, values, ts, source)
+                assert ack.get("type") == "ack", ack
+
+    asyncio.run(run())

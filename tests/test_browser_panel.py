@@ -160,7 +160,13 @@ def test_every_tile_says_the_monitor_is_degraded_with_the_technical_tone(
         )
         for bed in (bed1, bed2):
             assert page.is_visible(f"#tile-{bed}-lost")
-            # Other stages that read the database (the ticker) may be listed beside it.
+            # The ticker's read may fail before the database's own write probe says so: wait
+            # for the database to be named; other stages may be listed beside it.
+            page.wait_for_function(
+                f"(document.getElementById('tile-{bed}-lost')?.textContent || '')"
+                ".includes('database')",
+                timeout=30_000,
+            )
             said = page.text_content(f"#tile-{bed}-lost") or ""
             assert said.startswith("MONITOR DEGRADED:") and "database" in said, said
         assert "MONITOR DEGRADED" in (page.text_content("#feed-status") or "")

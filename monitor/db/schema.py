@@ -92,6 +92,11 @@ sessions = Table(
     # At most one open session per bed: open_bed is the bed id while open, NULL once ended,
     # and a unique index enforces it in the database itself (both engines allow many NULLs).
     Column("open_bed", String(64), nullable=True, unique=True),
+    # Bumped by every change to the session (an event, limits, its patient): a change is
+    # written with ``WHERE version = <the version its checks read>``, so of two changes judged
+    # on the same state only one is stored and the other is judged again (docs/api.md,
+    # "Repeats and races").
+    Column("version", Integer, nullable=False, server_default="0"),
 )
 Index("ix_sessions_bed_opened", sessions.c.bed_id, sessions.c.opened_at)
 Index("ix_sessions_patient", sessions.c.patient_label)
@@ -123,6 +128,36 @@ session_events = Table(
     Column("data", JSON, nullable=True),
 )
 Index("ix_session_events_session", session_events.c.session_id, session_events.c.id)
+
+# A POST's ``Idempotency-Key`` (docs/api.md): written in the transaction of the change it
+# made, so a repeat with the same key by the same user gets the first answer and stores
+# nothing. ``body`` is that answer, filled in once it is known.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("user_name", String(64), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("request", String(64), nullable=False),  # SHA-256 of method, path and body
+    Column("status", Integer, nullable=False),
+    Column("target", String(200), nullable=True),  # what it changed, e.g. "session:12"
+    Column("body", JSON, nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_idempotency_created", idempotency_keys.c.created_at)
+
+# Which bed each device was bound to, and from when (device time): a reading belongs to the
+# bed its device was bound to at its measurement time, whenever it arrives
+# (docs/reliability.md). ``until`` is NULL for the binding in force.
+device_bindings = Table(
+    "device_bindings",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("device_id", String(64), ForeignKey("devices.id"), nullable=False),
+    Column("bed_id", String(64), ForeignKey("beds.id"), nullable=False),
+    Column("since", Float, nullable=False),
+    Column("until", Float, nullable=True),
+)
+Index("ix_device_bindings_device", device_bindings.c.device_id, device_bindings.c.since)
 
 readings = Table(
     "readings",

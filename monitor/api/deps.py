@@ -11,6 +11,7 @@ from fastapi import Depends, HTTPException, Path, Query, Request, Response, stat
 from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer
 
+from monitor.api import idempotency
 from monitor.api.errors import ApiError, ErrorCode, invalid
 from monitor.db.store import UserRow
 from monitor.model import Role
@@ -71,6 +72,8 @@ class StrictRoute(APIRoute):
                 where = "body"
             if where is not None:
                 raise invalid([where], "NUL characters are not accepted")
+            if idempotency.applies(request):
+                return await idempotency.run(request, handler)
             return await handler(request)
 
         return strict_handler

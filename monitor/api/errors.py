@@ -60,6 +60,9 @@ class ErrorCode(StrEnum):
     LOGIN_UNAVAILABLE = "login_unavailable"  # 503: the shared login limiter (Redis) is down
     USER_EXISTS = "user_exists"  # 409: that user name is taken (send reset to reset it)
     NO_SUCH_USER = "no_such_user"  # 404
+    IDEMPOTENCY_KEY_UNRESOLVED = (
+        "idempotency_key_unresolved"  # 409: its first request never answered
+    )
     INTERNAL_ERROR = "internal_error"  # 500: a fault of the monitor (logged)
     UNAVAILABLE = "unavailable"  # 503: storage or another stage cannot take the command now
 

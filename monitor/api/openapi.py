@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import FastAPI
 
+from monitor.api import idempotency
+
 if TYPE_CHECKING:
     from monitor.alarms import ClinicConfig
 
@@ -139,6 +141,10 @@ def declare_clinic_choices(app: FastAPI, config: ClinicConfig) -> None:
         for branch in prop.get("anyOf", [prop]):
             if branch.get("type") == "string":
                 branch["enum"] = sorted(config.protocols)
+        for path, operations in schema["paths"].items():
+            for method, op in operations.items():
+                if idempotency.takes_key(method.upper(), path):
+                    op.setdefault("parameters", []).append(idempotency.documented_header())
         app.openapi_schema = schema
         return schema
 

@@ -22,6 +22,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from monitor import session as session_model
 from monitor.db import migrate
+from monitor.db.idempotency import IdempotencyKeys
 from monitor.db.schema import (
     SIGNAL_COLUMNS,
     access_tokens,
@@ -150,6 +151,7 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self.idempotency = IdempotencyKeys(engine)
 
     @classmethod
     async def open(cls, url: str, *, sqlite_synchronous: str = "FULL") -> Store:

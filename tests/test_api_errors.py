@@ -222,3 +222,38 @@ def test_thresholds_out_of_order_are_refused_before_they_are_stored(server: Moni
     assert detail["fields"][0]["loc"] == ["body", "overrides"]
     assert server.get(f"/api/sessions/{sid}/limits") == before
     assert server.post(f"/api/sessions/{sid}/events", {"type": "infusion_start"}).status_code == 200
+
+
+def test_a_unique_violation_is_told_apart_from_other_integrity_errors_on_both_engines() -> None:
+    """docs/api.md Repeats and races: a race lost on a unique constraint answers 409, a broken
+    foreign key stays a fault (500)."""
+    import sqlite3
+
+    import psycopg
+    from sqlalchemy.exc import IntegrityError
+
+    from monitor.api.errors import is_unique_violation
+    from tests.conftest import PG_ADMIN_DSN
+
+    def caught(run: Any) -> IntegrityError:
+        try:
+            run()
+        except Exception as e:  # the driver's own error, wrapped as SQLAlchemy does
+            return IntegrityError("stmt", {}, e)
+        raise AssertionError("the statement was not refused")
+
+    lite = sqlite3.connect(":memory:")
+    lite.execute("PRAGMA foreign_keys=ON")
+    lite.execute("CREATE TABLE p (id INTEGER PRIMARY KEY)")
+    lite.execute("CREATE TABLE c (id INTEGER PRIMARY KEY, p INTEGER REFERENCES p(id))")
+    lite.execute("INSERT INTO p VALUES (1)")
+    assert is_unique_violation(caught(lambda: lite.execute("INSERT INTO p VALUES (1)")))
+    assert not is_unique_violation(caught(lambda: lite.execute("INSERT INTO c VALUES (1, 9)")))
+    # A temporary table is the connection's own: no name to share with a parallel run.
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as pg:
+        pg.execute("CREATE TEMP TABLE uq_probe (id int PRIMARY KEY, n int NOT NULL)")
+        pg.execute("INSERT INTO uq_probe VALUES (1, 1)")
+        assert is_unique_violation(caught(lambda: pg.execute("INSERT INTO uq_probe VALUES (1, 2)")))
+        assert not is_unique_violation(
+            caught(lambda: pg.execute("INSERT INTO uq_probe VALUES (2, NULL)"))
+        )

@@ -219,6 +219,18 @@ def install(app: FastAPI) -> None:
         # stored, the caller may try again. Counted on /health like every failure.
         assert isinstance(exc, DBAPIError)
         if isinstance(exc, IntegrityError):
+            if is_unique_violation(exc):
+                # A change that lost a race to one stored at the same moment, on a guard the
+                # use case did not name (its own guards answer their own 409): nothing of it
+                # was stored, and the state it was judged on is gone.
+                log.warning("a request lost a race on a unique constraint: %s", exc.orig)
+                return http_error(
+                    ApiError(
+                        409,
+                        ErrorCode.CONFLICT,
+                        "a change made at the same moment came first; reload and try again",
+                    )
+                )
             return await on_crash(request, exc)
         monitor = getattr(request.app.state, "monitor", None)
         if monitor is not None:
@@ -237,6 +249,15 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Unavailable, on_unavailable)
     app.add_exception_handler(DBAPIError, on_database)
     app.add_exception_handler(Exception, on_crash)
+
+
+def is_unique_violation(exc: IntegrityError) -> bool:
+    """A unique or primary key refused the write (psycopg's UniqueViolation, SQLite's
+    "UNIQUE constraint failed"), not a foreign key or a NOT NULL."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == "23505":
+        return True
+    return "UNIQUE constraint failed" in str(orig)
 
 
 def unavailable(message: str) -> JSONResponse:

@@ -5,14 +5,17 @@ bounds of limits and audio pause are the clinic configuration's."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
+from sqlalchemy.exc import IntegrityError
 
-from monitor.api.errors import ErrorBody, ValidationErrorBody
-from tests.conftest import MonitorProcess, clinic_config
+from monitor.api.errors import ErrorBody, ValidationErrorBody, is_unique_violation
+from tests.conftest import PG_ADMIN_DSN, MonitorProcess, clinic_config
 
 
 def _refusal(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -227,13 +230,6 @@ def test_thresholds_out_of_order_are_refused_before_they_are_stored(server: Moni
 def test_a_unique_violation_is_told_apart_from_other_integrity_errors_on_both_engines() -> None:
     """docs/api.md Repeats and races: a race lost on a unique constraint answers 409, a broken
     foreign key stays a fault (500)."""
-    import sqlite3
-
-    import psycopg
-    from sqlalchemy.exc import IntegrityError
-
-    from monitor.api.errors import is_unique_violation
-    from tests.conftest import PG_ADMIN_DSN
 
     def caught(run: Any) -> IntegrityError:
         try:

@@ -361,11 +361,11 @@ class Cluster:
             return None
         return _alarm_from(reply["alarm"])
 
-    async def pause_audio(self, bed_id: str, seconds: float | None) -> list[Alarm]:
+    async def pause_audio(self, bed_id: str, seconds: float | None, user: str) -> list[Alarm]:
         reply = await self._command(
             bed_id,
-            {"op": "pause", "bed": bed_id, "seconds": seconds},
-            lambda: self._pause_here(bed_id, seconds),
+            {"op": "pause", "bed": bed_id, "seconds": seconds, "user": user},
+            lambda: self._pause_here(bed_id, seconds, user),
         )
         if reply is None:
             return []
@@ -379,9 +379,9 @@ class Cluster:
         a = await self.alarms.acknowledge_here(alarm_id, user)
         return {"alarm": _alarm_json(a) if a is not None else None}
 
-    async def _pause_here(self, bed_id: str, seconds: float | None) -> dict[str, Any]:
+    async def _pause_here(self, bed_id: str, seconds: float | None, user: str) -> dict[str, Any]:
         try:
-            changed = await self.alarms.pause_audio_here(bed_id, seconds)
+            changed = await self.alarms.pause_audio_here(bed_id, seconds, user)
         except ValueError as e:
             return {"error": "value", "detail": str(e)}
         return {"alarms": [_alarm_json(a) for a in changed]}
@@ -453,7 +453,9 @@ class Cluster:
                 if op == "ack":
                     reply = await self._ack_here(str(msg["alarm_id"]), str(msg["user"]))
                 elif op == "pause":
-                    reply = await self._pause_here(bed_id, msg.get("seconds"))
+                    reply = await self._pause_here(
+                        bed_id, msg.get("seconds"), str(msg.get("user", ""))
+                    )
                 else:
                     reply = {"error": "unknown"}
             except Exception as e:  # e.g. the alarm store failed: the caller answers 503

@@ -581,6 +581,20 @@ class AlarmLoop:
             ),
         )
 
+    def release_bed(self, bed_id: str) -> list[Alarm]:
+        """Forget a bed judged elsewhere from now on (rule 6; a multi-instance handover):
+        its engine state, its checkpoint alarms and its watched session, without ending any
+        alarm. Returns its live alarms as they were, for the caller to show as the other
+        instance's until it hears of them. Nothing of the bed stays to take a command here."""
+        live = self.engine.active(bed_id)
+        live += [snapshot(a) for a in self._checkpoint_alarms.values() if a.bed_id == bed_id]
+        self.engine.discard_bed(bed_id)
+        for alarm_id in [k for k, a in self._checkpoint_alarms.items() if a.bed_id == bed_id]:
+            del self._checkpoint_alarms[alarm_id]
+        self._watch.pop(bed_id, None)
+        self._dirty.pop(bed_id, None)
+        return live
+
     # --- rebuild from the record (rule 3) ---------------------------------------------------
 
     async def load_record(self, bed_id: str, since: float) -> Record:

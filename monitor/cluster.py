@@ -567,7 +567,7 @@ class Cluster:
             self.taking.pop(bed_id, None)
             self.owned.pop(bed_id, None)
             # Half-rebuilt state must not judge or tick: the bed is not ours after all.
-            self.alarms.engine.discard_bed(bed_id)
+            self.alarms.release_bed(bed_id)
             with contextlib.suppress(Exception):
                 await self._release(keys=[key], args=[self.id])
             raise
@@ -596,9 +596,8 @@ class Cluster:
     def _drop(self, bed_id: str) -> None:
         """Let go of a bed without ending its alarms: the next owner restores them."""
         self.owned.pop(bed_id, None)
-        for a in self.alarms.engine.active(bed_id):
+        for a in self.alarms.release_bed(bed_id):
             self.mirror[a.id] = a
-        self.alarms.engine.discard_bed(bed_id)
 
     async def _resync(self) -> None:
         """Re-read the other beds' open alarms and every open session from the store."""

@@ -19,8 +19,11 @@ Rules
 4. The horizon is what can still affect the present: ``REPLAY_WINDOW_S`` back (longer than
    any delay, latch or escalation window of the clinic config), or back to when the bed's
    state went bad, at most ``REPLAY_MAX_S``.
-5. Commands (acknowledge, audio pause) answer only once stored; if the store fails they raise
-   ``Unavailable`` and the bed is rebuilt from the record, which forgets what was not stored.
+5. Commands (acknowledge, audio pause) answer only once stored, with their audit entry in the
+   same transaction; if the store fails they raise ``Unavailable`` and the bed is rebuilt
+   from the record, which forgets what was not stored. They are decided under the store lock,
+   after every change decided before them has committed; an ack is also guarded in SQL, so
+   it is stored once (monitor/usecases/alarms.py).
 6. Which instance judges a bed is the gate's decision (``Gate.route``): here, held while this
    instance rebuilds it, or away (another instance owns it). Single-instance mode's gate says
    "here" for every bed.

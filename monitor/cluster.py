@@ -25,8 +25,10 @@ Rules
    alarms already stored instead of raising them again: no alarm lost, none doubled; a
    backlog stored during the gap is replayed with the rest.
    While a takeover runs, whatever arrives for the bed is held and judged after it.
-5. A lease found lost (taken, expired, or renewed too late) drops the bed's engine state at
-   once, without ending its alarms: they belong to the next owner. If Redis cannot be reached
+5. A lease found lost (taken, expired, or renewed too late) releases the bed from the alarm
+   stage at once (``AlarmLoop.release_bed``: engine state, checkpoint alarms, watched
+   session), without ending its alarms: they belong to the next owner, and a command for
+   them that reaches this instance is sent there. If Redis cannot be reached
    the owner keeps judging the beds it holds (a doubled alarm is safer than a lost one) and
    panels are dropped once the bus is back, so they reload a consistent snapshot.
 6. Clocks: device time judges physiology as everywhere; technical rules use the owner's clock

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from monitor.db.store import Store
-from monitor.model import parse_rfc3339
+from monitor.model import parse_rfc3339, to_rfc3339
 from monitor.usecases import patients
 from tests.conftest import MonitorProcess, _start, clinic_config, post_event
 from tests.polling import poll
@@ -23,19 +23,20 @@ from tests.wsclient import Device
 
 BURSTS = (2, 20)
 
-# A protocol whose only checkpoint is overdue about 2.5 s after dosing starts, so that a
-# checkpoint alarm is there to acknowledge within a test (docs/protocols.md).
+# A protocol whose checkpoints, one per burst size, are overdue about 2.5 s after dosing
+# starts, so that checkpoint alarms are there to acknowledge within a test (docs/protocols.md).
 RACE_PROTOCOL: dict[str, Any] = {
     "label": "Race test protocol",
     "checklist": [],
     "checkpoints": [
         {
-            "id": "moaas-1s",
+            "id": f"moaas-{n}",
             "kind": "moaas",
             "anchor": "infusion_start",
             "offset_min": 0.02,
             "window_min": 0.02,
         }
+        for n in BURSTS
     ],
 }
 
@@ -74,14 +75,8 @@ def _codes(answers: list[httpx.Response]) -> list[tuple[int, str | None]]:
 
 
 def _audit(srv: MonitorProcess, action: str, target: str, since: float) -> list[dict[str, Any]]:
-    entries = srv.get("/api/audit", since=_rfc(since), limit=10_000)["entries"]
+    entries = srv.get("/api/audit", since=to_rfc3339(since), limit=10_000)["entries"]
     return [e for e in entries if e["action"] == action and e["target"] == target]
-
-
-def _rfc(t: float) -> str:
-    from monitor.model import to_rfc3339
-
-    return str(to_rfc3339(t))
 
 
 def _readers_answer(srv: MonitorProcess, bed: str, sid: int | None = None) -> None:
@@ -134,35 +129,43 @@ async def test_simultaneous_acks_of_one_alarm_store_one_acknowledgement_and_all_
     _readers_answer(srv, f"ack-{n}")
 
 
-def _checkpoint_alarm(srv: MonitorProcess, bed: str) -> dict[str, Any] | None:
-    return next(
-        (a for a in srv.get("/api/alarms", bed=bed)["alarms"] if a["signal"] == "checkpoint"),
-        None,
-    )
+def _checkpoint_alarms(srv: MonitorProcess, bed: str) -> dict[str, dict[str, Any]]:
+    """The bed's checkpoint alarms by checkpoint id."""
+    alarms = srv.get("/api/alarms", bed=bed)["alarms"]
+    return {a["id"].split(".")[2]: a for a in alarms if a["signal"] == "checkpoint"}
 
 
-@pytest.mark.parametrize("n", BURSTS)
 async def test_simultaneous_acks_of_a_checkpoint_alarm_store_one_acknowledgement(
-    srv: MonitorProcess, n: int
+    srv: MonitorProcess,
 ) -> None:
     """docs/api.md "Repeats and races": the protocol's checkpoint alarms are acknowledged once
-    too, however many acks arrive at once; a repeat answers the stored acknowledgement."""
-    bed = f"cp-{n}"
+    too, however many acks arrive at once (2 for one alarm, 20 for another); a repeat answers
+    the stored acknowledgement."""
+    bed = "cp"
     since = time.time()
     srv.add_device(f"{bed}-mon", bed)
     r = srv.post("/api/sessions", {"bed": bed, "patient_label": "P", "protocol": "race"})
     assert r.status_code == 201, r.text
     sid = int(r.json()["id"])
     assert post_event(srv, sid, {"type": "infusion_start"}).status_code == 200
-    alarm = poll(lambda: _checkpoint_alarm(srv, bed))
-    answers = await _burst(srv, n, f"/api/alarms/{alarm['id']}/ack")
-    assert _codes(answers) == [(200, None)] * n
-    assert len({r.json()["acknowledged_at"] for r in answers}) == 1
-    assert len(_audit(srv, "alarm_ack", alarm["id"], since)) == 1
-    again = srv.post(f"/api/alarms/{alarm['id']}/ack")
-    assert again.status_code == 200
-    assert again.json()["acknowledged_at"] == answers[0].json()["acknowledged_at"]
-    assert len(_audit(srv, "alarm_ack", alarm["id"], since)) == 1
+    alarms = poll(
+        lambda: (
+            (found := _checkpoint_alarms(srv, bed)).keys() == set(f"moaas-{n}" for n in BURSTS)
+            and found
+        )
+    )
+    for n in BURSTS:
+        alarm = alarms[f"moaas-{n}"]
+        answers = await _burst(srv, n, f"/api/alarms/{alarm['id']}/ack")
+        assert _codes(answers) == [(200, None)] * n
+        assert len({r.json()["acknowledged_at"] for r in answers}) == 1
+        assert len(_audit(srv, "alarm_ack", alarm["id"], since)) == 1
+        again = srv.post(f"/api/alarms/{alarm['id']}/ack")
+        assert again.status_code == 200
+        assert again.json()["acknowledged_at"] == answers[0].json()["acknowledged_at"]
+        assert len(_audit(srv, "alarm_ack", alarm["id"], since)) == 1
+        live = _checkpoint_alarms(srv, bed)[f"moaas-{n}"]
+        assert live["acknowledged_at"] == again.json()["acknowledged_at"]
     _readers_answer(srv, bed, sid)
 
 
@@ -183,7 +186,8 @@ async def test_simultaneous_audio_pauses_each_rearm_the_one_pause_and_are_each_a
     assert _codes(answers) == [(200, None)] * n
     untils = [parse_rfc3339(r.json()["audio_paused_until"]) for r in answers]
     entries = _audit(srv, "audio_pause", bed, since)
-    assert len(entries) == n
+    assert len(entries) == n and {e["actor"] for e in entries} == {"admin"}
+    assert abs(max(e["detail"]["until"] for e in entries) - max(untils)) < 0.002
     (stored,) = [a for a in srv.get("/api/alarms", bed=bed)["alarms"] if a["id"] == alarm["id"]]
     assert parse_rfc3339(stored["audio_paused_until"]) == max(untils)
     _readers_answer(srv, bed)
@@ -263,32 +267,31 @@ def _session_audit(srv: MonitorProcess, sid: int, action: str) -> list[dict[str,
     return [e for e in entries if e["action"] == action]
 
 
-def test_two_concurrent_merge_patient_runs_move_the_sessions_once(srv: MonitorProcess) -> None:
+def test_two_concurrent_merge_and_two_assign_runs_of_the_cli_store_one_change_each(
+    srv: MonitorProcess,
+) -> None:
     """docs/api.md "Repeats and races": two merge-patient runs at once: one moves the sessions
-    (exit 0, one patient_merge entry), the other finds none left (exit 1), as a repeat does."""
+    (exit 0, one patient_merge entry), the other finds none left (exit 1), as a repeat does;
+    two identical assign-patient runs at once both exit 0 and change the session once."""
     since = time.time()
-    sids = [_admitted(srv, f"mg2-{i}", "prov-mg2") for i in range(2)]
-    runs = [
+    merged = [_admitted(srv, f"mg2-{i}", "prov-mg2") for i in range(2)]
+    split = _admitted(srv, "as2", "prov-as2")
+    merges = [
         _cli("merge-patient", "prov-mg2", "--into", "MRN-MG2", "--db", srv.db_url) for _ in range(2)
     ]
-    codes = sorted(p.wait(60) for p in runs)
-    assert codes == [0, 1], [p.communicate() for p in runs]
-    merges = _audit(srv, "patient_merge", "MRN-MG2", since)
-    assert len(merges) == 1 and merges[0]["detail"]["sessions"] == 2
-    for sid in sids:
+    assigns = [_cli("assign-patient", str(split), "MRN-AS2", "--db", srv.db_url) for _ in range(2)]
+    merge_codes = sorted(p.wait(60) for p in merges)
+    assign_codes = [p.wait(60) for p in assigns]
+    assert merge_codes == [0, 1], [p.communicate() for p in merges]
+    assert assign_codes == [0, 0], [p.communicate() for p in assigns]
+    entries = _audit(srv, "patient_merge", "MRN-MG2", since)
+    assert len(entries) == 1 and entries[0]["detail"]["sessions"] == 2
+    for sid in merged:
         assert srv.get(f"/api/sessions/{sid}")["patient_id"] == "MRN-MG2"
     assert srv.get("/api/patients/MRN-MG2")["patient_id"] == "MRN-MG2"
-
-
-def test_two_concurrent_assign_patient_runs_store_one_change(srv: MonitorProcess) -> None:
-    """docs/api.md "Repeats and races": two identical assign-patient runs at once both exit 0;
-    the session changes patient once (one session_patient entry)."""
-    sid = _admitted(srv, "as2", "prov-as2")
-    runs = [_cli("assign-patient", str(sid), "MRN-AS2", "--db", srv.db_url) for _ in range(2)]
-    codes = [p.wait(60) for p in runs]
-    assert codes == [0, 0], [p.communicate() for p in runs]
-    assert len(_session_audit(srv, sid, "session_patient")) == 1
-    assert srv.get(f"/api/sessions/{sid}")["patient_id"] == "MRN-AS2"
+    assert len(_session_audit(srv, split, "session_patient")) == 1
+    assert srv.get(f"/api/sessions/{split}")["patient_id"] == "MRN-AS2"
+    _readers_answer(srv, "as2", split)
 
 
 async def test_twenty_concurrent_merges_and_assigns_against_the_database_store_one_each(

@@ -19,8 +19,11 @@ Rules
 4. The horizon is what can still affect the present: ``REPLAY_WINDOW_S`` back (longer than
    any delay, latch or escalation window of the clinic config), or back to when the bed's
    state went bad, at most ``REPLAY_MAX_S``.
-5. Commands (acknowledge, audio pause) answer only once stored; if the store fails they raise
-   ``Unavailable`` and the bed is rebuilt from the record, which forgets what was not stored.
+5. Commands (acknowledge, audio pause) answer only once stored, with their audit entry in the
+   same transaction; if the store fails they raise ``Unavailable`` and the bed is rebuilt
+   from the record, which forgets what was not stored. They are decided under the store lock,
+   after every change decided before them has committed; an ack is also guarded in SQL, so
+   it is stored once (monitor/usecases/alarms.py).
 6. Which instance judges a bed is the gate's decision (``Gate.route``): here, held while this
    instance rebuilds it, or away (another instance owns it). Single-instance mode's gate says
    "here" for every bed.
@@ -50,7 +53,7 @@ from monitor.alarms.engine import RATE_SIGNAL, RATE_SOURCES, SIGNAL_RATE
 from monitor.alarms.lifecycle import UNACKNOWLEDGED_STATES, Event, State, snapshot
 from monitor.alarms.lifecycle import apply as lifecycle_apply
 from monitor.caches import Caches, OpenSession
-from monitor.db.store import Store
+from monitor.db.store import AuditNote, Store
 from monitor.errors import Unavailable
 from monitor.fanout import FanOut
 from monitor.faults import Faults, Point
@@ -113,7 +116,7 @@ class Gate(Protocol):
 
     async def acknowledge(self, alarm_id: str, user: str) -> Alarm | None: ...
 
-    async def pause_audio(self, bed_id: str, seconds: float | None) -> list[Alarm]: ...
+    async def pause_audio(self, bed_id: str, seconds: float | None, user: str) -> list[Alarm]: ...
 
     def device_revoked(self, device_id: str) -> None: ...
 
@@ -139,7 +142,7 @@ class LocalGate:
     async def acknowledge(self, alarm_id: str, user: str) -> Alarm | None:
         return None
 
-    async def pause_audio(self, bed_id: str, seconds: float | None) -> list[Alarm]:
+    async def pause_audio(self, bed_id: str, seconds: float | None, user: str) -> list[Alarm]:
         return []
 
     def device_revoked(self, device_id: str) -> None:
@@ -374,16 +377,40 @@ class AlarmLoop:
             by_id[a.id] = a
         items = list(by_id.values())
         async with self._lock:
-            try:
-                self.faults.hit(Point.ALARM_STORE)
+            await self._store_locked(items)
+        self._published(items)
+
+    async def _store_locked(
+        self,
+        items: list[Alarm],
+        *,
+        audit: AuditNote | None = None,
+        acknowledge: str | None = None,
+        beds: Iterable[str] = (),
+    ) -> bool:
+        """Store alarm changes (with a command's audit entry, and its acknowledgement guard:
+        Store.alarm_command), the caller holding ``self._lock``. False if the guard found the
+        alarm acknowledged or ended in the store. Raises Unavailable if nothing could be
+        stored; the beds concerned (and ``beds``) are then rebuilt from the record."""
+        try:
+            self.faults.hit(Point.ALARM_STORE)
+            if audit is None:
                 await self.store.upsert_alarms(items, self.clock())
-            except Exception as e:
-                log.exception("storing %d alarm changes failed", len(items))
-                self.health.failed(Stage.ALARM_STORE, self.clock(), type(e).__name__)
-                for a in items:
-                    self._mark_dirty(a.bed_id)
-                raise Unavailable("alarm changes could not be stored") from e
-            self.health.ok(Stage.ALARM_STORE, self.clock())
+                stored = True
+            else:
+                stored = await self.store.alarm_command(
+                    items, self.clock(), audit=audit, acknowledge=acknowledge
+                )
+        except Exception as e:
+            log.exception("storing %d alarm changes failed", len(items))
+            self.health.failed(Stage.ALARM_STORE, self.clock(), type(e).__name__)
+            for bed_id in {a.bed_id for a in items} | set(beds):
+                self._mark_dirty(bed_id)
+            raise Unavailable("alarm changes could not be stored") from e
+        self.health.ok(Stage.ALARM_STORE, self.clock())
+        return stored
+
+    def _published(self, items: list[Alarm]) -> None:
         self.faults.hit(Point.AFTER_ALARM_COMMIT)
         for a in items:
             self.fanout.alarm(a)
@@ -557,6 +584,20 @@ class AlarmLoop:
             ),
         )
 
+    def release_bed(self, bed_id: str) -> list[Alarm]:
+        """Forget a bed judged elsewhere from now on (rule 6; a multi-instance handover):
+        its engine state, its checkpoint alarms and its watched session, without ending any
+        alarm. Returns its live alarms as they were, for the caller to show as the other
+        instance's until it hears of them. Nothing of the bed stays to take a command here."""
+        live = self.engine.active(bed_id)
+        live += [snapshot(a) for a in self._checkpoint_alarms.values() if a.bed_id == bed_id]
+        self.engine.discard_bed(bed_id)
+        for alarm_id in [k for k, a in self._checkpoint_alarms.items() if a.bed_id == bed_id]:
+            del self._checkpoint_alarms[alarm_id]
+        self._watch.pop(bed_id, None)
+        self._dirty.pop(bed_id, None)
+        return live
+
     # --- rebuild from the record (rule 3) ---------------------------------------------------
 
     async def load_record(self, bed_id: str, since: float) -> Record:
@@ -677,41 +718,75 @@ class AlarmLoop:
         return await self.acknowledge_here(alarm_id, user)
 
     async def acknowledge_here(self, alarm_id: str, user: str) -> Alarm | None:
-        """Acknowledge in this instance's engine; None if no live alarm has that id here."""
-        checkpoint = self._checkpoint_alarms.get(alarm_id)
-        if checkpoint is not None:
-            if checkpoint.state == State.ACKNOWLEDGED:
-                return snapshot(checkpoint)
-            acked = lifecycle_apply(snapshot(checkpoint), Event.ACK, self.clock(), user=user)
-            await self.persist([acked])
-            self._checkpoint_alarms[alarm_id] = acked
-            return snapshot(acked)
-        try:
-            changed = self.engine.acknowledge(alarm_id, user, self.clock())
-        except (UnknownAlarm, LifecycleError):
-            return None
-        await self.persist(changed)
-        return next((a for a in changed if a.id == alarm_id), None)
+        """Acknowledge a live alarm of this instance: the alarm as this call acknowledged it,
+        stored with its ``alarm_ack`` audit entry in one transaction; None when no live alarm
+        here can be acknowledged now (unknown here, acknowledged already, ended).
 
-    async def pause_audio(self, bed_id: str, seconds: float | None) -> list[Alarm]:
+        Decided and stored under the store lock, so of simultaneous acks one acknowledges and
+        the others, deciding after its commit, find it acknowledged and answer None: their
+        callers then read the stored acknowledgement (docs/api.md, "Repeats and races")."""
+        async with self._lock:
+            now = self.clock()
+            checkpoint = self._checkpoint_alarms.get(alarm_id)
+            if checkpoint is not None:
+                if checkpoint.state not in UNACKNOWLEDGED_STATES:
+                    return None
+                changed = [lifecycle_apply(snapshot(checkpoint), Event.ACK, now, user=user)]
+            else:
+                try:
+                    changed = self.engine.acknowledge(alarm_id, user, now)
+                except (UnknownAlarm, LifecycleError):
+                    return None
+            acked = next((a for a in changed if a.id == alarm_id), None)
+            if acked is None:
+                return None  # acknowledged already
+            if checkpoint is not None:
+                # In memory before the await, as the engine's own: a tick meanwhile judges the
+                # acknowledged alarm, and a failed write rebuilds the bed from the record.
+                if acked.state == State.ENDED:
+                    self._checkpoint_alarms.pop(alarm_id, None)
+                else:
+                    self._checkpoint_alarms[alarm_id] = acked
+            audit = AuditNote("alarm_ack", actor=user, target=alarm_id, session_id=acked.session_id)
+            if not await self._store_locked(changed, audit=audit, acknowledge=alarm_id):
+                # The record says acknowledged or ended, this instance's memory did not: the
+                # record wins (rule 1), so the bed is rebuilt from it.
+                self._mark_dirty(acked.bed_id)
+                return None
+        self._published(changed)
+        return snapshot(acked)
+
+    async def pause_audio(self, bed_id: str, seconds: float | None, user: str) -> list[Alarm]:
         if self.gate.route(bed_id) is not Route.HERE and not isinstance(self.gate, LocalGate):
-            return await self.gate.pause_audio(bed_id, seconds)
-        return await self.pause_audio_here(bed_id, seconds)
+            return await self.gate.pause_audio(bed_id, seconds, user)
+        return await self.pause_audio_here(bed_id, seconds, user)
 
-    async def pause_audio_here(self, bed_id: str, seconds: float | None) -> list[Alarm]:
-        now = self.clock()
-        changed = self.engine.pause_audio(bed_id, now, seconds)
-        # The bed's pause silences its checkpoint alarms too: they sound like any other, and
-        # a nurse pausing the bed expects quiet from all of it (docs/protocols.md).
-        until = self.engine.audio_paused_until(bed_id)
-        paused = [
-            lifecycle_apply(snapshot(a), Event.PAUSE_AUDIO, now, until=until)
-            for a in self._checkpoint_alarms.values()
-            if a.bed_id == bed_id and a.state in UNACKNOWLEDGED_STATES
-        ]
-        await self.persist(changed + paused)
-        for a in paused:
-            self._checkpoint_alarms[a.id] = a
+    async def pause_audio_here(self, bed_id: str, seconds: float | None, user: str) -> list[Alarm]:
+        """Pause the bed's sound: every press re-arms the pause from now and is stored with
+        its ``audio_pause`` audit entry in one transaction (docs/api.md, "Repeats and races")."""
+        async with self._lock:
+            now = self.clock()
+            changed = self.engine.pause_audio(bed_id, now, seconds)
+            # The bed's pause silences its checkpoint alarms too: they sound like any other,
+            # and a nurse pausing the bed expects quiet from all of it (docs/protocols.md).
+            until = self.engine.audio_paused_until(bed_id)
+            paused = [
+                lifecycle_apply(snapshot(a), Event.PAUSE_AUDIO, now, until=until)
+                for a in self._checkpoint_alarms.values()
+                if a.bed_id == bed_id and a.state in UNACKNOWLEDGED_STATES
+            ]
+            session = self.caches.open_sessions.get(bed_id)
+            audit = AuditNote(
+                "audio_pause",
+                actor=user,
+                target=bed_id,
+                session_id=session.id if session else None,
+                detail={"seconds": seconds, "until": until},
+            )
+            for a in paused:  # in memory before the await, as the engine's own
+                self._checkpoint_alarms[a.id] = a
+            await self._store_locked(changed + paused, audit=audit, beds=[bed_id])
+        self._published(changed + paused)
         return changed + paused
 
     # --- queries ------------------------------------------------------------------------

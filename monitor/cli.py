@@ -233,32 +233,51 @@ def _alarm_report(argv: list[str]) -> int:
 
 def _merge_patient(args: argparse.Namespace) -> int:
     """Join a (provisional) patient's sessions to another identifier (docs/course.md)."""
+    from monitor.usecases import patients
+
     _check_ids(("patient id", args.source), ("patient id", args.into))
+    if args.source == args.into:
+        raise SystemExit("error: a patient cannot be merged into itself")
     settings = _settings(args)
 
-    async def run(store: Any) -> int:
-        moved: int = await store.merge_patient(args.source, args.into, now=time.time(), by="cli")
-        return moved
+    async def run(store: Any) -> patients.Merged:
+        return await patients.merge_patient(
+            store, args.source, args.into, now=time.time(), by="cli"
+        )
 
-    moved = asyncio.run(_with_store(settings, run))
+    moved = asyncio.run(_with_store(settings, run)).moved
+    if not moved:
+        # A repeat, or the loser of two merges at once: nothing left to move.
+        print(f"error: no session belongs to {args.source}", file=sys.stderr)
+        return 1
     print(f"{moved} session(s) of {args.source} now belong to {args.into}", file=sys.stderr)
-    return 0 if moved else 1
+    return 0
 
 
 def _assign_patient(args: argparse.Namespace) -> int:
     """Give one session another patient (split a provisional patient, docs/course.md)."""
+    from monitor.db.store import Conflict
+    from monitor.usecases import patients
+
     _check_ids(("patient id", args.patient_id))
     settings = _settings(args)
 
-    async def run(store: Any) -> bool:
-        done: bool = await store.set_session_patient(
-            args.session, args.patient_id, now=time.time(), by="cli"
+    async def run(store: Any) -> patients.Assignment:
+        return await patients.assign_patient(
+            store, args.session, args.patient_id, now=time.time(), by="cli"
         )
-        return done
 
-    if not asyncio.run(_with_store(settings, run)):
+    try:
+        done = asyncio.run(_with_store(settings, run))
+    except Conflict as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if done.outcome is patients.Assigned.NOT_FOUND:
         print(f"error: no session {args.session}", file=sys.stderr)
         return 1
+    if done.outcome is patients.Assigned.ALREADY:
+        print(f"session {args.session} already belongs to {args.patient_id}", file=sys.stderr)
+        return 0
     print(f"session {args.session} now belongs to {args.patient_id}", file=sys.stderr)
     return 0
 

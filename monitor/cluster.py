@@ -25,8 +25,10 @@ Rules
    alarms already stored instead of raising them again: no alarm lost, none doubled; a
    backlog stored during the gap is replayed with the rest.
    While a takeover runs, whatever arrives for the bed is held and judged after it.
-5. A lease found lost (taken, expired, or renewed too late) drops the bed's engine state at
-   once, without ending its alarms: they belong to the next owner. If Redis cannot be reached
+5. A lease found lost (taken, expired, or renewed too late) releases the bed from the alarm
+   stage at once (``AlarmLoop.release_bed``: engine state, checkpoint alarms, watched
+   session), without ending its alarms: they belong to the next owner, and a command for
+   them that reaches this instance is sent there. If Redis cannot be reached
    the owner keeps judging the beds it holds (a doubled alarm is safer than a lost one) and
    panels are dropped once the bus is back, so they reload a consistent snapshot.
 6. Clocks: device time judges physiology as everywhere; technical rules use the owner's clock
@@ -361,11 +363,11 @@ class Cluster:
             return None
         return _alarm_from(reply["alarm"])
 
-    async def pause_audio(self, bed_id: str, seconds: float | None) -> list[Alarm]:
+    async def pause_audio(self, bed_id: str, seconds: float | None, user: str) -> list[Alarm]:
         reply = await self._command(
             bed_id,
-            {"op": "pause", "bed": bed_id, "seconds": seconds},
-            lambda: self._pause_here(bed_id, seconds),
+            {"op": "pause", "bed": bed_id, "seconds": seconds, "user": user},
+            lambda: self._pause_here(bed_id, seconds, user),
         )
         if reply is None:
             return []
@@ -379,9 +381,9 @@ class Cluster:
         a = await self.alarms.acknowledge_here(alarm_id, user)
         return {"alarm": _alarm_json(a) if a is not None else None}
 
-    async def _pause_here(self, bed_id: str, seconds: float | None) -> dict[str, Any]:
+    async def _pause_here(self, bed_id: str, seconds: float | None, user: str) -> dict[str, Any]:
         try:
-            changed = await self.alarms.pause_audio_here(bed_id, seconds)
+            changed = await self.alarms.pause_audio_here(bed_id, seconds, user)
         except ValueError as e:
             return {"error": "value", "detail": str(e)}
         return {"alarms": [_alarm_json(a) for a in changed]}
@@ -453,7 +455,9 @@ class Cluster:
                 if op == "ack":
                     reply = await self._ack_here(str(msg["alarm_id"]), str(msg["user"]))
                 elif op == "pause":
-                    reply = await self._pause_here(bed_id, msg.get("seconds"))
+                    reply = await self._pause_here(
+                        bed_id, msg.get("seconds"), str(msg.get("user", ""))
+                    )
                 else:
                     reply = {"error": "unknown"}
             except Exception as e:  # e.g. the alarm store failed: the caller answers 503
@@ -565,7 +569,7 @@ class Cluster:
             self.taking.pop(bed_id, None)
             self.owned.pop(bed_id, None)
             # Half-rebuilt state must not judge or tick: the bed is not ours after all.
-            self.alarms.engine.discard_bed(bed_id)
+            self.alarms.release_bed(bed_id)
             with contextlib.suppress(Exception):
                 await self._release(keys=[key], args=[self.id])
             raise
@@ -594,9 +598,8 @@ class Cluster:
     def _drop(self, bed_id: str) -> None:
         """Let go of a bed without ending its alarms: the next owner restores them."""
         self.owned.pop(bed_id, None)
-        for a in self.alarms.engine.active(bed_id):
+        for a in self.alarms.release_bed(bed_id):
             self.mirror[a.id] = a
-        self.alarms.engine.discard_bed(bed_id)
 
     async def _resync(self) -> None:
         """Re-read the other beds' open alarms and every open session from the store."""

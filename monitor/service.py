@@ -210,8 +210,8 @@ class Monitor:
     async def acknowledge(self, alarm_id: str, user: str) -> Alarm | None:
         return await self.alarms.acknowledge(alarm_id, user)
 
-    async def pause_audio(self, bed_id: str, seconds: float | None) -> list[Alarm]:
-        return await self.alarms.pause_audio(bed_id, seconds)
+    async def pause_audio(self, bed_id: str, seconds: float | None, user: str) -> list[Alarm]:
+        return await self.alarms.pause_audio(bed_id, seconds, user)
 
     async def session_changed(self, session_id: int) -> dict[str, Any]:
         """Refresh caches and the engine after a stored session change; publish it; return

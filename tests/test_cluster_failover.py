@@ -5,10 +5,12 @@ with no alarm lost or doubled; acks work through either instance."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +19,14 @@ import websockets
 
 from monitor.model import parse_rfc3339
 from monitor.protocol.device import encode_heartbeat
-from tests.conftest import MonitorProcess, create_pg_database, drop_pg_database
+from tests.conftest import (
+    MonitorProcess,
+    clinic_config,
+    create_pg_database,
+    drop_pg_database,
+    post_event,
+)
+from tests.polling import poll
 from tests.wsclient import Device
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -28,14 +37,20 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 class Ward:
     """Two monitors (a, b) on one fresh PostgreSQL database and a Redis prefix of their own."""
 
-    def __init__(self, factory: Callable[..., MonitorProcess], db_url: str, prefix: str) -> None:
+    def __init__(
+        self,
+        factory: Callable[..., MonitorProcess],
+        db_url: str,
+        prefix: str,
+        args: Sequence[str] = (),
+    ) -> None:
         self.prefix = prefix
         self.redis = redis.Redis.from_url(REDIS_URL, decode_responses=True)
 
         def start(name: str) -> MonitorProcess:
             return factory(
                 db_url=db_url,
-                args=["--redis", REDIS_URL],
+                args=["--redis", REDIS_URL, *args],
                 env={"VIGIL_INSTANCE_ID": name, "VIGIL_REDIS_PREFIX": prefix},
             )
 
@@ -54,11 +69,11 @@ class Ward:
         return time.monotonic() - t0
 
 
-@pytest.fixture
-def ward(server_factory: Callable[..., MonitorProcess]) -> Iterator[Ward]:
+@contextlib.contextmanager
+def _ward(factory: Callable[..., MonitorProcess], args: Sequence[str] = ()) -> Iterator[Ward]:
     db_url = create_pg_database()
     prefix = f"vigil-test-{uuid.uuid4().hex[:10]}"
-    w = Ward(server_factory, db_url, prefix)
+    w = Ward(factory, db_url, prefix, args)
     try:
         yield w
     finally:
@@ -69,6 +84,12 @@ def ward(server_factory: Callable[..., MonitorProcess]) -> Iterator[Ward]:
             w.redis.delete(*keys)
         w.redis.close()
         drop_pg_database(db_url)
+
+
+@pytest.fixture
+def ward(server_factory: Callable[..., MonitorProcess]) -> Iterator[Ward]:
+    with _ward(server_factory) as w:
+        yield w
 
 
 class Panel:
@@ -292,3 +313,70 @@ async def test_a_backlog_stored_during_a_takeover_gap_is_judged_by_the_new_owner
         await asyncio.sleep(0.1)
     (alarm,) = raised()
     assert alarm["priority"] == "high" and abs(parse_rfc3339(alarm["started_at"]) - (t0 + 10)) < 2
+
+
+# A protocol whose one checkpoint is overdue about 2.5 s after dosing starts: a checkpoint
+# alarm (signal checkpoint, technical, low) to hand over (docs/protocols.md).
+CHECKPOINT_PROTOCOL: dict[str, Any] = {
+    "label": "Checkpoint handover test",
+    "checklist": [],
+    "checkpoints": [
+        {
+            "id": "moaas-1s",
+            "kind": "moaas",
+            "anchor": "infusion_start",
+            "offset_min": 0.02,
+            "window_min": 0.02,
+        }
+    ],
+}
+
+
+@pytest.fixture
+def checkpoint_ward(
+    server_factory: Callable[..., MonitorProcess], tmp_path: Path
+) -> Iterator[Ward]:
+    def edit(data: dict[str, Any]) -> None:
+        data["protocols"]["handover"] = CHECKPOINT_PROTOCOL
+
+    with _ward(server_factory, ["--config", str(clinic_config(tmp_path, edit))]) as w:
+        yield w
+
+
+async def test_a_checkpoint_alarm_acknowledged_on_the_former_owner_reaches_the_new_owner(
+    checkpoint_ward: Ward,
+) -> None:
+    """docs/deployment.md rule 5: a bed whose lease is lost leaves the former owner's alarm
+    stage whole, checkpoint alarms too; an ack sent to the former owner is the new owner's
+    to store, and the new owner's live alarm is the acknowledged one."""
+    ward = checkpoint_ward
+    bed = "k-bed"
+    token = ward.a.add_device("k-mon", bed)
+    async with Device(ward.a.ws_url, "k-mon", token) as dev:
+        await send(dev, 1, time.time() - 1, 1, 97)
+        await ward.wait_owner(bed, "a", within=3)
+    r = ward.a.post("/api/sessions", {"bed": bed, "patient_label": "K", "protocol": "handover"})
+    assert r.status_code == 201, r.text
+    sid = int(r.json()["id"])
+    assert post_event(ward.a, sid, {"type": "infusion_start"}).status_code == 200
+
+    def checkpoint(srv: MonitorProcess) -> dict[str, Any] | None:
+        alarms = srv.get("/api/alarms", bed=bed)["alarms"]
+        return next((a for a in alarms if a["signal"] == "checkpoint"), None)
+
+    alarm = poll(lambda: checkpoint(ward.a), timeout=15)
+    assert alarm["acknowledged_at"] is None
+
+    # B takes the lease; A finds its renewal refused and hands the bed over.
+    ward.redis.set(f"{ward.prefix}:lease:{bed}", "b", px=6000)
+    poll(lambda: f"lease of bed {bed} was taken" in ward.a.log_text(), timeout=10)
+    poll(lambda: f"rebuilt bed {bed} from the record" in ward.b.log_text(), timeout=10)
+
+    ack = ward.a.post(f"/api/alarms/{alarm['id']}/ack")
+    assert ack.status_code == 200, ack.text
+    assert ack.json()["acknowledged_by"] == "admin"
+    live = checkpoint(ward.b)
+    assert live is not None and live["acknowledged_at"] == ack.json()["acknowledged_at"]
+    assert live["state"] == "acknowledged"
+    entries = ward.a.get("/api/audit", session=sid)["entries"]
+    assert [e["target"] for e in entries if e["action"] == "alarm_ack"] == [alarm["id"]]

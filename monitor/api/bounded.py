@@ -19,6 +19,7 @@ from monitor.api.deps import (
 from monitor.api.errors import ApiError, ErrorCode
 from monitor.model import Phase, to_rfc3339
 from monitor.protocol.feed import alarm_json
+from monitor.usecases import alarms as alarm_cases
 
 BedId = Annotated[str, Path(max_length=64, pattern=bodies.ID_REGEX)]
 
@@ -66,18 +67,12 @@ def router_for(config: ClinicConfig) -> APIRouter:
         user: CurrentUser,
         body: Annotated[AudioPause | None, Body()] = None,  # type: ignore[valid-type]
     ) -> dict[str, Any]:
-        if not await monitor.store.bed_exists(bed_id):
-            raise ApiError(404, ErrorCode.NOT_FOUND, "no such bed")
+        """Pause the bed's sound; each press re-arms the pause and is audited (docs/api.md)."""
         seconds = body.seconds if body else None  # type: ignore[attr-defined]
-        changed = await monitor.pause_audio(bed_id, seconds)
-        session = monitor.caches.open_sessions.get(bed_id)
-        await monitor.store.audit(
-            "audio_pause",
-            actor=user.name,
-            target=bed_id,
-            session_id=session.id if session else None,
-            detail={"seconds": seconds},
-        )
+        try:
+            changed = await alarm_cases.pause_audio(monitor, bed_id, seconds, user.name)
+        except alarm_cases.NoSuchBed:
+            raise ApiError(404, ErrorCode.NOT_FOUND, "no such bed") from None
         until = max((a.audio_paused_until or 0 for a in changed), default=None)
         return {
             "bed": bed_id,

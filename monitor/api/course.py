@@ -16,14 +16,12 @@ from monitor.api.bodies import ID_REGEX, RemsSign
 from monitor.api.deps import CurrentUser, MonitorDep, SessionId, StrictRoute
 from monitor.api.errors import ApiError, ErrorCode
 from monitor.api.openapi import links
-from monitor.db.store import Conflict
 from monitor.model import to_rfc3339
-from monitor.protocol_model import ProtocolStatus
 from monitor.protocols import DEFAULT_SERIES
 from monitor.report.fhir_course import course_bundle
 from monitor.report.rems_html import rems_html
 from monitor.service import Monitor
-from monitor.views import ProtocolInputs
+from monitor.usecases import rems as rems_cases
 
 router = APIRouter(
     tags=["course"], route_class=StrictRoute, responses=errors.responses(*errors.COMMON)
@@ -43,7 +41,7 @@ async def session_material(monitor: Monitor, row: dict[str, Any]) -> course_mode
     extra: dict[str, Any] = {}
     if protocol is not None and protocol.rems is not None:
         # The events and readings just loaded, not a second load of the same session.
-        rec = await _rems_from(monitor, row, inputs, status, now)
+        rec = await rems_cases.record_from(monitor, row, inputs, status, now)
         extra["rems"] = {k: rec[k] for k in ("complete", "missing", "signed", "filed", "days_left")}
     return course_model.SessionMaterial(
         row=row,
@@ -92,31 +90,11 @@ async def _row(monitor: Monitor, session_id: int) -> dict[str, Any]:
     return row
 
 
-async def rems_record(monitor: Monitor, row: dict[str, Any]) -> dict[str, Any]:
-    """The session's REMS record from the store, built by monitor.rems (pure)."""
-    views = monitor.views
-    inputs = await views.protocol_inputs(row, await monitor.store.session_events(row["id"]))
-    now = monitor.clock()
-    return await _rems_from(monitor, row, inputs, views.protocol_status(inputs, now), now)
-
-
-async def _rems_from(
-    monitor: Monitor,
-    row: dict[str, Any],
-    inputs: ProtocolInputs,
-    status: ProtocolStatus | None,
-    now: float,
-) -> dict[str, Any]:
-    off = await monitor.store.rems_sign_off(row["id"]) or {}
-    sign_off = rems.SignOff(**{k: v for k, v in off.items() if k != "session_id"})
-    return rems.record(inputs.protocol, row, inputs.events, inputs.readings, status, sign_off, now)
-
-
 @router.get("/api/sessions/{session_id}/rems", tags=["rems"], responses=errors.responses(404))
 async def get_rems(session_id: SessionId, monitor: MonitorDep, user: CurrentUser) -> dict[str, Any]:
     """The session's esketamine REMS monitoring record: ``complete``, ``missing`` and every
     field the form asks for, filled from the session (docs/course.md)."""
-    return await rems_record(monitor, await _row(monitor, session_id))
+    return await rems_cases.record(monitor, await _row(monitor, session_id))
 
 
 @router.get(
@@ -130,12 +108,12 @@ async def get_rems_page(
     session_id: SessionId, monitor: MonitorDep, user: CurrentUser
 ) -> HTMLResponse:
     """The REMS monitoring record as a printable page."""
-    rec = await rems_record(monitor, await _row(monitor, session_id))
+    rec = await rems_cases.record(monitor, await _row(monitor, session_id))
     return HTMLResponse(rems_html(rec, generated_at=str(to_rfc3339(monitor.clock()))))
 
 
-def _refused(code: rems.SignRefusal, message: str, rec: dict[str, Any]) -> ApiError:
-    return ApiError(409, code.value, message, missing=rec["missing"])
+def _refused(refused: rems_cases.Refused) -> ApiError:
+    return ApiError(409, refused.code.value, str(refused), missing=refused.record["missing"])
 
 
 @router.post(
@@ -145,26 +123,21 @@ async def sign_rems(
     session_id: SessionId, monitor: MonitorDep, user: CurrentUser, body: RemsSign | None = None
 ) -> dict[str, Any]:
     """Sign the record: a complete one by anyone; an incomplete one only by charge or admin
-    with a reason, audited with what was missing."""
-    rec = await rems_record(monitor, await _row(monitor, session_id))
-    reason = body.reason if body is not None else None
+    with a reason, audited with what was missing. Once: a repeat is 409 rems_signed."""
     try:
-        refusal, incomplete = rems.sign_refusal(rec, user.role, reason)
+        return await rems_cases.sign(
+            monitor,
+            session_id,
+            user=user.name,
+            role=user.role,
+            reason=body.reason if body is not None else None,
+        )
+    except rems_cases.NoSuchSession:
+        raise ApiError(404, ErrorCode.NOT_FOUND, "no such session") from None
     except rems.SignForbidden as e:
         raise ApiError(403, ErrorCode.OVERRIDE_FORBIDDEN, str(e)) from None
-    if refusal is not None:
-        raise _refused(refusal, f"the REMS record cannot be signed ({refusal.value})", rec)
-    try:
-        await monitor.store.sign_rems(
-            session_id,
-            now=monitor.clock(),
-            by=user.name,
-            incomplete_reason=reason if incomplete else None,
-            missing=rec["missing"],
-        )
-    except Conflict:
-        raise _refused(rems.SignRefusal.ALREADY_SIGNED, "already signed", rec) from None
-    return await rems_record(monitor, await _row(monitor, session_id))
+    except rems_cases.Refused as e:
+        raise _refused(e) from None
 
 
 @router.post(
@@ -173,16 +146,14 @@ async def sign_rems(
 async def mark_rems_filed(
     session_id: SessionId, monitor: MonitorDep, user: CurrentUser
 ) -> dict[str, Any]:
-    """Record that a user filed the signed record with the REMS (Vigil does not file it)."""
-    rec = await rems_record(monitor, await _row(monitor, session_id))
-    refusal = rems.file_refusal(rec)
-    if refusal is None and not await monitor.store.file_rems(
-        session_id, now=monitor.clock(), by=user.name
-    ):
-        refusal = rems.SignRefusal.ALREADY_FILED  # filed by someone else meanwhile
-    if refusal is not None:
-        raise _refused(refusal, f"the REMS record cannot be marked filed ({refusal.value})", rec)
-    return await rems_record(monitor, await _row(monitor, session_id))
+    """Record that a user filed the signed record with the REMS (Vigil does not file it).
+    Once: a repeat is 409 rems_filed."""
+    try:
+        return await rems_cases.mark_filed(monitor, session_id, user=user.name)
+    except rems_cases.NoSuchSession:
+        raise ApiError(404, ErrorCode.NOT_FOUND, "no such session") from None
+    except rems_cases.Refused as e:
+        raise _refused(e) from None
 
 
 @router.get("/api/rems", tags=["rems"], openapi_extra=links("rems_pending"))
@@ -193,7 +164,7 @@ async def rems_pending(monitor: MonitorDep, user: CurrentUser) -> dict[str, Any]
     needing = [pid for pid, p in config.protocols.items() if p.rems is not None]
     out = []
     for row in await monitor.store.rems_pending_rows(needing):
-        rec = await rems_record(monitor, row)
+        rec = await rems_cases.record(monitor, row)
         if rems.pending(rec):
             out.append(
                 {

@@ -13,6 +13,7 @@ from monitor.api.errors import ApiError, ErrorCode
 from monitor.api.openapi import links
 from monitor.model import parse_rfc3339, to_rfc3339
 from monitor.protocol.feed import alarm_json
+from monitor.usecases import alarms as alarm_cases
 
 router = APIRouter(
     tags=["ward"], route_class=StrictRoute, responses=errors.responses(*errors.COMMON)
@@ -94,19 +95,14 @@ async def list_alarms(
 
 @router.post("/api/alarms/{alarm_id}/ack", responses=errors.responses(404, 409))
 async def acknowledge(alarm_id: str, monitor: MonitorDep, user: CurrentUser) -> dict[str, Any]:
+    """Acknowledge once; a repeat answers the stored acknowledgement (docs/api.md)."""
     if len(alarm_id) > 200:
         raise ApiError(404, ErrorCode.NOT_FOUND, "no such alarm")
-    alarm = await monitor.acknowledge(alarm_id, user.name)
-    if alarm is None:
-        stored = await monitor.store.alarm(alarm_id)
-        if stored is None:
-            raise ApiError(404, ErrorCode.NOT_FOUND, "no such alarm")
-        if stored.ended_at is not None or stored.acknowledged_at is not None:
-            return alarm_json(stored)
+    result = await alarm_cases.acknowledge(monitor, alarm_id, user.name)
+    if result.outcome is alarm_cases.Ack.NOT_FOUND:
+        raise ApiError(404, ErrorCode.NOT_FOUND, "no such alarm")
+    if result.outcome is alarm_cases.Ack.NOT_ACKNOWLEDGEABLE or result.alarm is None:
         raise ApiError(
             409, ErrorCode.ALARM_NOT_ACKNOWLEDGEABLE, "this alarm cannot be acknowledged now"
         )
-    await monitor.store.audit(
-        "alarm_ack", actor=user.name, target=alarm_id, session_id=alarm.session_id
-    )
-    return alarm_json(alarm)
+    return alarm_json(result.alarm)

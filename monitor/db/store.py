@@ -51,6 +51,17 @@ class Conflict(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class AuditNote:
+    """An audit entry to store with the change it records (same transaction)."""
+
+    action: str
+    actor: str | None
+    target: str | None = None
+    session_id: int | None = None
+    detail: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceRow:
     id: str
     bed_id: str
@@ -780,32 +791,59 @@ class Store:
 
     async def merge_patient(self, source: str, target: str, *, now: float, by: str | None) -> int:
         """Move every session of patient ``source`` to ``target`` (a provisional patient into
-        the clinic's identifier, docs/course.md), audited; the number of sessions moved."""
+        the clinic's identifier, docs/course.md), audited; the number of sessions moved.
+
+        One conditional UPDATE is the guard: of two merges at once the second finds no session
+        of ``source`` left (PostgreSQL re-checks the WHERE on the rows the first changed) and
+        moves none, so it writes no audit entry, as a repeat does."""
         async with self.engine.begin() as conn:
             res = await conn.execute(
-                update(sessions).where(sessions.c.patient_id == source).values(patient_id=target)
+                update(sessions)
+                .where(sessions.c.patient_id == source)
+                .values(patient_id=target, version=sessions.c.version + 1)
             )
             moved = int(res.rowcount or 0)
-            await _audit_in(
-                conn,
-                "patient_merge",
-                at=now,
-                actor=by,
-                target=target,
-                detail={"from": source, "into": target, "sessions": moved},
-            )
+            if moved:
+                await _audit_in(
+                    conn,
+                    "patient_merge",
+                    at=now,
+                    actor=by,
+                    target=target,
+                    detail={"from": source, "into": target, "sessions": moved},
+                )
         return moved
 
+    async def session_patient(self, session_id: int) -> tuple[str | None, int] | None:
+        """A session's patient and version (the optimistic guard of a change), or None."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(sessions.c.patient_id, sessions.c.version).where(
+                        sessions.c.id == session_id
+                    )
+                )
+            ).first()
+        return (row.patient_id, int(row.version)) if row is not None else None
+
     async def set_session_patient(
-        self, session_id: int, patient_id: str, *, now: float, by: str | None
+        self,
+        session_id: int,
+        patient_id: str,
+        *,
+        expected_version: int,
+        old: str | None,
+        now: float,
+        by: str | None,
     ) -> bool:
-        """Give one session another patient (splitting a provisional patient), audited."""
+        """Give one session another patient (splitting a provisional patient), audited; False
+        when the session is no longer at ``expected_version`` (changed meanwhile). The UPDATE
+        comes first in its transaction, so SQLite takes the write lock before any read."""
         async with self.engine.begin() as conn:
-            old = await conn.scalar(
-                select(sessions.c.patient_id).where(sessions.c.id == session_id)
-            )
             res = await conn.execute(
-                update(sessions).where(sessions.c.id == session_id).values(patient_id=patient_id)
+                update(sessions)
+                .where(sessions.c.id == session_id, sessions.c.version == expected_version)
+                .values(patient_id=patient_id, version=sessions.c.version + 1)
             )
             if not res.rowcount:
                 return False
@@ -994,6 +1032,51 @@ class Store:
     # --- alarms -------------------------------------------------------------------------
 
     async def upsert_alarms(self, items: Iterable[Alarm], now: float) -> None:
+        async with self.engine.begin() as conn:
+            await self._upsert_alarms_in(conn, items, now)
+
+    async def alarm_command(
+        self,
+        items: Sequence[Alarm],
+        now: float,
+        *,
+        audit: AuditNote,
+        acknowledge: str | None = None,
+    ) -> bool:
+        """Store a person's alarm command (acknowledge, audio pause): the alarm changes it
+        made and its audit entry, in one transaction.
+
+        ``acknowledge``: the id of the alarm acknowledged. Its stored row is claimed first
+        with ``WHERE acknowledged_at IS NULL AND ended_at IS NULL``; if no row matches (it
+        was acknowledged or ended meanwhile) nothing is stored and the answer is False."""
+        async with self.engine.begin() as conn:
+            if acknowledge is not None:
+                res = await conn.execute(
+                    update(alarms)
+                    .where(
+                        alarms.c.id == acknowledge,
+                        alarms.c.acknowledged_at.is_(None),
+                        alarms.c.ended_at.is_(None),
+                    )
+                    .values(updated_at=now)
+                )
+                if not res.rowcount:
+                    return False
+            await self._upsert_alarms_in(conn, items, now)
+            await _audit_in(
+                conn,
+                audit.action,
+                at=now,
+                actor=audit.actor,
+                target=audit.target,
+                session_id=audit.session_id,
+                detail=audit.detail,
+            )
+        return True
+
+    async def _upsert_alarms_in(
+        self, conn: AsyncConnection, items: Iterable[Alarm], now: float
+    ) -> None:
         rows = [
             {
                 "id": a.id,
@@ -1024,8 +1107,7 @@ class Store:
             index_elements=["id"],
             set_={c: stmt.excluded[c] for c in rows[0] if c not in ("id", "started_at")},
         )
-        async with self.engine.begin() as conn:
-            await conn.execute(stmt, rows)
+        await conn.execute(stmt, rows)
 
     async def alarms(
         self,

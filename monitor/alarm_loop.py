@@ -167,7 +167,9 @@ class Watch:
 class Record:
     """What the store holds of one bed over a replay horizon."""
 
-    sessions: list[tuple[dict[str, Any], list[tuple[int | None, str, float]]]]  # row, (id, type, at)
+    sessions: list[
+        tuple[dict[str, Any], list[tuple[int | None, str, float]]]
+    ]  # row, (id, type, at)
     open_alarms: list[Alarm]
     recent_alarms: list[Alarm]
     readings: list[Reading]

@@ -184,9 +184,7 @@ class Views:
         # Tolerant: an impossible stored history is shown up to its last event that fit, with
         # the offending one named, instead of failing this view and every view built on it.
         folded = session_model.fold(
-            (e["id"], e["type"], e["at"])
-            for e in events
-            if e["type"] in session_model.PHASE_EVENTS
+            (e["id"], e["type"], e["at"]) for e in events if e["type"] in session_model.PHASE_EVENTS
         )
         state = folded.state
         if self.health is not None:

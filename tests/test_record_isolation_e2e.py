@@ -113,9 +113,7 @@ def test_the_ward_is_served_with_the_bad_bed_flagged_and_the_others_as_usual(
     assert good["session"]["phase"] == "infusion" and good["session"]["infusion_running"]
 
 
-def test_the_session_and_its_reports_are_served_flagged(
-    server: MonitorProcess, ward: Ward
-) -> None:
+def test_the_session_and_its_reports_are_served_flagged(server: MonitorProcess, ward: Ward) -> None:
     """The session GET answers 200 with ``record_problem``; its report in every form 200."""
     body = server.get(f"/api/sessions/{ward.bad_session}")
     _problem_of(ward, body["record_problem"])

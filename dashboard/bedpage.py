@@ -316,7 +316,6 @@ def record_text(problem: Mapping[str, Any] | None) -> str:
     return f"Record needs attention: {what} that does not fit{which}. Ask an administrator."
 
 
-
 def session_info(session: Mapping[str, Any] | None, bed_id: str, tz_offset_min: int) -> html.Div:
     """Who is in the chair and since when, in plain words."""
     from dashboard.layout import infusion_text

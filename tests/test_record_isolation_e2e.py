@@ -154,3 +154,23 @@ async def test_the_bed_with_the_bad_record_is_still_judged_on_its_readings(
 
     alarms = poll(spo2_alarms)
     assert alarms[0]["session_id"] == ward.bad_session
+
+
+def test_the_limits_of_a_session_whose_record_needs_attention_can_still_be_changed(
+    server: MonitorProcess, ward: Ward
+) -> None:
+    """A charge nurse may still set the limits the bed is judged by; the bed stays flagged and
+    the rest of the ward is served (docs/reliability.md, "Alarms go on")."""
+    r = httpx.put(
+        f"{server.base_url}/api/sessions/{ward.bad_session}/limits",
+        json={"overrides": {"spo2": {"low": {"medium": 88}}}, "reason": "COPD, known low"},
+        headers=server.headers,
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["overrides"]["spo2"]["low"]["medium"] == 88
+    beds = {b["id"]: b for b in server.get("/api/beds")}
+    _problem_of(ward, beds[ward.bad_bed]["record_problem"])
+    assert beds[ward.good_bed]["record_problem"] is None
+    health = httpx.get(f"{server.base_url}/health", timeout=10).json()
+    assert [x["session"] for x in health["records_needing_attention"]] == [ward.bad_session]

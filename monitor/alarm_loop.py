@@ -167,9 +167,7 @@ class Watch:
 class Record:
     """What the store holds of one bed over a replay horizon."""
 
-    sessions: list[
-        tuple[dict[str, Any], list[tuple[int | None, str, float]]]
-    ]  # row, (id, type, at)
+    sessions: list[tuple[dict[str, Any], list[session_model.StoredEvent]]]  # row, its events
     open_alarms: list[Alarm]
     recent_alarms: list[Alarm]
     readings: list[Reading]

@@ -31,7 +31,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeAlias
 
 from monitor.model import SIGNALS, Phase
 
@@ -41,6 +41,9 @@ EVENT_TYPES: Final = (
     | RECORD_EVENTS
 )
 PHASE_EVENTS: Final = EVENT_TYPES - RECORD_EVENTS
+# A stored event as the tolerant readers take it: (id, type, at); the id names the offending
+# event of an impossible history (None when the caller has none).
+StoredEvent: TypeAlias = tuple[int | None, str, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +136,7 @@ class Folded:
     problem: RecordProblem | None = None
 
 
-def fold(events: Iterable[tuple[int | None, str, float]]) -> Folded:
+def fold(events: Iterable[StoredEvent]) -> Folded:
     """Rebuild a session's state from its stored (id, type, at) events, in order, stopping at
     the first that does not fit: what came after it cannot be trusted either (its meaning
     depends on the event that broke the rules). Never raises."""
@@ -162,7 +165,7 @@ def phase_spans(opened_at: float, events: Iterable[tuple[str, float]]) -> list[t
 
 
 def fold_spans(
-    opened_at: float, events: Iterable[tuple[int | None, str, float]]
+    opened_at: float, events: Iterable[StoredEvent]
 ) -> tuple[list[tuple[float, Phase]], RecordProblem | None]:
     """``phase_spans`` of stored (id, type, at) events, with the record's problem if any."""
     state = SessionState()

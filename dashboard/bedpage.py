@@ -126,6 +126,19 @@ PHASE_WORDS: Final[Mapping[str, str]] = {
     "ended": "ended",
 }
 ROUTE_WORDS: Final[Mapping[str, str]] = {"iv": "intravenous", "intranasal": "intranasal"}
+# A stored event in the "record needs attention" line (dashboard/assets/vigil-1-fmt.js's
+# recordText says the same on the ward's tile).
+RECORD_EVENT_WORDS: Final[Mapping[str, str]] = {
+    "infusion_start": "an infusion start",
+    "infusion_pause": "an infusion pause",
+    "infusion_resume": "an infusion resume",
+    "infusion_stop": "an infusion stop",
+    "end": "an end of session",
+    "observation": "an observation",
+    "checklist": "a checklist entry",
+    "discharge_request": "a discharge request",
+    "dose": "a dose",
+}
 
 
 def attrs(values: Mapping[str, str]) -> dict[str, Any]:
@@ -290,6 +303,19 @@ def refusal_text(
 # --- session summary -------------------------------------------------------------------------
 
 
+def record_text(problem: Mapping[str, Any] | None) -> str:
+    """The session's ``record_problem`` (its stored history holds an event that does not fit)
+    in a nurse's words, and whom to ask; "" when the record is fine."""
+    if not problem:
+        return ""
+    what = RECORD_EVENT_WORDS.get(
+        str(problem.get("type")), "an event of a kind this monitor does not know"
+    )
+    event_id = problem.get("event_id")
+    which = f" (event {event_id})" if isinstance(event_id, int) else ""
+    return f"Record needs attention: {what} that does not fit{which}. Ask an administrator."
+
+
 def session_info(session: Mapping[str, Any] | None, bed_id: str, tz_offset_min: int) -> html.Div:
     """Who is in the chair and since when, in plain words."""
     from dashboard.layout import infusion_text
@@ -302,6 +328,18 @@ def session_info(session: Mapping[str, Any] | None, bed_id: str, tz_offset_min: 
         html.Div(infusion_text(session), id="session-phase", **attrs({"data-phase": phase})),
         html.Div(f"Admitted {clock(session.get('opened_at'), tz_offset_min)}"),
     ]
+    problem = session.get("record_problem")
+    if problem:
+        bits.insert(
+            2,
+            html.Div(
+                record_text(problem),
+                id="session-record",
+                role="status",
+                className="session-record",
+                **attrs({"data-record": "attention"}),
+            ),
+        )
     if session.get("age") is not None:
         bits.append(html.Div(f"Age {number(session.get('age'))}"))
     baseline = session.get("baseline")

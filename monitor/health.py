@@ -11,6 +11,11 @@ Rules
    200, otherwise 503 naming the failing stages. Health returns by itself once the fault
    clears: the next success of the stage heals it.
 4. Pure: time is an argument; the caller owns the clock.
+5. Named, non-fatal problems: a stored session record that needs attention (an impossible
+   history, docs/reliability.md "An impossible session record is isolated") is listed under
+   ``records_needing_attention`` but fails no stage: the pipeline works, one bed's record
+   needs an administrator. It is listed from when a reader of the record (a rebuild, the
+   session or ward view) finds the problem until a reader finds the record fine again.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from monitor.session import RecordProblem
 
 
 class Stage(StrEnum):
@@ -50,6 +57,23 @@ class StageState:
         return self.ok, None if self.ok else self.reason
 
 
+@dataclass(frozen=True, slots=True)
+class RecordNotice:
+    """A session whose stored record needs attention, and the first event that does not fit."""
+
+    bed: str
+    session: int
+    event_id: int | None
+    message: str
+
+
+def record_notice(bed: str, session: int, problem: RecordProblem | None) -> RecordNotice | None:
+    """Rule 5's entry for a session whose fold found ``problem`` (None: nothing to list)."""
+    if problem is None:
+        return None
+    return RecordNotice(bed, session, problem.event_id, problem.reason)
+
+
 @dataclass
 class Health:
     """The stages in use on this instance and what each last reported."""
@@ -58,6 +82,15 @@ class Health:
     # Called with the list of failing stages whenever it changes (the feed tells panels).
     on_change: Callable[[list[str]], None] | None = None
     _failing: list[str] = field(default_factory=list)
+    # Rule 5: by session id.
+    records: dict[int, RecordNotice] = field(default_factory=dict)
+
+    def record(self, session: int, notice: RecordNotice | None) -> None:
+        """What a reader of a session's record found: its problem, or None (the record fits)."""
+        if notice is None:
+            self.records.pop(session, None)
+        else:
+            self.records[session] = notice
 
     def use(self, stage: Stage, alive: Callable[[float], str | None] | None = None) -> None:
         state = self.stages.setdefault(stage, StageState())
@@ -110,6 +143,10 @@ class Health:
             "status": "ok" if not failing else "degraded",
             "failing": failing,
             "stages": stages,
+            "records_needing_attention": [
+                {"bed": n.bed, "session": n.session, "event_id": n.event_id, "message": n.message}
+                for _, n in sorted(self.records.items())
+            ],
         }
         if extra:
             body.update(extra)

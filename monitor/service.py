@@ -97,7 +97,9 @@ class Monitor:
             instance_id=self.instance_id,
         )
         self.ingest = Ingest(self.writer, self.alarms, clock)
-        self.views = Views(store, self.caches, engine.config, self.alarms.active, clock)
+        self.views = Views(
+            store, self.caches, engine.config, self.alarms.active, clock, self.health
+        )
         self.connections: dict[str, Any] = {}
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -17,6 +17,11 @@ Rules:
   measurement time").
 - The baseline is the median, per signal, of the readings measured in the baseline phase
   (admission to ``infusion_start``), rounded to 0.1.
+- A stored history that breaks these rules (written by an older version, edited by hand,
+  restored from a backup) is read tolerantly by ``fold`` and ``phase_spans``: the state up to
+  the last event that fit, and the first event that did not named as the record's problem.
+  Readers never raise on it; only a new event is refused (``apply``). docs/reliability.md,
+  "An impossible session record is isolated".
 
 Plain data in, plain data out: no clock reads, no I/O.
 """
@@ -26,7 +31,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeAlias
 
 from monitor.model import SIGNALS, Phase
 
@@ -36,6 +41,9 @@ EVENT_TYPES: Final = (
     | RECORD_EVENTS
 )
 PHASE_EVENTS: Final = EVENT_TYPES - RECORD_EVENTS
+# A stored event as the tolerant readers take it: (id, type, at); the id names the offending
+# event of an impossible history (None when the caller has none).
+StoredEvent: TypeAlias = tuple[int | None, str, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +117,38 @@ def replay(events: Iterable[tuple[str, float]]) -> SessionState:
     return state
 
 
+@dataclass(frozen=True, slots=True)
+class RecordProblem:
+    """The first stored event that does not fit the history before it."""
+
+    event_id: int | None
+    type: str
+    at: float
+    reason: str  # the TransitionError's reason
+
+
+@dataclass(frozen=True, slots=True)
+class Folded:
+    """A stored history read tolerantly: the state after the last event that fit, and the
+    first event that did not (None: the history is possible)."""
+
+    state: SessionState
+    problem: RecordProblem | None = None
+
+
+def fold(events: Iterable[StoredEvent]) -> Folded:
+    """Rebuild a session's state from its stored (id, type, at) events, in order, stopping at
+    the first that does not fit: what came after it cannot be trusted either (its meaning
+    depends on the event that broke the rules). Never raises."""
+    state = SessionState()
+    for event_id, event_type, at in events:
+        try:
+            state = apply(state, event_type, at)
+        except TransitionError as e:
+            return Folded(state, RecordProblem(event_id, event_type, at, str(e)))
+    return Folded(state)
+
+
 def infusion_elapsed(state: SessionState, now: float) -> float:
     if state.running and state.running_since is not None:
         return state.elapsed_s + max(0.0, now - state.running_since)
@@ -117,16 +157,29 @@ def infusion_elapsed(state: SessionState, now: float) -> float:
 
 def phase_spans(opened_at: float, events: Iterable[tuple[str, float]]) -> list[tuple[float, Phase]]:
     """The phase in force from each time on (device time of the session's own events): from
-    ``opened_at`` baseline, then each phase change at its event's ``at``; ``ended`` last."""
+    ``opened_at`` baseline, then each phase change at its event's ``at``; ``ended`` last.
+
+    Tolerant like ``fold``: an impossible stored history gives the spans up to the event that
+    does not fit, and the phase then in force lasts (``fold_spans`` names that event)."""
+    return fold_spans(opened_at, ((None, t, at) for t, at in events))[0]
+
+
+def fold_spans(
+    opened_at: float, events: Iterable[StoredEvent]
+) -> tuple[list[tuple[float, Phase]], RecordProblem | None]:
+    """``phase_spans`` of stored (id, type, at) events, with the record's problem if any."""
     state = SessionState()
     spans = [(opened_at, state.phase)]
-    for event_type, at in events:
+    for event_id, event_type, at in events:
         if event_type not in PHASE_EVENTS:
             continue
-        state = apply(state, event_type, at)
+        try:
+            state = apply(state, event_type, at)
+        except TransitionError as e:
+            return spans, RecordProblem(event_id, event_type, at, str(e))
         if state.phase is not spans[-1][1]:
             spans.append((at, state.phase))
-    return spans
+    return spans, None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from monitor import session as session_model
 from monitor.alarms.config import ClinicConfig
 from monitor.caches import Caches
 from monitor.db.store import Store
+from monitor.health import Health, record_notice
 from monitor.model import PRIORITY_RANK, Alarm, Reading, to_rfc3339
 from monitor.protocol import feed
 from monitor.protocols import DEFAULT_SERIES, Protocol
@@ -63,6 +64,19 @@ def _satisfier_json(s: pm.Satisfier | None) -> dict[str, Any] | None:
     }
 
 
+def record_problem_json(problem: session_model.RecordProblem | None) -> dict[str, Any] | None:
+    """``record_problem`` of the session and bed views: the first stored event that does not
+    fit the history before it (docs/reliability.md), or None when the record is possible."""
+    if problem is None:
+        return None
+    return {
+        "event_id": problem.event_id,
+        "type": problem.type,
+        "at": to_rfc3339(problem.at),
+        "message": problem.reason,
+    }
+
+
 def protocol_json(status: pm.ProtocolStatus | None) -> dict[str, Any]:
     """The ``checklist``, ``checkpoints`` and ``discharge`` of the session view."""
     if status is None:
@@ -108,8 +122,10 @@ class Views:
         config: ClinicConfig,
         active_alarms: Callable[[], list[Alarm]],
         clock: Callable[[], float],
+        health: Health | None = None,
     ) -> None:
         self.store = store
+        self.health = health
         self.caches = caches
         self.config = config
         self.active_alarms = active_alarms
@@ -165,9 +181,14 @@ class Views:
 
     async def session_json(self, row: dict[str, Any]) -> dict[str, Any]:
         events = await self.store.session_events(row["id"])
-        state = session_model.replay(
-            (e["type"], e["at"]) for e in events if e["type"] in session_model.PHASE_EVENTS
+        # Tolerant: an impossible stored history is shown up to its last event that fit, with
+        # the offending one named, instead of failing this view and every view built on it.
+        folded = session_model.fold(
+            (e["id"], e["type"], e["at"]) for e in events if e["type"] in session_model.PHASE_EVENTS
         )
+        state = folded.state
+        if self.health is not None:
+            self.health.record(row["id"], record_notice(row["bed_id"], row["id"], folded.problem))
         now = self.clock()
         return {
             "id": row["id"],
@@ -187,6 +208,7 @@ class Views:
             "baseline": row["baseline"],
             "limit_overrides": row["limit_overrides"],
             "protocol": row.get("protocol"),
+            "record_problem": record_problem_json(folded.problem),
             **protocol_json(self.protocol_status(await self.protocol_inputs(row, events), now)),
             "events": [
                 {
@@ -253,6 +275,10 @@ class Views:
                     "label": bed["label"],
                     "devices": bed["devices"],
                     "session": session_body,
+                    # The bed is flagged with its open session's record (null when fine).
+                    "record_problem": (
+                        session_body["record_problem"] if session_body is not None else None
+                    ),
                     "latest": latest,
                     "alarms": [feed.alarm_json(a) for a in alarms],
                     "devices_status": {

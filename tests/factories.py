@@ -294,3 +294,28 @@ IN_DOSING = make_protocol(
         "max_devices": 3,
     }
 )
+
+
+def store_impossible_events(
+    db_url: str, session_id: int, events: list[tuple[str, float]]
+) -> list[int]:
+    """Write session events straight into the store, past every check of the API: the kind of
+    history an older version, a hand edit or a restored backup leaves (docs/reliability.md,
+    "An impossible session record is isolated"). Their ids, in order."""
+    from monitor.db.migrate import make_sync_engine
+    from monitor.db.schema import session_events
+
+    engine = make_sync_engine(db_url)
+    ids: list[int] = []
+    try:
+        with engine.begin() as conn:
+            for kind, at in events:
+                row = conn.execute(
+                    session_events.insert()
+                    .values(session_id=session_id, type=kind, at=at, recorded_at=at, by="restore")
+                    .returning(session_events.c.id)
+                ).one()
+                ids.append(int(row.id))
+    finally:
+        engine.dispose()
+    return ids

@@ -37,3 +37,33 @@ def session_readings(draw: st.DrawFn, start: float, span_s: float) -> list[Readi
             source = None
         out.append(make_reading(values, ts=ts, seq=seq, source=source, received_at=ts + late))
     return out
+
+
+@st.composite
+def stored_histories(draw: st.DrawFn) -> list[tuple[int | None, str, float]]:
+    """A session's stored (id, type, at) events as a store may hold them, possible or not:
+    any type (an unknown one too), any order of times; ids ascending as the store's are."""
+    from monitor.session import EVENT_TYPES
+
+    kinds = st.sampled_from([*sorted(EVENT_TYPES), "infusion_restart"])
+    events = draw(st.lists(st.tuples(kinds, st.floats(0, 1e5, allow_nan=False)), max_size=20))
+    return [(i + 1, kind, at) for i, (kind, at) in enumerate(events)]
+
+
+@st.composite
+def possible_histories(draw: st.DrawFn) -> list[tuple[int | None, str, float]]:
+    """A stored history the API could have written: each phase event fits the one before."""
+    from monitor.session import EVENT_TYPES, SessionState, TransitionError, apply
+
+    state = SessionState()
+    at = draw(st.floats(0, 1e4, allow_nan=False))
+    out: list[tuple[int | None, str, float]] = []
+    for _ in range(draw(st.integers(0, 15))):
+        kind = draw(st.sampled_from(sorted(EVENT_TYPES)))
+        at += draw(st.floats(0, 3600, allow_nan=False))
+        try:
+            state = apply(state, kind, at)
+        except TransitionError:
+            continue
+        out.append((len(out) + 1, kind, at))
+    return out

@@ -188,3 +188,28 @@ def test_the_session_header_speaks_in_clock_times_units_and_whole_numbers() -> N
     assert "Admitted 14:06" in shown
     assert "Baseline: Heart rate 68 /min, Systolic BP 115 mmHg" in shown
     assert "2026-" not in shown and ".0" not in shown
+
+
+def test_a_session_whose_record_needs_attention_says_so_in_the_header() -> None:
+    """docs/reliability.md: the offending event in plain words and whom to ask; none when fine."""
+    session = {
+        "patient_label": "JD-0042",
+        "phase": "infusion",
+        "opened_at": "2026-11-25T14:06:59.195Z",
+        "record_problem": {
+            "event_id": 12,
+            "type": "infusion_start",
+            "at": "2026-11-25T14:20:00.000Z",
+            "message": "infusion_start does not fit a session in infusion (running)",
+        },
+    }
+    shown = text(bedpage.session_info(session, "chair-3", 0))
+    assert (
+        "Record needs attention: an infusion start that does not fit (event 12). "
+        "Ask an administrator."
+    ) in shown
+    assert "infusion_start" not in shown and "2026-" not in shown
+    fine = text(bedpage.session_info({**session, "record_problem": None}, "chair-3", 0))
+    assert "Record needs attention" not in fine
+    unknown = bedpage.record_text({"event_id": 3, "type": "teleport", "at": None})
+    assert unknown.startswith("Record needs attention: an event of a kind")

@@ -10,6 +10,7 @@ from typing import Any
 
 from monitor.model import Alarm
 from monitor.report import DISCLAIMER, report_html
+from monitor.report.common import timeline
 from tests.factories import T0, make_reading, make_session_json
 
 HOSTILE = '<script>alert("x")</script> & "Bobby" <img src=x onerror=1>'
@@ -262,3 +263,27 @@ def test_pulse_rate_has_its_own_row_and_line_beside_heart_rate() -> None:
     assert "Pulse rate" in page
     assert "#7cb342" in page  # the pulse-rate line
     assert "Pulse rate" not in render()  # only when measured
+
+
+def test_a_record_needing_attention_is_said_first_and_its_phases_stop_at_the_offending_event() -> (
+    None
+):
+    """docs/reliability.md: the report names the offending event and reads the phases up to it."""
+    session = make_session_json(
+        phase_events=[("infusion_start", 600), ("infusion_start", 900), ("infusion_stop", 1200)]
+    )
+    session["record_problem"] = {
+        "event_id": 2,
+        "type": "infusion_start",
+        "at": "2026-09-21T14:15:00.000Z",
+        "message": "infusion_start does not fit a session in infusion (running)",
+    }
+    page = report_html(session, [], [], generated_at=T0 + 5000)
+    text = " ".join(parsed(page).text)
+    assert "Record needs attention: stored event 2 (infusion_start, 2026-09-21 14:15:00 UTC)" in (
+        html.unescape(" ".join(text.split()))
+    )
+    # The stop after the offending event is not read as the infusion's end.
+    tl = timeline(session)
+    assert tl.infusion_start == T0 + 600 and tl.infusion_stop is None
+    assert timeline({**session, "record_problem": None}).infusion_stop == T0 + 1200

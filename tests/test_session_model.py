@@ -9,14 +9,21 @@ from hypothesis import strategies as st
 from monitor.model import Phase
 from monitor.session import (
     EVENT_TYPES,
+    PHASE_EVENTS,
+    Folded,
+    RecordProblem,
     SessionState,
     TransitionError,
     apply,
     baseline,
+    fold,
+    fold_spans,
     infusion_elapsed,
     membership_span,
+    phase_spans,
     replay,
 )
+from tests.strategies import possible_histories, stored_histories
 
 
 def test_full_session_walks_the_phases() -> None:
@@ -141,3 +148,108 @@ def test_baseline_is_the_median_per_signal_rounded_to_a_tenth() -> None:
     assert baseline(rows) == {"hr": 71.5, "spo2": 97.0, "sbp": 121.0}
     assert baseline([{"rr": 14.04}, {"rr": 14.0}]) == {"rr": 14.0}
     assert baseline([]) is None
+
+
+@pytest.mark.parametrize(
+    ("events", "phase", "running", "problem"),
+    [
+        (
+            [(1, "infusion_start", 10), (2, "infusion_start", 20)],
+            Phase.INFUSION,
+            True,
+            RecordProblem(
+                2,
+                "infusion_start",
+                20,
+                "infusion_start does not fit a session in infusion (running)",
+            ),
+        ),
+        (
+            [(1, "infusion_start", 10), (2, "infusion_resume", 20), (3, "infusion_stop", 30)],
+            Phase.INFUSION,
+            True,
+            RecordProblem(
+                2,
+                "infusion_resume",
+                20,
+                "infusion_resume does not fit a session in infusion (running)",
+            ),
+        ),
+        (
+            [(1, "end", 10), (2, "infusion_start", 20)],
+            Phase.ENDED,
+            False,
+            RecordProblem(2, "infusion_start", 20, "the session has ended"),
+        ),
+        (
+            [(7, "infusion_start", 50), (8, "infusion_stop", 40)],
+            Phase.INFUSION,
+            True,
+            RecordProblem(
+                8, "infusion_stop", 40, "event time is before the session's previous phase event"
+            ),
+        ),
+        (
+            [(1, "infusion_teleport", 10)],
+            Phase.BASELINE,
+            False,
+            RecordProblem(1, "infusion_teleport", 10, "unknown event type 'infusion_teleport'"),
+        ),
+        ([(1, "infusion_start", 10), (2, "infusion_stop", 20)], Phase.RECOVERY, False, None),
+    ],
+)
+def test_fold_keeps_the_state_up_to_the_last_event_that_fit_and_names_the_first_that_did_not(
+    events: list[tuple[int, str, float]], phase: Phase, running: bool, problem: RecordProblem | None
+) -> None:
+    """An impossible stored history is read, not refused: its state up to the offending event,
+    that event named (docs/reliability.md, "An impossible session record is isolated")."""
+    folded = fold(events)
+    assert folded.state.phase is phase and folded.state.running is running
+    assert folded.problem == problem
+
+
+def test_nothing_after_the_offending_event_is_folded() -> None:
+    """Events after the first that does not fit are not trusted: their meaning rests on it."""
+    folded = fold([(1, "infusion_start", 10), (2, "infusion_start", 20), (3, "infusion_stop", 30)])
+    assert folded.state.phase is Phase.INFUSION and folded.state.infusion_stopped_at is None
+    assert folded.problem is not None and folded.problem.event_id == 2
+
+
+def test_phase_spans_stop_at_the_offending_event() -> None:
+    """The phases in force are those of the events up to the offending one; the last lasts."""
+    events = [
+        (1, "infusion_start", 100),
+        (2, "observation", 150),
+        (3, "infusion_resume", 200),
+        (4, "infusion_stop", 300),
+    ]
+    spans, problem = fold_spans(0, events)
+    assert spans == [(0, Phase.BASELINE), (100, Phase.INFUSION)]
+    assert problem is not None and problem.event_id == 3
+    assert phase_spans(0, [(t, at) for _, t, at in events]) == spans
+
+
+@given(stored_histories())
+def test_fold_never_raises_whatever_the_store_holds(
+    events: list[tuple[int | None, str, float]],
+) -> None:
+    """Any stored history folds to a state and at most one named problem, spans likewise."""
+    folded = fold(events)
+    assert isinstance(folded, Folded)
+    spans, problem = fold_spans(0.0, events)
+    assert spans[0] == (0.0, Phase.BASELINE)
+    if problem is not None:
+        assert (problem.event_id, problem.type, problem.at) in events
+    phase_events = [e for e in events if e[1] in PHASE_EVENTS]
+    assert (fold(phase_events).problem is None) == (problem is None)
+
+
+@given(possible_histories())
+def test_on_a_possible_history_fold_equals_replay(
+    events: list[tuple[int | None, str, float]],
+) -> None:
+    """A history the API could have written folds exactly as replay rebuilds it, no problem."""
+    folded = fold(events)
+    assert folded.problem is None
+    assert folded.state == replay((t, at) for _, t, at in events)
+    assert fold_spans(0.0, events) == (phase_spans(0.0, [(t, at) for _, t, at in events]), None)

@@ -144,6 +144,28 @@
     return n <= planned ? noun + " " + n + " of " + planned : noun + " " + n + " (series of " + planned + ")";
   }
 
+  // A stored session event in words, for the "record needs attention" line.
+  var EVENT = {
+    infusion_start: "an infusion start",
+    infusion_pause: "an infusion pause",
+    infusion_resume: "an infusion resume",
+    infusion_stop: "an infusion stop",
+    end: "an end of session",
+    observation: "an observation",
+    checklist: "a checklist entry",
+    discharge_request: "a discharge request",
+    dose: "a dose",
+  };
+
+  // The session's stored history holds an event that does not fit (the monitor's
+  // record_problem): what the nurse reads and whom to ask; "" when the record is fine.
+  function recordText(problem) {
+    if (!problem) return "";
+    var what = EVENT[problem.type] || "an event of a kind this monitor does not know";
+    var id = typeof problem.event_id === "number" ? " (event " + Math.round(problem.event_id) + ")" : "";
+    return "Record needs attention: " + what + " that does not fit" + id + ". Ask an administrator.";
+  }
+
   window.VigilFmt = {
     constants: constants,
     parseTs: parseTs,
@@ -155,6 +177,7 @@
     value: value,
     alarmText: alarmText,
     courseText: courseText,
+    recordText: recordText,
     NAME: NAME,
     UNIT: UNIT,
     BADGE: BADGE,

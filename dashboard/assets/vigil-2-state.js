@@ -199,9 +199,15 @@
     return best;
   }
 
+  // The open session's stored history holds an event that does not fit (record_problem, the
+  // bed's and its session's alike): the monitor names it, an administrator repairs it.
+  function recordProblem(bed) {
+    return (bed.session && bed.session.record_problem) || null;
+  }
+
   function needsAttention(bed) {
     var c = nextCheck(bed);
-    return activeAlarms(bed).length > 0 || !!(c && c.status === "overdue");
+    return activeAlarms(bed).length > 0 || !!(c && c.status === "overdue") || !!recordProblem(bed);
   }
 
   window.VigilState = {
@@ -220,5 +226,6 @@
     infusionElapsed: infusionElapsed,
     nextCheck: nextCheck,
     needsAttention: needsAttention,
+    recordProblem: recordProblem,
   };
 })();

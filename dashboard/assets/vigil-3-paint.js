@@ -6,7 +6,7 @@
  * here, from window.vigil.state: values, ages, the session clock, the next protocol item,
  * discharge, the alarm banner and the 15-minute mini-trend (a canvas). Ids are a public test
  * hook (docs/panel.md): tile-{bed}-{hr|spo2|rr|bp}[-value|-age], -pr-value, -phase, -status,
- * -due, -trend, -lost, -course-n, -course-link; alarm-{id}, ack-{id}, pause-{bed}.
+ * -due, -record, -trend, -lost, -course-n, -course-link; alarm-{id}, ack-{id}, pause-{bed}.
  */
 (function () {
   "use strict";
@@ -92,6 +92,9 @@
     var due = make("div", "tile-due", "tile-" + bedId + "-due");
     due.setAttribute("data-due", "none");
     body.appendChild(due);
+    var record = make("div", "tile-record", "tile-" + bedId + "-record");
+    record.setAttribute("data-record", "ok");
+    body.appendChild(record);
     var status = make("div", "tile-status", "tile-" + bedId + "-status");
     status.setAttribute("role", "status");
     body.appendChild(status);
@@ -293,6 +296,11 @@
     setText(dueEl, due.text);
     setAttr(dueEl, "title", due.text);
     setAttr(dueEl, "data-due", due.state);
+    var problem = V.recordProblem(bed);
+    var recordEl = byId("tile-" + bed.id + "-record");
+    setAttr(tile, "data-record", problem ? "attention" : "ok");
+    setAttr(recordEl, "data-record", problem ? "attention" : "ok");
+    setText(recordEl, F.recordText(problem));
     paintStatus(bed, top, silent);
     var lost = byId("tile-" + bed.id + "-lost");
     if (lost && !S.feedUp) {

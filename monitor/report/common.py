@@ -122,13 +122,25 @@ class Timeline:
 
 
 def timeline(session: Mapping[str, Any]) -> Timeline:
-    """Phase spans rebuilt from the session's events, in order of their ``at``."""
+    """Phase spans rebuilt from the session's events, in order of their ``at``.
+
+    A session whose record needs attention (``record_problem``) is read up to its offending
+    event, as every reader reads it (docs/reliability.md, "An impossible session record is
+    isolated"); the events section still lists every stored event."""
     opened = epoch(session.get("opened_at"))
     ended = epoch(session.get("ended_at"))
+    stored = list(session.get("events") or [])
+    problem = session.get("record_problem")
+    if isinstance(problem, Mapping):
+        cut = next(
+            (i for i, e in enumerate(stored) if e.get("id") == problem.get("event_id")), None
+        )
+        if cut is not None:
+            stored = stored[:cut]
     events = sorted(
         (
             (epoch(e.get("at")) or 0.0, str(e.get("type")))
-            for e in session.get("events") or []
+            for e in stored
             if e.get("type") != "observation"
         ),
         key=lambda pair: pair[0],

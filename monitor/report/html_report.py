@@ -93,6 +93,7 @@ th,td{border:1px solid #bbb;padding:2px 6px;text-align:left;vertical-align:top}
 th{background:#eee}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .meta td{border:none;padding:1px 12px 1px 0}.muted{color:#555}
 .disclaimer{border:2px solid #b3261e;padding:6px 10px;margin:12px 0;font-weight:600}
+.record-problem{border:2px dashed #b3261e;padding:6px 10px;margin:12px 0}
 .chart{margin:6px 0 10px}.chart h3{font-size:13px;margin:0}
 svg{width:100%;height:auto;display:block}
 .prio-high{color:#b3261e;font-weight:700}.prio-medium{color:#9a5b00;font-weight:600}
@@ -542,6 +543,20 @@ def _charts_section(
 # --- the page ------------------------------------------------------------------------------
 
 
+def _record_problem_note(session: Mapping[str, Any]) -> str:
+    """The record's problem, said before anything is read from it (docs/reliability.md)."""
+    problem = session.get("record_problem")
+    if not isinstance(problem, Mapping):
+        return ""
+    return (
+        '<p class="record-problem"><b>Record needs attention:</b> stored event '
+        f"{esc(problem.get('event_id'))} ({esc(problem.get('type'))}, "
+        f"{esc(_utc(epoch(problem.get('at')), date=True))}) does not fit the events before it: "
+        f"{esc(problem.get('message'))}. Phases and times are shown up to that event; the "
+        "events section lists every stored event. Ask an administrator to repair the record.</p>"
+    )
+
+
 def report_html(
     session: Mapping[str, Any],
     readings: Iterable[Mapping[str, Any] | Reading],
@@ -596,6 +611,7 @@ def report_html(
         "<h1>Vigil session report</h1>",
         f'<p class="disclaimer">{esc(DISCLAIMER)}</p>',
         f'<table class="meta">{meta_html}</table>',
+        _record_problem_note(session),
         "<h2>Phases</h2>",
         _phase_section(session, tl),
         "<h2>Baseline</h2>",

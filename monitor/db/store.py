@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql.elements import ColumnElement
 
 from monitor import session as session_model
+from monitor.bindings import Binding
 from monitor.db import migrate
 from monitor.db.schema import (
     SIGNAL_COLUMNS,
@@ -28,6 +29,7 @@ from monitor.db.schema import (
     alarms,
     audit_log,
     beds,
+    device_bindings,
     devices,
     heartbeats,
     readings,
@@ -189,10 +191,42 @@ class Store:
         )
 
     async def add_device(self, device_id: str, bed_id: str, now: float) -> str:
-        """Bind a device to a bed (creating the bed) and issue a fresh token; returns it once."""
+        """Bind a device to a bed (creating the bed) and issue a fresh token; returns it once.
+
+        The binding history changes in the same transaction (docs/reliability.md, "A reading
+        belongs to the bed ..."): a device's first binding holds from the earliest time on
+        (0.0), so whatever it measured before it was registered is its first bed's; binding
+        it to another bed ends the binding in force at ``now`` and opens one from ``now``;
+        binding it to the bed it is on changes nothing.
+        """
         token = new_token()
         async with self.engine.begin() as conn:
             await self.ensure_bed(conn, bed_id, now)
+            # A write first, so the transaction holds the write lock (SQLite) or the open
+            # binding's row (PostgreSQL) before it reads: a concurrent rebinding of the same
+            # device waits here rather than reading a binding about to be closed.
+            closed = await conn.execute(
+                update(device_bindings)
+                .where(
+                    device_bindings.c.device_id == device_id,
+                    device_bindings.c.until.is_(None),
+                    device_bindings.c.bed_id != bed_id,
+                )
+                .values(until=now)
+            )
+            if closed.rowcount:
+                since: float | None = now
+            else:
+                held = (
+                    await conn.execute(
+                        select(device_bindings.c.until)
+                        .where(device_bindings.c.device_id == device_id)
+                        .order_by(device_bindings.c.until.is_(None).desc())
+                        .limit(1)
+                    )
+                ).first()
+                # None: an open binding to this bed already holds. No binding at all: first.
+                since = 0.0 if held is None else (None if held.until is None else now)
             await conn.execute(
                 self._insert(devices)
                 .values(id=device_id, bed_id=bed_id, token_hash=token_hash(token), created_at=now)
@@ -201,7 +235,24 @@ class Store:
                     set_={"bed_id": bed_id, "token_hash": token_hash(token), "revoked_at": None},
                 )
             )
+            if since is not None:
+                await conn.execute(
+                    device_bindings.insert().values(
+                        device_id=device_id, bed_id=bed_id, since=since, until=None
+                    )
+                )
         return token
+
+    async def bindings(self, device_id: str) -> list[Binding]:
+        """The device's bindings, oldest first (monitor.bindings)."""
+        stmt = (
+            select(device_bindings.c.bed_id, device_bindings.c.since, device_bindings.c.until)
+            .where(device_bindings.c.device_id == device_id)
+            .order_by(device_bindings.c.since, device_bindings.c.id)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [Binding(bed_id=r.bed_id, since=r.since, until=r.until) for r in rows]
 
     async def revoke_device(self, device_id: str, now: float) -> bool:
         async with self.engine.begin() as conn:

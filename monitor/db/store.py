@@ -404,10 +404,15 @@ class Store:
         return token
 
     async def user_by_access_token(self, token: str, now: float) -> UserRow | None:
+        held = await self.access_token_login(token, now)
+        return None if held is None else held[0]
+
+    async def access_token_login(self, token: str, now: float) -> tuple[UserRow, float] | None:
+        """The enabled user a live token belongs to, and when the token expires."""
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(users)
+                    select(users, access_tokens.c.expires_at)
                     .join(access_tokens, access_tokens.c.user_id == users.c.id)
                     .where(
                         access_tokens.c.token_hash == token_hash(token),
@@ -417,7 +422,8 @@ class Store:
             ).first()
         if row is None or row.disabled:
             return None
-        return UserRow(row.id, row.name, row.role, row.password_hash, bool(row.disabled))
+        user = UserRow(row.id, row.name, row.role, row.password_hash, bool(row.disabled))
+        return user, float(row.expires_at)
 
     # --- readings -----------------------------------------------------------------------
 

@@ -13,6 +13,11 @@ import subprocess
 import sys
 import time
 
+import httpx
+import sqlalchemy as sa
+
+from monitor.db import migrate
+from monitor.db.schema import device_bindings
 from tests.conftest import MonitorProcess
 from tests.test_session_membership_e2e import HR, admit, bed_seqs, csv_seqs, session_seqs
 from tests.wsclient import Device, measure_after
@@ -117,3 +122,49 @@ async def test_binding_to_the_same_bed_again_and_readings_from_before_registrati
         assert (await dev.reading(1, HR, ts=before_registration))["type"] == "ack"
         assert (await dev.reading(2, HR, ts=measure_after(again_by)))["type"] == "ack"
     assert bed_seqs(server, bed) == [1, 2]
+
+
+def stored_bindings(db_url: str, device_id: str) -> list[tuple[str, float, float | None]]:
+    """The device's stored bindings, oldest first, read from the monitor's database."""
+    engine = sa.create_engine(migrate.sync_url(db_url))
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(
+                    device_bindings.c.bed_id, device_bindings.c.since, device_bindings.c.until
+                )
+                .where(device_bindings.c.device_id == device_id)
+                .order_by(device_bindings.c.since, device_bindings.c.id)
+            ).all()
+    finally:
+        engine.dispose()
+    return [(r.bed_id, r.since, r.until) for r in rows]
+
+
+async def test_twenty_rebindings_at_once_leave_one_unbroken_history(
+    server: MonitorProcess,
+) -> None:
+    """20 concurrent ``POST /api/devices`` of one device to alternating beds: every one is
+    stored, and the history has no gap, no overlap and one binding in force, to the bed the
+    device is on (docs/reliability.md)."""
+    dev_id = "bind-mon-5"
+    server.add_device(dev_id, "bind-bed-5-0")
+    async with httpx.AsyncClient(base_url=server.base_url, headers=server.headers) as http:
+        answers = await asyncio.gather(
+            *(
+                http.post(
+                    "/api/devices",
+                    json={"device_id": dev_id, "bed": f"bind-bed-5-{n % 2 + 1}"},
+                    timeout=30,
+                )
+                for n in range(20)
+            )
+        )
+    assert [a.status_code for a in answers] == [201] * 20
+    history = stored_bindings(server.db_url, dev_id)
+    assert history[0][1] == 0.0
+    for (bed, _, until), (next_bed, since, _) in zip(history, history[1:], strict=False):
+        assert until == since and bed != next_bed
+    assert [h[2] for h in history].count(None) == 1 and history[-1][2] is None
+    (bed_now,) = {b["id"] for b in server.get("/api/beds") if dev_id in b.get("devices", [])}
+    assert history[-1][0] == bed_now

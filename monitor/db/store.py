@@ -196,37 +196,16 @@ class Store:
         The binding history changes in the same transaction (docs/reliability.md, "A reading
         belongs to the bed ..."): a device's first binding holds from the earliest time on
         (0.0), so whatever it measured before it was registered is its first bed's; binding
-        it to another bed ends the binding in force at ``now`` and opens one from ``now``;
-        binding it to the bed it is on changes nothing.
+        it to another bed ends the binding in force at ``now`` and opens one from ``now``
+        (never before the start of the binding it ends, should a concurrent rebinding have
+        committed a later one); binding it to the bed it is on changes nothing.
         """
         token = new_token()
         async with self.engine.begin() as conn:
             await self.ensure_bed(conn, bed_id, now)
-            # A write first, so the transaction holds the write lock (SQLite) or the open
-            # binding's row (PostgreSQL) before it reads: a concurrent rebinding of the same
-            # device waits here rather than reading a binding about to be closed.
-            closed = await conn.execute(
-                update(device_bindings)
-                .where(
-                    device_bindings.c.device_id == device_id,
-                    device_bindings.c.until.is_(None),
-                    device_bindings.c.bed_id != bed_id,
-                )
-                .values(until=now)
-            )
-            if closed.rowcount:
-                since: float | None = now
-            else:
-                held = (
-                    await conn.execute(
-                        select(device_bindings.c.until)
-                        .where(device_bindings.c.device_id == device_id)
-                        .order_by(device_bindings.c.until.is_(None).desc())
-                        .limit(1)
-                    )
-                ).first()
-                # None: an open binding to this bed already holds. No binding at all: first.
-                since = 0.0 if held is None else (None if held.until is None else now)
+            # The device's row first: it holds the write lock (SQLite) or the device's row
+            # (PostgreSQL) until commit, so a concurrent binding of the same device waits
+            # here and then reads the bindings this one leaves, never the ones before it.
             await conn.execute(
                 self._insert(devices)
                 .values(id=device_id, bed_id=bed_id, token_hash=token_hash(token), created_at=now)
@@ -235,6 +214,30 @@ class Store:
                     set_={"bed_id": bed_id, "token_hash": token_hash(token), "revoked_at": None},
                 )
             )
+            last = (
+                await conn.execute(
+                    select(device_bindings.c.id, device_bindings.c.bed_id)
+                    .add_columns(device_bindings.c.since, device_bindings.c.until)
+                    .where(device_bindings.c.device_id == device_id)
+                    .order_by(device_bindings.c.since.desc(), device_bindings.c.id.desc())
+                    .limit(1)
+                )
+            ).first()
+            if last is None:
+                since: float | None = 0.0  # the first binding: all earlier time is this bed's
+            elif last.until is not None:
+                since = max(now, last.until)
+            elif last.bed_id == bed_id:
+                since = None  # bound here already
+            else:
+                # Never before the binding it ends: a rebinding whose clock was read before
+                # a concurrent one committed still leaves the history in order.
+                since = max(now, last.since)
+                await conn.execute(
+                    update(device_bindings)
+                    .where(device_bindings.c.id == last.id)
+                    .values(until=since)
+                )
             if since is not None:
                 await conn.execute(
                     device_bindings.insert().values(

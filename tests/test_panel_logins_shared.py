@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from dashboard.sessions import COOKIE, tag
 from tests.browser_support import PanelProcess
@@ -85,14 +87,19 @@ def test_a_panel_login_survives_a_panel_restart_and_opens_a_second_panel(
     monitor: MonitorProcess, panels: tuple[PanelProcess, PanelProcess]
 ) -> None:
     """The cookie a panel set at login still works after that panel restarts, and on another
-    panel process of the same monitor (docs/security.md)."""
+    panel process of the same monitor, for its API calls and its feed (docs/security.md)."""
     first, second = panels
     _, cookie = log_in(monitor, first)
     assert readings(first, cookie) == 200
     first.stop()
     first.start()
     assert readings(first, cookie) == 200
-    assert readings(second, cookie) == 200
+    # A page load's worth of calls at once on the other panel, which has not seen it yet.
+    with ThreadPoolExecutor(20) as pool:
+        assert list(pool.map(lambda _: readings(second, cookie), range(20))) == [200] * 20
+    feed = second.url.replace("http://", "ws://") + f"/panel/feed?session={tag(cookie)}"
+    with connect(feed, additional_headers={"Cookie": f"{COOKIE}={cookie}"}) as ws:
+        assert '"hello"' in str(ws.recv(timeout=10))
     # A cookie no login made opens neither.
     assert readings(first, "not-a-token") == 401 and readings(second, "not-a-token") == 401
 

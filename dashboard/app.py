@@ -327,21 +327,20 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
     async def logout(n: int | None, auth: Any) -> Any:
         if not n:
             return no_update
-        session = await _session(auth)
-        if session is not None:
-            # Only this tab's own login: a cookie that now holds another tab's stays.
-            sessions.drop_token(session.token)
+        token = ctx.cookies.get(COOKIE)
+        # Only this tab's own login: a cookie that now holds another tab's stays. Not
+        # asked about first: a logout is carried out even while the monitor cannot say who.
+        if isinstance(auth, dict) and token and auth.get("session") == tag(token):
+            sessions.drop_token(token)
             ctx.response.set_cookie(
                 COOKIE, "", max_age=0, path="/", httponly=True, samesite="strict"
             )
-        token = session.token if session else None
-        if token:
             # Revoked at the monitor, not just forgotten here: the token is refused
-            # everywhere from now on and the feed it opened is closed.
+            # everywhere, on every panel, from now on and the feed it opened is closed.
             try:
                 await monitor.logout(token)
             except MonitorError as exc:
-                # The panel forgets the token anyway; the monitor lets it expire.
+                # The cookie is gone anyway; the monitor lets the token expire.
                 log.warning("logout: the monitor did not revoke the token (%s)", exc.status)
         return None
 

@@ -27,7 +27,7 @@ from dashboard import bed_callbacks, bedpage, course, figures, layout, rems
 from dashboard.client import MonitorClient, MonitorError
 from dashboard.constants import constants_json
 from dashboard.security import SecurityHeaders
-from dashboard.sessions import COOKIE, Sessions, tag
+from dashboard.sessions import COOKIE, Session, Sessions, tag
 from dashboard.settings import PanelSettings
 from monitor.alarms.config import load_config
 from monitor.model import to_rfc3339
@@ -69,7 +69,7 @@ def _error_text(exc: MonitorError) -> str:
 def create_app(settings: PanelSettings | None = None) -> Dash:
     settings = settings or PanelSettings()
     monitor = MonitorClient(settings.monitor_url, settings.request_timeout_s)
-    sessions = Sessions()
+    sessions = Sessions(monitor)
     constants = constants_json(load_config(settings.clinic_config))
 
     @asynccontextmanager
@@ -97,8 +97,8 @@ def create_app(settings: PanelSettings | None = None) -> Dash:
         id="root",
         children=[
             dcc.Location(id="url"),
-            # Who is logged in (name and role, for the page); never the token, which the
-            # panel server keeps (dashboard/sessions.py).
+            # Who is logged in (name and role, for the page); never the token, which only
+            # the HttpOnly cookie holds (dashboard/sessions.py).
             dcc.Store(id="auth", storage_type="session"),
             dcc.Store(id="tz", data=0),
             dcc.Store(id="ctx-sink"),
@@ -123,12 +123,14 @@ def create_app(settings: PanelSettings | None = None) -> Dash:
 
 def _add_proxy_routes(server: FastAPI, monitor: MonitorClient, sessions: Sessions) -> None:
     """Same-origin endpoints for the few commands the live JS sends (no CORS needed); the
-    session cookie says who, the panel adds the user's token."""
+    login cookie (the user's token) says who, once the monitor confirms it."""
 
     async def forward(method: str, path: str, request: Request, body: Any = None) -> Response:
-        sid = request.cookies.get(COOKIE)
-        session = sessions.get(sid)
-        if session is None or request.headers.get("x-vigil-session") != tag(sid):
+        token = request.cookies.get(COOKIE)
+        if not token or request.headers.get("x-vigil-session") != tag(token):
+            return JSONResponse({"detail": "not logged in"}, status_code=401)
+        session = await sessions.get(token)
+        if session is None:
             return JSONResponse({"detail": "not logged in"}, status_code=401)
         try:
             resp = await monitor.request(method, path, session.token, json=body)
@@ -182,16 +184,17 @@ def _add_proxy_routes(server: FastAPI, monitor: MonitorClient, sessions: Session
 
 
 def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -> None:
-    def _session(auth: Any) -> Any:
-        """The session this tab logged in with: the cookie's, if its tag is the tab's."""
-        sid = ctx.cookies.get(COOKIE)
-        if not isinstance(auth, dict) or not sid or auth.get("session") != tag(sid):
+    async def _session(auth: Any) -> Session | None:
+        """The login this tab made: the cookie's, if its tag is the tab's and the monitor
+        still knows the token (dashboard/sessions.py)."""
+        token = ctx.cookies.get(COOKIE)
+        if not isinstance(auth, dict) or not token or auth.get("session") != tag(token):
             return None
-        return sessions.get(sid)
+        return await sessions.get(token)
 
-    def _token(auth: Any) -> str | None:
-        """The logged-in user's monitor token, found by the request's session cookie."""
-        session = _session(auth)
+    async def _token(auth: Any) -> str | None:
+        """The logged-in user's monitor token, from the request's login cookie."""
+        session = await _session(auth)
         return session.token if session else None
 
     # Hands the token and page to the feed client, and reports the browser's UTC offset so
@@ -239,7 +242,7 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
         Input("auth", "data"),
     )
     async def render_page(pathname: str | None, search: str | None, auth: Any) -> Any:
-        session = _session(auth)
+        session = await _session(auth)
         if session is None:
             # vigil.js sets {"ended": true} when the monitor closed the feed for the login.
             ended = isinstance(auth, dict) and auth.get("ended")
@@ -300,10 +303,11 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
         name = str(body.get("username") or username)
         ttl = body.get("expires_in")
         ttl_s = float(ttl) if isinstance(ttl, int | float) and ttl > 0 else 12 * 3600.0
-        sid = sessions.create(body["access_token"], name, role, ttl_s)
+        token = str(body["access_token"])
+        sessions.remember(Session(token, name, role, time.time() + ttl_s))
         ctx.response.set_cookie(
             COOKIE,
-            sid,
+            token,
             max_age=int(ttl_s),
             path="/",
             httponly=True,
@@ -312,7 +316,7 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
             # on loopback could not send a Secure cookie back.
             secure=_is_https(),
         )
-        return {"username": name, "role": role, "session": tag(sid)}, ""
+        return {"username": name, "role": role, "session": tag(token)}, ""
 
     @app.callback(
         Output("auth", "data", allow_duplicate=True),
@@ -323,21 +327,20 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
     async def logout(n: int | None, auth: Any) -> Any:
         if not n:
             return no_update
-        session = None
-        if _session(auth) is not None:
-            # Only this tab's own login: a cookie that now names another tab's stays.
-            session = sessions.drop(ctx.cookies.get(COOKIE))
+        token = ctx.cookies.get(COOKIE)
+        # Only this tab's own login: a cookie that now holds another tab's stays. Not
+        # asked about first: a logout is carried out even while the monitor cannot say who.
+        if isinstance(auth, dict) and token and auth.get("session") == tag(token):
+            sessions.drop_token(token)
             ctx.response.set_cookie(
                 COOKIE, "", max_age=0, path="/", httponly=True, samesite="strict"
             )
-        token = session.token if session else None
-        if token:
             # Revoked at the monitor, not just forgotten here: the token is refused
-            # everywhere from now on and the feed it opened is closed.
+            # everywhere, on every panel, from now on and the feed it opened is closed.
             try:
                 await monitor.logout(token)
             except MonitorError as exc:
-                # The panel forgets the token anyway; the monitor lets it expire.
+                # The cookie is gone anyway; the monitor lets the token expire.
                 log.warning("logout: the monitor did not revoke the token (%s)", exc.status)
         return None
 
@@ -348,7 +351,7 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
         prevent_initial_call=True,
     )
     async def reload_ward(_version: Any, auth: Any) -> Any:
-        token = _token(auth)
+        token = await _token(auth)
         if not token:
             return no_update
         try:
@@ -378,7 +381,7 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
         State("tz", "data"),
     )
     async def load_bed(bed_ctx: Any, _refresh: Any, auth: Any, tz: Any) -> Any:
-        token = _token(auth)
+        token = await _token(auth)
         if not token or not isinstance(bed_ctx, dict):
             return [no_update] * (len(ev_outputs) + 13)
         bed_id = str(bed_ctx["bed"])
@@ -414,7 +417,7 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
         bed_ctx: Any,
         auth: Any,
     ) -> Any:
-        token = _token(auth)
+        token = await _token(auth)
         if not n or not token or not isinstance(bed_ctx, dict):
             return no_update, no_update
         if not label or not str(label).strip():
@@ -445,7 +448,7 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
     )
     async def phase_event(*args: Any) -> Any:
         bed_session, auth = args[-2], args[-1]
-        token = _token(auth)
+        token = await _token(auth)
         trigger = ctx.triggered_id
         if not token or not isinstance(trigger, str) or not isinstance(bed_session, dict):
             return no_update, no_update
@@ -490,7 +493,7 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
         auth: Any,
     ) -> Any:
         keep = [no_update] * 5
-        token = _token(auth)
+        token = await _token(auth)
         if not n or not token or not isinstance(bed_session, dict) or not bed_session.get("id"):
             return no_update, no_update, *keep
         try:
@@ -656,10 +659,10 @@ def _add_feed_relay(server: FastAPI, settings: PanelSettings, sessions: Sessions
             # already stops that in browsers; this stops it in the rest).
             await ws.close(code=1008, reason="cross-origin feed refused")
             return
-        sid = ws.cookies.get(COOKIE)
-        session = sessions.get(sid)
-        if ws.query_params.get("session") != tag(sid):
-            session = None  # the cookie now belongs to another tab's login
+        cookie = ws.cookies.get(COOKIE)
+        session = None
+        if cookie and ws.query_params.get("session") == tag(cookie):
+            session = await sessions.get(cookie)  # else: the cookie is another tab's login
         await ws.accept()
         if session is None:
             await ws.close(code=1008, reason="not logged in")

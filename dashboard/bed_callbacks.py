@@ -5,7 +5,7 @@ stable code and is shown as a sentence (dashboard/bedpage.py)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dash import ALL, Dash, Input, Output, State, html, no_update
@@ -15,7 +15,7 @@ from dashboard.bedpage import HIDDEN, OVERRIDE_ROLES, SHOWN, message, tz_offset
 from dashboard.client import MonitorClient, MonitorError
 from dashboard.sessions import Session
 
-Who = Callable[[Any], Session | None]
+Who = Callable[[Any], Awaitable[Session | None]]
 # The phase buttons' words without a protocol (the plain session timer).
 TIMER_WORDS = (layout.EVENT_LABELS["infusion_start"], layout.EVENT_LABELS["infusion_stop"])
 PROTOCOL_PARTS = (
@@ -67,7 +67,7 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
         State("auth", "data"),
     )
     async def admit_protocols(_ctx: Any, auth: Any) -> Any:
-        session = who(auth)
+        session = await who(auth)
         if session is None:
             return no_update, no_update
         try:
@@ -97,7 +97,7 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
     async def render_protocol(bed_session: Any, auth: Any, tz: Any, before: Any) -> Any:
         keep = [no_update] * (len(PROTOCOL_PARTS) + 7)
         plain: list[Any] = [HIDDEN] * len(PROTOCOL_PARTS) + ["", [], "", [], None, *TIMER_WORDS]
-        login = who(auth)
+        login = await who(auth)
         if login is None or not isinstance(bed_session, dict):
             return keep
         sid = bed_session.get("id")
@@ -174,7 +174,7 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
         State("tz", "data"),
     )
     async def checkpoints(_n: Any, bed_session: Any, auth: Any, tz: Any) -> Any:
-        login = who(auth)
+        login = await who(auth)
         sid = bed_session.get("id") if isinstance(bed_session, dict) else None
         if login is None or not sid:
             return no_update, no_update
@@ -194,7 +194,7 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
     async def post_event(
         auth: Any, bed_session: Any, body: dict[str, Any], tz: Any, done: str, labels: Any = None
     ) -> tuple[Any, Any]:
-        login = who(auth)
+        login = await who(auth)
         sid = _open_id(bed_session)
         if login is None or sid is None:
             return no_update, no_update
@@ -380,7 +380,7 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
         auth: Any,
         tz: Any,
     ) -> Any:
-        login = who(auth)
+        login = await who(auth)
         sid = _open_id(bed_session)
         if not n or login is None or sid is None:
             return no_update, no_update, no_update

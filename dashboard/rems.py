@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
 from dash import Dash, Input, Output, State, dcc, html, no_update
@@ -26,7 +26,7 @@ from dashboard.sessions import Session
 
 PATH: Final = "/rems"
 WARD_REFRESH_MS: Final = 60_000
-Who = Callable[[Any], Session | None]
+Who = Callable[[Any], Awaitable[Session | None]]
 
 # The monitor's ``missing`` codes (docs/course.md) in the nurse's words, with where to record
 # each: the panel never shows a code.
@@ -311,7 +311,7 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
         State("tz", "data"),
     )
     async def render_section(bed_session: Any, _refresh: Any, auth: Any, tz: Any) -> Any:
-        login = who(auth)
+        login = await who(auth)
         if login is None:
             return [no_update] * len(SECTION_OUTPUTS)
         sid = bed_session.get("id") if isinstance(bed_session, dict) else None
@@ -326,7 +326,7 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
         return section_view(rec, login.role, tz_offset(tz))
 
     async def command(auth: Any, data: Any, tz: Any, path: str, body: Any, done: str) -> Any:
-        login = who(auth)
+        login = await who(auth)
         sid = data.get("session") if isinstance(data, dict) else None
         if login is None or not sid:
             return no_update, no_update
@@ -375,7 +375,7 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
         State("auth", "data"),
     )
     async def ward(_ctx: Any, _tick: Any, tz: Any, auth: Any) -> Any:
-        login = who(auth)
+        login = await who(auth)
         if login is None:
             return no_update
         try:

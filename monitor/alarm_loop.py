@@ -57,6 +57,7 @@ from monitor.alarms import AlarmEngine, LifecycleError, UnknownAlarm
 from monitor.alarms.engine import RATE_SIGNAL, RATE_SOURCES, SIGNAL_RATE
 from monitor.alarms.lifecycle import UNACKNOWLEDGED_STATES, Event, State, snapshot
 from monitor.alarms.lifecycle import apply as lifecycle_apply
+from monitor.bindings import Bindings
 from monitor.caches import Caches, OpenSession
 from monitor.db.store import AuditNote, Store
 from monitor.errors import Unavailable
@@ -125,6 +126,8 @@ class Gate(Protocol):
 
     def device_revoked(self, device_id: str) -> None: ...
 
+    def device_rebound(self, device_id: str, old_bed: str | None) -> None: ...
+
 
 class LocalGate:
     """Single-instance mode: every bed is judged here."""
@@ -151,6 +154,9 @@ class LocalGate:
         return []
 
     def device_revoked(self, device_id: str) -> None:
+        return None
+
+    def device_rebound(self, device_id: str, old_bed: str | None) -> None:
         return None
 
 
@@ -288,6 +294,8 @@ class AlarmLoop:
         self.clock = clock
         self.tick_interval_s = tick_interval_s
         self.gate: Gate = LocalGate()
+        # The devices' bed bindings, shared with ingest (monitor.service.Monitor).
+        self.bindings = Bindings()
         self._lock = asyncio.Lock()
         self._dirty: dict[str, float] = {}  # bed -> server time its engine state went bad
         self._task: asyncio.Task[None] | None = None
@@ -379,6 +387,11 @@ class AlarmLoop:
                 try:
                     faults.hit(Point.ENGINE)
                     changes += engine.on_reading(r)
+                    bound = self.bindings.current(r.device_id)
+                    if bound is not None and bound != bed_id:
+                        # A late reading of a device since bound elsewhere is judged on its
+                        # bed of then, but the device is not watched there for "no data".
+                        changes += engine.remove_device(bed_id, r.device_id, r.received_at)
                 except Exception as e:
                     self._engine_failed(bed_id, e)
             elif route is Route.HOLD:

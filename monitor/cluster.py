@@ -81,6 +81,7 @@ class Kind(StrEnum):
     SEEN = "seen"  # a device's last sign of life, for its bed's owner
     ARTEFACT = "artefact"  # a rejected frame, for its bed's owner
     REVOKED = "revoked"  # a device was revoked: close its socket wherever it is
+    REBOUND = "rebound"  # a device was bound to another bed: reload its bindings
     RESYNC = "resync"  # the sender's panels may have missed events: reload snapshots
     COMMAND = "command"  # an alarm command for the bed's owner
     REPLY = "reply"  # the owner's answer to a command
@@ -219,6 +220,9 @@ class Cluster:
     def device_revoked(self, device_id: str) -> None:
         self.send(Kind.REVOKED, device_id)
 
+    def device_rebound(self, device_id: str, old_bed: str | None) -> None:
+        self.send(Kind.REBOUND, orjson.dumps([device_id, old_bed]))
+
     # --- the relay (monitor.fanout.Relay) -----------------------------------------------
 
     def send(self, kind: Kind, payload: bytes | str, channel: str | None = None) -> None:
@@ -345,6 +349,9 @@ class Cluster:
             await self._after_gap()
         elif kind is Kind.REVOKED:
             await m.drop_device(body)
+        elif kind is Kind.REBOUND:
+            device_id, old_bed = orjson.loads(body)
+            await m.device_rebound(device_id, old_bed, relay=False)
 
     # --- commands -----------------------------------------------------------------------
 

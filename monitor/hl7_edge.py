@@ -37,6 +37,10 @@ def store_callback(monitor: Monitor) -> StoreCallback:
         dev = await monitor.store.device(result.device_name)
         if dev is None or dev.revoked:
             raise UnknownDeviceError(f"device {result.device_name!r} is not registered to a bed")
+        if monitor.bindings.current(dev.id) != dev.bed_id:
+            # Not loaded yet, or bound elsewhere since (say by the CLI): one query, then
+            # each reading goes to the bed of its own measurement time (monitor.bindings).
+            await monitor.load_bindings(dev.id)
         await monitor.device_seen(dev.bed_id, dev.id)
         now = monitor.clock()
         readings = [

@@ -1,7 +1,8 @@
 """Ingest stage, shared by the websocket and HL7 edges: a validated device message becomes a
-``Reading`` stamped with its receive time and bed, queued for the writer. Which session a
-reading belongs to is not decided here: it follows from its device time and the sessions'
-spans in the store (docs/reliability.md)."""
+``Reading`` stamped with its receive time and bed, queued for the writer. The bed is the one
+the device was bound to at the reading's device time (monitor.bindings, an in-memory lookup),
+whenever it arrives. Which session a reading belongs to is not decided here: it follows from
+its device time and the sessions' spans in the store (docs/reliability.md)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,24 @@ import asyncio
 from collections.abc import Callable, Mapping
 
 from monitor.alarm_loop import AlarmLoop
+from monitor.bindings import Bindings
 from monitor.model import Reading
 from monitor.protocol.device import is_cuff
 from monitor.writer import Writer
 
 
 class Ingest:
-    def __init__(self, writer: Writer, alarms: AlarmLoop, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        writer: Writer,
+        alarms: AlarmLoop,
+        clock: Callable[[], float],
+        bindings: Bindings | None = None,
+    ) -> None:
         self.writer = writer
         self.alarms = alarms
         self.clock = clock
+        self.bindings = bindings if bindings is not None else Bindings()
 
     def reading(
         self,
@@ -31,6 +40,8 @@ class Ingest:
         source: str | None,
         received_at: float,
     ) -> Reading:
+        """``bed_id`` is the device's bed now (the edge's); the reading goes to the bed of its
+        binding at ``ts``, that one only where no binding of the device is known for it."""
         return Reading(
             device_id=device_id,
             seq=seq,
@@ -38,7 +49,7 @@ class Ingest:
             received_at=received_at,
             values=values,
             source=source or ("nibp" if is_cuff(values) else None),
-            bed_id=bed_id,
+            bed_id=self.bindings.bed_at(device_id, ts) or bed_id,
         )
 
     def submit(self, reading: Reading, *, correction: bool = False) -> asyncio.Future[None]:

@@ -96,7 +96,8 @@ class Monitor:
             batch_max=settings.commit_batch_max,
             instance_id=self.instance_id,
         )
-        self.ingest = Ingest(self.writer, self.alarms, clock)
+        self.bindings = self.alarms.bindings
+        self.ingest = Ingest(self.writer, self.alarms, clock, self.bindings)
         self.views = Views(
             store, self.caches, engine.config, self.alarms.active, clock, self.health
         )
@@ -180,6 +181,23 @@ class Monitor:
     def detach_device(self, device_id: str, ws: Any) -> None:
         if self.connections.get(device_id) is ws:
             del self.connections[device_id]
+
+    async def load_bindings(self, device_id: str) -> None:
+        """Refresh the device's bed bindings from the store (one query): when it connects,
+        when the HL7 edge sees its bed changed, and after a rebinding."""
+        self.bindings.set(device_id, await self.store.bindings(device_id))
+
+    async def device_rebound(
+        self, device_id: str, old_bed: str | None, *, relay: bool = True
+    ) -> None:
+        """A device was bound to another bed (stored): readings are placed by the new
+        history from now on, here and (``relay``) on the other instances, and the old bed no
+        longer watches the device for "no data"."""
+        await self.load_bindings(device_id)
+        if relay:
+            self.alarms.gate.device_rebound(device_id, old_bed)
+        if old_bed is not None and old_bed != self.bindings.current(device_id):
+            await self.alarms.remove_device(old_bed, device_id)
 
     async def revoke_device(self, device_id: str) -> None:
         self.alarms.gate.device_revoked(device_id)

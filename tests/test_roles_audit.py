@@ -33,6 +33,7 @@ ROUTE_MIN_ROLE: dict[tuple[str, str], str | None] = {
     ("POST", "/api/auth/token"): PUBLIC,
     ("POST", "/api/auth/logout"): "nurse",
     ("GET", "/api/me"): "nurse",
+    ("GET", "/api/auth/me"): "nurse",
     ("GET", "/api/beds"): "nurse",
     ("GET", "/api/readings"): "nurse",
     ("GET", "/api/alarms"): "nurse",

@@ -41,7 +41,9 @@ class UserCreate(BaseModel):
 
 @router.post("/api/devices", status_code=status.HTTP_201_CREATED, openapi_extra=links("add_device"))
 async def add_device(body: DeviceCreate, monitor: MonitorDep, user: AdminUser) -> dict[str, Any]:
+    before = await monitor.store.device(body.device_id)
     token = await monitor.store.add_device(body.device_id, body.bed, monitor.clock())
+    await monitor.device_rebound(body.device_id, None if before is None else before.bed_id)
     await monitor.store.audit(
         "device_add", actor=user.name, target=body.device_id, detail={"bed": body.bed}
     )

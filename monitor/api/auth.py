@@ -20,6 +20,7 @@ from monitor.api import errors
 from monitor.api.bodies import LoginForm
 from monitor.api.deps import CurrentUser, MonitorDep, StrictRoute, oauth2
 from monitor.api.errors import ApiError, ErrorCode
+from monitor.model import to_rfc3339
 from monitor.security import (
     DUMMY_PASSWORD_HASH,
     Busy,
@@ -219,3 +220,22 @@ async def logout(
 @router.get("/api/me")
 async def me(user: CurrentUser) -> dict[str, str]:
     return {"username": user.name, "role": user.role}
+
+
+@router.get("/api/auth/me", responses=errors.responses(401))
+async def token_login(
+    monitor: MonitorDep, token: Annotated[str | None, Depends(oauth2)]
+) -> dict[str, Any]:
+    """Who the presented token logs in, and until when: how a panel turns the token in a
+    user's cookie into a login, so panel logins live where the monitor keeps its tokens and
+    survive a panel restart (docs/security.md). 401 for a missing, unknown, expired or
+    revoked token, or a disabled user."""
+    held = await monitor.store.access_token_login(token, monitor.clock()) if token else None
+    if held is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "invalid or expired token" if token else "not authenticated",
+            {"WWW-Authenticate": "Bearer"},
+        )
+    user, expires_at = held
+    return {"username": user.name, "role": user.role, "expires_at": to_rfc3339(expires_at)}

@@ -82,6 +82,10 @@ async def device_socket(ws: WebSocket) -> None:
         await _close(ws, 1008, "invalid or revoked device token")
         return
     device_id, bed_id = dev.id, dev.bed_id
+    # Its bed history, once per connection: each reading then goes to the bed of its own
+    # measurement time without a query (monitor.bindings). A rebinding through the API
+    # refreshes it during the connection (Monitor.device_rebound).
+    await monitor.load_bindings(device_id)
     monitor.attach_device(device_id, ws)
     await monitor.device_seen(bed_id, device_id)
     out: asyncio.Queue[tuple[int, asyncio.Future[None]] | str | None] = asyncio.Queue(MAX_IN_FLIGHT)
@@ -131,6 +135,8 @@ async def device_socket(ws: WebSocket) -> None:
                 await out.put(proto.encode_error(e.code, e.detail, e.seq))
                 await monitor.rejected(bed_id, device_id, e.code)
                 continue
+            # Signs of life count for the bed the device is bound to now.
+            bed_id = monitor.bindings.current(device_id) or bed_id
             await monitor.device_seen(bed_id, device_id)
             if isinstance(parsed, proto.HeartbeatMsg):
                 continue

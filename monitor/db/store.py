@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql.elements import ColumnElement
 
 from monitor import session as session_model
+from monitor.bindings import Binding
 from monitor.db import migrate
 from monitor.db.idempotency import IdempotencyKeys
 from monitor.db.schema import (
@@ -29,6 +30,7 @@ from monitor.db.schema import (
     alarms,
     audit_log,
     beds,
+    device_bindings,
     devices,
     heartbeats,
     readings,
@@ -202,10 +204,21 @@ class Store:
         )
 
     async def add_device(self, device_id: str, bed_id: str, now: float) -> str:
-        """Bind a device to a bed (creating the bed) and issue a fresh token; returns it once."""
+        """Bind a device to a bed (creating the bed) and issue a fresh token; returns it once.
+
+        The binding history changes in the same transaction (docs/reliability.md, "A reading
+        belongs to the bed ..."): a device's first binding holds from the earliest time on
+        (0.0), so whatever it measured before it was registered is its first bed's; binding
+        it to another bed ends the binding in force at ``now`` and opens one from ``now``
+        (never before the start of the binding it ends, should a concurrent rebinding have
+        committed a later one); binding it to the bed it is on changes nothing.
+        """
         token = new_token()
         async with self.engine.begin() as conn:
             await self.ensure_bed(conn, bed_id, now)
+            # The device's row first: it holds the write lock (SQLite) or the device's row
+            # (PostgreSQL) until commit, so a concurrent binding of the same device waits
+            # here and then reads the bindings this one leaves, never the ones before it.
             await conn.execute(
                 self._insert(devices)
                 .values(id=device_id, bed_id=bed_id, token_hash=token_hash(token), created_at=now)
@@ -214,7 +227,48 @@ class Store:
                     set_={"bed_id": bed_id, "token_hash": token_hash(token), "revoked_at": None},
                 )
             )
+            last = (
+                await conn.execute(
+                    select(device_bindings.c.id, device_bindings.c.bed_id)
+                    .add_columns(device_bindings.c.since, device_bindings.c.until)
+                    .where(device_bindings.c.device_id == device_id)
+                    .order_by(device_bindings.c.since.desc(), device_bindings.c.id.desc())
+                    .limit(1)
+                )
+            ).first()
+            if last is None:
+                since: float | None = 0.0  # the first binding: all earlier time is this bed's
+            elif last.until is not None:
+                since = max(now, last.until)
+            elif last.bed_id == bed_id:
+                since = None  # bound here already
+            else:
+                # Never before the binding it ends: a rebinding whose clock was read before
+                # a concurrent one committed still leaves the history in order.
+                since = max(now, last.since)
+                await conn.execute(
+                    update(device_bindings)
+                    .where(device_bindings.c.id == last.id)
+                    .values(until=since)
+                )
+            if since is not None:
+                await conn.execute(
+                    device_bindings.insert().values(
+                        device_id=device_id, bed_id=bed_id, since=since, until=None
+                    )
+                )
         return token
+
+    async def bindings(self, device_id: str) -> list[Binding]:
+        """The device's bindings, oldest first (monitor.bindings)."""
+        stmt = (
+            select(device_bindings.c.bed_id, device_bindings.c.since, device_bindings.c.until)
+            .where(device_bindings.c.device_id == device_id)
+            .order_by(device_bindings.c.since, device_bindings.c.id)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [Binding(bed_id=r.bed_id, since=r.since, until=r.until) for r in rows]
 
     async def revoke_device(self, device_id: str, now: float) -> bool:
         async with self.engine.begin() as conn:
@@ -366,10 +420,15 @@ class Store:
         return token
 
     async def user_by_access_token(self, token: str, now: float) -> UserRow | None:
+        held = await self.access_token_login(token, now)
+        return None if held is None else held[0]
+
+    async def access_token_login(self, token: str, now: float) -> tuple[UserRow, float] | None:
+        """The enabled user a live token belongs to, and when the token expires."""
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(users)
+                    select(users, access_tokens.c.expires_at)
                     .join(access_tokens, access_tokens.c.user_id == users.c.id)
                     .where(
                         access_tokens.c.token_hash == token_hash(token),
@@ -379,7 +438,8 @@ class Store:
             ).first()
         if row is None or row.disabled:
             return None
-        return UserRow(row.id, row.name, row.role, row.password_hash, bool(row.disabled))
+        user = UserRow(row.id, row.name, row.role, row.password_hash, bool(row.disabled))
+        return user, float(row.expires_at)
 
     # --- readings -----------------------------------------------------------------------
 

@@ -104,7 +104,7 @@ def refused(e: usecases.Refusal) -> ApiError:
     """A use case's refusal as the API answers it: the same code, message and detail keys
     (docs/api.md), with the status of its kind and times (``*_at``) in RFC 3339."""
     if isinstance(e, usecases.Invalid):
-        return invalid(e.loc, e.message)
+        return invalid(e.loc, e.message, e.kind)
     status = (
         404
         if isinstance(e, usecases.NotFound)

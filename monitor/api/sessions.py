@@ -30,7 +30,7 @@ from monitor.api.deps import (
     session_row,
 )
 from monitor.api.openapi import links
-from monitor.api.ward import BedFilter, parse_time
+from monitor.api.ward import BedFilter
 from monitor.usecases import sessions as use
 from monitor.usecases.sessions import Admission, EventCommand
 
@@ -80,7 +80,7 @@ async def create_session(
         baseline=body.baseline.model_dump(exclude_unset=True) if body.baseline else None,
         infusion_planned_min=body.infusion_planned_min,
         protocol=body.protocol,
-        at=parse_time(body.at, "at", "body") if body.at else None,
+        at=body.at,
     )
     try:
         return await use.admit(monitor, actor(user), cmd)
@@ -130,7 +130,7 @@ async def add_event(
     cmd = EventCommand(
         type=body.type,
         data=event_data(body),
-        at=parse_time(body.at, "at", "body") if body.at else None,
+        at=body.at,
         data_model=EVENT_DATA.get(body.type),
     )
     try:

@@ -47,9 +47,10 @@ class NotFound(Refusal):
 class Invalid(Refusal):
     """A field of the command is not acceptable (HTTP 422); ``loc`` says which."""
 
-    def __init__(self, loc: Sequence[str | int], message: str) -> None:
+    def __init__(self, loc: Sequence[str | int], message: str, kind: str = "value_error") -> None:
         super().__init__(ErrorCode.INVALID_REQUEST, message)
         self.loc = list(loc)
+        self.kind = kind
 
 
 class Forbidden(Refusal):

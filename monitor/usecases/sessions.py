@@ -23,7 +23,7 @@ from monitor.api.bodies import check_consistent
 from monitor.api.errors import ErrorCode
 from monitor.db.store import Conflict as StoreConflict
 from monitor.db.store import NotFound as StoreNotFound
-from monitor.model import Phase
+from monitor.model import Phase, parse_rfc3339
 from monitor.protocols import Protocol
 from monitor.usecases import Conflict, Forbidden, Invalid, NotFound, Stale, retried
 
@@ -64,14 +64,14 @@ class Admission:
     baseline: dict[str, float] | None = None
     infusion_planned_min: int | None = None
     protocol: str | None = None  # None: the clinic's default protocol
-    at: float | None = None  # None: now
+    at: str | None = None  # RFC 3339; None: now
 
 
 @dataclass(frozen=True, slots=True)
 class EventCommand:
     type: str
     data: dict[str, Any] | None = None
-    at: float | None = None  # None: now
+    at: str | None = None  # RFC 3339; None: now
     # The model a protocol rule reads this type's data with (monitor.api.bodies.EVENT_DATA).
     data_model: DataModel | None = None
 
@@ -98,8 +98,9 @@ async def admit(monitor: Monitor, actor: Actor, cmd: Admission) -> dict[str, Any
         if cmd.infusion_planned_min
         else protocol.planned_infusion_s() or DEFAULT_PLANNED_S
     )
+    given = _time(cmd.at, "at")
     now = monitor.clock()
-    opened_at = now if cmd.at is None else cmd.at
+    opened_at = now if given is None else given
     if opened_at > now + MAX_AHEAD_S:
         raise Invalid(["body", "at"], "is in the future")
     if opened_at < now:
@@ -127,6 +128,19 @@ async def admit(monitor: Monitor, actor: Actor, cmd: Admission) -> dict[str, Any
     except StoreConflict:
         raise _occupied(cmd.bed) from None
     return await monitor.session_changed(sid)
+
+
+def _time(value: str | None, name: str) -> float | None:
+    """A command's RFC 3339 time, parsed where the use case judges it: after the checks
+    that come first (the bed or session must exist: 404 before 422)."""
+    if value is None:
+        return None
+    try:
+        return parse_rfc3339(value)
+    except (ValueError, OverflowError):
+        raise Invalid(
+            ["body", name], "must be an RFC 3339 timestamp with a UTC offset", "datetime_parsing"
+        ) from None
 
 
 def _occupied(bed: str) -> Conflict:
@@ -157,8 +171,9 @@ async def _add_event_once(
 ) -> None:
     store = monitor.store
     row = await _session_row(monitor, session_id)
+    given = _time(cmd.at, "at")
     now = monitor.clock()
-    at = now if cmd.at is None else cmd.at
+    at = now if given is None else given
     if at > now + MAX_AHEAD_S:
         raise Invalid(["body", "at"], "is in the future")
     # After the row: every event the row's version covers is in this read.
@@ -185,7 +200,7 @@ async def _add_event_once(
         cmd.data,
         actor.name,
         now,
-        cmd.at,
+        given,
         _DERIVED.get(cmd.type, frozenset()),
     )
     if repeated is not None:

@@ -16,7 +16,6 @@ from monitor.api.errors import ApiError, ErrorCode, invalid
 from monitor.db.store import UserRow
 from monitor.model import Role, to_rfc3339
 from monitor.service import Monitor
-from monitor.usecases.sessions import Actor
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
 
@@ -121,8 +120,8 @@ def refused(e: usecases.Refusal) -> ApiError:
     return err
 
 
-def actor(user: UserRow) -> Actor:
-    return Actor(name=user.name, role=user.role)
+def actor(user: UserRow) -> usecases.Actor:
+    return usecases.Actor(name=user.name, role=user.role)
 
 
 async def current_user(

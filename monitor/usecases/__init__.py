@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 # The API's table of stable codes is the one vocabulary of refusals, whatever the edge.
@@ -27,6 +28,14 @@ T = TypeVar("T")
 # beyond what people at a bedside produce, so past that the command is refused (``conflict``)
 # rather than retried for ever.
 MAX_ATTEMPTS: Final = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who gives the command: the name the record keeps and the role the rules read."""
+
+    name: str
+    role: str
 
 
 class Refusal(Exception):

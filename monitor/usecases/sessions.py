@@ -25,7 +25,7 @@ from monitor.db.store import Conflict as StoreConflict
 from monitor.db.store import NotFound as StoreNotFound
 from monitor.model import Phase, parse_rfc3339
 from monitor.protocols import Protocol
-from monitor.usecases import Conflict, Forbidden, Invalid, NotFound, Stale, retried
+from monitor.usecases import Actor, Conflict, Forbidden, Invalid, NotFound, Stale, retried
 
 if TYPE_CHECKING:
     from monitor.service import Monitor
@@ -45,14 +45,6 @@ _DERIVED: Final[dict[str, frozenset[str]]] = {
 
 AuditEntries = list[tuple[str, dict[str, Any]]]
 DataModel = type[BaseModel]
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who gives the command: the name the record keeps and the role the rules read."""
-
-    name: str
-    role: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,16 +89,13 @@ def code(r: httpx.Response) -> str | int:
     return r.json()["detail"]["code"] if r.status_code >= 400 else r.status_code
 
 
-def one_wins(
-    answers: list[httpx.Response], loser: str | None, success: int = 200
-) -> httpx.Response:
+def one_wins(answers: list[httpx.Response], loser: str, success: int = 200) -> httpx.Response:
     """Exactly one success and every other answer the 409 ``loser``; the success."""
     assert [r.status_code for r in answers if r.status_code >= 500] == [], [r.text for r in answers]
     wins = [r for r in answers if r.status_code == success]
     assert len(wins) == 1, [(r.status_code, r.text) for r in answers]
-    assert Counter(code(r) for r in answers if r is not wins[0]) == (
-        Counter({loser: len(answers) - 1}) if loser else Counter()
-    ), [r.text for r in answers]
+    losers = Counter(code(r) for r in answers if r is not wins[0])
+    assert losers == Counter({loser: len(answers) - 1}), [r.text for r in answers]
     for r in answers:
         if r.status_code == 409:
             assert r.json()["detail"]["message"]
@@ -138,9 +135,15 @@ def race_event(
     before_events = event_counts(srv.get(f"/api/sessions/{sid}"))
     before_audit = audit_counts(srv, sid)
     path = f"/api/sessions/{sid}/events"
-    one_wins(burst(srv, [("POST", path, body)] * n), loser)
+    answers = burst(srv, [("POST", path, body)] * n)
+    one_wins(answers, loser)
     session = readers_answer(srv, sid)
     assert event_counts(session) - before_events == Counter({body["type"]: 1})
+    if loser == "duplicate_event":
+        # Each repeat names the one stored event.
+        stored = [e["id"] for e in session["events"] if e["type"] == body["type"]][-1]
+        named = {r.json()["detail"]["event_id"] for r in answers if r.status_code == 409}
+        assert named == {stored}
     added = audit_counts(srv, sid) - before_audit
     assert added == Counter({f"session_{body['type']}": 1, **dict.fromkeys(audit, 1)})
     return session

@@ -49,6 +49,8 @@ DataModel = type[BaseModel]
 
 @dataclass(frozen=True, slots=True)
 class Admission:
+    """POST /api/sessions as the use case takes it (the body's fields, checked for shape)."""
+
     bed: str
     patient_label: str
     patient_id: str | None = None
@@ -61,6 +63,9 @@ class Admission:
 
 @dataclass(frozen=True, slots=True)
 class EventCommand:
+    """One session event as the use case takes it: its type (monitor.session.EVENT_TYPES),
+    the data as the client sent it and its own time, if it gives one."""
+
     type: str
     data: dict[str, Any] | None = None
     at: str | None = None  # RFC 3339; None: now

@@ -42,6 +42,7 @@ def _seed_history(db_url: str, fleet: common.Fleet, minutes: float) -> None:
                 )
                 await store.add_session_event(
                     sid,
+                    expected_version=0,
                     event_type="infusion_start",
                     at=opened + 20,
                     now=opened + 20,

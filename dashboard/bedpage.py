@@ -295,6 +295,13 @@ def refusal_text(
         return "This session has ended."
     if code == "event_not_allowed":
         return "That step is not possible in this phase of the session."
+    if code == "duplicate_event":
+        return "That was recorded moments ago; it is kept once, not twice."
+    if code == "record_needs_attention":
+        return (
+            "This session's record holds a step that does not fit the steps before it. "
+            "Ask a charge nurse or an admin to check the record before recording more."
+        )
     if status == 422:
         return f"The monitor did not accept this: {message}"
     return f"The monitor refused: {message}"

@@ -570,6 +570,13 @@ def checkpoint_alarms(
 # --- doses (rule 9) ----------------------------------------------------------------------------
 
 
+# The keys :func:`dose` adds to (or fills in) what was given: a dose given twice is the same
+# dose whatever the monitor computed beside it (monitor.session.repeat_of).
+DOSE_FIGURES: Final = frozenset(
+    {"drug", "route", "total_mg", "mg_per_kg", "weight_kg", "device", "cumulative_mg"}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class DoseDecision:
     """A dose as it is stored (figures completed by the monitor), or why it is refused."""

@@ -102,6 +102,8 @@ class Monitor:
             store, self.caches, engine.config, self.alarms.active, clock, self.health
         )
         self.connections: dict[str, Any] = {}
+        # Per session: its lock and how many refreshes hold or wait for it.
+        self._session_locks: dict[int, list[Any]] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -235,13 +237,27 @@ class Monitor:
 
     async def session_changed(self, session_id: int) -> dict[str, Any]:
         """Refresh caches and the engine after a stored session change; publish it; return
-        its JSON."""
-        row = await self.store.session_row(session_id)
-        assert row is not None
-        await self.alarms.session_changed(row)
-        body = await self.views.session_json(row)
-        self.fanout.session(body)
-        return body
+        its JSON.
+
+        One session's refreshes run one at a time: two changes stored together would
+        otherwise each read the row, and the older read, applied last, would leave the bed's
+        regime and the panel on a state the session has already left (docs/api.md, "Repeats
+        and races"). Run in turn, the last one reads after every change before it."""
+        held = self._session_locks.setdefault(session_id, [asyncio.Lock(), 0])
+        held[1] += 1
+        try:
+            async with held[0]:
+                row = await self.store.session_row(session_id)
+                assert row is not None
+                await self.alarms.session_changed(row)
+                body = await self.views.session_json(row)
+                self.fanout.session(body)
+                return body
+        finally:
+            # Forget the lock once no one holds or waits for it: one per busy session only.
+            held[1] -= 1
+            if not held[1]:
+                del self._session_locks[session_id]
 
     async def baseline_from_readings(
         self, session_id: int, until: float

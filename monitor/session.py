@@ -221,3 +221,59 @@ def baseline(values: Iterable[Mapping[str, float]]) -> dict[str, float] | None:
                 by_signal[sig].append(x)
     out = {sig: round(statistics.median(xs), 1) for sig, xs in by_signal.items() if xs}
     return out or None
+
+
+# A record event repeated by the same user this soon after the first is a double click or a
+# client's resend, not a second observation (docs/api.md, "Repeats and races").
+REPEAT_WINDOW_S: Final = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """A stored session event as the repeat rule reads it: who recorded it and when."""
+
+    id: int
+    type: str
+    at: float
+    data: Mapping[str, object] | None
+    by: str | None
+    recorded_at: float
+
+
+def repeat_of(
+    stored: Iterable[RecordedEvent],
+    event_type: str,
+    data: Mapping[str, object] | None,
+    by: str | None,
+    now: float,
+    at: float | None = None,
+    derived: frozenset[str] = frozenset(),
+) -> int | None:
+    """The id of the stored event that a record event of ``event_type`` with ``data`` from
+    ``by`` received at ``now`` only repeats, else None.
+
+    A repeat: the session's latest stored event of that type was recorded by the same user
+    less than :data:`REPEAT_WINDOW_S` before ``now``, with the same data and, when the
+    request dates the event itself (``at``), the same time: two devices of a dose entered
+    late, one after the other, are two events. The monitor adds keys to some data as it
+    stores them (a questionnaire's total, a dose's figures): ``derived`` names those, and a
+    stored key in it that the request did not send is not a difference. Phase events are
+    never repeats here: their own rule refuses a second one.
+    """
+    if event_type not in RECORD_EVENTS:
+        return None
+    latest = None
+    for e in stored:
+        if e.type == event_type:
+            latest = e
+    if latest is None or latest.by != by or not 0 <= now - latest.recorded_at < REPEAT_WINDOW_S:
+        return None
+    if at is not None and at != latest.at:
+        return None
+    sent = dict(data or {})
+    held = dict(latest.data or {})
+    if any(k not in held or held[k] != v for k, v in sent.items()):
+        return None
+    if any(k not in sent and k not in derived for k in held):
+        return None
+    return latest.id

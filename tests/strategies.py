@@ -67,3 +67,23 @@ def possible_histories(draw: st.DrawFn) -> list[tuple[int | None, str, float]]:
             continue
         out.append((len(out) + 1, kind, at))
     return out
+
+
+# --- session commands (tests/test_atomic_sessions_e2e.py) --------------------------------
+# A command to one session: ("event", body of POST .../events) or ("limits", body of PUT
+# .../limits), each valid for the shipped `basic` protocol and the clinic's default bounds.
+PHASE_COMMANDS = ("infusion_start", "infusion_pause", "infusion_resume", "infusion_stop", "end")
+
+session_command = st.one_of(
+    st.sampled_from(PHASE_COMMANDS).map(lambda t: ("event", {"type": t})),
+    st.integers(min_value=0, max_value=5).map(
+        lambda m: ("event", {"type": "observation", "data": {"moaas": m}})
+    ),
+    st.just(("event", {"type": "discharge_request"})),
+    st.integers(min_value=86, max_value=92).map(
+        lambda v: ("limits", {"overrides": {"spo2": {"low": {"medium": v}}}, "reason": "race"})
+    ),
+)
+
+# What 2 to 5 people (or clicks) send to one session at once.
+concurrent_session_commands = st.lists(session_command, min_size=2, max_size=5)

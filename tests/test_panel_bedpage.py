@@ -48,6 +48,8 @@ def find_all(component: Any, pred: Any) -> list[Any]:
         ("device_interval", {"next_at": to_rfc3339(T0)}, "Too soon for the next device: wait"),
         ("override_forbidden", {}, "Only a charge nurse or an admin"),
         ("dose_outside_infusion", {}, "only while dosing runs"),
+        ("duplicate_event", {"event_id": 7}, "it is kept once"),
+        ("record_needs_attention", {"event_id": 7}, "check the record"),
     ],
 )
 def test_every_refusal_reads_as_a_sentence_without_its_code(

@@ -11,6 +11,7 @@ from monitor.session import (
     EVENT_TYPES,
     PHASE_EVENTS,
     Folded,
+    RecordedEvent,
     RecordProblem,
     SessionState,
     TransitionError,
@@ -21,6 +22,7 @@ from monitor.session import (
     infusion_elapsed,
     membership_span,
     phase_spans,
+    repeat_of,
     replay,
 )
 from tests.strategies import possible_histories, stored_histories
@@ -253,3 +255,43 @@ def test_on_a_possible_history_fold_equals_replay(
     assert folded.problem is None
     assert folded.state == replay((t, at) for _, t, at in events)
     assert fold_spans(0.0, events) == (phase_spans(0.0, [(t, at) for _, t, at in events]), None)
+
+
+def _stored(
+    event_id: int,
+    event_type: str,
+    data: dict[str, object] | None,
+    *,
+    at: float = 100.0,
+    by: str = "nurse",
+    recorded_at: float = 100.0,
+) -> RecordedEvent:
+    return RecordedEvent(event_id, event_type, at, data, by, recorded_at)
+
+
+def test_a_record_event_repeating_the_latest_within_ten_seconds_is_a_repeat() -> None:
+    """docs/api.md, "Repeats and races": same type, data and user, recorded < 10 s before."""
+    held = [_stored(1, "observation", {"moaas": 3}), _stored(2, "observation", {"moaas": 4})]
+    assert repeat_of(held, "observation", {"moaas": 4}, "nurse", 109.9) == 2
+    # Only the latest of its type counts, and only within the window, from the same user.
+    assert repeat_of(held, "observation", {"moaas": 3}, "nurse", 101) is None
+    assert repeat_of(held, "observation", {"moaas": 4}, "nurse", 110) is None
+    assert repeat_of(held, "observation", {"moaas": 4}, "charge", 101) is None
+    assert repeat_of(held, "observation", {"moaas": 4, "note": "x"}, "nurse", 101) is None
+    assert repeat_of(held, "observation", {}, "nurse", 101) is None
+
+
+def test_a_repeat_ignores_what_the_monitor_adds_and_honours_a_given_time() -> None:
+    """docs/api.md, "Repeats and races": computed keys are not compared; an event dated
+    by the request is a repeat only at the same time; phase events are never repeats."""
+    dose = {"lot": "L1", "drug": "esketamine", "total_mg": 28, "device": 1}
+    held = [_stored(5, "dose", dose, at=90.0)]
+    figures = frozenset({"drug", "total_mg", "device"})
+    assert repeat_of(held, "dose", {"lot": "L1"}, "nurse", 101, derived=figures) == 5
+    assert repeat_of(held, "dose", {"lot": "L1"}, "nurse", 101) is None
+    assert repeat_of(held, "dose", {"lot": "L1"}, "nurse", 101, 90.0, figures) == 5
+    assert repeat_of(held, "dose", {"lot": "L1"}, "nurse", 101, 95.0, figures) is None
+    assert (
+        repeat_of([_stored(6, "infusion_start", None)], "infusion_start", None, "nurse", 101)
+        is None
+    )

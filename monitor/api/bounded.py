@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path
 
+from monitor import usecases
 from monitor.alarms import ClinicConfig
 from monitor.api import bodies, errors
 from monitor.api.deps import (
@@ -14,12 +15,14 @@ from monitor.api.deps import (
     MonitorDep,
     SessionId,
     StrictRoute,
-    session_row,
+    actor,
+    refused,
 )
 from monitor.api.errors import ApiError, ErrorCode
-from monitor.model import Phase, to_rfc3339
+from monitor.model import to_rfc3339
 from monitor.protocol.feed import alarm_json
 from monitor.usecases import alarms as alarm_cases
+from monitor.usecases.sessions import change_limits
 
 BedId = Annotated[str, Path(max_length=64, pattern=bodies.ID_REGEX)]
 
@@ -40,25 +43,17 @@ def router_for(config: ClinicConfig) -> APIRouter:
         monitor: MonitorDep,
         user: ChargeUser,
     ) -> dict[str, Any]:
-        row = await session_row(monitor, session_id)
-        if row["phase"] == Phase.ENDED.value:
-            raise ApiError(409, ErrorCode.SESSION_ENDED, "the session has ended")
         raw = body.overrides.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
-        # After the session checks: an ended session answers 409 whatever the numbers.
         try:
-            bodies.check_consistent(config, raw)
-            overrides = monitor.validate_overrides(raw)
-        except ValueError as e:
-            raise errors.invalid(["body", "overrides"], str(e)) from None
-        await monitor.store.set_limit_overrides(
-            session_id,
-            overrides,
-            now=monitor.clock(),
-            by=user.name,
-            reason=body.reason,  # type: ignore[attr-defined]
-        )
-        await monitor.session_changed(session_id)
-        return monitor.limits_json(await session_row(monitor, session_id))
+            return await change_limits(
+                monitor,
+                actor(user),
+                session_id,
+                raw,
+                body.reason,  # type: ignore[attr-defined]
+            )
+        except usecases.Refusal as e:
+            raise refused(e) from None
 
     @router.post("/api/beds/{bed_id}/audio-pause", tags=["ward"], responses=errors.responses(404))
     async def audio_pause(

@@ -11,10 +11,11 @@ from fastapi import Depends, HTTPException, Path, Query, Request, Response, stat
 from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer
 
+from monitor import usecases
 from monitor.api import idempotency
 from monitor.api.errors import ApiError, ErrorCode, invalid
 from monitor.db.store import UserRow
-from monitor.model import Role
+from monitor.model import Role, to_rfc3339
 from monitor.service import Monitor
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
@@ -99,6 +100,31 @@ async def session_row(monitor: Monitor, session_id: int) -> dict[str, Any]:
     if row is None:
         raise ApiError(404, ErrorCode.NOT_FOUND, "no such session")
     return row
+
+
+def refused(e: usecases.Refusal) -> ApiError:
+    """A use case's refusal as the API answers it: the same code, message and detail keys
+    (docs/api.md), with the status of its kind and times (``*_at``) in RFC 3339."""
+    if isinstance(e, usecases.Invalid):
+        return invalid(e.loc, e.message, e.kind)
+    status = (
+        404
+        if isinstance(e, usecases.NotFound)
+        else 403
+        if isinstance(e, usecases.Forbidden)
+        else 409
+    )
+    detail = {
+        k: to_rfc3339(v) if k.endswith("_at") and isinstance(v, float) else v
+        for k, v in e.detail.items()
+    }
+    err = ApiError(status, e.code, e.message)
+    err.detail.update(detail)  # type: ignore[attr-defined]
+    return err
+
+
+def actor(user: UserRow) -> usecases.Actor:
+    return usecases.Actor(name=user.name, role=user.role)
 
 
 async def current_user(

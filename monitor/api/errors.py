@@ -55,6 +55,8 @@ class ErrorCode(StrEnum):
     REMS_NOT_SIGNED = "rems_not_signed"  # 409: marked filed before it was signed
     REMS_FILED = "rems_filed"  # 409: the REMS record is marked filed already
     REMS_NOT_REQUIRED = "rems_not_required"  # 409: the session's protocol needs no REMS record
+    DUPLICATE_EVENT = "duplicate_event"  # 409: a plain repeat of the record event just stored
+    RECORD_NEEDS_ATTENTION = "record_needs_attention"  # 409: the stored events do not fold
     TOO_MANY_LOGINS = "too_many_logins"  # 429: failed logins over the limit (name or address)
     LOGIN_BUSY = "login_busy"  # 503: too many logins waiting for the password check
     LOGIN_UNAVAILABLE = "login_unavailable"  # 503: the shared login limiter (Redis) is down

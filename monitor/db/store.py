@@ -52,6 +52,10 @@ class Conflict(ValueError):
     pass
 
 
+class _Stale(Exception):
+    """A guarded write found the row changed: raised inside the transaction to roll it back."""
+
+
 @dataclass(frozen=True, slots=True)
 class AuditNote:
     """An audit entry to store with the change it records (same transaction)."""
@@ -1020,6 +1024,7 @@ class Store:
         self,
         session_id: int,
         *,
+        expected_version: int,
         event_type: str,
         at: float,
         now: float,
@@ -1028,66 +1033,103 @@ class Store:
         new_phase: str,
         baseline: dict[str, float] | None = None,
         audit: Sequence[tuple[str, dict[str, Any]]] = (),
-    ) -> None:
-        """Store one session event; ``audit`` adds entries (action, detail) in the same
-        transaction, such as a protocol override and its reason."""
-        values: dict[str, Any] = {"phase": new_phase}
+    ) -> int | None:
+        """Store one session event if the session is still at ``expected_version`` (the
+        version its checks read), bumping the version; ``audit`` adds entries (action,
+        detail) in the same transaction, such as a protocol override and its reason.
+
+        The id of the stored event, or None (nothing stored) when another change got in
+        since that read: the caller judges again from a fresh read."""
+        values: dict[str, Any] = {"phase": new_phase, "version": sessions.c.version + 1}
         if new_phase == "ended":
             values["ended_at"] = at
             values["open_bed"] = None
         if baseline is not None:
             values["baseline"] = baseline
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                session_events.insert().values(
-                    session_id=session_id, type=event_type, at=at, recorded_at=now, by=by, data=data
+        try:
+            async with self.engine.begin() as conn:
+                # The guard first: it takes the session row's write lock (the database's on
+                # SQLite), so a concurrent writer waits for this one and then matches nothing.
+                await self._bump(conn, session_id, expected_version, values)
+                res = await conn.execute(
+                    session_events.insert().values(
+                        session_id=session_id,
+                        type=event_type,
+                        at=at,
+                        recorded_at=now,
+                        by=by,
+                        data=data,
+                    )
                 )
-            )
-            await conn.execute(update(sessions).where(sessions.c.id == session_id).values(**values))
-            await _audit_in(
-                conn,
-                f"session_{event_type}",
-                at=now,
-                actor=by,
-                target=str(session_id),
-                session_id=session_id,
-                detail=data,
-            )
-            for action, detail in audit:
+                event_id = int(res.inserted_primary_key[0])  # type: ignore[index]
                 await _audit_in(
                     conn,
-                    action,
+                    f"session_{event_type}",
                     at=now,
                     actor=by,
                     target=str(session_id),
                     session_id=session_id,
-                    detail=detail,
+                    detail=data,
                 )
+                for action, detail in audit:
+                    await _audit_in(
+                        conn,
+                        action,
+                        at=now,
+                        actor=by,
+                        target=str(session_id),
+                        session_id=session_id,
+                        detail=detail,
+                    )
+        except _Stale:
+            return None
+        return event_id
 
     async def set_limit_overrides(
         self,
         session_id: int,
         overrides: dict[str, Any],
         *,
+        expected_version: int,
         now: float,
         by: str | None,
         reason: str | None = None,
+    ) -> bool:
+        """Set the session's limit overrides if it is still at ``expected_version``, audited;
+        False (nothing changed) when another change got in since the caller's read."""
+        values = {"limit_overrides": overrides, "version": sessions.c.version + 1}
+        try:
+            async with self.engine.begin() as conn:
+                await self._bump(conn, session_id, expected_version, values)
+                await _audit_in(
+                    conn,
+                    "limits_change",
+                    at=now,
+                    actor=by,
+                    target=str(session_id),
+                    session_id=session_id,
+                    detail={"overrides": overrides, "reason": reason},
+                )
+        except _Stale:
+            return False
+        return True
+
+    async def _bump(
+        self,
+        conn: AsyncConnection,
+        session_id: int,
+        expected_version: int,
+        values: dict[str, Any],
     ) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(sessions)
-                .where(sessions.c.id == session_id)
-                .values(limit_overrides=overrides)
-            )
-            await _audit_in(
-                conn,
-                "limits_change",
-                at=now,
-                actor=by,
-                target=str(session_id),
-                session_id=session_id,
-                detail={"overrides": overrides, "reason": reason},
-            )
+        """The optimistic guard in SQL: update the session only at the version read, else
+        raise _Stale so that the transaction rolls back."""
+        res = await conn.execute(
+            update(sessions)
+            .where(sessions.c.id == session_id, sessions.c.version == expected_version)
+            .values(**values)
+        )
+        if res.rowcount != 1:
+            raise _Stale
 
     # --- alarms -------------------------------------------------------------------------
 

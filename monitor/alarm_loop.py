@@ -807,10 +807,14 @@ class AlarmLoop:
         return await self.pause_audio_here(bed_id, seconds, user)
 
     async def pause_audio_here(self, bed_id: str, seconds: float | None, user: str) -> list[Alarm]:
-        """Pause the bed's sound: every press re-arms the pause from now and is stored with
-        its ``audio_pause`` audit entry in one transaction (docs/api.md, "Repeats and races")."""
+        """Pause the bed's sound: a press re-arms the pause from now and is stored with its
+        ``audio_pause`` audit entry in one transaction; a press that would only repeat the
+        pause in force (the engine's ``pause_repeats``) stores nothing and answers the bed's
+        paused alarms as they stand (docs/api.md, "Repeats and races")."""
         async with self._lock:
             now = self.clock()
+            if self.engine.pause_repeats(bed_id, now, seconds):
+                return [a for a in self.active(bed_id) if a.audio_paused_until is not None]
             changed = self.engine.pause_audio(bed_id, now, seconds)
             # The bed's pause silences its checkpoint alarms too: they sound like any other,
             # and a nurse pausing the bed expects quiet from all of it (docs/protocols.md).

@@ -256,8 +256,7 @@ def _merge_patient(args: argparse.Namespace) -> int:
 
 def _assign_patient(args: argparse.Namespace) -> int:
     """Give one session another patient (split a provisional patient, docs/course.md)."""
-    from monitor.db.store import Conflict
-    from monitor.usecases import patients
+    from monitor.usecases import Conflict, patients
 
     _check_ids(("patient id", args.patient_id))
     settings = _settings(args)

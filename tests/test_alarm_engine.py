@@ -457,6 +457,27 @@ def test_audio_pause_is_per_bed_keeps_the_visual_and_expires() -> None:
     assert engine.audio_paused_until("bed-1", T0 + 130) is None
 
 
+@pytest.mark.parametrize(
+    ("pressed_at", "seconds", "repeats"),
+    [
+        (T0 + 1, 120, True),  # a double-tap: the end would move 1 s
+        (T0 + 4.9, 120, True),
+        (T0 + 5, 120, False),  # the end moves 5 s: a press of its own
+        (T0 + 60, 120, False),  # a minute in: re-arms
+        (T0 + 1, 30, True),  # a shorter press never shortens the pause in force
+        (T0 + 121, 120, False),  # the first pause has expired
+    ],
+)
+def test_a_pause_press_that_barely_moves_the_pause_end_only_repeats_it(
+    pressed_at: float, seconds: float, repeats: bool
+) -> None:
+    """docs/api.md Repeats and races: a press moving the end by under PAUSE_REPEAT_S repeats."""
+    engine = _engine()
+    engine.pause_audio("bed-1", T0, 120)
+    assert engine.pause_repeats("bed-1", pressed_at, seconds) is repeats
+    assert engine.pause_repeats("bed-2", pressed_at, seconds) is False
+
+
 def test_audio_pause_length_is_bounded() -> None:
     """The clinic sets the longest audio pause; zero or negative is not a pause."""
     engine = _engine()

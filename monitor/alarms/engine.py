@@ -51,6 +51,10 @@ RATE_SIGNAL: Final = "hr"  # the rate alarms' signal, whichever source they judg
 RATE_SOURCES: Final = frozenset({"hr", "pr"})  # never judged directly: through _rate_source
 RR_SIGNAL: Final = "rr"
 DISAGREE_TEXT: Final = "HR and pulse disagree: check leads and probe"
+# A pause press that would move the bed's pause end by less than this is the same press again
+# (a double-tap, two nurses at one moment): it changes nothing (docs/api.md, "Repeats and
+# races"). Far below any pause a clinic configures (audio_pause_s, 120 s by default).
+PAUSE_REPEAT_S: Final = 5.0
 # "no SpO2 value" is a technical alarm on signal "spo2" (kind technical).
 
 
@@ -860,6 +864,15 @@ class AlarmEngine:
                 apply(alarm, Event.PAUSE_AUDIO, now, until=until)
                 changes.append(snapshot(alarm))
         return changes
+
+    def pause_repeats(self, bed_id: str, now: float, seconds: float | None = None) -> bool:
+        """Whether pausing the bed now would only repeat the pause in force: it would end
+        less than PAUSE_REPEAT_S later than the present one."""
+        current = self.audio_paused_until(bed_id, now)
+        if current is None:
+            return False
+        secs = self.config.audio_pause_s if seconds is None else float(seconds)
+        return now + secs - current < PAUSE_REPEAT_S
 
     def audio_paused_until(self, bed_id: str, now: float | None = None) -> float | None:
         until = self._bed(bed_id).audio_paused_until

@@ -14,12 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
 
-from monitor.db.store import Conflict, Store
-
-# Version races lost in a row before giving up: each loss means another change was stored.
-ASSIGN_ATTEMPTS: Final = 5
+from monitor.db.store import Store
+from monitor.usecases import Stale, retried
 
 
 class SamePatient(ValueError):
@@ -56,7 +53,8 @@ async def assign_patient(
     store: Store, session_id: int, patient_id: str, *, now: float, by: str | None
 ) -> Assignment:
     """Give the session ``patient_id``, unless it has it already."""
-    for _ in range(ASSIGN_ATTEMPTS):
+
+    async def attempt() -> Assignment:
         current = await store.session_patient(session_id)
         if current is None:
             return Assignment(Assigned.NOT_FOUND)
@@ -67,4 +65,6 @@ async def assign_patient(
             session_id, patient_id, expected_version=version, old=old, now=now, by=by
         ):
             return Assignment(Assigned.CHANGED, old)
-    raise Conflict(f"session {session_id} kept changing meanwhile; run the command again")
+        raise Stale
+
+    return await retried(attempt, f"session {session_id}")

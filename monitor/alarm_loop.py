@@ -298,6 +298,8 @@ class AlarmLoop:
         self.bindings = Bindings()
         self._lock = asyncio.Lock()
         self._dirty: dict[str, float] = {}  # bed -> server time its engine state went bad
+        # bed -> the last rebuild failure logged for it (logged again only when it changes)
+        self._rebuild_errors: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
         self._last_tick: float | None = None
         self._watch: dict[str, Watch] = {}  # bed -> its open session's checkpoints (rule 7)
@@ -312,12 +314,29 @@ class AlarmLoop:
     async def start(self, beds: Iterable[Mapping[str, Any]]) -> None:
         """Rebuild every bed from the record (rule 3), then start the ticker."""
         last_seen = await self.store.last_seen()
+        failed: dict[str, str] = {}
         for bed in beds:
             if self.gate.route(bed["id"]) is not Route.HERE:
                 continue  # another instance's, or taken over later (monitor.cluster)
             # Only devices still in service restart their silence clock.
             seen = {d: last_seen.get(d, 0.0) for d in bed["devices"]}
-            await self.rebuild(bed["id"], last_seen=seen, seen_now=True)
+            try:
+                await self.rebuild(bed["id"], last_seen=seen, seen_now=True)
+            except Exception as e:
+                # One bed's unreadable record must not keep the ward from starting: the bed
+                # is marked (its readings are stored and replayed by the retry), the engine
+                # stage fails on /health until it is rebuilt, and the rest goes on.
+                self._mark_dirty(bed["id"])
+                self.health.failed(Stage.ENGINE, self.clock(), type(e).__name__)
+                failed[bed["id"]] = f"{type(e).__name__}: {e}"
+                log.debug("rebuilding bed %s at start failed", bed["id"], exc_info=True)
+        if failed:
+            log.error(
+                "could not rebuild %d bed(s) from the record; retrying every tick: %s",
+                len(failed),
+                "; ".join(f"bed {b}: {why}" for b, why in sorted(failed.items())),
+            )
+        self._rebuild_errors.update(failed)
         # Rule 8: one line for the whole start, naming the beds, however many there are.
         unfit = sorted(self.health.records.values(), key=lambda n: (n.bed, n.session))
         if unfit:
@@ -725,9 +744,15 @@ class AlarmLoop:
                 continue
             try:
                 await self.rebuild(bed_id)
+                self._rebuild_errors.pop(bed_id, None)
             except Exception as e:
                 self._mark_dirty(bed_id)
-                log.warning("rebuilding bed %s failed (%s); trying again", bed_id, e)
+                why = f"{type(e).__name__}: {e}"
+                # Once per distinct failure, not once a tick: a record that stays unreadable
+                # would otherwise fill the log.
+                if self._rebuild_errors.get(bed_id) != why:
+                    self._rebuild_errors[bed_id] = why
+                    log.warning("rebuilding bed %s failed (%s); trying again", bed_id, why)
         if not self._dirty and not self.health.stages[Stage.ENGINE].ok:
             self.health.ok(Stage.ENGINE, self.clock())
 

@@ -82,14 +82,17 @@ def terminate(proc: subprocess.Popen[bytes] | None, grace: float = 10.0) -> None
             proc.wait(5)
 
 
-def wait_healthy(proc: subprocess.Popen[bytes], url: str, timeout: float) -> bool:
-    """Poll ``url`` until it answers 200; False if the process exits or time runs out."""
+def wait_healthy(
+    proc: subprocess.Popen[bytes], url: str, timeout: float, statuses: tuple[int, ...] = (200,)
+) -> bool:
+    """Poll ``url`` until it answers one of ``statuses``; False if the process exits or time
+    runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             return False
         try:
-            if httpx.get(url, timeout=1).status_code == 200:
+            if httpx.get(url, timeout=1).status_code in statuses:
                 return True
         except httpx.HTTPError:
             pass
@@ -122,7 +125,9 @@ class MonitorProcess:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.admin_token}"}
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 30.0, *, degraded: bool = False) -> None:
+        """Start and wait for /health: 200, or with ``degraded`` also 503 (a monitor that
+        started but names a failing stage)."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.extra_env}
         cmd = [
             sys.executable,
@@ -141,7 +146,8 @@ class MonitorProcess:
         self.proc = subprocess.Popen(
             cmd, cwd=self.workdir, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
-        if not wait_healthy(self.proc, f"{self.base_url}/health", timeout):
+        statuses = (200, 503) if degraded else (200,)
+        if not wait_healthy(self.proc, f"{self.base_url}/health", timeout, statuses):
             self.kill()
             raise RuntimeError(f"monitor did not start:\n{self.log_text()[-3000:]}")
         if not self.admin_token:

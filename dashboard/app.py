@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from websockets.exceptions import InvalidHandshake
 
 from dashboard import bed_callbacks, bedpage, course, figures, layout, rems
-from dashboard.client import MonitorClient, MonitorError
+from dashboard.client import MonitorClient, MonitorError, event_key
 from dashboard.constants import constants_json
 from dashboard.security import SecurityHeaders
 from dashboard.sessions import COOKIE, Session, Sessions, tag
@@ -459,7 +459,13 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
             return no_update, no_update
         kind = trigger[3:]
         try:
-            await monitor.post(f"/api/sessions/{bed_session['id']}/events", token, {"type": kind})
+            body = {"type": kind}
+            await monitor.post(
+                f"/api/sessions/{bed_session['id']}/events",
+                token,
+                body,
+                idempotency_key=event_key(bed_session, body),
+            )
         except MonitorError as exc:
             return bedpage.message(_error_text(exc), error=True), time.time()
         return bedpage.message(f"{layout.EVENT_LABELS[kind]}: recorded."), time.time()
@@ -507,10 +513,12 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
                 *keep,
             )
         try:
+            body = {"type": "observation", "data": data}
             await monitor.post(
                 f"/api/sessions/{bed_session['id']}/events",
                 token,
-                {"type": "observation", "data": data},
+                body,
+                idempotency_key=event_key(bed_session, body),
             )
         except MonitorError as exc:
             return bedpage.message(_error_text(exc), error=True), no_update, *keep
@@ -606,6 +614,8 @@ async def _load_bed(
         {
             "id": (session or {}).get("id"),
             "phase": (session or {}).get("phase"),
+            # The session's version: the panel's commands are keyed by it (client.event_key).
+            "version": (session or {}).get("version"),
             "open": is_open,
             "limits": limits,
         },

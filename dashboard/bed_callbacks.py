@@ -12,7 +12,7 @@ from dash import ALL, Dash, Input, Output, State, html, no_update
 
 from dashboard import bedpage, layout
 from dashboard.bedpage import HIDDEN, OVERRIDE_ROLES, SHOWN, message, tz_offset
-from dashboard.client import MonitorClient, MonitorError
+from dashboard.client import MonitorClient, MonitorError, event_key
 from dashboard.sessions import Session
 
 Who = Callable[[Any], Awaitable[Session | None]]
@@ -199,7 +199,12 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
         if login is None or sid is None:
             return no_update, no_update
         try:
-            await monitor.post(f"/api/sessions/{sid}/events", login.token, body)
+            await monitor.post(
+                f"/api/sessions/{sid}/events",
+                login.token,
+                body,
+                idempotency_key=event_key(bed_session, body),
+            )
         except MonitorError as exc:
             return refusal(exc, tz, labels if isinstance(labels, dict) else None), time.time()
         return message(done), time.time()

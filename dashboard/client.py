@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
+import orjson
 
 
 class MonitorError(Exception):
@@ -19,6 +21,19 @@ class MonitorError(Exception):
         # ``blocked_by``, ``next_at``...): the bed page words a refusal from these.
         self.code = code
         self.info: dict[str, Any] = info if isinstance(info, dict) else {}
+
+
+def event_key(session: Mapping[str, Any], body: Any) -> str | None:
+    """The Idempotency-Key of a session command sent from a page showing ``session``: the same
+    press on the same view of the session (a double-click, two callbacks of one click) sends
+    the same key, so the monitor runs it once and answers both alike (docs/api.md,
+    "Idempotency-Key"); another command, or the same one after the session changed, another
+    key. None when the view carries no version to tell them apart."""
+    sid, version = session.get("id"), session.get("version")
+    if not isinstance(sid, int) or not isinstance(version, int):
+        return None
+    digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()[:24]
+    return f"panel-s{sid}-v{version}-{digest}"
 
 
 class MonitorClient:
@@ -39,8 +54,11 @@ class MonitorClient:
         params: Mapping[str, Any] | None = None,
         data: Mapping[str, str] | None = None,
         client_addr: str | None = None,
+        idempotency_key: str | None = None,
     ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
         if client_addr:
             # One value, set (never appended): the monitor believes it only from the peers
             # in its --forwarded-allow-ips, i.e. from this panel (docs/security.md).
@@ -59,8 +77,16 @@ class MonitorClient:
         clean = {k: v for k, v in params.items() if v is not None}
         return (await self.request("GET", path, token, params=clean)).json()
 
-    async def post(self, path: str, token: str, body: Any = None) -> Any:
-        resp = await self.request("POST", path, token, json=body if body is not None else {})
+    async def post(
+        self, path: str, token: str, body: Any = None, *, idempotency_key: str | None = None
+    ) -> Any:
+        resp = await self.request(
+            "POST",
+            path,
+            token,
+            json=body if body is not None else {},
+            idempotency_key=idempotency_key,
+        )
         return resp.json() if resp.content else None
 
     async def put(self, path: str, token: str, body: Any) -> Any:

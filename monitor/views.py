@@ -209,6 +209,9 @@ class Views:
             "limit_overrides": row["limit_overrides"],
             "protocol": row.get("protocol"),
             "record_problem": record_problem_json(folded.problem),
+            # Bumped by every change to the session: a client tells two views apart by it
+            # (the panel keys its commands with it, docs/api.md "Idempotency-Key").
+            "version": row.get("version", 0),
             **protocol_json(self.protocol_status(await self.protocol_inputs(row, events), now)),
             "events": [
                 {

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from dashboard.client import MonitorClient, event_key
 from tests.conftest import MonitorProcess
 
 
@@ -66,18 +67,34 @@ def test_twenty_simultaneous_observations_with_one_key_store_one(server: Monitor
     assert len(_events(server, sid, "observation")) == 1
 
 
-def test_a_refusal_is_kept_and_replayed_even_after_the_state_changed(
+def test_a_refusal_frees_the_key_and_the_same_request_is_judged_anew(
     server: MonitorProcess,
 ) -> None:
-    """docs/api.md Idempotency-Key: a 4xx answer is kept; the request is never run again."""
+    """docs/api.md Idempotency-Key: only a success is kept; a refused request changed nothing
+    and its repeat is judged on the state as it is then."""
     sid = _admit(server, "ik-bed-3")
     headers = _with_key(server, "k-pause")
     refused = server.post(f"/api/sessions/{sid}/events", {"type": "infusion_pause"}, headers)
-    assert refused.status_code == 409
+    assert refused.status_code == 409 and refused.json()["detail"]["code"] == "event_not_allowed"
     assert server.post(f"/api/sessions/{sid}/events", {"type": "infusion_start"}).status_code == 200
+    paused = server.post(f"/api/sessions/{sid}/events", {"type": "infusion_pause"}, headers)
+    assert paused.status_code == 200 and "idempotent-replayed" not in paused.headers
     again = server.post(f"/api/sessions/{sid}/events", {"type": "infusion_pause"}, headers)
-    assert again.status_code == 409 and again.json() == refused.json()
-    assert _events(server, sid, "infusion_pause") == []
+    assert again.status_code == 200 and again.headers.get("idempotent-replayed") == "true"
+    assert len(_events(server, sid, "infusion_pause")) == 1
+
+
+def test_twenty_refused_requests_with_one_key_each_get_the_refusal(server: MonitorProcess) -> None:
+    """docs/api.md Idempotency-Key: requests waiting on a refused one are judged themselves."""
+    sid = _admit(server, "ik-bed-8")
+    body = {"type": "infusion_stop"}  # no infusion yet: refused
+    answers = asyncio.run(
+        _burst(server, f"/api/sessions/{sid}/events", body, _with_key(server, "k-stop-20"), 20)
+    )
+    assert {(r.status_code, r.json()["detail"]["code"]) for r in answers} == {
+        (409, "event_not_allowed")
+    }
+    assert _events(server, sid, "infusion_stop") == []
 
 
 def test_a_key_sent_again_with_another_body_is_refused(server: MonitorProcess) -> None:
@@ -134,3 +151,51 @@ def test_the_openapi_document_offers_the_header_on_changes_only(server: MonitorP
     assert takes("/api/sessions", "post")
     assert not takes("/api/auth/token", "post")
     assert not takes("/api/sessions/{session_id}", "get")
+
+
+def test_the_panels_key_is_the_same_for_one_press_on_one_view_only() -> None:
+    """docs/api.md Idempotency-Key: the panel keys a command by the session's id, version and
+    body, so a double-click repeats and anything else is a new command."""
+    view = {"id": 7, "version": 3}
+    body = {"type": "observation", "data": {"moaas": 4, "note": "x"}}
+    same = {"type": "observation", "data": {"note": "x", "moaas": 4}}
+    assert event_key(view, body) == event_key(dict(view), same) is not None
+    assert event_key({"id": 7, "version": 4}, body) != event_key(view, body)
+    assert event_key({"id": 8, "version": 3}, body) != event_key(view, body)
+    assert event_key(view, {"type": "observation", "data": {"moaas": 3}}) != event_key(view, body)
+    assert event_key({"id": 7}, body) is None
+
+
+def test_a_panel_double_click_stores_one_event_and_both_clicks_succeed(
+    server: MonitorProcess,
+) -> None:
+    """docs/api.md Idempotency-Key: two callbacks of one press on the bed page send one key;
+    the monitor stores the event once and answers both with it."""
+    sid = _admit(server, "ik-bed-7")
+    view = server.get(f"/api/sessions/{sid}")
+    body = {"type": "infusion_start"}
+
+    async def double_click() -> list[Any]:
+        client = MonitorClient(server.base_url, timeout_s=30)
+        try:
+            key = event_key(view, body)
+            return list(
+                await asyncio.gather(
+                    *(
+                        client.post(
+                            f"/api/sessions/{sid}/events",
+                            server.admin_token,
+                            body,
+                            idempotency_key=key,
+                        )
+                        for _ in range(2)
+                    )
+                )
+            )
+        finally:
+            await client.aclose()
+
+    first, second = asyncio.run(double_click())
+    assert first == second and first["phase"] == "infusion"
+    assert len(_events(server, sid, "infusion_start")) == 1
+    assert server.get(f"/api/sessions/{sid}")["version"] == view["version"] + 1

@@ -10,10 +10,9 @@ still running waits for its answer.
 Rules:
 - The key is claimed (monitor/db/idempotency.py) before the request runs, so of two requests
   racing with one key exactly one runs, on either engine.
-- A request that answers 2xx or 4xx keeps its answer: a refused request is refused again,
-  never run a second time (the state may have changed since; the answer would differ).
-- A request that fails with 5xx (storage down, a fault) changed nothing and releases its key:
-  the client may send the same key again.
+- Only a success (2xx) is kept. A refusal (4xx) or a failure (5xx) changed nothing and frees
+  the key: a repeat, or a request that was waiting on it, is judged anew on the state as it is
+  then (a pre-dose check refused, then passed once the cuff BP is in).
 - A claim whose request never answered (the monitor stopped while it ran) is answered 409
   ``idempotency_key_unresolved`` after a minute: its effect may or may not be stored, and the
   client must look (GET the session) instead of repeating blindly.
@@ -46,6 +45,9 @@ _KEY = re.compile(r"[!-~]{1,128}")
 KEEP_S: Final = 24 * 3600.0
 UNRESOLVED_AFTER_S: Final = 60.0
 _WAIT_STEP_S: Final = 0.05
+# Rounds of "the first request freed the key, claim it again" before giving up: each round
+# judges one request, so this bounds a burst of refused repeats.
+MAX_CLAIMS: Final = 50
 # Logins and logouts are not changes a repeat could duplicate; they take no key.
 _EXEMPT: Final = frozenset({"/api/auth/token", "/api/auth/logout"})
 
@@ -93,7 +95,7 @@ async def _answer_of(handler: Handler, request: Request) -> Response:
 
 
 async def run(request: Request, handler: Handler) -> Response:
-    """Run ``handler`` for ``request`` at most once per (user, Idempotency-Key)."""
+    """Run ``handler`` for ``request`` at most once per (user, Idempotency-Key) with success."""
     key = request.headers[HEADER.lower()]
     if not _KEY.fullmatch(key):
         raise invalid(["header", HEADER], "must be 1 to 128 printable ASCII characters")
@@ -104,18 +106,25 @@ async def run(request: Request, handler: Handler) -> Response:
         # Not logged in: the handler answers the 401 (nothing to repeat).
         return await handler(request)
     keys = monitor.store.idempotency
-    body = await request.body()
-    fingerprint = _fingerprint(request, body)
-    now = monitor.clock()
-    claim = await keys.claim(user.name, key, fingerprint, now, keep_s=KEEP_S)
-    if claim is not None:
-        return await _repeat(monitor, user.name, key, fingerprint, claim)
+    fingerprint = _fingerprint(request, await request.body())
+    for _ in range(MAX_CLAIMS):
+        claim = await keys.claim(user.name, key, fingerprint, monitor.clock(), keep_s=KEEP_S)
+        if claim is None:
+            break
+        answered = await _answer_of_first(monitor, user.name, key, fingerprint, claim)
+        if answered is not None:
+            return _replay(answered)
+        # The first request was refused or failed and freed the key: judge this one itself.
+    else:
+        raise ApiError(409, ErrorCode.CONFLICT, "requests with this key keep failing; try again")
     try:
         response = await _answer_of(handler, request)
     except BaseException:
         await keys.release(user.name, key)
         raise
-    if response.status_code >= 500:
+    if response.status_code >= 400:
+        # Refused or failed: nothing was changed, and a repeat is judged anew (the state it
+        # was refused on may have changed: a cuff BP taken since, say).
         await keys.release(user.name, key)
         return response
     await keys.answer(user.name, key, response.status_code, _json_body(response), request.url.path)
@@ -130,9 +139,10 @@ def _json_body(response: Response) -> Any:
         return {"text": raw.decode("utf-8", "replace")}
 
 
-async def _repeat(
+async def _answer_of_first(
     monitor: Monitor, user: str, key: str, fingerprint: str, claim: Claim
-) -> Response:
+) -> Claim | None:
+    """The first request's kept answer, waited for while it runs; None once it freed the key."""
     if claim.request != fingerprint:
         # A 422 like any unacceptable field; the field's ``type`` names the reason.
         raise invalid(
@@ -149,14 +159,7 @@ async def _repeat(
             )
         await asyncio.sleep(_WAIT_STEP_S)
         found = await monitor.store.idempotency.get(user, key)
-    if found is None:
-        # The first request failed (5xx) and released the key while we waited.
-        raise ApiError(
-            409,
-            ErrorCode.CONFLICT,
-            "the first request with this key failed; send it again",
-        )
-    return _replay(found)
+    return found
 
 
 def documented_header() -> dict[str, Any]:

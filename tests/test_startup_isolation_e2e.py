@@ -14,28 +14,16 @@ from tests.conftest import MonitorProcess
 from tests.polling import poll
 
 
-def _spoil_limits(db_url: str, session_id: int) -> None:
-    """Limit overrides no version of the API would store (a hand edit, a bad restore)."""
+def _set_limits(db_url: str, session_id: int, overrides: object, baseline: object) -> None:
+    """Write the session's limit overrides and baseline straight into the store, past every
+    check of the API: garbage as a hand edit or a bad restore leaves it, or the repair."""
     engine = make_sync_engine(db_url)
     try:
         with engine.begin() as conn:
             conn.execute(
                 sa.update(sessions)
                 .where(sessions.c.id == session_id)
-                .values(limit_overrides={"spo2": "ninety"}, baseline="not a baseline")
-            )
-    finally:
-        engine.dispose()
-
-
-def _mend_limits(db_url: str, session_id: int) -> None:
-    engine = make_sync_engine(db_url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(
-                sa.update(sessions)
-                .where(sessions.c.id == session_id)
-                .values(limit_overrides=None, baseline=None)
+                .values(limit_overrides=overrides, baseline=baseline)
             )
     finally:
         engine.dispose()
@@ -51,7 +39,7 @@ def test_a_bed_whose_rebuild_fails_is_named_and_the_rest_of_the_ward_starts(
     server.add_device(unique("fine-mon"), good_bed)
     bad = server.post("/api/sessions", {"bed": bad_bed, "patient_label": "GH-1"}).json()["id"]
     good = server.post("/api/sessions", {"bed": good_bed, "patient_label": "IJ-2"}).json()["id"]
-    _spoil_limits(server.db_url, bad)
+    _set_limits(server.db_url, bad, {"spo2": "ninety"}, "not a baseline")
     server.stop()
     server.start(degraded=True)
     beds = {b["id"]: b for b in server.get("/api/beds")}
@@ -63,6 +51,6 @@ def test_a_bed_whose_rebuild_fails_is_named_and_the_rest_of_the_ward_starts(
     health = httpx.get(f"{server.base_url}/health", timeout=10).json()
     assert health["status"] != "ok" and "engine" in health["failing"], health
     # Put right by hand (docs/reliability.md), the bed is rebuilt by the next tick.
-    _mend_limits(server.db_url, bad)
+    _set_limits(server.db_url, bad, None, None)
     poll(lambda: httpx.get(f"{server.base_url}/health", timeout=10).status_code == 200)
     assert server.get(f"/api/sessions/{bad}")["bed"] == bad_bed

@@ -14,7 +14,7 @@ from typing import Any, Final
 import orjson
 
 from dashboard import figures
-from monitor.alarms.config import ClinicConfig
+from monitor.alarms.config import DIRECTIONS, ClinicConfig
 from monitor.model import PRIORITY_RANK
 from monitor.protocols import Route
 
@@ -37,11 +37,14 @@ def limit_thresholds(config: ClinicConfig) -> dict[str, dict[str, dict[str, floa
     one crossed first (its least urgent priority, after the session's own overrides) faintly."""
     out: dict[str, dict[str, dict[str, float]]] = {}
     for signal, limits in config.limits.items():
-        for direction in ("low", "high"):
+        for direction in DIRECTIONS:
             th = limits.direction(direction)
             values = th.by_priority() if th is not None else {}
             if values:
-                out.setdefault(signal, {})[direction] = dict(values)
+                # Plain-string keys: this goes to the browser as JSON.
+                out.setdefault(signal, {})[direction.value] = {
+                    p.value: v for p, v in values.items()
+                }
     return out
 
 
@@ -65,7 +68,7 @@ def page_constants(config: ClinicConfig) -> dict[str, Any]:
             **{s: config.continuous_max_gap_s for s in CONTINUOUS},
             **{s: stale_cuff for s in CUFF},
         },
-        "rank": dict(PRIORITY_RANK),
+        "rank": {p.value: rank for p, rank in PRIORITY_RANK.items()},
         "tone_interval_s": {k: dict(v) for k, v in TONE_INTERVAL_S.items()},
         "trace": dict(figures.TRACE_INDEX),
         "max_points": figures.MAX_POINTS,

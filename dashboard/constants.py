@@ -15,7 +15,7 @@ import orjson
 
 from dashboard import figures
 from monitor.alarms.config import DIRECTIONS, ClinicConfig
-from monitor.model import PRIORITY_RANK
+from monitor.model import PRIORITY_RANK, Priority
 from monitor.protocols import Route
 
 CONTINUOUS: Final[tuple[str, ...]] = ("hr", "pr", "spo2", "rr")
@@ -25,8 +25,8 @@ TREND_WINDOW_S: Final = 15 * 60
 # How often an unacknowledged alarm's tone repeats, seconds: IEC 60601-1-8 leaves the burst
 # interval to the maker (high 2.5-15 s, medium 2.5-30 s); an escalated alarm repeats sooner.
 TONE_INTERVAL_S: Final[Mapping[str, Mapping[str, float]]] = {
-    "high": {"normal": 5.0, "escalated": 3.0},
-    "medium": {"normal": 10.0, "escalated": 5.0},
+    Priority.HIGH.value: {"normal": 5.0, "escalated": 3.0},
+    Priority.MEDIUM.value: {"normal": 10.0, "escalated": 5.0},
 }
 # A feed silent for longer than this is lost (the monitor pings every 2 s).
 FEED_SILENCE_S: Final = 5.0

@@ -55,6 +55,7 @@ lint: venv
 	$(VENV)/bin/ruff check monitor dashboard simulators tests
 	$(VENV)/bin/ruff format --check monitor dashboard simulators tests
 
+# mypy --strict: the settings (strict = true) are pyproject.toml's [tool.mypy].
 typecheck: venv
 	$(VENV)/bin/mypy monitor dashboard
 

@@ -30,7 +30,7 @@ from dashboard.security import SecurityHeaders
 from dashboard.sessions import COOKIE, Session, Sessions, tag
 from dashboard.settings import PanelSettings
 from monitor.alarms.config import load_config
-from monitor.model import to_rfc3339
+from monitor.model import Phase, to_rfc3339
 
 log = logging.getLogger("vigil.panel")
 ASSETS = Path(__file__).parent / "assets"
@@ -544,7 +544,7 @@ async def _load_bed(
         ) or []
         session = open_sessions[0] if open_sessions else None
     is_open = (
-        session is not None and session.get("phase") != "ended" and not session.get("ended_at")
+        session is not None and session.get("phase") != Phase.ENDED and not session.get("ended_at")
     )
     allowed = layout.allowed_events(session) if is_open else set()
 

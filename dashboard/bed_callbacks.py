@@ -14,6 +14,7 @@ from dashboard import bedpage, layout
 from dashboard.bedpage import HIDDEN, OVERRIDE_ROLES, SHOWN, message, tz_offset
 from dashboard.client import MonitorClient, MonitorError, event_key
 from dashboard.sessions import Session
+from monitor.model import Phase
 
 Who = Callable[[Any], Awaitable[Session | None]]
 # The phase buttons' words without a protocol (the plain session timer).
@@ -112,27 +113,27 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
             return plain
         tz_min = tz_offset(tz)
         phase = str(session.get("phase"))
-        is_open = phase != "ended" and not session.get("ended_at")
+        is_open = phase != Phase.ENDED and not session.get("ended_at")
         charge = login.role in OVERRIDE_ROLES
         what, iv_style = bedpage.dose_fields(protocol)
         has_checklist = bool(session.get("checklist"))
         styles = {
             "protocol-panel": SHOWN,
-            "checklist-section": SHOWN if has_checklist and phase == "baseline" else HIDDEN,
+            "checklist-section": SHOWN if has_checklist and phase == Phase.BASELINE else HIDDEN,
             "predose-section": SHOWN
-            if phase == "baseline" and (protocol.get("predose_bp") or {}).get("required")
+            if phase == Phase.BASELINE and (protocol.get("predose_bp") or {}).get("required")
             else HIDDEN,
             # The record once dosing began; the form only while it runs (the monitor
             # refuses a dose at any other time).
-            "dose-section": SHOWN if protocol.get("dosing") and phase != "baseline" else HIDDEN,
-            "dose-form": SHOWN if phase == "infusion" else HIDDEN,
+            "dose-section": SHOWN if protocol.get("dosing") and phase != Phase.BASELINE else HIDDEN,
+            "dose-form": SHOWN if phase == Phase.INFUSION else HIDDEN,
             "dose-iv-fields": iv_style,
             "dose-override-fields": SHOWN if charge else HIDDEN,
             "checkpoint-section": SHOWN if session.get("checkpoints") else HIDDEN,
             # Only where the protocol has criteria, once dosing began: before, "End
             # session" is the way out (nothing was given).
             "discharge-section": SHOWN
-            if is_open and phase != "baseline" and _has_criteria(protocol)
+            if is_open and phase != Phase.BASELINE and _has_criteria(protocol)
             else HIDDEN,
             "discharge-override-fields": SHOWN if charge else HIDDEN,
         }

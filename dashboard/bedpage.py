@@ -14,16 +14,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any, Final
 
 from dash import dcc, html
 
-from monitor.model import parse_rfc3339
+from monitor.model import Direction, Priority, Role, parse_rfc3339
+from monitor.protocol_model import Status
 
 HIDDEN: Final[dict[str, str]] = {"display": "none"}
 SHOWN: Final[dict[str, str]] = {}
-OVERRIDE_ROLES: Final[frozenset[str]] = frozenset({"charge", "admin"})
+OVERRIDE_ROLES: Final[frozenset[Role]] = frozenset({Role.CHARGE, Role.ADMIN})
 # The protocol panel's countdowns and statuses are redrawn this often (the monitor's own
 # overdue alarm does not wait for it: it comes through the feed).
 TICK_MS: Final = 10_000
@@ -52,38 +52,24 @@ SIGNAL_UNITS: Final[Mapping[str, str]] = {
 LIMIT_SIGNALS: Final[tuple[str, ...]] = ("spo2", "hr", "rr", "sbp", "dbp", "map")
 
 
-class Priority(StrEnum):
-    HIGH = "high"
-    MEDIUM = "medium"
-    LOW = "low"
-
-
 PRIORITY_WORDS: Final[Mapping[Priority, str]] = {
     Priority.HIGH: "High priority",
     Priority.MEDIUM: "Medium priority",
     Priority.LOW: "Low priority",
 }
 # The limits table's columns, outermost first on each side: (direction, priority).
-LIMIT_COLUMNS: Final[tuple[tuple[str, Priority], ...]] = (
-    ("low", Priority.HIGH),
-    ("low", Priority.MEDIUM),
-    ("high", Priority.MEDIUM),
-    ("high", Priority.HIGH),
+LIMIT_COLUMNS: Final[tuple[tuple[Direction, Priority], ...]] = (
+    (Direction.LOW, Priority.HIGH),
+    (Direction.LOW, Priority.MEDIUM),
+    (Direction.HIGH, Priority.MEDIUM),
+    (Direction.HIGH, Priority.HIGH),
 )
-
-
-class CheckpointStatus(StrEnum):
-    UPCOMING = "upcoming"
-    DUE = "due"
-    DONE = "done"
-    OVERDUE = "overdue"
-
-
+# A checkpoint's status as the monitor's protocol model names it (the session view's JSON).
 STATUS_WORDS: Final[Mapping[str, str]] = {
-    CheckpointStatus.UPCOMING: "Upcoming",
-    CheckpointStatus.DUE: "Due now",
-    CheckpointStatus.DONE: "Done",
-    CheckpointStatus.OVERDUE: "Overdue",
+    Status.UPCOMING: "Upcoming",
+    Status.DUE: "Due now",
+    Status.DONE: "Done",
+    Status.OVERDUE: "Overdue",
 }
 CHECKPOINT_KINDS: Final[Mapping[str, str]] = {
     "bp": "Cuff BP",
@@ -470,7 +456,7 @@ def limits_table(doc: Any, editable: bool) -> html.Div:
         + [
             html.Th(
                 [
-                    html.Span("Low" if direction == "low" else "High"),
+                    html.Span("Low" if direction is Direction.LOW else "High"),
                     html.Br(),
                     html.Span(PRIORITY_WORDS[p], className=f"prio-word prio-{p.value}"),
                 ],
@@ -853,15 +839,15 @@ def checkpoint_items(
         else:
             when = f"at {clock(due, tz_offset_min)}"
         detail = ""
-        if status == CheckpointStatus.DONE:
+        if status == Status.DONE:
             detail = _satisfied_text(cp, tz_offset_min)
             if cp.get("late"):
                 detail += " (late)"
-        elif status == CheckpointStatus.OVERDUE:
+        elif status == Status.OVERDUE:
             end = to_epoch(cp.get("window_end"))
             if end is not None:
                 detail = f"overdue {minutes(now - end)}: alarm raised"
-        elif status == CheckpointStatus.DUE:
+        elif status == Status.DUE:
             end = to_epoch(cp.get("window_end"))
             if end is not None:
                 detail = f"do it before {clock(end, tz_offset_min)}"

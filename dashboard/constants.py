@@ -14,8 +14,8 @@ from typing import Any, Final
 import orjson
 
 from dashboard import figures
-from monitor.alarms.config import ClinicConfig
-from monitor.model import PRIORITY_RANK
+from monitor.alarms.config import DIRECTIONS, ClinicConfig
+from monitor.model import PRIORITY_RANK, Priority
 from monitor.protocols import Route
 
 CONTINUOUS: Final[tuple[str, ...]] = ("hr", "pr", "spo2", "rr")
@@ -25,8 +25,8 @@ TREND_WINDOW_S: Final = 15 * 60
 # How often an unacknowledged alarm's tone repeats, seconds: IEC 60601-1-8 leaves the burst
 # interval to the maker (high 2.5-15 s, medium 2.5-30 s); an escalated alarm repeats sooner.
 TONE_INTERVAL_S: Final[Mapping[str, Mapping[str, float]]] = {
-    "high": {"normal": 5.0, "escalated": 3.0},
-    "medium": {"normal": 10.0, "escalated": 5.0},
+    Priority.HIGH.value: {"normal": 5.0, "escalated": 3.0},
+    Priority.MEDIUM.value: {"normal": 10.0, "escalated": 5.0},
 }
 # A feed silent for longer than this is lost (the monitor pings every 2 s).
 FEED_SILENCE_S: Final = 5.0
@@ -37,11 +37,14 @@ def limit_thresholds(config: ClinicConfig) -> dict[str, dict[str, dict[str, floa
     one crossed first (its least urgent priority, after the session's own overrides) faintly."""
     out: dict[str, dict[str, dict[str, float]]] = {}
     for signal, limits in config.limits.items():
-        for direction in ("low", "high"):
+        for direction in DIRECTIONS:
             th = limits.direction(direction)
             values = th.by_priority() if th is not None else {}
             if values:
-                out.setdefault(signal, {})[direction] = dict(values)
+                # Plain-string keys: this goes to the browser as JSON.
+                out.setdefault(signal, {})[direction.value] = {
+                    p.value: v for p, v in values.items()
+                }
     return out
 
 
@@ -65,7 +68,7 @@ def page_constants(config: ClinicConfig) -> dict[str, Any]:
             **{s: config.continuous_max_gap_s for s in CONTINUOUS},
             **{s: stale_cuff for s in CUFF},
         },
-        "rank": dict(PRIORITY_RANK),
+        "rank": {p.value: rank for p, rank in PRIORITY_RANK.items()},
         "tone_interval_s": {k: dict(v) for k, v in TONE_INTERVAL_S.items()},
         "trace": dict(figures.TRACE_INDEX),
         "max_points": figures.MAX_POINTS,

@@ -14,7 +14,7 @@ from typing import Any, Final
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from monitor.model import parse_rfc3339
+from monitor.model import Priority, parse_rfc3339
 
 TRACE_SIGNALS: Final[tuple[str, ...]] = ("hr", "spo2", "rr", "sbp", "dbp", "map")
 TRACE_INDEX: Final[Mapping[str, int]] = {s: i for i, s in enumerate(TRACE_SIGNALS)}
@@ -22,10 +22,12 @@ SIGNAL_ROW: Final[Mapping[str, int]] = {"hr": 1, "spo2": 2, "rr": 3, "sbp": 4, "
 ROW_TITLES: Final[tuple[str, ...]] = ("HR /min", "SpO\u2082 %", "RR /min", "NIBP mmHg")
 # Live appends keep at most this many points per trace (about 3 h at 1 Hz).
 MAX_POINTS: Final = 12_000
+# Keyed by the monitor's priorities; looked up with the feed's plain strings (StrEnum members
+# hash and compare as their values).
 PRIORITY_COLOURS: Final[Mapping[str, str]] = {
-    "high": "rgba(220, 30, 30, 0.22)",
-    "medium": "rgba(240, 190, 0, 0.25)",
-    "low": "rgba(0, 170, 220, 0.18)",
+    Priority.HIGH: "rgba(220, 30, 30, 0.22)",
+    Priority.MEDIUM: "rgba(240, 190, 0, 0.25)",
+    Priority.LOW: "rgba(0, 170, 220, 0.18)",
 }
 PHASE_EVENTS: Final[frozenset[str]] = frozenset(
     {"infusion_start", "infusion_pause", "infusion_resume", "infusion_stop", "end"}

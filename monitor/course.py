@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from monitor import protocol_model as pm
-from monitor.model import Alarm, to_rfc3339
+from monitor.model import Alarm, AlarmKind, Priority, to_rfc3339
 from monitor.scores import Responder, responds, session_scores
 
-COUNTED_PRIORITIES: Final = frozenset({"high", "medium"})
+COUNTED_PRIORITIES: Final = frozenset({Priority.HIGH, Priority.MEDIUM})
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,9 @@ class SessionMaterial:
 
 def counted_alarms(alarms: Iterable[Alarm]) -> int:
     """Rule 2."""
-    return sum(1 for a in alarms if a.kind == "physiological" and a.priority in COUNTED_PRIORITIES)
+    return sum(
+        1 for a in alarms if a.kind is AlarmKind.PHYSIOLOGICAL and a.priority in COUNTED_PRIORITIES
+    )
 
 
 def checkpoints_missed(status: pm.ProtocolStatus | None) -> int:

@@ -70,7 +70,31 @@ class Priority(StrEnum):
     LOW = "low"
 
 
-PRIORITY_RANK: Final[Mapping[str, int]] = {"low": 1, "medium": 2, "high": 3}
+# Keyed by the enum; a StrEnum hashes as its value, so a stored string finds its rank too.
+PRIORITY_RANK: Final[Mapping[Priority, int]] = {
+    Priority.LOW: 1,
+    Priority.MEDIUM: 2,
+    Priority.HIGH: 3,
+}
+
+
+class Direction(StrEnum):
+    """Which side of a limit a physiological condition lies on (``spo2 < 90`` is LOW)."""
+
+    LOW = "low"
+    HIGH = "high"
+
+
+class AlarmState(StrEnum):
+    """An alarm's lifecycle state (monitor/alarms/lifecycle.py holds the transition table;
+    INACTIVE and PENDING are the condition tracker's, never a stored alarm's)."""
+
+    INACTIVE = "inactive"
+    PENDING = "pending"
+    ACTIVE = "active"
+    ACKNOWLEDGED = "acknowledged"
+    LATCHED = "latched"
+    ENDED = "ended"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,11 +123,11 @@ class Alarm:
     id: str
     bed_id: str
     signal: str
-    kind: str
-    priority: str
+    kind: AlarmKind
+    priority: Priority
     condition: str
     started_at: float
-    state: str
+    state: AlarmState
     ended_at: float | None = None
     acknowledged_at: float | None = None
     acknowledged_by: str | None = None
@@ -113,6 +137,19 @@ class Alarm:
     escalated: bool = False
     audio_paused_until: float | None = None
     detail: dict[str, object] = field(default_factory=dict)
+    # The side of its limit a physiological alarm is on (None for a technical one): kept as
+    # data, never read back out of the condition text. Stored inside the row's detail JSON.
+    direction: Direction | None = None
+
+    def __post_init__(self) -> None:
+        # Alarms also arrive as plain strings (a database row, the cluster relay's JSON, a
+        # report's input): parse them into the enums here, once, so every comparison past
+        # this point is between enums. An unknown value raises ValueError.
+        self.kind = AlarmKind(self.kind)
+        self.priority = Priority(self.priority)
+        self.state = AlarmState(self.state)
+        if self.direction is not None:
+            self.direction = Direction(self.direction)
 
 
 def to_rfc3339(epoch: float | None) -> str | None:

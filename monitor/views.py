@@ -270,7 +270,7 @@ class Views:
             }
             alarms = sorted(
                 by_bed.get(bed_id, []),
-                key=lambda a: (-PRIORITY_RANK.get(a.priority, 0), a.started_at),
+                key=lambda a: (-PRIORITY_RANK[a.priority], a.started_at),
             )
             out.append(
                 {

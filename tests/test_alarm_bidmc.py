@@ -22,7 +22,7 @@ import pytest
 
 from monitor.alarms import AlarmEngine, load_config
 from monitor.alarms.report import ReportedAlarm, build_report
-from monitor.model import Reading, to_rfc3339
+from monitor.model import AlarmKind, Reading, to_rfc3339
 from monitor.recordings import load_recording
 
 BIDMC = Path(__file__).parent / "data" / "bidmc"
@@ -269,7 +269,7 @@ def _outcome(record: str, speed: float) -> dict[str, tuple[object, ...]]:
         if seq % 7 == 0:
             changes += engine.tick(received)
         for a in changes:
-            if a.kind == "physiological" or a.signal == "rate":
+            if a.kind is AlarmKind.PHYSIOLOGICAL or a.signal == "rate":
                 final[a.id] = (a.priority, a.condition, a.started_at, a.ended_at, a.state)
     return final
 

@@ -8,7 +8,8 @@ from collections.abc import Iterable
 import pytest
 
 from monitor.alarms import AlarmEngine, ClinicConfig, ConfigError, UnknownAlarm, load_config
-from monitor.model import ID_PATTERN, Alarm, Reading
+from monitor.model import ID_PATTERN, Alarm, AlarmKind, AlarmState, Direction, Priority, Reading
+from monitor.protocol.feed import alarm_json, alarm_message
 from tests.factories import T0, make_reading
 
 # The rules one at a time: with the off-delay at 0 an alarm ends at its first clear reading.
@@ -47,7 +48,7 @@ def _feed(
 
 def _phys(alarms: list[Alarm]) -> list[Alarm]:
     """Physiological changes only (the readings' device also falls silent in these tests)."""
-    return [a for a in alarms if a.kind == "physiological"]
+    return [a for a in alarms if a.kind is AlarmKind.PHYSIOLOGICAL]
 
 
 def _cuff(
@@ -89,7 +90,7 @@ def test_continuous_alarm_waits_out_its_delay(
     )
     assert alarm.started_at == T0 + delay
     assert alarm.detail["onset"] == T0
-    assert alarm.state == "active"
+    assert alarm.state is AlarmState.ACTIVE
 
 
 @pytest.mark.parametrize(
@@ -140,10 +141,10 @@ def test_cuff_alarm_lasts_until_the_next_cuff_reading_not_a_clock() -> None:
     engine = _engine()
     (alarm,) = _cuff(engine, {"sbp": 185.0}, 0)
     assert _feed(engine, {"hr": 70.0}, range(1, 600)) == []
-    assert all(a.state != "ended" for a in _phys(engine.tick(T0 + 600)))
+    assert all(a.state is not AlarmState.ENDED for a in _phys(engine.tick(T0 + 600)))
     assert [a.id for a in engine.active() if a.signal == "sbp"] == [alarm.id]
     (ended,) = _cuff(engine, {"sbp": 150.0}, 600)
-    assert ended.id == alarm.id and ended.state == "ended" and ended.ended_at == T0 + 600
+    assert ended.id == alarm.id and ended.state is AlarmState.ENDED and ended.ended_at == T0 + 600
 
 
 # --- hysteresis --------------------------------------------------------------------------------
@@ -165,7 +166,11 @@ def test_continuous_alarm_clears_only_beyond_its_hysteresis(
     (alarm,) = _feed(engine, {signal: bad}, range(delay + 1))
     assert _feed(engine, {signal: held}, range(delay + 1, delay + 60)) == []
     (ended,) = _feed(engine, {signal: cleared}, [delay + 60])
-    assert ended.id == alarm.id and ended.state == "ended" and ended.ended_at == T0 + delay + 60
+    assert (
+        ended.id == alarm.id
+        and ended.state is AlarmState.ENDED
+        and ended.ended_at == T0 + delay + 60
+    )
 
 
 CUFF_HYSTERESIS = [
@@ -185,7 +190,7 @@ def test_cuff_alarm_clears_only_beyond_its_hysteresis(
     (alarm,) = _cuff(engine, {signal: bad}, 0)
     assert _cuff(engine, {signal: held}, 300) == []
     (ended,) = _cuff(engine, {signal: cleared}, 600)
-    assert ended.id == alarm.id and ended.state == "ended"
+    assert ended.id == alarm.id and ended.state is AlarmState.ENDED
 
 
 # --- scenarios ---------------------------------------------------------------------------------
@@ -195,11 +200,15 @@ def test_sustained_desaturation_gives_medium_then_high_on_one_alarm() -> None:
     """§3: SpO2 < 90 for 15 s is medium; < 85 for 10 s more raises the same alarm to high."""
     engine = _engine()
     (medium,) = _feed(engine, {"spo2": 88.0}, range(0, 16))
-    assert (medium.priority, medium.started_at) == ("medium", T0 + 15)
+    assert (medium.priority, medium.started_at) == (Priority.MEDIUM, T0 + 15)
     assert _feed(engine, {"spo2": 83.0}, range(16, 26)) == []
     (high,) = _feed(engine, {"spo2": 83.0}, [26])
     assert high.id == medium.id
-    assert (high.priority, high.condition, high.state) == ("high", "spo2 < 85", "active")
+    assert (high.priority, high.condition, high.state) == (
+        Priority.HIGH,
+        "spo2 < 85",
+        AlarmState.ACTIVE,
+    )
 
 
 def test_sudden_deep_desaturation_is_high_after_the_high_delay() -> None:
@@ -207,7 +216,7 @@ def test_sudden_deep_desaturation_is_high_after_the_high_delay() -> None:
     engine = _engine()
     assert _feed(engine, {"spo2": 80.0}, range(10)) == []
     (alarm,) = _feed(engine, {"spo2": 80.0}, [10])
-    assert alarm.priority == "high"
+    assert alarm.priority is Priority.HIGH
 
 
 def test_five_second_artefact_dip_raises_no_alarm() -> None:
@@ -271,10 +280,10 @@ def test_returned_alarms_are_copies() -> None:
     """The caller may keep or change what it gets without touching the engine's state."""
     engine = _engine()
     (alarm,) = _cuff(engine, {"sbp": 190.0}, 0)
-    alarm.state = "ended"
+    alarm.state = AlarmState.ENDED
     alarm.detail["x"] = 1
     (live,) = engine.active()
-    assert live.state == "active" and "x" not in live.detail
+    assert live.state is AlarmState.ACTIVE and "x" not in live.detail
 
 
 def test_reading_without_a_bed_is_refused() -> None:
@@ -292,10 +301,10 @@ def test_systolic_25_percent_over_baseline_is_a_low_advisory() -> None:
     engine.set_session("bed-1", 7, "infusion", {"sbp": 120.0, "hr": 70.0}, None)
     assert _cuff(engine, {"sbp": 150.0}, 0) == []
     (alarm,) = _cuff(engine, {"sbp": 151.0}, 300)
-    assert (alarm.priority, alarm.signal, alarm.session_id) == ("low", "sbp", 7)
+    assert (alarm.priority, alarm.signal, alarm.session_id) == (Priority.LOW, "sbp", 7)
     assert alarm.condition.startswith("sbp > 150")
     (raised,) = _cuff(engine, {"sbp": 182.0}, 600)
-    assert (raised.id, raised.priority) == (alarm.id, "medium")
+    assert (raised.id, raised.priority) == (alarm.id, Priority.MEDIUM)
 
 
 def test_heart_rate_30_percent_over_baseline_is_low_after_its_delay() -> None:
@@ -304,7 +313,7 @@ def test_heart_rate_30_percent_over_baseline_is_low_after_its_delay() -> None:
     engine.set_session("bed-1", 7, "baseline", {"hr": 70.0}, None)
     assert _feed(engine, {"hr": 95.0}, range(30)) == []
     (alarm,) = _feed(engine, {"hr": 95.0}, [30])
-    assert alarm.priority == "low" and "baseline 70" in alarm.condition
+    assert alarm.priority is Priority.LOW and "baseline 70" in alarm.condition
 
 
 def test_without_a_baseline_no_relative_alarm() -> None:
@@ -359,7 +368,7 @@ def test_acknowledged_high_alarm_stays_until_its_condition_clears() -> None:
     assert _feed(engine, {"spo2": 80.0}, range(11, 120)) == []
     assert [a.state for a in engine.active("bed-1")] == ["acknowledged"]
     (ended,) = _feed(engine, {"spo2": 95.0}, [120])
-    assert ended.state == "ended" and ended.acknowledged_at == T0 + 20
+    assert ended.state is AlarmState.ENDED and ended.acknowledged_at == T0 + 20
     assert engine.active() == []
 
 
@@ -369,7 +378,11 @@ def test_priority_rise_after_ack_re_alerts() -> None:
     (alarm,) = _feed(engine, {"spo2": 88.0}, range(16))
     engine.acknowledge(alarm.id, "nurse1", T0 + 17)
     (raised,) = _feed(engine, {"spo2": 80.0}, range(16, 27))
-    assert (raised.state, raised.priority, raised.acknowledged_at) == ("active", "high", None)
+    assert (raised.state, raised.priority, raised.acknowledged_at) == (
+        AlarmState.ACTIVE,
+        Priority.HIGH,
+        None,
+    )
     assert raised.detail["acks"] == [{"at": T0 + 17, "by": "nurse1"}]
 
 
@@ -389,10 +402,10 @@ def test_latching_keeps_a_cleared_high_alarm_until_acknowledged() -> None:
     engine = _engine(latch_high=True)
     (alarm,) = _cuff(engine, {"sbp": 210.0}, 0)
     (latched,) = _cuff(engine, {"sbp": 120.0}, 300)
-    assert latched.state == "latched" and latched.ended_at is None
+    assert latched.state is AlarmState.LATCHED and latched.ended_at is None
     assert [a.id for a in engine.active()] == [alarm.id]
     (ended,) = engine.acknowledge(alarm.id, "nurse1", T0 + 400)
-    assert ended.state == "ended" and ended.ended_at == T0 + 400
+    assert ended.state is AlarmState.ENDED and ended.ended_at == T0 + 400
     assert engine.active() == []
 
 
@@ -402,7 +415,7 @@ def test_latched_alarm_becomes_active_again_if_the_condition_recurs() -> None:
     (alarm,) = _cuff(engine, {"sbp": 210.0}, 0)
     _cuff(engine, {"sbp": 120.0}, 300)
     (again,) = _cuff(engine, {"sbp": 205.0}, 600)
-    assert (again.id, again.state) == (alarm.id, "active")
+    assert (again.id, again.state) == (alarm.id, AlarmState.ACTIVE)
 
 
 @pytest.mark.parametrize("latch", [False, True])
@@ -425,10 +438,10 @@ def test_unacknowledged_alarms_escalate_after_their_delay() -> None:
     (low,) = _cuff(engine, {"sbp": 130.0}, 0)
     assert _phys(engine.tick(T0 + 59)) == []
     (esc,) = _phys(engine.tick(T0 + 60))
-    assert (esc.id, esc.escalated, esc.priority) == (high.id, True, "high")
+    assert (esc.id, esc.escalated, esc.priority) == (high.id, True, Priority.HIGH)
     assert _phys(engine.tick(T0 + 179)) == []
     (esc2,) = _phys(engine.tick(T0 + 180))
-    assert (esc2.id, esc2.escalated, esc2.priority) == (medium.id, True, "medium")
+    assert (esc2.id, esc2.escalated, esc2.priority) == (medium.id, True, Priority.MEDIUM)
     assert _phys(engine.tick(T0 + 10_000)) == []
     assert not engine.get(low.id).escalated  # type: ignore[union-attr]
 
@@ -447,13 +460,19 @@ def test_audio_pause_is_per_bed_keeps_the_visual_and_expires() -> None:
     (a1,) = _cuff(engine, {"sbp": 190.0}, 0, bed="bed-1")
     (a2,) = _cuff(engine, {"sbp": 190.0}, 0, bed="bed-2")
     (paused,) = engine.pause_audio("bed-1", T0 + 10)
-    assert (paused.id, paused.state, paused.audio_paused_until) == (a1.id, "active", T0 + 130)
+    assert (paused.id, paused.state, paused.audio_paused_until) == (
+        a1.id,
+        AlarmState.ACTIVE,
+        T0 + 130,
+    )
     assert engine.get(a2.id).audio_paused_until is None  # type: ignore[union-attr]
     (later,) = _cuff(engine, {"map": 50.0}, 20, bed="bed-1")
     assert later.audio_paused_until is None
     assert engine.audio_paused_until("bed-1", T0 + 20) == T0 + 130
     resumed = [a for a in engine.tick(T0 + 130) if a.id == a1.id]
-    assert resumed and resumed[0].audio_paused_until is None and resumed[0].state == "active"
+    assert (
+        resumed and resumed[0].audio_paused_until is None and resumed[0].state is AlarmState.ACTIVE
+    )
     assert engine.audio_paused_until("bed-1", T0 + 130) is None
 
 
@@ -507,7 +526,7 @@ def test_silent_device_raises_a_technical_alarm_within_10_s_and_ends_when_data_r
     assert alarm.started_at == T0 + 10
     assert engine.tick(T0 + 20) == []
     (ended,) = engine.device_seen("bed-1", "dev-1", T0 + 25)
-    assert (ended.id, ended.state, ended.ended_at) == (alarm.id, "ended", T0 + 25)
+    assert (ended.id, ended.state, ended.ended_at) == (alarm.id, AlarmState.ENDED, T0 + 25)
 
 
 def test_no_data_alarm_start_does_not_depend_on_tick_rate() -> None:
@@ -538,7 +557,7 @@ def test_device_that_stops_sending_spo2_raises_no_spo2_value() -> None:
         "no SpO2 value from dev-1 for 30 s",
     )
     (ended,) = _feed(engine, {"spo2": 97.0}, [45])
-    assert ended.id == alarm.id and ended.state == "ended"
+    assert ended.id == alarm.id and ended.state is AlarmState.ENDED
 
 
 def test_stale_cuff_during_infusion() -> None:
@@ -547,9 +566,9 @@ def test_stale_cuff_during_infusion() -> None:
     engine.set_session("bed-1", 1, "infusion", None, None, now=T0)
     assert engine.tick(T0 + 899) == []
     (alarm,) = engine.tick(T0 + 900)
-    assert (alarm.kind, alarm.signal, alarm.priority) == ("technical", "nibp", "low")
+    assert (alarm.kind, alarm.signal, alarm.priority) == (AlarmKind.TECHNICAL, "nibp", Priority.LOW)
     (ended,) = _cuff(engine, {"sbp": 120.0, "dbp": 80.0, "map": 93.0}, 950)
-    assert ended.id == alarm.id and ended.state == "ended"
+    assert ended.id == alarm.id and ended.state is AlarmState.ENDED
     engine.remove_device("bed-1", "dev-1", T0 + 950)  # the cuff's device: not this rule
     assert engine.tick(T0 + 950 + 899) == []
     (again,) = engine.tick(T0 + 950 + 900)
@@ -570,8 +589,12 @@ def test_repeated_rejected_frames_raise_a_low_technical_artefact_alarm() -> None
     assert engine.on_artefact("bed-1", "dev-1", "invalid_value", T0) == []
     assert engine.on_artefact("bed-1", "dev-1", "invalid_value", T0 + 30) == []
     (alarm,) = engine.on_artefact("bed-1", "dev-1", "inconsistent_cuff", T0 + 59)
-    assert (alarm.kind, alarm.signal, alarm.priority) == ("technical", "artefact", "low")
-    assert all(a.kind == "technical" for a in engine.active())
+    assert (alarm.kind, alarm.signal, alarm.priority) == (
+        AlarmKind.TECHNICAL,
+        "artefact",
+        Priority.LOW,
+    )
+    assert all(a.kind is AlarmKind.TECHNICAL for a in engine.active())
     assert [a for a in engine.tick(T0 + 118) if a.signal == "artefact"] == []
     ended = [a for a in engine.tick(T0 + 119) if a.signal == "artefact"]
     assert [(a.id, a.state) for a in ended] == [(alarm.id, "ended")]
@@ -600,9 +623,9 @@ def test_restore_rebuilds_live_alarms_that_then_end_normally() -> None:
     second.restore(stored)
     assert [(a.id, a.state) for a in second.active()] == [(a.id, a.state) for a in stored]
     (ended,) = _feed(second, {"spo2": 97.0}, [30])
-    assert (ended.id, ended.state) == (phys.id, "ended")
+    assert (ended.id, ended.state) == (phys.id, AlarmState.ENDED)
     (back,) = second.device_seen("bed-1", "dev-2", T0 + 40)
-    assert (back.id, back.state) == (tech[0].id, "ended")
+    assert (back.id, back.state) == (tech[0].id, AlarmState.ENDED)
 
 
 def test_forget_bed_and_remove_device_end_their_alarms() -> None:
@@ -611,11 +634,11 @@ def test_forget_bed_and_remove_device_end_their_alarms() -> None:
     engine.device_seen("bed-2", "dev-9", T0)
     engine.tick(T0 + 11)
     (removed,) = engine.remove_device("bed-2", "dev-9", T0 + 12)
-    assert removed.state == "ended"
+    assert removed.state is AlarmState.ENDED
     assert engine.tick(T0 + 100) == []
     _cuff(engine, {"sbp": 190.0}, 0)
     (gone,) = engine.forget_bed("bed-1", T0 + 5)
-    assert gone.state == "ended" and engine.active() == []
+    assert gone.state is AlarmState.ENDED and engine.active() == []
 
 
 def test_reading_type_is_the_model_reading() -> None:
@@ -658,3 +681,47 @@ def test_a_reading_between_two_sessions_belongs_to_neither() -> None:
     engine.set_session("bed-1", 2, "baseline", None, None, now=T0 + 500, since=T0 + 500)
     (alarm,) = _feed(engine, {"spo2": 84.0}, range(200, 220))
     assert alarm.session_id is None
+
+
+# --- types: enums in the model, the same strings on the wire -----------------------------------
+
+
+def test_an_alarm_built_from_strings_holds_enums_and_refuses_unknown_ones() -> None:
+    """docs/alarms.md (engine API): a stored row's strings become AlarmKind, Priority and
+    AlarmState; an unknown value is an error, not a silently wrong alarm."""
+    alarm = Alarm("a", "bed-1", "spo2", "physiological", "high", "spo2 < 85", T0, "latched")  # type: ignore[arg-type]
+    assert (type(alarm.kind), type(alarm.priority), type(alarm.state)) == (
+        AlarmKind,
+        Priority,
+        AlarmState,
+    )
+    with pytest.raises(ValueError):
+        Alarm("a", "bed-1", "spo2", "physiological", "urgent", "spo2 < 85", T0, "active")  # type: ignore[arg-type]
+
+
+def test_the_feed_and_api_shape_of_an_alarm_carries_plain_strings() -> None:
+    """docs/protocol.md (feed ``alarm``): the enums leave as the same strings as before."""
+    engine = _engine()
+    (alarm,) = _feed(engine, {"spo2": 88.0}, range(16))
+    shown = alarm_json(alarm)
+    assert [(shown[k], type(shown[k])) for k in ("kind", "priority", "state")] == [
+        ("physiological", str),
+        ("medium", str),
+        ("active", str),
+    ]
+    assert '"kind":"physiological","priority":"medium"' in alarm_message(alarm)
+
+
+def test_restore_puts_an_alarm_back_by_its_direction_not_its_condition_text() -> None:
+    """docs/alarms.md (engine API): the direction is data; condition text is for people."""
+    first = _engine()
+    (alarm,) = _feed(first, {"spo2": 88.0}, range(16))
+    assert alarm.direction is Direction.LOW and "direction" not in alarm.detail
+    alarm.condition = "SpO2 falling"  # no "<" in it: nothing to parse a side from
+    second = _engine()
+    second.restore([alarm])
+    (ended,) = _feed(second, {"spo2": 97.0}, [30])
+    assert (ended.id, ended.state) == (alarm.id, AlarmState.ENDED)
+    alarm.direction = None
+    with pytest.raises(ValueError, match="direction"):
+        _engine().restore([alarm])

@@ -10,7 +10,7 @@ import yaml
 from monitor.alarms import ConfigError, Event, LifecycleError, State, load_config, parse_config
 from monitor.alarms.config import DEFAULT_CONFIG_PATH
 from monitor.alarms.lifecycle import TRANSITIONS, apply, next_state
-from monitor.model import Alarm
+from monitor.model import Alarm, AlarmKind, AlarmState, Priority
 
 TABLE = [
     (State.INACTIVE, Event.HOLD, State.PENDING),
@@ -43,11 +43,20 @@ def test_acknowledged_alarms_do_not_escalate_and_nothing_lowers_priority() -> No
     """Rule 8: only unacknowledged alarms escalate; no event in the table lowers a priority."""
     with pytest.raises(LifecycleError):
         next_state(State.ACKNOWLEDGED, Event.ESCALATE)
-    alarm = Alarm("a", "b", "spo2", "physiological", "high", "spo2 < 85", 0.0, "active")
-    apply(alarm, Event.RAISE, 1.0, priority="medium", condition="spo2 < 90")
-    assert (alarm.priority, alarm.condition) == ("high", "spo2 < 85")
+    alarm = Alarm(
+        "a",
+        "b",
+        "spo2",
+        AlarmKind.PHYSIOLOGICAL,
+        Priority.HIGH,
+        "spo2 < 85",
+        0.0,
+        AlarmState.ACTIVE,
+    )
+    apply(alarm, Event.RAISE, 1.0, priority=Priority.MEDIUM, condition="spo2 < 90")
+    assert (alarm.priority, alarm.condition) == (Priority.HIGH, "spo2 < 85")
     apply(alarm, Event.ACK, 2.0, user="n")
-    assert alarm.priority == "high" and alarm.state == "acknowledged"
+    assert alarm.priority is Priority.HIGH and alarm.state is AlarmState.ACKNOWLEDGED
 
 
 def test_every_state_in_the_table_is_a_known_state() -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from monitor.alarms import AlarmEngine, load_config
-from monitor.model import Alarm
+from monitor.model import Alarm, AlarmKind, AlarmState, Priority
 from tests.factories import T0, make_reading
 
 DEFAULTS = load_config(None)
@@ -49,13 +49,13 @@ def _play(
                 )
                 run.changes += changed
             if t == ack_at:
-                (live,) = [a for a in engine.active() if a.kind == "physiological"]
+                (live,) = [a for a in engine.active() if a.kind is AlarmKind.PHYSIOLOGICAL]
                 run.changes += engine.acknowledge(live.id, "nina", T0 + t)
             if t == tick_at:
                 run.changes += engine.tick(T0 + t)
             t += 1
     for a in run.changes:
-        if a.kind == "physiological":
+        if a.kind is AlarmKind.PHYSIOLOGICAL:
             run.last[a.id] = a
     return run
 
@@ -125,7 +125,7 @@ def test_recurrence_inside_the_off_delay_keeps_the_acknowledgement() -> None:
     engine = _engine()
     run = _play(engine, [(125.0, 40), (110.0, 20), (125.0, 40)], ack_at=35)
     (alarm,) = run.last.values()
-    assert alarm.state == "acknowledged"
+    assert alarm.state is AlarmState.ACKNOWLEDGED
     assert alarm.acknowledged_at == T0 + 35 and alarm.acknowledged_by == "nina"
     assert "acks" not in alarm.detail  # no re-alert moved the acknowledgement away
     assert [a.state for a in run.changes] == ["active", "acknowledged"]  # nothing else changed
@@ -136,8 +136,8 @@ def test_recurrence_outside_the_off_delay_is_a_new_unacknowledged_alarm() -> Non
     engine = _engine()
     run = _play(engine, [(125.0, 40), (110.0, 35), (125.0, 40)], ack_at=35)
     first, second = run.last.values()
-    assert (first.state, first.acknowledged_by) == ("ended", "nina")
-    assert (second.state, second.acknowledged_at) == ("active", None)
+    assert (first.state, first.acknowledged_by) == (AlarmState.ENDED, "nina")
+    assert (second.state, second.acknowledged_at) == (AlarmState.ACTIVE, None)
     assert first.id != second.id
 
 
@@ -145,7 +145,11 @@ def test_a_worse_condition_inside_the_off_delay_raises_the_same_alarm() -> None:
     """Escalating to high during the off-delay is a RAISE of the same alarm (rule 3)."""
     run = _play(_engine(), [(125.0, 40), (110.0, 10), (145.0, 11)], ack_at=35)
     (alarm,) = run.last.values()
-    assert (alarm.priority, alarm.state, alarm.condition) == ("high", "active", "hr > 140")
+    assert (alarm.priority, alarm.state, alarm.condition) == (
+        Priority.HIGH,
+        AlarmState.ACTIVE,
+        "hr > 140",
+    )
     assert alarm.detail["acks"] == [{"at": T0 + 35, "by": "nina"}]  # re-alerted
 
 
@@ -188,7 +192,7 @@ def test_escalation_runs_on_through_the_off_delay() -> None:
     engine = _engine()
     run = _play(engine, [(125.0, 200), (110.0, 20), (125.0, 5)], tick_at=212)
     (alarm,) = run.last.values()
-    assert alarm.state == "active" and alarm.escalated
+    assert alarm.state is AlarmState.ACTIVE and alarm.escalated
     assert alarm.detail["alerted_at"] == T0 + 30  # no re-alert restarted the clock
 
 
@@ -197,7 +201,7 @@ def test_an_acknowledged_alarm_in_its_off_delay_does_not_escalate() -> None:
     engine = _engine()
     run = _play(engine, [(125.0, 200), (110.0, 20)], ack_at=100, tick_at=212)
     (alarm,) = run.last.values()
-    assert alarm.state == "acknowledged" and not alarm.escalated
+    assert alarm.state is AlarmState.ACKNOWLEDGED and not alarm.escalated
 
 
 def test_spo2_off_delay_is_its_own() -> None:
@@ -212,7 +216,11 @@ def test_off_delay_zero_ends_at_the_first_clear_reading() -> None:
     """A clinic that sets the off-delay to 0 gets the earlier behaviour back."""
     run = _play(_engine(off_delays={}), [(125.0, 40), (110.0, 1)])
     (alarm,) = run.last.values()
-    assert (alarm.state, alarm.ended_at, alarm.detail["cleared_at"]) == ("ended", T0 + 40, T0 + 40)
+    assert (alarm.state, alarm.ended_at, alarm.detail["cleared_at"]) == (
+        AlarmState.ENDED,
+        T0 + 40,
+        T0 + 40,
+    )
 
 
 def test_off_delays_are_validated() -> None:

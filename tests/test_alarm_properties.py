@@ -9,7 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.alarms import AlarmEngine, UnknownAlarm, build_levels, load_config
-from monitor.model import CONTINUOUS_SIGNALS, PRIORITY_RANK, Alarm, Reading
+from monitor.model import (
+    CONTINUOUS_SIGNALS,
+    PRIORITY_RANK,
+    Alarm,
+    AlarmKind,
+    AlarmState,
+    Priority,
+    Reading,
+)
 from tests.factories import T0
 from tests.strategies import signal_values
 
@@ -123,7 +131,7 @@ def test_no_alarm_starts_or_rises_before_its_delay(case: tuple[list[Step], bool,
     trace = _run(engine, scenario)
     seen: dict[str, str] = {}
     for cause, reading, alarm in trace.changes:
-        if alarm.kind != "physiological":
+        if alarm.kind is not AlarmKind.PHYSIOLOGICAL:
             continue
         prev = seen.get(alarm.id)
         seen[alarm.id] = alarm.priority
@@ -131,7 +139,8 @@ def test_no_alarm_starts_or_rises_before_its_delay(case: tuple[list[Step], bool,
         if not created_or_rose:
             continue
         assert cause == "reading" and reading is not None
-        direction = str(alarm.detail["direction"])
+        direction = alarm.direction
+        assert direction is not None
         (level,) = [
             lv for lv in levels[(alarm.signal, direction)] if lv.label == alarm.detail["limit"]
         ] or [None]
@@ -164,23 +173,24 @@ def test_priorities_never_fall_and_alarms_never_end_while_the_condition_holds(
         assert PRIORITY_RANK[alarm.priority] >= rank.get(alarm.id, 0)
         rank[alarm.id] = PRIORITY_RANK[alarm.priority]
         if (
-            alarm.kind == "physiological"
+            alarm.kind is AlarmKind.PHYSIOLOGICAL
             and cause == "reading"
-            and alarm.state in ("ended", "latched")
+            and alarm.state in (AlarmState.ENDED, AlarmState.LATCHED)
         ):
             assert reading is not None
-            direction = str(alarm.detail["direction"])
+            direction = alarm.direction
+            assert direction is not None
             value = reading.values[alarm.signal]
             margin = DEFAULTS.margin(alarm.signal)
             assert not any(
                 lv.beyond(direction, value, margin) for lv in levels[(alarm.signal, direction)]
             ), (alarm, value)
         if cause == "ack":
-            assert alarm.state in ("acknowledged", "ended")
+            assert alarm.state in (AlarmState.ACKNOWLEDGED, AlarmState.ENDED)
     for alarm in engine.active():
-        assert alarm.state in ("active", "acknowledged", "latched")
-        if alarm.state == "latched":
-            assert latch and alarm.priority == "high"
+        assert alarm.state in (AlarmState.ACTIVE, AlarmState.ACKNOWLEDGED, AlarmState.LATCHED)
+        if alarm.state is AlarmState.LATCHED:
+            assert latch and alarm.priority is Priority.HIGH
 
 
 def _physiological_outcome(engine: AlarmEngine, changes: list[Alarm]) -> dict[str, tuple[Any, ...]]:
@@ -191,7 +201,7 @@ def _physiological_outcome(engine: AlarmEngine, changes: list[Alarm]) -> dict[st
     return {
         a.id: (a.signal, a.priority, a.condition, a.started_at, a.ended_at, a.state, a.value)
         for a in final.values()
-        if a.kind == "physiological" or a.signal == "rate"
+        if a.kind is AlarmKind.PHYSIOLOGICAL or a.signal == "rate"
     }
 
 
@@ -336,9 +346,7 @@ def test_no_true_sustained_condition_is_missed(stream: list[dict[str, float]], l
         elif "pr" in values and (hr_seen is None or t - hr_seen > 10):
             judged["hr"] = values["pr"]
         live = {
-            (a.signal, str(a.detail["direction"])): a
-            for a in engine.active()
-            if a.kind == "physiological"
+            (a.signal, a.direction): a for a in engine.active() if a.kind is AlarmKind.PHYSIOLOGICAL
         }
         for (signal, direction), group in levels.items():
             if signal not in ("hr", "spo2", "rr"):

@@ -9,7 +9,7 @@ import pytest
 
 from monitor.alarms import AlarmEngine, ConfigError, load_config
 from monitor.alarms.config import parse_config
-from monitor.model import Alarm, Reading
+from monitor.model import Alarm, AlarmKind, AlarmState, Priority, Reading
 from tests.factories import T0, make_reading
 
 DEFAULTS = load_config(None)
@@ -49,14 +49,14 @@ def test_a_poor_probe_never_raises_bradycardia_while_the_ecg_is_normal() -> None
     assert _summary(alarms) == [("technical", "rate", "low", 30.0)]
     (alarm,) = alarms.values()
     assert alarm.condition == "HR and pulse disagree: check leads and probe"
-    assert alarm.state == "active"
+    assert alarm.state is AlarmState.ACTIVE
 
 
 def test_the_disagreement_ends_once_the_two_agree_for_30_s() -> None:
     """clear_s: the technical alarm ends after 30 s of agreement, cleared at the first."""
     _, alarms = _play(lambda t: {"hr": 80.0, "pr": 40.0 if t < 100 else 79.0}, range(200))
     (alarm,) = alarms.values()
-    assert alarm.state == "ended"
+    assert alarm.state is AlarmState.ENDED
     assert (alarm.detail["cleared_at"], alarm.ended_at) == (T0 + 100, T0 + 130)
 
 
@@ -71,7 +71,7 @@ def test_the_pulse_is_judged_when_no_ecg_rate_is_present() -> None:
     alarm says so (condition names pr, detail.source)."""
     _, alarms = _play(lambda t: {"pr": 130.0, "spo2": 97.0}, range(100))
     (alarm,) = alarms.values()
-    assert (alarm.signal, alarm.priority, alarm.condition) == ("hr", "medium", "pr > 120")
+    assert (alarm.signal, alarm.priority, alarm.condition) == ("hr", Priority.MEDIUM, "pr > 120")
     assert alarm.detail["source"] == "pr" and alarm.started_at == T0 + 30
 
 
@@ -110,7 +110,7 @@ def test_a_clinic_may_judge_the_pulse_first() -> None:
         update={"rate": DEFAULTS.rate.model_copy(update={"sources": ("pr", "hr")})}
     )
     _, alarms = _play(lambda t: {"hr": 80.0, "pr": 45.0}, range(100), engine=AlarmEngine(cfg))
-    phys = [a for a in alarms.values() if a.kind == "physiological"]
+    phys = [a for a in alarms.values() if a.kind is AlarmKind.PHYSIOLOGICAL]
     assert [(a.condition, a.started_at - T0) for a in phys] == [("pr < 50", 30.0)]
 
 
@@ -146,7 +146,7 @@ def test_impedance_rr_falling_alone_is_kept_at_low_priority() -> None:
     """RR 0 for 170 s with SpO2 99 and HR flat: one alarm, low priority, never silenced."""
     _, alarms = _play(_rr(lambda t: 0.0 if 50 <= t < 220 else 14.0), range(300))
     (alarm,) = alarms.values()
-    assert (alarm.signal, alarm.priority, alarm.started_at) == ("rr", "low", T0 + 65)
+    assert (alarm.signal, alarm.priority, alarm.started_at) == ("rr", Priority.LOW, T0 + 65)
     assert alarm.condition == "rr < 6 (RR alone: SpO2 and HR steady)"
     assert alarm.detail["cleared_at"] == T0 + 220
 
@@ -188,14 +188,14 @@ def test_rr_low_alone_for_240_s_takes_its_limit_priority() -> None:
     """Duration: supplemental oxygen can keep SpO2 normal during hypoventilation."""
     _, alarms = _play(_rr(lambda t: 5.0 if 50 <= t < 350 else 14.0), range(400))
     (alarm,) = alarms.values()
-    assert alarm.priority == "high" and alarm.condition == "rr < 6 (for 240 s)"
+    assert alarm.priority is Priority.HIGH and alarm.condition == "rr < 6 (for 240 s)"
 
 
 def test_without_spo2_rr_is_judged_at_face_value() -> None:
     """Nothing to weigh it by: the limits' priority."""
     _, alarms = _play(lambda t: {"rr": 5.0}, range(100))
     (alarm,) = alarms.values()
-    assert alarm.priority == "high" and alarm.condition == "rr < 6"
+    assert alarm.priority is Priority.HIGH and alarm.condition == "rr < 6"
 
 
 def test_the_rule_can_be_switched_off_and_never_touches_spo2() -> None:
@@ -218,7 +218,7 @@ def test_a_restored_rr_alone_alarm_stays_low_after_a_restart() -> None:
     not turn a low "RR alone" alarm into a high one while nothing else changed."""
     engine, alarms = _play(_rr(lambda t: 0.0), range(60))
     (alarm,) = alarms.values()
-    assert alarm.priority == "low"
+    assert alarm.priority is Priority.LOW
     restored = AlarmEngine(DEFAULTS)
     restored.restore(engine.active())
     _, later = _play(_rr(lambda t: 0.0), range(60, 120), engine=restored)
@@ -232,7 +232,7 @@ def test_the_shipped_defaults_are_the_documented_ones() -> None:
     assert DEFAULTS.off_delays == {"spo2": 15, "hr": 30, "rr": 30}
     assert DEFAULTS.rate.sources == ("hr", "pr")
     d = DEFAULTS.rate.disagreement
-    assert (d.margin, d.delay_s, d.clear_s, d.priority) == (20, 30, 30, "low")
+    assert (d.margin, d.delay_s, d.clear_s, d.priority) == (20, 30, 30, Priority.LOW)
     r = DEFAULTS.respiration
     assert (r.enabled, r.alone_priority, r.spo2_drop, r.hr_change, r.duration_s) == (
         True,
@@ -284,7 +284,7 @@ def test_a_restart_does_not_let_the_pulse_end_an_ecg_tachycardia() -> None:
     first = AlarmEngine(DEFAULTS)
     for r in readings:
         first.on_reading(r)
-    tachy = [a for a in first.active() if a.kind == "physiological"]
+    tachy = [a for a in first.active() if a.kind is AlarmKind.PHYSIOLOGICAL]
     assert [(a.signal, a.condition) for a in tachy] == [("hr", "hr > 120")]
     rebuilt = _rebuilt(first, readings, slice(0, None))
-    assert [a.id for a in rebuilt.active() if a.kind == "physiological"] == [tachy[0].id]
+    assert [a.id for a in rebuilt.active() if a.kind is AlarmKind.PHYSIOLOGICAL] == [tachy[0].id]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +28,13 @@ def test_code_is_ruff_formatted() -> None:
     """ruff format --check passes on all code."""
     r = run(str(BIN / "ruff"), "format", "--check", *CODE)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_mypy_runs_strict_on_the_monitor_and_the_panel() -> None:
+    """README.md (Development): `make typecheck` is mypy --strict, set in pyproject.toml."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mypy"]
+    assert config["strict"] is True
+    assert set(config["packages"]) == {"monitor", "dashboard"}
 
 
 def test_mypy_is_clean_on_the_monitor_and_the_panel() -> None:

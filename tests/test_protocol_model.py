@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from monitor import protocol_model as pm
 from monitor.alarms.config import load_config
-from monitor.model import Reading
+from monitor.model import AlarmState, Reading
 from tests.factories import (
     FULL_CHECKLIST,
     IN_DOSING,
@@ -386,8 +386,10 @@ def test_an_overdue_checkpoint_raises_one_low_technical_alarm_that_ends_when_don
     assert pm.checkpoint_alarms("bed-1", 7, overdue, live, T0 + 24 * MIN) == []
     done = pm.checkpoints(P, T0, _dosed(), [make_cuff(120, 80, ts=T0 + 24 * MIN)], T0 + 25 * MIN)
     ended = pm.checkpoint_alarms("bed-1", 7, done, live, T0 + 25 * MIN)
-    assert bp10.id in {a.id for a in ended if a.state == "ended" and a.ended_at == T0 + 25 * MIN}
-    assert live[bp10.id].state == "active"  # the caller's copy is left alone
+    assert bp10.id in {
+        a.id for a in ended if a.state is AlarmState.ENDED and a.ended_at == T0 + 25 * MIN
+    }
+    assert live[bp10.id].state is AlarmState.ACTIVE  # the caller's copy is left alone
     assert {a.state for a in pm.checkpoint_alarms("bed-1", 7, (), live, T0 + 26 * MIN)} == {"ended"}
 
 

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from monitor import protocol_model as pm
 from monitor.alarms import AlarmEngine, load_config
-from monitor.model import to_rfc3339
+from monitor.model import AlarmState, to_rfc3339
 from monitor.protocols import Protocol
 from monitor.report import report_fhir, report_html
 from monitor.report.fhir_protocol import ASSESSMENT_SYSTEM
@@ -450,7 +450,7 @@ def test_the_stale_cuff_alarm_runs_in_recovery_on_the_protocol_s_time() -> None:
     assert alarm.started_at == T0 + 100 + 1800
     cuff = make_reading({"sbp": 118, "dbp": 76, "map": 90}, ts=T0 + 2000, source="nibp")
     (ended,) = [a for a in engine.on_reading(cuff) if a.signal == "nibp"]
-    assert ended.id == alarm.id and ended.state == "ended"
+    assert ended.id == alarm.id and ended.state is AlarmState.ENDED
     (again,) = [a for a in engine.tick(T0 + 2000 + 1800) if a.signal == "nibp"]
     gone = engine.set_session("bed-1", None, None, None, None, now=T0 + 4000)
     assert [(a.id, a.state) for a in gone if a.signal == "nibp"] == [(again.id, "ended")]

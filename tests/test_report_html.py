@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from typing import Any
 
-from monitor.model import Alarm
+from monitor.model import Alarm, AlarmKind, AlarmState, Priority
 from monitor.report import DISCLAIMER, report_html
 from monitor.report.common import timeline
 from tests.factories import T0, make_reading, make_session_json
@@ -50,11 +50,11 @@ def readings() -> list[Any]:
 
 def alarms() -> list[Alarm]:
     return [
-        Alarm(id="a1", bed_id="chair-3", signal="spo2", kind="physiological", priority="high",
-              condition="spo2 < 90", started_at=T0 + 1830, state="ended", ended_at=T0 + 1900,
+        Alarm(id="a1", bed_id="chair-3", signal="spo2", kind=AlarmKind.PHYSIOLOGICAL, priority=Priority.HIGH,
+              condition="spo2 < 90", started_at=T0 + 1830, state=AlarmState.ENDED, ended_at=T0 + 1900,
               acknowledged_at=T0 + 1845, acknowledged_by="nurse.kim", value=88.0),
-        Alarm(id="a2", bed_id="chair-3", signal="device", kind="technical", priority="low",
-              condition="no data for 10 s", started_at=T0 + 2011, state="ended", ended_at=T0 + 2100),
+        Alarm(id="a2", bed_id="chair-3", signal="device", kind=AlarmKind.TECHNICAL, priority=Priority.LOW,
+              condition="no data for 10 s", started_at=T0 + 2011, state=AlarmState.ENDED, ended_at=T0 + 2100),
     ]  # fmt: skip
 
 

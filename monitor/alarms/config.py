@@ -14,16 +14,14 @@ from typing import Any, Final, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from monitor.model import CONTINUOUS_SIGNALS, PRIORITY_RANK, SIGNALS
+from monitor.model import CONTINUOUS_SIGNALS, PRIORITY_RANK, SIGNALS, Direction, Priority
 from monitor.protocols import Protocol
 from monitor.scores import CourseRules
 
 DEFAULT_CONFIG_PATH: Final = Path(__file__).resolve().parent.parent / "clinic.default.yaml"
 PHASES: Final = ("baseline", "infusion", "recovery")
-DIRECTIONS: Final = ("low", "high")
-PRIORITIES: Final = ("low", "medium", "high")
-
-PriorityName = Literal["low", "medium", "high"]
+DIRECTIONS: Final = (Direction.LOW, Direction.HIGH)
+PRIORITIES: Final = (Priority.LOW, Priority.MEDIUM, Priority.HIGH)
 # Pulse rate has no limits of its own: the heart-rate limits judge whichever rate
 # ``rate.sources`` picks, so one tachycardia is one alarm whichever sensor shows it.
 RATE_SIGNAL_ALIASES: Final = frozenset({"pr"})
@@ -47,16 +45,16 @@ class Thresholds(_Strict):
     # For a ``low`` direction: alarm at value <= threshold instead of <.
     inclusive: bool = False
 
-    def by_priority(self) -> dict[str, float]:
-        return {p: v for p in PRIORITIES if (v := getattr(self, p)) is not None}
+    def by_priority(self) -> dict[Priority, float]:
+        return {p: v for p in PRIORITIES if (v := getattr(self, p.value)) is not None}
 
 
 class SignalLimits(_Strict):
     low: Thresholds | None = None
     high: Thresholds | None = None
 
-    def direction(self, name: str) -> Thresholds | None:
-        return self.low if name == "low" else self.high
+    def direction(self, name: Direction) -> Thresholds | None:
+        return self.low if name == Direction.LOW else self.high
 
 
 class RelativeRule(_Strict):
@@ -64,31 +62,31 @@ class RelativeRule(_Strict):
 
     signal: str
     above_pct: float = Field(gt=0)
-    priority: PriorityName = "low"
+    priority: Priority = Priority.LOW
     # Condition delay for a continuous signal; None = the signal's medium delay.
     delay_s: float | None = Field(default=None, ge=0)
 
 
 class NoDataRule(_Strict):
     timeout_s: float = Field(default=10, gt=0)
-    priority: PriorityName = "medium"
+    priority: Priority = Priority.MEDIUM
 
 
 class NoSpo2Rule(_Strict):
     timeout_s: float = Field(default=30, gt=0)
-    priority: PriorityName = "medium"
+    priority: Priority = Priority.MEDIUM
 
 
 class StaleCuffRule(_Strict):
     after_s: float = Field(default=900, gt=0)
     phases: tuple[str, ...] = ("infusion",)
-    priority: PriorityName = "low"
+    priority: Priority = Priority.LOW
 
 
 class ArtefactRule(_Strict):
     count: int = Field(default=3, ge=1)
     window_s: float = Field(default=60, gt=0)
-    priority: PriorityName = "low"
+    priority: Priority = Priority.LOW
 
 
 class TechnicalRules(_Strict):
@@ -105,7 +103,7 @@ class Disagreement(_Strict):
     margin: float = Field(default=20, gt=0)
     delay_s: float = Field(default=30, ge=0)
     clear_s: float = Field(default=30, ge=0)
-    priority: PriorityName = "low"
+    priority: Priority = Priority.LOW
 
 
 class RateRule(_Strict):
@@ -129,7 +127,7 @@ class RespirationRule(_Strict):
     ``duration_s``. ``enabled: false`` judges RR at face value."""
 
     enabled: bool = True
-    alone_priority: PriorityName = "low"
+    alone_priority: Priority = Priority.LOW
     spo2_drop: float = Field(default=3, gt=0)
     hr_change: float = Field(default=20, gt=0)
     duration_s: float = Field(default=240, ge=0)
@@ -139,8 +137,12 @@ class Escalation(_Strict):
     high_s: float = Field(default=60, gt=0)
     medium_s: float = Field(default=180, gt=0)
 
-    def after(self, priority: str) -> float | None:
-        return {"high": self.high_s, "medium": self.medium_s}.get(priority)
+    def after(self, priority: Priority) -> float | None:
+        if priority == Priority.HIGH:
+            return self.high_s
+        if priority == Priority.MEDIUM:
+            return self.medium_s
+        return None
 
 
 def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -166,7 +168,9 @@ def _check_limits(limits: Mapping[str, SignalLimits], where: str) -> None:
             # A more severe priority must sit further out than a less severe one.
             for lesser, greater in zip(ordered, ordered[1:], strict=False):
                 a, b = values[lesser], values[greater]
-                if (direction == "low" and b > a) or (direction == "high" and b < a):
+                if (direction is Direction.LOW and b > a) or (
+                    direction is Direction.HIGH and b < a
+                ):
                     raise ValueError(
                         f"{where}: {signal}.{direction}: the {greater} threshold ({b:g}) must lie "
                         f"beyond the {lesser} threshold ({a:g})"
@@ -177,7 +181,7 @@ class ClinicConfig(_Strict):
     version: Literal[1] = 1
     limits: dict[str, SignalLimits]
     phases: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    delays: dict[str, dict[PriorityName, float]] = Field(default_factory=dict)
+    delays: dict[str, dict[Priority, float]] = Field(default_factory=dict)
     off_delays: dict[str, float] = Field(default_factory=dict)
     continuous_max_gap_s: float = Field(default=10, gt=0)
     hysteresis: dict[str, float] = Field(default_factory=dict)
@@ -333,7 +337,7 @@ class ClinicConfig(_Strict):
                     out.setdefault(signal, {}).setdefault(direction, {})[priority] = float(value)
         return out
 
-    def delay(self, signal: str, priority: str) -> float:
+    def delay(self, signal: str, priority: Priority) -> float:
         """Condition delay (device seconds) of a continuous signal at a priority; 0 for cuff."""
         if signal not in CONTINUOUS_SIGNALS:
             return 0.0

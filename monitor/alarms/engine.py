@@ -37,11 +37,13 @@ from monitor.model import (
     SIGNALS,
     Alarm,
     AlarmKind,
+    Direction,
+    Priority,
     Reading,
 )
 
-PHYSIOLOGICAL: Final = AlarmKind.PHYSIOLOGICAL.value
-TECHNICAL: Final = AlarmKind.TECHNICAL.value
+PHYSIOLOGICAL: Final = AlarmKind.PHYSIOLOGICAL
+TECHNICAL: Final = AlarmKind.TECHNICAL
 # Technical alarm signals (the technical source, as the contract's ``signal`` field).
 SIGNAL_DEVICE: Final = "device"
 SIGNAL_ARTEFACT: Final = "artefact"
@@ -66,23 +68,27 @@ class UnknownAlarm(KeyError):
 class Level:
     """One alarm condition of one direction of one signal, at one priority."""
 
-    priority: str
+    priority: Priority
     threshold: float
     inclusive: bool
     delay: float
     label: str  # the human condition, e.g. "spo2 < 90"
 
-    def beyond(self, direction: str, value: float, margin: float = 0.0) -> bool:
+    def beyond(self, direction: Direction, value: float, margin: float = 0.0) -> bool:
         """Whether ``value`` is beyond this limit; ``margin`` widens it (hysteresis)."""
-        if direction == "low":
+        if direction == Direction.LOW:
             t = self.threshold + margin
             return value <= t if self.inclusive else value < t
         t = self.threshold - margin
         return value >= t if self.inclusive else value > t
 
 
-def _op(direction: str, inclusive: bool) -> str:
-    return ("<" if direction == "low" else ">") + ("=" if inclusive else "")
+def _op(direction: Direction, inclusive: bool) -> str:
+    return ("<" if direction == Direction.LOW else ">") + ("=" if inclusive else "")
+
+
+# Every condition in force on a bed, by (signal, direction), least severe first.
+Levels = dict[tuple[str, Direction], list[Level]]
 
 
 def build_levels(
@@ -90,10 +96,10 @@ def build_levels(
     phase: str | None = None,
     baseline: Mapping[str, float] | None = None,
     overrides: Mapping[str, Any] | None = None,
-) -> dict[tuple[str, str], list[Level]]:
+) -> Levels:
     """Every condition in force, by (signal, direction), least severe first."""
     limits = config.limits_for(phase if phase in PHASES else None, overrides)
-    levels: dict[tuple[str, str], list[Level]] = {}
+    levels: Levels = {}
     for signal, sl in limits.items():
         for direction in DIRECTIONS:
             th = sl.direction(direction)
@@ -116,11 +122,13 @@ def build_levels(
         thr = round(base * (1 + rule.above_pct / 100.0), 1)
         if rule.signal in CONTINUOUS_SIGNALS:
             delay = (
-                rule.delay_s if rule.delay_s is not None else config.delay(rule.signal, "medium")
+                rule.delay_s
+                if rule.delay_s is not None
+                else config.delay(rule.signal, Priority.MEDIUM)
             )
         else:
             delay = 0.0  # cuff values are judged per reading
-        levels.setdefault((rule.signal, "high"), []).append(
+        levels.setdefault((rule.signal, Direction.HIGH), []).append(
             Level(
                 priority=rule.priority,
                 threshold=thr,
@@ -151,7 +159,7 @@ class _Regime:
     since: float
     session_id: int | None
     phase: str | None
-    levels: dict[tuple[str, str], list[Level]]
+    levels: Levels
 
 
 @dataclass
@@ -185,8 +193,8 @@ class _Bed:
     phase: str | None = None
     baseline: dict[str, float] | None = None
     overrides: dict[str, Any] | None = None
-    levels: dict[tuple[str, str], list[Level]] = field(default_factory=dict)
-    tracks: dict[tuple[str, str], _Track] = field(default_factory=dict)
+    levels: Levels = field(default_factory=dict)
+    tracks: dict[tuple[str, Direction], _Track] = field(default_factory=dict)
     last_cuff: float | None = None  # server time of the last cuff reading
     cuff_ref: float | None = None  # server time the stale-cuff phase began
     stale: Alarm | None = None
@@ -197,9 +205,9 @@ class _Bed:
     latest: dict[str, tuple[float, float]] = field(default_factory=dict)
     rate: _Disagreement = field(default_factory=_Disagreement)
     regimes: list[_Regime] = field(default_factory=list)  # oldest first
-    default_levels: dict[tuple[str, str], list[Level]] = field(default_factory=dict)
+    default_levels: Levels = field(default_factory=dict)
 
-    def regime_at(self, ts: float) -> tuple[int | None, dict[tuple[str, str], list[Level]]]:
+    def regime_at(self, ts: float) -> tuple[int | None, Levels]:
         """The session and limits in force at device time ``ts``."""
         rs = self.regimes
         if not rs or ts >= rs[-1].since:
@@ -321,7 +329,7 @@ class AlarmEngine:
         for key in [k for k in self._devices if k[0] == bed_id]:
             del self._devices[key]
 
-    def limits(self, bed_id: str) -> dict[tuple[str, str], list[Level]]:
+    def limits(self, bed_id: str) -> Levels:
         """Conditions in force on a bed (for display and the limits endpoint)."""
         return dict(self._bed(bed_id).levels)
 
@@ -353,8 +361,8 @@ class AlarmEngine:
         alarm_id: str,
         bed_id: str,
         signal: str,
-        kind: str,
-        priority: str,
+        kind: AlarmKind,
+        priority: Priority,
         condition: str,
         started_at: float,
         alerted_at: float,
@@ -362,6 +370,7 @@ class AlarmEngine:
         session_id: int | None,
         value: float | None = None,
         detail: dict[str, object] | None = None,
+        direction: Direction | None = None,
     ) -> Alarm:
         state = next_state(State.PENDING, Event.DELAY_ELAPSED)
         return Alarm(
@@ -372,11 +381,12 @@ class AlarmEngine:
             priority=priority,
             condition=condition,
             started_at=started_at,
-            state=state.value,
+            state=state,
             session_id=session_id,
             device_id=device_id,
             value=value,
             detail={"alerted_at": alerted_at, **(detail or {})},
+            direction=direction,
         )
 
     # --- physiological rules (device time) ---
@@ -474,7 +484,7 @@ class AlarmEngine:
 
     def _weigh(
         self, bed: _Bed, track: _Track, best: Level, ts: float, onset: float
-    ) -> tuple[str, str, str | None]:
+    ) -> tuple[Priority, str, str | None]:
         """Respiration rule: (priority, condition text, reason) of a low-RR condition. The
         impedance RR alone falling keeps its alarm at ``alone_priority``; SpO2 falling, HR
         changing or the condition lasting give it the priority its limits give."""
@@ -484,10 +494,12 @@ class AlarmEngine:
         if "spo2" not in now or "spo2" not in ref:
             return best.priority, best.label, None  # nothing to weigh it by: face value
         reasons: list[str] = []
-        spo2_levels = bed.regime_at(ts)[1].get(("spo2", "low"), [])  # the limits of that time
+        spo2_levels = bed.regime_at(ts)[1].get(
+            ("spo2", Direction.LOW), []
+        )  # the limits of that time
         if ref["spo2"] - now["spo2"] >= rule.spo2_drop:
             reasons.append(f"SpO2 fell {ref['spo2']:g} to {now['spo2']:g}")
-        elif any(lv.beyond("low", now["spo2"]) for lv in spo2_levels):
+        elif any(lv.beyond(Direction.LOW, now["spo2"]) for lv in spo2_levels):
             reasons.append(f"SpO2 {now['spo2']:g}")
         if "rate" in now and "rate" in ref and abs(now["rate"] - ref["rate"]) >= rule.hr_change:
             reasons.append(f"HR {ref['rate']:g} to {now['rate']:g}")
@@ -504,7 +516,7 @@ class AlarmEngine:
         self,
         bed: _Bed,
         signal: str,
-        direction: str,
+        direction: Direction,
         levels: list[Level],
         track: _Track,
         value: float,
@@ -537,13 +549,17 @@ class AlarmEngine:
             met = [lv for lv in levels if lv.beyond(direction, value)]
         best = max(met, key=lambda lv: PRIORITY_RANK[lv.priority]) if met else None
         alarm = track.alarm
-        want: tuple[str, str, str | None] | None = None
+        want: tuple[Priority, str, str | None] | None = None
         if best is not None:
             label = best.label
             if source is not None and source != signal:
                 label = source + label[len(signal) :]  # "pr > 120": the rate judged was the pulse
             want = (best.priority, label, None)
-            if signal == RR_SIGNAL and direction == "low" and self.config.respiration.enabled:
+            if (
+                signal == RR_SIGNAL
+                and direction is Direction.LOW
+                and self.config.respiration.enabled
+            ):
                 onset = alarm.detail.get("onset") if alarm is not None else None
                 if not isinstance(onset, int | float):
                     onset = min(track.onsets.values(), default=ts)
@@ -559,7 +575,6 @@ class AlarmEngine:
             track.state = State.INACTIVE  # the tracker's part is over: an alarm exists now
             track.clear_since = None
             detail: dict[str, object] = {
-                "direction": direction,
                 "onset": track.onsets.get(best.label, ts),
                 "limit": best.label,  # the limit met (condition may add why, or the source)
             }
@@ -567,7 +582,7 @@ class AlarmEngine:
                 detail["source"] = source
             if want[2] is not None:
                 detail["weighed"] = want[2]
-            if signal == RR_SIGNAL and direction == "low" and track.context:
+            if signal == RR_SIGNAL and direction is Direction.LOW and track.context:
                 detail["context"] = dict(track.context)  # kept across a restart (restore)
             alarm = self._new(
                 alarm_id=f"{bed.bed_id}.{signal}.{direction}.{_ms(ts)}",
@@ -582,6 +597,7 @@ class AlarmEngine:
                 session_id=session_id,
                 value=value,
                 detail=detail,
+                direction=direction,
             )
             return self._register(alarm, track, "alarm")
 
@@ -620,7 +636,7 @@ class AlarmEngine:
         track.clear_since = None
         latches = (
             self.config.latch_high
-            and alarm.priority == "high"
+            and alarm.priority is Priority.HIGH
             and alarm.kind == PHYSIOLOGICAL
             and alarm.state == State.ACTIVE
         )
@@ -902,12 +918,12 @@ class AlarmEngine:
                 continue
             alarm = snapshot(stored)
             bed = self._bed(alarm.bed_id)
-            if alarm.kind == PHYSIOLOGICAL:
-                direction = alarm.detail.get("direction")
-                if direction not in DIRECTIONS:
-                    direction = "low" if "<" in alarm.condition else "high"
-                    alarm.detail["direction"] = direction
-                key = (alarm.signal, str(direction))
+            if alarm.kind is PHYSIOLOGICAL:
+                if alarm.direction is None:
+                    # Every physiological alarm is raised with its direction (and stored with
+                    # it): one without cannot be put back on the tracker it belongs to.
+                    raise ValueError(f"alarm {alarm.id}: a physiological alarm needs a direction")
+                key = (alarm.signal, alarm.direction)
                 track = bed.tracks.setdefault(key, _Track())
                 context = alarm.detail.get("context")
                 if isinstance(context, dict):

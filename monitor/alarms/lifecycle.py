@@ -47,16 +47,10 @@ import copy
 from enum import StrEnum
 from typing import Final
 
-from monitor.model import PRIORITY_RANK, Alarm
+from monitor.model import PRIORITY_RANK, Alarm, AlarmState, Priority
 
-
-class State(StrEnum):
-    INACTIVE = "inactive"
-    PENDING = "pending"
-    ACTIVE = "active"
-    ACKNOWLEDGED = "acknowledged"
-    LATCHED = "latched"
-    ENDED = "ended"
+# The states live in monitor.model (``Alarm.state`` is typed by them); the table's name for them.
+State = AlarmState
 
 
 class Event(StrEnum):
@@ -117,11 +111,11 @@ LIVE_STATES: Final = frozenset({S.ACTIVE, S.ACKNOWLEDGED, S.LATCHED})
 UNACKNOWLEDGED_STATES: Final = frozenset({S.ACTIVE, S.LATCHED})
 
 
-def next_state(state: State | str, event: Event) -> State:
+def next_state(state: State, event: Event) -> State:
     """The table lookup; raises LifecycleError for a pair the rules do not allow."""
     try:
-        return TRANSITIONS[(State(state), event)]
-    except (KeyError, ValueError):
+        return TRANSITIONS[(state, event)]
+    except KeyError:
         raise LifecycleError(f"{event.value} is not allowed in state {state}") from None
 
 
@@ -131,7 +125,7 @@ def apply(
     at: float,
     *,
     user: str | None = None,
-    priority: str | None = None,
+    priority: Priority | None = None,
     condition: str | None = None,
     value: float | None = None,
     alerted_at: float | None = None,
@@ -155,7 +149,8 @@ def apply(
             if value is not None:
                 alarm.value = value
         if alarm.acknowledged_at is not None:
-            acks = list(alarm.detail.get("acks", []))  # type: ignore[call-overload]
+            earlier = alarm.detail.get("acks")
+            acks = list(earlier) if isinstance(earlier, list) else []
             acks.append({"at": alarm.acknowledged_at, "by": alarm.acknowledged_by})
             alarm.detail["acks"] = acks
             alarm.acknowledged_at = None
@@ -185,7 +180,7 @@ def apply(
         alarm.audio_paused_until = until
     elif event is E.AUDIO_RESUMED:
         alarm.audio_paused_until = None
-    alarm.state = new.value
+    alarm.state = new
     return alarm
 
 

@@ -25,19 +25,19 @@ from typing import Any
 
 from monitor.alarms.config import PHASES, ClinicConfig, load_config
 from monitor.alarms.engine import PHYSIOLOGICAL, TECHNICAL, AlarmEngine
-from monitor.model import PRIORITY_RANK, Alarm, Reading
+from monitor.model import PRIORITY_RANK, Alarm, AlarmKind, Priority, Reading
 from monitor.recordings import RecordedReading, Row, dropped, expand, load_rows
 
 REPORT_BED = "recording"
 REPORT_DEVICE = "recording"
-PRIORITY_ORDER = ("high", "medium", "low")
+PRIORITY_ORDER = (Priority.HIGH, Priority.MEDIUM, Priority.LOW)
 
 
 @dataclass(frozen=True)
 class ReportedAlarm:
     signal: str
-    kind: str
-    priority: str
+    kind: AlarmKind
+    priority: Priority
     condition: str
     start_s: float
     end_s: float | None
@@ -45,8 +45,8 @@ class ReportedAlarm:
     def as_json(self) -> dict[str, Any]:
         return {
             "signal": self.signal,
-            "kind": self.kind,
-            "priority": self.priority,
+            "kind": self.kind.value,
+            "priority": self.priority.value,
             "condition": self.condition,
             "start_s": self.start_s,
             "end_s": self.end_s,
@@ -93,7 +93,7 @@ def run_engine(
     *,
     phase: str | None = None,
     baseline: Mapping[str, float] | None = None,
-    kind: str = PHYSIOLOGICAL,
+    kind: AlarmKind = PHYSIOLOGICAL,
 ) -> list[ReportedAlarm]:
     """Alarms of ``kind`` the engine raises on a recording (device time = seconds from start)."""
     engine = AlarmEngine(config)
@@ -110,7 +110,7 @@ def run_engine(
             bed_id=REPORT_BED,
         )
         for alarm in engine.on_reading(reading):
-            if alarm.kind == kind:
+            if alarm.kind is kind:
                 final[alarm.id] = alarm
     out = [_to_reported(a) for a in final.values()]
     out.sort(key=lambda a: (a.start_s, a.signal, -PRIORITY_RANK[a.priority]))
@@ -174,7 +174,7 @@ def _counts(alarms: Sequence[ReportedAlarm]) -> dict[str, Any]:
     return {
         "all": len(alarms),
         "by_signal": dict(sorted(Counter(a.signal for a in alarms).items())),
-        "by_priority": {p: sum(1 for a in alarms if a.priority == p) for p in PRIORITY_ORDER},
+        "by_priority": {p.value: sum(1 for a in alarms if a.priority is p) for p in PRIORITY_ORDER},
     }
 
 

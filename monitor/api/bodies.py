@@ -263,12 +263,12 @@ def limits_update_model(config: ClinicConfig) -> type[BaseModel]:
         by_priority = create_model(  # type: ignore[call-overload]
             f"{name}Thresholds",
             __config__=ConfigDict(extra="forbid"),
-            **{p: threshold for p in PRIORITIES},
+            **{p.value: threshold for p in PRIORITIES},
         )
         directions = create_model(  # type: ignore[call-overload]
             f"{name}Override",
             __config__=ConfigDict(extra="forbid"),
-            **{d: (by_priority, Field(default=None)) for d in DIRECTIONS},
+            **{d.value: (by_priority, Field(default=None)) for d in DIRECTIONS},
         )
         signals[signal] = (directions, Field(default=None))
 

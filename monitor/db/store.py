@@ -40,7 +40,7 @@ from monitor.db.schema import (
     sessions,
     users,
 )
-from monitor.model import Alarm, Reading
+from monitor.model import Alarm, AlarmKind, AlarmState, Direction, Priority, Reading
 from monitor.security import new_token, token_hash
 
 
@@ -111,17 +111,26 @@ def _reading_row(r: Reading) -> dict[str, Any]:
     return row
 
 
+def _alarm_detail(a: Alarm) -> dict[str, object] | None:
+    """The row's detail JSON: the alarm's detail with its direction (which has no column)."""
+    if a.direction is None:
+        return a.detail or None
+    return {**a.detail, "direction": a.direction.value}
+
+
 def alarm_from_row(row: Row[Any]) -> Alarm:
     m = row._mapping
+    detail = dict(m["detail"] or {})
+    direction = detail.pop("direction", None)
     return Alarm(
         id=m["id"],
         bed_id=m["bed_id"],
         signal=m["signal"],
-        kind=m["kind"],
-        priority=m["priority"],
+        kind=AlarmKind(m["kind"]),
+        priority=Priority(m["priority"]),
         condition=m["condition"],
         started_at=m["started_at"],
-        state=m["state"],
+        state=AlarmState(m["state"]),
         ended_at=m["ended_at"],
         acknowledged_at=m["acknowledged_at"],
         acknowledged_by=m["acknowledged_by"],
@@ -130,7 +139,8 @@ def alarm_from_row(row: Row[Any]) -> Alarm:
         value=m["value"],
         escalated=bool(m["escalated"]),
         audio_paused_until=m["audio_paused_until"],
-        detail=dict(m["detail"] or {}),
+        detail=detail,
+        direction=Direction(direction) if direction is not None else None,
     )
 
 
@@ -1186,10 +1196,11 @@ class Store:
                 "session_id": a.session_id,
                 "device_id": a.device_id,
                 "signal": a.signal,
-                "kind": a.kind,
-                "priority": a.priority,
+                # The enums' values, not the members: a driver may adapt an enum its own way.
+                "kind": a.kind.value,
+                "priority": a.priority.value,
                 "condition": a.condition,
-                "state": a.state,
+                "state": a.state.value,
                 "started_at": a.started_at,
                 "ended_at": a.ended_at,
                 "acknowledged_at": a.acknowledged_at,
@@ -1197,7 +1208,7 @@ class Store:
                 "escalated": a.escalated,
                 "audio_paused_until": a.audio_paused_until,
                 "value": a.value,
-                "detail": a.detail or None,
+                "detail": _alarm_detail(a),
                 "updated_at": now,
             }
             for a in items

@@ -277,7 +277,8 @@ def parse_hl7_dtm(text: str, *, default_offset: timezone | None = None) -> float
     match = _DTM_RE.match(text)
     if match is None:
         raise ValueError(f"not an HL7 timestamp: {text!r:.40}")
-    dt = hl7.parse_datetime(text)
+    # python-hl7 has no type hints: its parse_datetime returns a datetime, or None for "".
+    dt: datetime | None = hl7.parse_datetime(text)
     if dt is None:
         raise ValueError("empty timestamp")
     if dt.tzinfo is None:

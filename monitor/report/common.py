@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.model import SIGNALS, Alarm, Reading, parse_rfc3339
+from monitor.model import SIGNALS, Alarm, AlarmKind, AlarmState, Priority, Reading, parse_rfc3339
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +62,8 @@ def normalise_readings(readings: Iterable[Mapping[str, Any] | Reading]) -> list[
 
 
 def normalise_alarm(alarm: Alarm | Mapping[str, Any]) -> Alarm:
+    """An alarm as stored, or as the API shows it (``GET /api/alarms``); raises ValueError
+    when its kind, priority or state is not one of Vigil's."""
     if isinstance(alarm, Alarm):
         return alarm
     started = epoch(alarm.get("started_at"))
@@ -69,11 +71,11 @@ def normalise_alarm(alarm: Alarm | Mapping[str, Any]) -> Alarm:
         id=str(alarm.get("id", "")),
         bed_id=str(alarm.get("bed", alarm.get("bed_id", ""))),
         signal=str(alarm.get("signal", "")),
-        kind=str(alarm.get("kind", "")),
-        priority=str(alarm.get("priority", "")),
+        kind=AlarmKind(str(alarm.get("kind", ""))),
+        priority=Priority(str(alarm.get("priority", ""))),
         condition=str(alarm.get("condition", "")),
         started_at=started if started is not None else 0.0,
-        state=str(alarm.get("state", "")),
+        state=AlarmState(str(alarm.get("state", ""))),
         ended_at=epoch(alarm.get("ended_at")),
         acknowledged_at=epoch(alarm.get("acknowledged_at")),
         acknowledged_by=alarm.get("acknowledged_by"),

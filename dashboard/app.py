@@ -23,19 +23,18 @@ from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 from websockets.exceptions import InvalidHandshake
 
-from dashboard import bed_callbacks, bedpage, course, figures, layout, rems
+from dashboard import bed_callbacks, bedpage, course, figures, layout, rems, widgets, words
 from dashboard.client import MonitorClient, MonitorError, event_key
 from dashboard.constants import constants_json
 from dashboard.security import SecurityHeaders
 from dashboard.sessions import COOKIE, Session, Sessions, tag
 from dashboard.settings import PanelSettings
+from dashboard.widgets import HIDDEN, SHOWN
 from monitor.alarms.config import load_config
 from monitor.model import Phase, to_rfc3339
 
 log = logging.getLogger("vigil.panel")
 ASSETS = Path(__file__).parent / "assets"
-HIDDEN: dict[str, str] = {"display": "none"}
-SHOWN: dict[str, str] = {}
 RECENT_WINDOW_S = 30 * 60
 # The relay's kinds and the monitor pages they fetch (the printable REMS form among them).
 REPORT_PATH = {
@@ -106,7 +105,7 @@ def create_app(settings: PanelSettings | None = None) -> Dash:
             html.Div(
                 id="vigil-config",
                 hidden=True,
-                **bedpage.attrs({"data-feed-path": FEED_PATH, "data-constants": constants}),
+                **widgets.attrs({"data-feed-path": FEED_PATH, "data-constants": constants}),
             ),
             html.Div(id="page"),
         ],
@@ -360,7 +359,7 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
             return no_update
         return layout.ward_tiles(beds)
 
-    ev_outputs = [Output(f"ev-{t}", "style") for t in layout.EVENT_TYPES]
+    ev_outputs = [Output(f"ev-{t}", "style") for t in words.EVENT_TYPES]
 
     @app.callback(
         Output("session-info", "children"),
@@ -421,7 +420,7 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
         if not n or not token or not isinstance(bed_ctx, dict):
             return no_update, no_update
         if not label or not str(label).strip():
-            return bedpage.message("Enter a patient label.", error=True), no_update
+            return widgets.message("Enter a patient label.", error=True), no_update
         body: dict[str, Any] = {"bed": bed_ctx["bed"], "patient_label": str(label).strip()}
         if patient_id and str(patient_id).strip():
             body["patient_id"] = str(patient_id).strip()
@@ -435,13 +434,13 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
         try:
             session = await monitor.post("/api/sessions", token, body)
         except MonitorError as exc:
-            return bedpage.message(_error_text(exc), error=True), no_update
-        return bedpage.message(f"Admitted {session.get('patient_label')}."), time.time()
+            return widgets.message(_error_text(exc), error=True), no_update
+        return widgets.message(f"Admitted {session.get('patient_label')}."), time.time()
 
     @app.callback(
         Output("session-message", "children", allow_duplicate=True),
         Output("bed-refresh", "data", allow_duplicate=True),
-        *[Input(f"ev-{t}", "n_clicks") for t in layout.EVENT_TYPES],
+        *[Input(f"ev-{t}", "n_clicks") for t in words.EVENT_TYPES],
         State("bed-session", "data"),
         State("auth", "data"),
         prevent_initial_call=True,
@@ -453,7 +452,7 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
         if not token or not isinstance(trigger, str) or not isinstance(bed_session, dict):
             return no_update, no_update
         clicks = (
-            args[layout.EVENT_TYPES.index(trigger[3:])] if trigger[3:] in layout.EVENT_TYPES else 0
+            args[words.EVENT_TYPES.index(trigger[3:])] if trigger[3:] in words.EVENT_TYPES else 0
         )
         if not clicks or not bed_session.get("id"):
             return no_update, no_update
@@ -467,8 +466,8 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
                 idempotency_key=event_key(bed_session, body),
             )
         except MonitorError as exc:
-            return bedpage.message(_error_text(exc), error=True), time.time()
-        return bedpage.message(f"{layout.EVENT_LABELS[kind]}: recorded."), time.time()
+            return widgets.message(_error_text(exc), error=True), time.time()
+        return widgets.message(f"{words.EVENT_LABELS[kind]}: recorded."), time.time()
 
     @app.callback(
         Output("session-message", "children", allow_duplicate=True),
@@ -505,10 +504,10 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
         try:
             data = layout.observation_data(moaas, cadss6, side_effect, medication, note)
         except (TypeError, ValueError):
-            return bedpage.message("Scores must be whole numbers.", error=True), no_update, *keep
+            return widgets.message("Scores must be whole numbers.", error=True), no_update, *keep
         if not data:
             return (
-                bedpage.message("Nothing to record: fill in at least one field.", error=True),
+                widgets.message("Nothing to record: fill in at least one field.", error=True),
                 no_update,
                 *keep,
             )
@@ -521,8 +520,8 @@ def _register_callbacks(app: Dash, monitor: MonitorClient, sessions: Sessions) -
                 idempotency_key=event_key(bed_session, body),
             )
         except MonitorError as exc:
-            return bedpage.message(_error_text(exc), error=True), no_update, *keep
-        return bedpage.message("Observation recorded."), time.time(), None, None, None, "", ""
+            return widgets.message(_error_text(exc), error=True), no_update, *keep
+        return widgets.message("Observation recorded."), time.time(), None, None, None, "", ""
 
     # The protocol side of the bed page and the limits form (dashboard/bed_callbacks.py).
     bed_callbacks.register(app, monitor, _session)
@@ -597,7 +596,7 @@ async def _load_bed(
         live=is_open,
         x_span=span,
     )
-    ev_styles = [SHOWN if t in allowed else HIDDEN for t in layout.EVENT_TYPES]
+    ev_styles = [SHOWN if t in allowed else HIDDEN for t in words.EVENT_TYPES]
     return [
         bedpage.session_info(session, bed_id, tz_min),
         HIDDEN if is_open else SHOWN,

@@ -10,15 +10,15 @@ from typing import Any
 
 from dash import ALL, Dash, Input, Output, State, html, no_update
 
-from dashboard import bedpage, layout
-from dashboard.bedpage import HIDDEN, OVERRIDE_ROLES, SHOWN, message, tz_offset
+from dashboard import bedpage, layout, words
 from dashboard.client import MonitorClient, MonitorError, event_key
 from dashboard.sessions import Session
+from dashboard.widgets import HIDDEN, OVERRIDE_ROLES, SHOWN, message, tz_offset
 from monitor.model import Phase
 
 Who = Callable[[Any], Awaitable[Session | None]]
 # The phase buttons' words without a protocol (the plain session timer).
-TIMER_WORDS = (layout.EVENT_LABELS["infusion_start"], layout.EVENT_LABELS["infusion_stop"])
+TIMER_WORDS = (words.EVENT_LABELS["infusion_start"], words.EVENT_LABELS["infusion_stop"])
 PROTOCOL_PARTS = (
     "protocol-panel",
     "checklist-section",
@@ -162,8 +162,8 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
             bedpage.dose_list(session, protocol, tz_min),
             data,
             # "Dosing starts" is infusion_start for every protocol (docs/protocols.md).
-            "Start dosing",
-            "End dosing",
+            words.PROTOCOL_EVENT_LABELS["infusion_start"],
+            words.PROTOCOL_EVENT_LABELS["infusion_stop"],
         ]
 
     @app.callback(

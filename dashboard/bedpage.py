@@ -3,7 +3,7 @@
 What the nurse runs a session by (docs/protocols.md): the protocol's pre-dose checklist, the
 administration record, the timed checkpoints with what satisfied each, and the discharge
 gate with what blocks it. The monitor computes every status; this module only words and
-draws them. No I/O and no clock reads: ``now`` and the browser's UTC offset are arguments.
+draws them, with the words of dashboard/words.py. No I/O and no clock reads: ``now`` and the browser's UTC offset are arguments.
 
 Plain words (docs/panel.md): local clock times ("14:06"), signal names with units, whole
 numbers where whole numbers are meant, and never a config key or an RFC 3339 stamp on screen.
@@ -11,25 +11,48 @@ numbers where whole numbers are meant, and never a config key or an RFC 3339 sta
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from dash import dcc, html
 
-from monitor.model import Direction, Priority, Role, parse_rfc3339
+from dashboard.widgets import (
+    HIDDEN,
+    NO_AUTOCOMPLETE,
+    SHOWN,
+    attrs,
+    dom_id,
+    number_field,
+    override_reason,
+)
+from dashboard.words import (
+    ANCHOR_WORDS,
+    BLOCKED_WORDS,
+    CHECKLIST_INCOMPLETE,
+    CHECKPOINT_KINDS,
+    DEVICE_INTERVAL,
+    DIRECTION_WORDS,
+    DISCHARGE_BLOCKED,
+    EVENT_WORDS,
+    LOGIN_EXPIRED,
+    NOT_ACCEPTED,
+    PHASE_WORDS,
+    PRIORITY_WORDS,
+    REFUSAL_WORDS,
+    REFUSED,
+    ROUTE_WORDS,
+    STATUS_WORDS,
+    UNREACHABLE,
+    infusion_text,
+    record_text,
+)
+from monitor.model import Direction, Priority, parse_rfc3339
 from monitor.protocol_model import Status
 
-HIDDEN: Final[dict[str, str]] = {"display": "none"}
-SHOWN: Final[dict[str, str]] = {}
-OVERRIDE_ROLES: Final[frozenset[Role]] = frozenset({Role.CHARGE, Role.ADMIN})
 # The protocol panel's countdowns and statuses are redrawn this often (the monitor's own
 # overdue alarm does not wait for it: it comes through the feed).
 TICK_MS: Final = 10_000
-# dcc.Input writes autocomplete="off" unless told otherwise, which axe-core finds invalid on a
-# number field (a serious violation); an empty value leaves the browser's default.
-NO_AUTOCOMPLETE: Final = ""
 
 SIGNAL_NAMES: Final[Mapping[str, str]] = {
     "hr": "Heart rate",
@@ -50,13 +73,6 @@ SIGNAL_UNITS: Final[Mapping[str, str]] = {
     "map": "mmHg",
 }
 LIMIT_SIGNALS: Final[tuple[str, ...]] = ("spo2", "hr", "rr", "sbp", "dbp", "map")
-
-
-PRIORITY_WORDS: Final[Mapping[Priority, str]] = {
-    Priority.HIGH: "High priority",
-    Priority.MEDIUM: "Medium priority",
-    Priority.LOW: "Low priority",
-}
 # The limits table's columns, outermost first on each side: (direction, priority).
 LIMIT_COLUMNS: Final[tuple[tuple[Direction, Priority], ...]] = (
     (Direction.LOW, Priority.HIGH),
@@ -64,112 +80,6 @@ LIMIT_COLUMNS: Final[tuple[tuple[Direction, Priority], ...]] = (
     (Direction.HIGH, Priority.MEDIUM),
     (Direction.HIGH, Priority.HIGH),
 )
-# A checkpoint's status as the monitor's protocol model names it (the session view's JSON).
-STATUS_WORDS: Final[Mapping[str, str]] = {
-    Status.UPCOMING: "Upcoming",
-    Status.DUE: "Due now",
-    Status.DONE: "Done",
-    Status.OVERDUE: "Overdue",
-}
-CHECKPOINT_KINDS: Final[Mapping[str, str]] = {
-    "bp": "Cuff BP",
-    "moaas": "MOAA/S (sedation)",
-    "cadss": "CADSS (dissociation)",
-}
-ANCHOR_WORDS: Final[Mapping[str, str]] = {
-    "admission": "admission",
-    "infusion_start": "dosing starts",
-    "infusion_stop": "dosing ends",
-    "discharge_request": "discharge is asked for",
-}
-BLOCKED_WORDS: Final[Mapping[str, str]] = {
-    "too_soon": "too soon after dosing",
-    "bp_missing": "no cuff BP since dosing",
-    "bp_out_of_range": "the last cuff BP is outside the discharge range",
-    "spo2_missing": "no SpO\u2082 since dosing",
-    "spo2_low": "SpO\u2082 too low",
-    "hr_missing": "no heart rate since dosing",
-    "hr_out_of_range": "heart rate outside the discharge range",
-    "moaas_missing": "no MOAA/S score since dosing",
-    "moaas_low": "MOAA/S below 5 (not fully alert)",
-    "escort_unconfirmed": "escort not confirmed",
-}
-EVENT_WORDS: Final[Mapping[str, str]] = {
-    "infusion_start": "Dosing started",
-    "infusion_pause": "Dosing paused",
-    "infusion_resume": "Dosing resumed",
-    "infusion_stop": "Dosing ended",
-    "end": "Session ended",
-    "observation": "Observation",
-    "checklist": "Checklist",
-    "dose": "Dose",
-    "discharge_request": "Discharge asked for",
-}
-PHASE_WORDS: Final[Mapping[str, str]] = {
-    "baseline": "baseline",
-    "infusion": "dosing",
-    "recovery": "recovery",
-    "ended": "ended",
-}
-ROUTE_WORDS: Final[Mapping[str, str]] = {"iv": "intravenous", "intranasal": "intranasal"}
-# A stored event in the "record needs attention" line (dashboard/assets/vigil-1-fmt.js's
-# recordText says the same on the ward's tile).
-RECORD_EVENT_WORDS: Final[Mapping[str, str]] = {
-    "infusion_start": "an infusion start",
-    "infusion_pause": "an infusion pause",
-    "infusion_resume": "an infusion resume",
-    "infusion_stop": "an infusion stop",
-    "end": "an end of session",
-    "observation": "an observation",
-    "checklist": "a checklist entry",
-    "discharge_request": "a discharge request",
-    "dose": "a dose",
-}
-
-
-def attrs(values: Mapping[str, str]) -> dict[str, Any]:
-    """data-* and aria-* attributes for a Dash component (they can only go as keywords)."""
-    return dict(values)
-
-
-def message(text: str, *, error: bool = False) -> html.Div:
-    """A command's outcome under its form; ``data-error`` tells the tests and the styles which."""
-    return html.Div(
-        text, className="error" if error else "ok", **attrs({"data-error": str(error).lower()})
-    )
-
-
-def tz_offset(tz: Any) -> int:
-    """The browser's offset in minutes from its store; 0 (UTC) before the browser reports it."""
-    return int(tz) if isinstance(tz, int | float) else 0
-
-
-def number_field(label: str, input_id: str, **bounds: Any) -> list[Any]:
-    """A form's label and its number box (``min``/``max``/``step`` as given), autocomplete left
-    to the browser (see NO_AUTOCOMPLETE)."""
-    return [
-        html.Label(label, htmlFor=input_id),
-        dcc.Input(id=input_id, type="number", autoComplete=NO_AUTOCOMPLETE, **bounds),
-    ]
-
-
-def override_reason(
-    fields_id: str, input_id: str, label: str = "Override reason (charge nurse or admin)"
-) -> html.Div:
-    """The reason box an override needs, hidden until the callbacks show it to OVERRIDE_ROLES."""
-    return html.Div(
-        id=fields_id,
-        style=HIDDEN,
-        children=[
-            html.Label(label, htmlFor=input_id),
-            dcc.Input(id=input_id, type="text", maxLength=1000),
-        ],
-    )
-
-
-def dom_id(ident: Mapping[str, str]) -> str:
-    """The DOM id Dash gives a pattern-matching id (keys sorted, compact JSON), for labels."""
-    return json.dumps(dict(ident), sort_keys=True, separators=(",", ":"))
 
 
 # --- words ---------------------------------------------------------------------------------
@@ -244,9 +154,9 @@ def refusal_text(
     """A refusal of the monitor in a sentence a nurse can act on (codes: docs/api.md)."""
     labels = labels or {}
     if status == 0:
-        return "The monitor cannot be reached."
+        return UNREACHABLE
     if status == 401:
-        return "Your login has expired: log in again."
+        return LOGIN_EXPIRED
     if code == "checklist_incomplete":
         ids = [str(m) for m in info.get("missing") or []]
         if ids and all(i in labels for i in ids):
@@ -257,62 +167,30 @@ def refusal_text(
             )
         else:
             tail = "."
-        return "Dosing cannot start: the pre-dose checklist is not complete" + tail
-    if code == "predose_bp_missing":
-        return "Dosing cannot start: take a cuff blood pressure first."
-    if code == "predose_bp_high":
-        return (
-            "Dosing cannot start: the last cuff blood pressure is at or above the protocol's "
-            "threshold. The prescriber must decide: give the prescriber's name and a reason."
-        )
+        return CHECKLIST_INCOMPLETE + tail
+    if code in ("predose_bp_missing", "predose_bp_high"):
+        return REFUSAL_WORDS[code]
     if code == "discharge_blocked":
         why = blocked_text(info.get("blocked_by") or [], info.get("eligible_at"), tz_offset_min)
-        return f"The patient cannot be discharged yet: {why or 'criteria not met'}."
+        return DISCHARGE_BLOCKED.format(why=why or "criteria not met")
+    # Before the codes below, as it always was: a 403 of any code reads as the role's refusal.
     if code == "override_forbidden" or status == 403:
-        return "Only a charge nurse or an admin may do this."
+        return REFUSAL_WORDS["override_forbidden"]
     if code == "device_interval":
         when = clock(info.get("next_at"), tz_offset_min)
-        return "Too soon for the next device" + (f": wait until {when}." if when else ".")
-    if code == "devices_exceeded":
-        return "Every device of this dose has been given."
-    if code == "dose_outside_infusion":
-        return "A dose can be recorded only while dosing runs: press Start dosing first."
-    if code == "session_ended":
-        return "This session has ended."
-    if code == "event_not_allowed":
-        return "That step is not possible in this phase of the session."
-    if code == "duplicate_event":
-        return "That was recorded moments ago; it is kept once, not twice."
-    if code == "record_needs_attention":
-        return (
-            "This session's record holds a step that does not fit the steps before it. "
-            "Ask a charge nurse or an admin to check the record before recording more."
-        )
+        return DEVICE_INTERVAL + (f": wait until {when}." if when else ".")
+    if code is not None and code in REFUSAL_WORDS:
+        return REFUSAL_WORDS[code]
     if status == 422:
-        return f"The monitor did not accept this: {message}"
-    return f"The monitor refused: {message}"
+        return NOT_ACCEPTED.format(message=message)
+    return REFUSED.format(message=message)
 
 
 # --- session summary -------------------------------------------------------------------------
 
 
-def record_text(problem: Mapping[str, Any] | None) -> str:
-    """The session's ``record_problem`` (its stored history holds an event that does not fit)
-    in a nurse's words, and whom to ask; "" when the record is fine."""
-    if not problem:
-        return ""
-    what = RECORD_EVENT_WORDS.get(
-        str(problem.get("type")), "an event of a kind this monitor does not know"
-    )
-    event_id = problem.get("event_id")
-    which = f" (event {event_id})" if isinstance(event_id, int) else ""
-    return f"Record needs attention: {what} that does not fit{which}. Ask an administrator."
-
-
 def session_info(session: Mapping[str, Any] | None, bed_id: str, tz_offset_min: int) -> html.Div:
     """Who is in the chair and since when, in plain words."""
-    from dashboard.layout import infusion_text
-
     if not session:
         return html.Div([html.H2(f"{bed_id}: no patient")], **attrs({"data-phase": "none"}))
     phase = str(session.get("phase"))
@@ -456,7 +334,7 @@ def limits_table(doc: Any, editable: bool) -> html.Div:
         + [
             html.Th(
                 [
-                    html.Span("Low" if direction is Direction.LOW else "High"),
+                    html.Span(DIRECTION_WORDS[direction]),
                     html.Br(),
                     html.Span(PRIORITY_WORDS[p], className=f"prio-word prio-{p.value}"),
                 ],

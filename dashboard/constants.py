@@ -1,7 +1,8 @@
 """The numbers the browser's renderer needs, from one place, handed to the page once as JSON.
 
 The tile painter (assets/vigil-3-paint.js) and the sound (assets/vigil-4-sound.js) copy no
-threshold of their own: stale ages come from the clinic config (the same file the monitor
+threshold, code or word of their own: words come from dashboard/words.py, codes from the
+monitor's enums, stale ages come from the clinic config (the same file the monitor
 reads, VIGIL_CLINIC_CONFIG), priority ranks from monitor.model, the trend's trace order from
 dashboard.figures. The page reads them from ``#vigil-config[data-constants]``.
 """
@@ -13,9 +14,10 @@ from typing import Any, Final
 
 import orjson
 
-from dashboard import figures
+from dashboard import figures, words
 from monitor.alarms.config import DIRECTIONS, ClinicConfig
-from monitor.model import PRIORITY_RANK, Priority
+from monitor.alarms.lifecycle import State
+from monitor.model import PRIORITY_RANK, Phase, Priority
 from monitor.protocols import Route
 
 CONTINUOUS: Final[tuple[str, ...]] = ("hr", "pr", "spo2", "rr")
@@ -52,10 +54,21 @@ def course_nouns(config: ClinicConfig) -> dict[str, str]:
     """What a tile counts a protocol's sessions in: an intranasal (esketamine) course is
     "Session 3 of 8", an infusion course "Infusion 3 of 6" (docs/course.md)."""
     return {
-        pid: "Session"
+        pid: words.COURSE_NOUN_INTRANASAL
         if p.dosing is not None and p.dosing.route is Route.INTRANASAL
-        else "Infusion"
+        else words.COURSE_NOUN_INFUSION
         for pid, p in config.protocols.items()
+    }
+
+
+def codes() -> dict[str, dict[str, str]]:
+    """The monitor's codes by their enum names (``codes.phase.ENDED``): the browser compares
+    a session's phase or an alarm's priority with these, never with a word of its own."""
+    return {
+        "phase": {m.name: m.value for m in Phase},
+        "priority": {m.name: m.value for m in Priority},
+        "alarm_state": {m.name: m.value for m in State},
+        "direction": {d.name: d.value for d in DIRECTIONS},
     }
 
 
@@ -77,6 +90,10 @@ def page_constants(config: ClinicConfig) -> dict[str, Any]:
         "audio_pause_s": config.audio_pause_s,
         "feed_silence_s": FEED_SILENCE_S,
         "course_noun": course_nouns(config),
+        "codes": codes(),
+        # Every phase, priority, check and record word a tile or the alarm list shows
+        # (dashboard/words.py): the scripts keep no copy.
+        "words": words.browser_words(),
     }
 
 

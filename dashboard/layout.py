@@ -13,22 +13,10 @@ from typing import Any, Final
 from dash import dcc, html
 
 from dashboard import bedpage, rems
+from dashboard.widgets import attrs, number_field
+from dashboard.words import EVENT_LABELS, EVENT_TYPES
+from monitor.model import Phase
 
-EVENT_TYPES: Final[tuple[str, ...]] = (
-    "infusion_start",
-    "infusion_pause",
-    "infusion_resume",
-    "infusion_stop",
-    "end",
-)
-EVENT_LABELS: Final[Mapping[str, str]] = {
-    "infusion_start": "Start infusion",
-    "infusion_pause": "Pause infusion",
-    "infusion_resume": "Resume infusion",
-    "infusion_stop": "Stop infusion",
-    "end": "End session",
-    "observation": "Observation",
-}
 SIDE_EFFECTS: Final[tuple[str, ...]] = (
     "nausea",
     "vomiting",
@@ -50,42 +38,6 @@ MOAAS_LABELS: Final[Mapping[int, str]] = {
 }
 
 
-# --- formatting ---------------------------------------------------------------------------
-
-
-def fmt_clock(seconds: float | None) -> str:
-    """23:41 below an hour, 1:02:03 above; what a nurse reads off an infusion pump."""
-    if seconds is None:
-        return "--:--"
-    s = max(0, int(seconds))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
-
-
-def infusion_text(session: Mapping[str, Any] | None) -> str:
-    """'Infusion 23:41 / 40:00' (the JS ticks it every second from the same fields)."""
-    if not session:
-        return "No patient"
-    phase = str(session.get("phase") or "")
-    if phase == "baseline":
-        return "Baseline"
-    if phase == "recovery":
-        return f"Recovery (infused {fmt_clock(session.get('infusion_elapsed_s'))})"
-    if phase == "ended":
-        return "Session ended"
-    if phase == "infusion":
-        elapsed = fmt_clock(session.get("infusion_elapsed_s"))
-        planned = session.get("infusion_planned_s")
-        text = f"Infusion {elapsed}"
-        if planned:
-            text += f" / {fmt_clock(planned)}"
-        if not session.get("infusion_running", True):
-            text += " (paused)"
-        return text
-    return phase.capitalize() or "No patient"
-
-
 # --- tiles --------------------------------------------------------------------------------
 
 
@@ -103,7 +55,7 @@ def tile(
     return html.Div(
         id=f"tile-{bed_id}",
         className="tile tile-big" if big else "tile",
-        **bedpage.attrs(
+        **attrs(
             {"data-bed": bed_id, "data-feed": "up" if feed_up else "down", "data-alarm": "none"}
         ),
         children=[
@@ -143,20 +95,20 @@ def header(username: str | None, role: str | None) -> html.Header:
                 "Connecting to the monitor\u2026",
                 id="feed-status",
                 className="feed-status",
-                **bedpage.attrs({"data-feed": "down"}),
+                **attrs({"data-feed": "down"}),
             ),
             html.Button(
                 "Sound OFF \u2013 click to enable",
                 id="sound-toggle",
                 className="sound-toggle",
-                **bedpage.attrs({"data-sound": "off", "aria-pressed": "false"}),
+                **attrs({"data-sound": "off", "aria-pressed": "false"}),
             ),
             html.Button(
                 "Alarms first: off",
                 id="order-toggle",
                 className="order-toggle",
                 title="Put beds with an alarm or an overdue check first",
-                **bedpage.attrs({"data-order": "bed", "aria-pressed": "false"}),
+                **attrs({"data-order": "bed", "aria-pressed": "false"}),
             ),
             html.Span(f"{username or ''} ({role or ''})", id="whoami", className="whoami"),
             html.Button("Log out", id="logout", className="logout", n_clicks=0),
@@ -166,7 +118,7 @@ def header(username: str | None, role: str | None) -> html.Header:
                 id="announce",
                 className="sr-only",
                 role="status",
-                **bedpage.attrs({"aria-live": "polite", "aria-atomic": "true"}),
+                **attrs({"aria-live": "polite", "aria-atomic": "true"}),
             ),
         ],
     )
@@ -213,7 +165,7 @@ def overview_layout(beds: Sequence[Mapping[str, Any]], now: float | None = None)
             html.Div(id="ward", className="ward", children=ward_tiles(beds, now)),
             html.Aside(
                 className="alarm-side",
-                **bedpage.attrs({"aria-label": "Active alarms"}),
+                **attrs({"aria-label": "Active alarms"}),
                 children=[
                     html.H2("Active alarms", className="alarm-side-title"),
                     html.Div(id="alarm-list", className="alarm-list"),
@@ -256,7 +208,7 @@ def bed_page_layout(bed: Mapping[str, Any], now: float, session_id: int | None) 
     return html.Div(
         id="bed-page",
         className="bed-page",
-        **bedpage.attrs({"data-bed": bed_id}),
+        **attrs({"data-bed": bed_id}),
         children=[
             dcc.Store(id="bed-ctx", data={"bed": bed_id, "session": session_id}),
             dcc.Store(id="bed-refresh", data=0),
@@ -283,7 +235,7 @@ def bed_page_layout(bed: Mapping[str, Any], now: float, session_id: int | None) 
             html.Div(
                 id="trend-wrap",
                 className="trend-wrap",
-                **bedpage.attrs({"data-bed": bed_id}),
+                **attrs({"data-bed": bed_id}),
                 children=[
                     dcc.Graph(
                         id="trend",
@@ -342,11 +294,9 @@ def _admit_form() -> html.Div:
             # the label (docs/course.md).
             html.Label("Patient ID (MRN)", htmlFor="admit-patient-id"),
             dcc.Input(id="admit-patient-id", type="text", placeholder="the clinic's MRN or code"),
-            *bedpage.number_field("Age", "admit-age", min=0, max=130, step=1),
-            *bedpage.number_field("Baseline HR (optional)", "admit-baseline-hr", min=20, max=250),
-            *bedpage.number_field(
-                "Baseline systolic (optional)", "admit-baseline-sbp", min=40, max=300
-            ),
+            *number_field("Age", "admit-age", min=0, max=130, step=1),
+            *number_field("Baseline HR (optional)", "admit-baseline-hr", min=20, max=250),
+            *number_field("Baseline systolic (optional)", "admit-baseline-sbp", min=40, max=300),
             html.Div("Protocol", className="label", id="admit-protocol-label"),
             dcc.RadioItems(id="admit-protocol", className="admit-protocol"),
             html.Button("Admit", id="admit-submit", n_clicks=0),
@@ -384,7 +334,7 @@ def _observation_form() -> html.Div:
                 options=[{"label": v, "value": k} for k, v in MOAAS_LABELS.items()],
                 placeholder="sedation score",
             ),
-            *bedpage.number_field("CADSS-6 (0\u201324)", "obs-cadss6", min=0, max=24, step=1),
+            *number_field("CADSS-6 (0\u201324)", "obs-cadss6", min=0, max=24, step=1),
             html.Label("Side effect", htmlFor="obs-side-effect"),
             dcc.Dropdown(
                 id="obs-side-effect",
@@ -423,12 +373,12 @@ def allowed_events(session: Mapping[str, Any] | None) -> set[str]:
     if not session:
         return set()
     phase = session.get("phase")
-    if phase == "baseline":
+    if phase == Phase.BASELINE:
         return {"infusion_start", "end"}
-    if phase == "infusion":
+    if phase == Phase.INFUSION:
         pause_or_resume = "infusion_pause" if session.get("infusion_running") else "infusion_resume"
         return {pause_or_resume, "infusion_stop"}
-    if phase == "recovery":
+    if phase == Phase.RECOVERY:
         return {"end"}
     return set()
 
@@ -442,7 +392,7 @@ def report_links(session_id: int | None) -> list[Any]:
             label,
             id=f"report-{kind}",
             className="report-button",
-            **bedpage.attrs({"data-session": str(session_id), "data-kind": kind}),
+            **attrs({"data-session": str(session_id), "data-kind": kind}),
         )
         for kind, label in (("html", "Session report"), ("csv", "CSV"), ("fhir", "FHIR R4"))
     ]

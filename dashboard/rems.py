@@ -20,9 +20,18 @@ from typing import Any, Final
 from dash import Dash, Input, Output, State, dcc, html, no_update
 
 from dashboard import bedpage
-from dashboard.bedpage import HIDDEN, OVERRIDE_ROLES, SHOWN, attrs, message, tz_offset
 from dashboard.client import MonitorClient, MonitorError
 from dashboard.sessions import Session
+from dashboard.widgets import (
+    HIDDEN,
+    OVERRIDE_ROLES,
+    SHOWN,
+    attrs,
+    message,
+    override_reason,
+    tz_offset,
+)
+from dashboard.words import REFUSAL_WORDS, REMS_INCOMPLETE, REMS_SIGN_FORBIDDEN
 
 PATH: Final = "/rems"
 WARD_REFRESH_MS: Final = 60_000
@@ -48,12 +57,6 @@ MEDICATION_WORDS: Final[Mapping[str, str]] = {
     "non_benzodiazepine_sedative_hypnotics": "non-benzodiazepine sedative-hypnotics",
     "psychostimulants": "psychostimulants",
     "maois": "MAOIs",
-}
-REFUSAL_WORDS: Final[Mapping[str, str]] = {
-    "rems_signed": "This REMS record is signed already.",
-    "rems_not_signed": "Sign the REMS record before marking it filed.",
-    "rems_filed": "This REMS record is marked filed already.",
-    "rems_not_required": "This session's protocol needs no REMS record.",
 }
 
 
@@ -91,13 +94,9 @@ def refusal_text(exc: MonitorError, tz_offset_min: int = 0) -> str:
     """A refusal of a REMS command in a sentence (codes: docs/course.md)."""
     if exc.code == "rems_incomplete":
         what = "; ".join(missing_words(exc.info.get("missing") or []))
-        return (
-            "The REMS record cannot be signed yet: still missing "
-            + (what or "some fields")
-            + ". A charge nurse or an admin may sign it with a reason."
-        )
+        return REMS_INCOMPLETE.format(what=what or "some fields")
     if exc.status == 403:
-        return "Only a charge nurse or an admin may sign an incomplete REMS record."
+        return REMS_SIGN_FORBIDDEN
     if exc.code in REFUSAL_WORDS:
         return REFUSAL_WORDS[str(exc.code)]
     return bedpage.refusal_text(exc.status, exc.code, exc.info, exc.detail, tz_offset_min)
@@ -182,7 +181,7 @@ def section() -> html.Section:
             html.Ul(id="rems-missing", className="rems-missing"),
             html.Ul(id="rems-signoff", className="rems-signoff"),
             html.Div(id="rems-print-wrap", className="report-links"),
-            bedpage.override_reason(
+            override_reason(
                 "rems-reason-fields",
                 "rems-reason",
                 "Reason to sign it incomplete (charge nurse or admin)",

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dashboard import bedpage
+from dashboard import bedpage, words
 from monitor.model import parse_rfc3339, to_rfc3339
 from tests.factories import T0
 
@@ -213,5 +213,5 @@ def test_a_session_whose_record_needs_attention_says_so_in_the_header() -> None:
     assert "infusion_start" not in shown and "2026-" not in shown
     fine = text(bedpage.session_info({**session, "record_problem": None}, "chair-3", 0))
     assert "Record needs attention" not in fine
-    unknown = bedpage.record_text({"event_id": 3, "type": "teleport", "at": None})
+    unknown = words.record_text({"event_id": 3, "type": "teleport", "at": None})
     assert unknown.startswith("Record needs attention: an event of a kind")

@@ -6,7 +6,7 @@ from typing import Any
 
 from dash import html
 
-from dashboard import bedpage, layout
+from dashboard import bedpage, layout, words
 from dashboard.settings import PanelSettings, parse_settings
 from monitor.model import to_rfc3339
 from tests.factories import T0
@@ -119,10 +119,10 @@ def test_infusion_timer_text() -> None:
         "infusion_planned_s": 2400,
         "infusion_running": True,
     }
-    assert layout.infusion_text(session) == "Infusion 23:41 / 40:00"
-    assert layout.infusion_text({**session, "infusion_running": False}).endswith("(paused)")
-    assert layout.infusion_text({"phase": "baseline"}) == "Baseline"
-    assert layout.infusion_text(None) == "No patient"
+    assert words.infusion_text(session) == "Infusion 23:41 / 40:00"
+    assert words.infusion_text({**session, "infusion_running": False}).endswith("(paused)")
+    assert words.infusion_text({"phase": "baseline"}) == "Baseline"
+    assert words.infusion_text(None) == "No patient"
 
 
 def test_phase_buttons_offered_follow_the_phase() -> None:

@@ -4,7 +4,9 @@
  * Constants come from the page (#vigil-config[data-constants], written once by
  * dashboard/constants.py from the clinic config): no threshold is copied here.
  * Formatters turn the monitor's data into plain words: "14:06", "3 min ago",
- * "SpO\u2082 below 90 %: medium", integers, never a config key or an ISO stamp.
+ * "SpO\u2082 below 90 %: medium", integers, never a config key or an ISO stamp. The words
+ * for phases, priorities, checks and the record line come from the page too
+ * (dashboard/words.py), so the ward and the bed page never word them differently.
  */
 (function () {
   "use strict";
@@ -23,28 +25,23 @@
     cache = JSON.parse(raw);
     return cache;
   }
+  // The words a nurse reads for a phase, a priority, a check and a record (dashboard/words.py)
+  // and the monitor's codes by enum name (codes().phase.ENDED): no copy of either lives here.
+  // Before the page has them, the same shape without a word or a code in it: a lookup then
+  // finds nothing instead of throwing.
+  var NO_WORDS = { phase_title: {}, priority: {}, badge: {}, check: {}, blocked: {}, record_event: {} };
+  var NO_CODES = { phase: {}, priority: {}, alarm_state: {}, direction: {} };
+  function words() {
+    return constants().words || NO_WORDS;
+  }
+  function codes() {
+    return constants().codes || NO_CODES;
+  }
 
   var YEAR_S = 365.25 * 86400;
   var NAME = { hr: "HR", pr: "Pulse", spo2: "SpO\u2082", rr: "RR", sbp: "Systolic BP", dbp: "Diastolic BP", map: "Mean BP", bp: "NIBP" };
   var UNIT = { hr: "/min", pr: "/min", spo2: "%", rr: "/min", sbp: "mmHg", dbp: "mmHg", map: "mmHg", bp: "mmHg" };
   var OP = { "<": "below", "<=": "at or below", ">": "above", ">=": "at or above" };
-  var PRIORITY = { high: "high", medium: "medium", low: "low" };
-  // IEC 60601-1-8 marks priority by the number of "!" too, so it never rests on colour alone.
-  var BADGE = { high: "!!! HIGH", medium: "!! MEDIUM", low: "! LOW" };
-  var CHECK = { bp: "BP", moaas: "MOAA/S", cadss: "CADSS" };
-  var BLOCK = {
-    too_soon: "too soon",
-    bp_missing: "no BP since dosing",
-    bp_out_of_range: "BP out of range",
-    spo2_missing: "no SpO\u2082",
-    spo2_low: "SpO\u2082 low",
-    hr_missing: "no HR",
-    hr_out_of_range: "HR out of range",
-    moaas_missing: "MOAA/S not recorded",
-    moaas_low: "MOAA/S low",
-    escort_unconfirmed: "escort not confirmed",
-  };
-
   function pad(n) {
     return (n < 10 ? "0" : "") + n;
   }
@@ -124,12 +121,12 @@
         text = NAME[m[1]] + " " + OP[m[2]] + " " + number(m[3]) + " " + UNIT[m[1]] + plainNames(m[4]);
         if (typeof a.value === "number") text += " (now " + value(a.value) + ")";
       } else if (cp) {
-        text = (CHECK[cp[1]] || cp[1].toUpperCase()) + " check overdue";
+        text = (words().check[cp[1]] || cp[1].toUpperCase()) + " check overdue";
       } else {
         text = capital(plainNames(c));
       }
     }
-    return text + ": " + (PRIORITY[a.priority] || a.priority || "");
+    return text + ": " + (words().priority[a.priority] || a.priority || "");
   }
 
   // Where a session stands in its patient's course ({n, planned} from the monitor):
@@ -137,37 +134,29 @@
   // past the planned series; "" without course information.
   function courseText(course, protocol) {
     if (!course || typeof course.n !== "number") return "";
-    var noun = (constants().course_noun || {})[protocol] || "Infusion";
+    var noun = (constants().course_noun || {})[protocol] || words().course_noun;
     var n = Math.round(course.n);
     var planned = typeof course.planned === "number" ? Math.round(course.planned) : null;
     if (!planned) return noun + " " + n;
     return n <= planned ? noun + " " + n + " of " + planned : noun + " " + n + " (series of " + planned + ")";
   }
 
-  // A stored session event in words, for the "record needs attention" line.
-  var EVENT = {
-    infusion_start: "an infusion start",
-    infusion_pause: "an infusion pause",
-    infusion_resume: "an infusion resume",
-    infusion_stop: "an infusion stop",
-    end: "an end of session",
-    observation: "an observation",
-    checklist: "a checklist entry",
-    discharge_request: "a discharge request",
-    dose: "a dose",
-  };
-
   // The session's stored history holds an event that does not fit (the monitor's
-  // record_problem): what the nurse reads and whom to ask; "" when the record is fine.
+  // record_problem): what the nurse reads and whom to ask; "" when the record is fine. The
+  // sentence is dashboard/words.py's RECORD_LINE, the one the bed page shows.
   function recordText(problem) {
     if (!problem) return "";
-    var what = EVENT[problem.type] || "an event of a kind this monitor does not know";
-    var id = typeof problem.event_id === "number" ? " (event " + Math.round(problem.event_id) + ")" : "";
-    return "Record needs attention: " + what + " that does not fit" + id + ". Ask an administrator.";
+    var W = words();
+    var what = W.record_event[problem.type] || W.record_unknown;
+    var which =
+      typeof problem.event_id === "number" ? W.record_event_id.replace("{id}", String(Math.round(problem.event_id))) : "";
+    return W.record_line.replace("{what}", what).replace("{which}", which);
   }
 
   window.VigilFmt = {
     constants: constants,
+    words: words,
+    codes: codes,
     parseTs: parseTs,
     clock: clock,
     span: span,
@@ -180,8 +169,5 @@
     recordText: recordText,
     NAME: NAME,
     UNIT: UNIT,
-    BADGE: BADGE,
-    CHECK: CHECK,
-    BLOCK: BLOCK,
   };
 })();

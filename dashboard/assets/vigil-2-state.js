@@ -72,7 +72,7 @@
   }
 
   function setSession(bed, s) {
-    if (!s || s.phase === "ended" || s.ended_at) {
+    if (!s || s.phase === F.codes().phase.ENDED || s.ended_at) {
       if (!s || !bed.session || bed.session.id === s.id) bed.session = null;
     } else {
       bed.session = s;
@@ -81,7 +81,7 @@
   }
 
   function isActive(a) {
-    return a && a.state !== "ended" && !a.ended_at;
+    return a && a.state !== F.codes().alarm_state.ENDED && !a.ended_at;
   }
 
   // Most urgent first: priority, then unacknowledged, escalated, physiological, oldest.
@@ -176,7 +176,7 @@
     var s = bed.session;
     if (!s) return null;
     var e = typeof s.infusion_elapsed_s === "number" ? s.infusion_elapsed_s : 0;
-    if (s.phase === "infusion" && s.infusion_running) e += (Date.now() - bed.sessionAt) / 1000;
+    if (s.phase === F.codes().phase.INFUSION && s.infusion_running) e += (Date.now() - bed.sessionAt) / 1000;
     return e;
   }
 

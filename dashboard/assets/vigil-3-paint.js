@@ -108,24 +108,27 @@
 
   function phaseText(bed) {
     var s = bed.session;
-    if (!s) return bed.devices && bed.devices.length ? "No patient" : "No device assigned";
+    var W = F.words();
+    if (!s) return bed.devices && bed.devices.length ? W.no_patient : "No device assigned";
+    var PH = F.codes().phase;
+    var title = W.phase_title;
     var now = V.serverNow();
-    if (s.phase === "baseline") {
+    if (s.phase === PH.BASELINE) {
       var opened = F.parseTs(s.opened_at);
-      return "Baseline " + (opened === null ? "" : F.clock((now - opened) / 1000));
+      return title[PH.BASELINE] + " " + (opened === null ? "" : F.clock((now - opened) / 1000));
     }
-    if (s.phase === "infusion") {
-      var t = "Infusion " + F.clock(V.infusionElapsed(bed));
+    if (s.phase === PH.INFUSION) {
+      var t = title[PH.INFUSION] + " " + F.clock(V.infusionElapsed(bed));
       if (s.infusion_planned_s) t += " / " + F.clock(s.infusion_planned_s);
-      if (!s.infusion_running) t += " (paused)";
+      if (!s.infusion_running) t += W.paused;
       return t;
     }
-    if (s.phase === "recovery") {
+    if (s.phase === PH.RECOVERY) {
       var stopped = F.parseTs(s.infusion_stopped_at);
       // Time since the infusion stopped: what the recovery rules count from.
-      return "Recovery " + (stopped === null ? "" : F.clock((now - stopped) / 1000));
+      return title[PH.RECOVERY] + " " + (stopped === null ? "" : F.clock((now - stopped) / 1000));
     }
-    return "No patient";
+    return W.no_patient;
   }
 
   function dueText(bed) {
@@ -136,7 +139,7 @@
     var c = V.nextCheck(bed);
     var now = V.serverNow();
     if (c) {
-      var what = F.CHECK[c.kind] || String(c.kind).toUpperCase();
+      var what = F.words().check[c.kind] || String(c.kind).toUpperCase();
       var at = F.parseTs(c.due_at);
       if (c.status === "overdue") {
         parts.push(what + " overdue " + F.span(at === null ? 0 : (now - at) / 1000));
@@ -149,7 +152,7 @@
       }
       state = c.status;
     }
-    if (s.phase === "recovery" && s.discharge) {
+    if (s.phase === F.codes().phase.RECOVERY && s.discharge) {
       var d = s.discharge;
       var blocked = (d.blocked_by || []).filter(function (b) {
         return b !== "too_soon";
@@ -161,7 +164,7 @@
         parts.push("Discharge eligible " + F.localClock(when));
       } else {
         var why = blocked.map(function (b) {
-          return F.BLOCK[b] || String(b).replace(/_/g, " ");
+          return F.words().blocked[b] || String(b).replace(/_/g, " ");
         });
         parts.push(
           "Discharge blocked: " + why.join(", ") +
@@ -321,7 +324,7 @@
       badge = "TECHNICAL";
       text = "NO DATA \u2013 device silent: " + silent.join(", ");
     } else if (top) {
-      badge = top.kind === "technical" ? "TECHNICAL" : F.BADGE[top.priority] || "";
+      badge = top.kind === "technical" ? "TECHNICAL" : F.words().badge[top.priority] || "";
       text = F.alarmText(top) + (top.acknowledged_at ? " \u2013 acknowledged" : "");
     } else if (!bed.devices || !bed.devices.length) {
       text = "No device assigned";
@@ -334,7 +337,7 @@
     el.textContent = "";
     if (badge) {
       var b = make("span", "prio-badge", null, badge);
-      b.setAttribute("data-priority", top ? top.priority : "medium");
+      b.setAttribute("data-priority", top ? top.priority : F.codes().priority.MEDIUM);
       el.appendChild(b);
       el.appendChild(document.createTextNode(" "));
     }
@@ -351,7 +354,7 @@
     var rank = C.rank;
     var best = null,
       bestRank = Infinity;
-    ["low", "medium", "high"].forEach(function (p) {
+    Object.keys(rank).forEach(function (p) {
       var v = typeof ov[p] === "number" ? ov[p] : base[p];
       if (typeof v === "number" && (rank[p] || 0) < bestRank) {
         best = v;
@@ -380,6 +383,7 @@
     var C = F.constants();
     var now = V.serverNow();
     var from = now - C.trend_window_s * 1000;
+    var D = F.codes().direction;
     var split = Math.round(h * 0.62);
     var bands = {
       // Fixed scales, so a climb or a slide looks the same on every tile and every minute.
@@ -402,7 +406,7 @@
     g.lineWidth = 1;
     [["hr", "top"], ["sbp", "top"], ["spo2", "bottom"]].forEach(function (pair) {
       var lineColour = colour(pair[0] === "sbp" ? "bp" : pair[0]);
-      ["low", "high"].forEach(function (dir) {
+      [D.LOW, D.HIGH].forEach(function (dir) {
         var first = firstLimit(bed, pair[0], dir);
         if (typeof first !== "number") return;
         g.strokeStyle = lineColour;
@@ -601,7 +605,7 @@
         setAttr(r, "data-ack", a.acknowledged_at ? "true" : "false");
         setAttr(r, "data-escalated", a.escalated ? "true" : "false");
         var badge = r.querySelector(".prio-badge");
-        setText(badge, a.kind === "technical" ? "TECHNICAL" : F.BADGE[a.priority] || "");
+        setText(badge, a.kind === "technical" ? "TECHNICAL" : F.words().badge[a.priority] || "");
         setAttr(badge, "data-priority", a.priority);
         setText(r.querySelector(".alarm-text"), (a.escalated ? "ESCALATED \u2013 " : "") + F.alarmText(a));
         var st0 = F.parseTs(a.started_at);
@@ -611,7 +615,7 @@
         );
         setText(
           r.querySelector(".alarm-state"),
-          a.acknowledged_at ? "acknowledged by " + (a.acknowledged_by || "?") : a.state === "active" ? "" : a.state || ""
+          a.acknowledged_at ? "acknowledged by " + (a.acknowledged_by || "?") : a.state === F.codes().alarm_state.ACTIVE ? "" : a.state || ""
         );
         var ab = r.querySelector(".ack-btn");
         if (ab) {

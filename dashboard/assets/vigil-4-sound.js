@@ -50,14 +50,15 @@
     var t = ctx.currentTime + 0.05;
     var g = loud ? 0.5 : 0.22;
     var p = [];
-    if (kind === "high") {
+    var P = F.codes().priority;
+    if (kind === P.HIGH) {
       // IEC 60601-1-8 high-priority burst: 10 pulses, 3+2 ... 3+2.
       [0, 0.2, 0.4, 0.75, 0.95, 1.9, 2.1, 2.3, 2.65, 2.85].forEach(function (o) {
         pulse(ctx, t + o, 880, 0.15, g, p);
       });
-    } else if (kind === "medium") {
+    } else if (kind === P.MEDIUM) {
       [0, 0.3, 0.6].forEach(function (o) { pulse(ctx, t + o, 660, 0.2, g, p); });
-    } else if (kind === "low") {
+    } else if (kind === P.LOW) {
       [0, 0.4].forEach(function (o) { pulse(ctx, t + o, 520, 0.25, g * 0.8, p); });
     } else {
       // Technical (connection lost): two long falling tones, unlike any physiological pattern.
@@ -93,10 +94,12 @@
       play("technical", false);
     }
     var best = null;
+    var P = F.codes().priority;
+    var ACK = F.codes().alarm_state.ACKNOWLEDGED;
     Object.keys(S.beds).forEach(function (id) {
       V.activeAlarms(S.beds[id]).forEach(function (a) {
-        if (a.acknowledged_at || a.state === "acknowledged" || V.alarmPausedMs(a) > 0) return;
-        if (a.priority === "low" && S.sound.lowPlayed[a.id]) return;
+        if (a.acknowledged_at || a.state === ACK || V.alarmPausedMs(a) > 0) return;
+        if (a.priority === P.LOW && S.sound.lowPlayed[a.id]) return;
         if (!best || V.cmpAlarms(a, best) < 0) best = a;
       });
     });
@@ -104,9 +107,9 @@
     var every = F.constants().tone_interval_s[best.priority];
     var interval = every ? 1000 * (best.escalated ? every.escalated : every.normal) : 0;
     var last = S.sound.last[best.priority] || 0;
-    if (best.priority === "low") {
+    if (best.priority === P.LOW) {
       S.sound.lowPlayed[best.id] = true;
-      play("low", best.escalated, best);
+      play(P.LOW, best.escalated, best);
     } else if (now - last >= interval || (immediate && now - last >= 2500)) {
       S.sound.last[best.priority] = now;
       play(best.priority, best.escalated, best);

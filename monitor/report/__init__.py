@@ -2,6 +2,7 @@
 
 from monitor.report.csv_export import CSV_COLUMNS, report_csv
 from monitor.report.fhir_bundle import report_fhir
-from monitor.report.html_report import DISCLAIMER, report_html
+from monitor.report.html_kit import DISCLAIMER
+from monitor.report.html_report import report_html
 
 __all__ = ["CSV_COLUMNS", "DISCLAIMER", "report_csv", "report_fhir", "report_html"]

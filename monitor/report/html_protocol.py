@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from monitor.protocols import Anchor, Checkpoint, CheckpointKind, Protocol
 from monitor.report.common import epoch, fmt_duration, fmt_number
-from monitor.report.html_report import _table, _utc, _when, esc
+from monitor.report.html_kit import esc, table, utc, when
 
 KIND_NAMES: Final[Mapping[str, str]] = {
     CheckpointKind.BP.value: "Blood pressure (cuff)",
@@ -99,18 +99,18 @@ def _checklist_section(session: Mapping[str, Any], origin: float | None) -> str:
         last = history[-1] if history else None
         earlier = "".join(
             f'<br><span class="muted">earlier: {_answer(str(item.get("kind")), (e.get("data") or {}).get(item.get("id")))}'
-            f" ({_when(epoch(e.get('at')), origin)}, {esc(e.get('by') or '')})</span>"
+            f" ({when(epoch(e.get('at')), origin)}, {esc(e.get('by') or '')})</span>"
             for e in history[:-1]
         )
         rows.append(
             [
                 esc(item.get("label")),
                 _answer(str(item.get("kind")), item.get("value")) + earlier,
-                _when(epoch(last.get("at")), origin) if last else "–",
+                when(epoch(last.get("at")), origin) if last else "–",
                 esc(last.get("by") or "") if last else "",
             ]
         )
-    return _table(["Item", "Answer", "Recorded", "By"], rows)
+    return table(["Item", "Answer", "Recorded", "By"], rows)
 
 
 def _dose_text(data: Mapping[str, Any]) -> str:
@@ -176,8 +176,8 @@ def _administration_section(session: Mapping[str, Any], origin: float | None) ->
             what = "Dosing ended"
         else:
             continue
-        rows.append([_when(at, origin), what, details, esc(e.get("by") or "")])
-    return _table(["Time", "What", "Details", "By"], rows)
+        rows.append([when(at, origin), what, details, esc(e.get("by") or "")])
+    return table(["Time", "What", "Details", "By"], rows)
 
 
 def _checkpoint_words(cp: Mapping[str, Any], protocol: Protocol | None) -> str:
@@ -187,11 +187,11 @@ def _checkpoint_words(cp: Mapping[str, Any], protocol: Protocol | None) -> str:
         rule = next((c for c in protocol.checkpoints if c.id == cp.get("checkpoint")), None)
     if rule is None:
         return esc(kind)
-    when = ANCHOR_WORDS[rule.anchor]
+    anchor = ANCHOR_WORDS[rule.anchor]
     text = (
-        f"{kind}, {fmt_number(rule.offset_min)} min after {when}"
+        f"{kind}, {fmt_number(rule.offset_min)} min after {anchor}"
         if rule.offset_min
-        else f"{kind}, when {when}"
+        else f"{kind}, when {anchor}"
     )
     if rule.every_min is not None and rule.within is not None:
         number = str(cp.get("id", "")).rpartition(".")[2]
@@ -216,7 +216,7 @@ def _satisfier_words(
             else ""
         )
         return (
-            f"cuff {esc(bp)} mmHg{esc(mean)} measured {_when(epoch(s.get('ts')), origin)} "
+            f"cuff {esc(bp)} mmHg{esc(mean)} measured {when(epoch(s.get('ts')), origin)} "
             f"by {esc(s.get('device_id') or '')}"
         )
     by = next((e.get("by") for e in events if e.get("id") == s.get("event_id")), None)
@@ -225,7 +225,7 @@ def _satisfier_words(
         for k, v in values.items()
         if isinstance(v, int | float)
     )
-    return f"{esc(scores)} recorded {_when(epoch(s.get('at')), origin)}" + (
+    return f"{esc(scores)} recorded {when(epoch(s.get('at')), origin)}" + (
         f" by {esc(by)}" if by else ""
     )
 
@@ -247,7 +247,7 @@ def _checkpoint_status(cp: Mapping[str, Any], ended: float | None, now: float) -
         return '<span class="prio-high">Missed</span>'
     closes = epoch(cp.get("window_end"))
     if status == "due" and closes is not None:
-        return f"Due now (until {esc(_utc(closes))})"
+        return f"Due now (until {esc(utc(closes))})"
     return "Upcoming" if now < (opens or now) else esc(status)
 
 
@@ -259,17 +259,17 @@ def _checkpoints_section(
     rows = []
     for cp in session.get("checkpoints") or []:
         opens, closes = epoch(cp.get("window_start")), epoch(cp.get("window_end"))
-        window = f"{esc(_utc(opens))}–{esc(_utc(closes))}" if opens is not None else "–"
+        window = f"{esc(utc(opens))}–{esc(utc(closes))}" if opens is not None else "–"
         rows.append(
             [
                 _checkpoint_words(cp, protocol),
-                _when(epoch(cp.get("due_at")), origin),
+                when(epoch(cp.get("due_at")), origin),
                 window,
                 _checkpoint_status(cp, ended, now),
                 _satisfier_words(cp.get("satisfied_by"), events, origin),
             ]
         )
-    return _table(["Check", "Due", "On time between", "Status", "Done by"], rows)
+    return table(["Check", "Due", "On time between", "Status", "Done by"], rows)
 
 
 def _blocked_words(codes: object) -> str:
@@ -289,7 +289,7 @@ def _discharge_section(
     lines = []
     if eligible_at is not None:
         lines.append(
-            f"Earliest discharge by the protocol's minimum observation time: {_when(eligible_at, origin)}."
+            f"Earliest discharge by the protocol's minimum observation time: {when(eligible_at, origin)}."
         )
     if end is None:
         if current.get("eligible"):
@@ -301,7 +301,7 @@ def _discharge_section(
                 + "."
             )
         return "".join(f"<p>{line}</p>" for line in lines)
-    at, by = _when(epoch(end.get("at")), origin), esc(end.get("by") or "")
+    at, by = when(epoch(end.get("at")), origin), esc(end.get("by") or "")
     data = _mapping(end.get("data"))
     reason = data.get("override_reason")
     if isinstance(reason, str) and reason.strip():
@@ -337,14 +337,14 @@ def _overrides_section(audit: Sequence[Mapping[str, Any]], origin: float | None)
             what.append(f"not met: {_blocked_words(detail['blocked_by'])}")
         rows.append(
             [
-                _when(epoch(entry.get("at")), origin),
+                when(epoch(entry.get("at")), origin),
                 esc(OVERRIDE_WORDS[action]),
                 esc(entry.get("actor") or ""),
                 esc(detail.get("reason") or ""),
                 "; ".join(what),
             ]
         )
-    return _table(["Time", "Override", "By", "Reason", "Details"], rows)
+    return table(["Time", "Override", "By", "Reason", "Details"], rows)
 
 
 def protocol_html(

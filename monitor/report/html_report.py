@@ -7,7 +7,6 @@ Times are shown in UTC, with the offset from the session's opening beside them.
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -27,11 +26,9 @@ from monitor.report.common import (
     stats,
     timeline,
 )
+from monitor.report.html_kit import CSS, DISCLAIMER, esc, table, utc, when
+from monitor.report.html_protocol import protocol_html
 
-DISCLAIMER: Final = (
-    "Vigil is not a certified medical device. This report is a record of what the monitor "
-    "received and did; it does not replace clinical judgement or the clinic's own records."
-)
 SIGNAL_NAMES: Final[Mapping[str, str]] = {
     "hr": "Heart rate",
     "pr": "Pulse rate",
@@ -84,64 +81,6 @@ _COLOURS: Final[Mapping[str, str]] = {
     "map": "#333333",
 }
 
-_CSS: Final = """
-body{font:13px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#111;margin:24px;max-width:1000px}
-h1{font-size:20px;margin:0 0 4px}h2{font-size:15px;margin:20px 0 6px;border-bottom:1px solid #999}
-h3{font-size:13px;margin:12px 0 4px}
-table{border-collapse:collapse;width:100%;margin:4px 0}
-th,td{border:1px solid #bbb;padding:2px 6px;text-align:left;vertical-align:top}
-th{background:#eee}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.meta td{border:none;padding:1px 12px 1px 0}.muted{color:#555}
-.disclaimer{border:2px solid #b3261e;padding:6px 10px;margin:12px 0;font-weight:600}
-.record-problem{border:2px dashed #b3261e;padding:6px 10px;margin:12px 0}
-.chart{margin:6px 0 10px}.chart h3{font-size:13px;margin:0}
-svg{width:100%;height:auto;display:block}
-.prio-high{color:#b3261e;font-weight:700}.prio-medium{color:#9a5b00;font-weight:600}
-@page{size:A4;margin:12mm}
-@media print{body{margin:0;max-width:none}h2{break-after:avoid}tr,.chart{break-inside:avoid}}
-"""
-
-
-def esc(value: object) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def _utc(ts: float | None, *, date: bool = False) -> str:
-    if ts is None:
-        return "–"
-    dt = datetime.fromtimestamp(ts, tz=UTC)
-    return dt.strftime("%Y-%m-%d %H:%M:%S UTC" if date else "%H:%M:%S")
-
-
-def _when(ts: float | None, origin: float | None) -> str:
-    """Clock time plus the offset from the session's opening (T+mm:ss)."""
-    if ts is None:
-        return "–"
-    text = _utc(ts)
-    if origin is not None:
-        delta = ts - origin
-        sign = "-" if delta < 0 else "+"
-        delta = abs(round(delta))
-        text += f' <span class="muted">T{sign}{delta // 60}:{delta % 60:02d}</span>'
-    return text
-
-
-def _table(
-    headers: Sequence[str], rows: Iterable[Sequence[str]], *, numeric: set[int] | None = None
-) -> str:
-    numeric = numeric or set()
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = []
-    for row in rows:
-        cells = "".join(
-            f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>"
-            for i, c in enumerate(row)
-        )
-        body.append(f"<tr>{cells}</tr>")
-    if not body:
-        body.append(f'<tr><td colspan="{len(headers)}" class="muted">none</td></tr>')
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
 
 # --- sections ------------------------------------------------------------------------------
 
@@ -150,10 +89,10 @@ def _phase_section(session: Mapping[str, Any], tl: Timeline) -> str:
     origin = tl.opened_at
     paused = sum((s.end - s.start) for s in tl.spans if s.name == "paused" and s.end is not None)
     rows = [
-        ("Session opened", _when(tl.opened_at, origin), ""),
+        ("Session opened", when(tl.opened_at, origin), ""),
         (
             "Infusion started",
-            _when(tl.infusion_start, origin),
+            when(tl.infusion_start, origin),
             "baseline "
             + fmt_duration(
                 tl.infusion_start - tl.opened_at
@@ -167,7 +106,7 @@ def _phase_section(session: Mapping[str, Any], tl: Timeline) -> str:
             rows.append(
                 (
                     "Infusion paused",
-                    _when(span.start, origin),
+                    when(span.start, origin),
                     "for "
                     + (fmt_duration(span.end - span.start) if span.end else "(still paused)"),
                 )
@@ -175,7 +114,7 @@ def _phase_section(session: Mapping[str, Any], tl: Timeline) -> str:
     rows.append(
         (
             "Infusion stopped",
-            _when(tl.infusion_stop, origin),
+            when(tl.infusion_stop, origin),
             "ran "
             + fmt_duration(tl.infusion_running_s)
             + (f", paused {fmt_duration(paused)}" if paused else ""),
@@ -186,13 +125,13 @@ def _phase_section(session: Mapping[str, Any], tl: Timeline) -> str:
         if tl.ended_at is not None and tl.infusion_stop is not None
         else None
     )
-    rows.append(("Session ended", _when(tl.ended_at, origin), "recovery " + fmt_duration(recovery)))
+    rows.append(("Session ended", when(tl.ended_at, origin), "recovery " + fmt_duration(recovery)))
     planned = session.get("infusion_planned_s")
     if isinstance(planned, int | float):
         rows.append(("Planned infusion", "", fmt_duration(float(planned))))
     if tl.opened_at is not None and tl.ended_at is not None:
         rows.append(("Whole session", "", fmt_duration(tl.ended_at - tl.opened_at)))
-    return _table(["Phase event", "Time", "Duration"], [(esc(a), b, esc(c)) for a, b, c in rows])
+    return table(["Phase event", "Time", "Duration"], [(esc(a), b, esc(c)) for a, b, c in rows])
 
 
 def _baseline_section(
@@ -216,7 +155,7 @@ def _baseline_section(
                 esc(m.n) if m else "0",
             )
         )
-    return _table(
+    return table(
         ["Signal", "Unit", "Recorded baseline", "Mean before infusion", "Readings"],
         rows,
         numeric={2, 3, 4},
@@ -247,7 +186,7 @@ def _stats_section(readings: Sequence[ReportReading], tl: Timeline) -> str:
                 *phase_means,
             ]
         )
-    return _table(
+    return table(
         [
             "Signal",
             "Unit",
@@ -271,15 +210,15 @@ def _alarm_section(alarms: Sequence[Alarm], origin: float | None) -> str:
         duration = a.ended_at - a.started_at if a.ended_at is not None else None
         rows.append(
             [
-                _when(a.started_at, origin),
+                when(a.started_at, origin),
                 esc(a.signal),
                 esc(a.kind),
                 f'<span class="prio-{esc(a.priority)}">{esc(a.priority)}</span>',
                 esc(a.condition),
                 esc(fmt_number(a.value)) if isinstance(a.value, int | float) else "",
-                _when(a.ended_at, origin)
+                when(a.ended_at, origin)
                 + (f" ({esc(fmt_duration(duration))})" if duration is not None else ""),
-                _when(a.acknowledged_at, origin)
+                when(a.acknowledged_at, origin)
                 if a.acknowledged_at is not None
                 else "not acknowledged",
                 esc(a.acknowledged_by or ""),
@@ -288,7 +227,7 @@ def _alarm_section(alarms: Sequence[Alarm], origin: float | None) -> str:
                 esc(a.state),
             ]
         )
-    return _table(
+    return table(
         [
             "Started",
             "Signal",
@@ -325,20 +264,20 @@ def _events_section(session: Mapping[str, Any], origin: float | None) -> str:
     for e in events:
         at, recorded = epoch(e.get("at")), epoch(e.get("recorded_at"))
         late = (
-            f' <span class="muted">(entered {esc(_utc(recorded))})</span>'
+            f' <span class="muted">(entered {esc(utc(recorded))})</span>'
             if at is not None and recorded is not None and recorded - at > 60
             else ""
         )
         kind = str(e.get("type"))
         rows.append(
             [
-                _when(at, origin) + late,
+                when(at, origin) + late,
                 esc(EVENT_NAMES.get(kind, kind)),
                 _data_text(e.get("data")),
                 esc(e.get("by") or ""),
             ]
         )
-    return _table(["Time", "Event", "Details", "By"], rows)
+    return table(["Time", "Event", "Details", "By"], rows)
 
 
 def _audit_section(audit: Sequence[Mapping[str, Any]], origin: float | None) -> str:
@@ -347,14 +286,14 @@ def _audit_section(audit: Sequence[Mapping[str, Any]], origin: float | None) -> 
         detail = entry.get("detail")
         rows.append(
             [
-                _when(epoch(entry.get("at")), origin),
+                when(epoch(entry.get("at")), origin),
                 esc(entry.get("actor") or ""),
                 esc(entry.get("action") or ""),
                 esc(entry.get("target") or ""),
                 _data_text(detail) if isinstance(detail, Mapping) else esc(detail or ""),
             ]
         )
-    return _table(["Time", "Who", "Action", "Target", "Detail"], rows)
+    return table(["Time", "Who", "Action", "Target", "Detail"], rows)
 
 
 # --- charts --------------------------------------------------------------------------------
@@ -458,7 +397,7 @@ def _chart(
                 else:
                     shape = f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="none" stroke="{colour}" stroke-width="1.5"/>'
                 parts.append(
-                    f"<g>{shape}<title>{esc(SIGNAL_NAMES[signal])} {fmt_number(v)} at {_utc(ts)}</title></g>"
+                    f"<g>{shape}<title>{esc(SIGNAL_NAMES[signal])} {fmt_number(v)} at {utc(ts)}</title></g>"
                 )
     parts.append(
         f'<rect x="{_LEFT}" y="{_TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#888"/></svg>'
@@ -551,7 +490,7 @@ def _record_problem_note(session: Mapping[str, Any]) -> str:
     return (
         '<p class="record-problem"><b>Record needs attention:</b> stored event '
         f"{esc(problem.get('event_id'))} ({esc(problem.get('type'))}, "
-        f"{esc(_utc(epoch(problem.get('at')), date=True))}) does not fit the events before it: "
+        f"{esc(utc(epoch(problem.get('at')), date=True))}) does not fit the events before it: "
         f"{esc(problem.get('message'))}. Phases and times are shown up to that event; the "
         "events section lists every stored event. Ask an administrator to repair the record.</p>"
     )
@@ -569,9 +508,6 @@ def report_html(
 ) -> str:
     """The printable report of one session as a complete HTML document; ``protocol`` is the
     session's (its checkpoints' wording), None when it runs none or the clinic dropped it."""
-    # Imported here: the protocol sections reuse this module's helpers.
-    from monitor.report.html_protocol import protocol_html
-
     audit_list = list(audit) if audit is not None else None
     rows = normalise_readings(readings)
     alarm_list = [normalise_alarm(a) for a in alarms]
@@ -587,19 +523,19 @@ def report_html(
         ("Age", esc(session.get("age")) if session.get("age") is not None else "–"),
         ("Session", esc(session.get("id"))),
         ("Phase", esc(session.get("phase") or "")),
-        ("Opened", esc(_utc(tl.opened_at, date=True))),
-        ("Ended", esc(_utc(tl.ended_at, date=True)) if tl.ended_at is not None else "still open"),
+        ("Opened", esc(utc(tl.opened_at, date=True))),
+        ("Ended", esc(utc(tl.ended_at, date=True)) if tl.ended_at is not None else "still open"),
         ("Devices", esc(", ".join(devices)) or "–"),
         (
             "Readings",
             f"{len(rows)}"
             + (
-                f" ({esc(_utc(first_ts.min, date=True))} to {esc(_utc(first_ts.max, date=True))})"
+                f" ({esc(utc(first_ts.min, date=True))} to {esc(utc(first_ts.max, date=True))})"
                 if first_ts
                 else ""
             ),
         ),
-        ("Report generated", esc(_utc(generated_at, date=True))),
+        ("Report generated", esc(utc(generated_at, date=True))),
     ]
     meta_html = "".join(f"<tr><td><b>{esc(k)}</b></td><td>{v}</td></tr>" for k, v in meta)
     parts = [
@@ -607,7 +543,7 @@ def report_html(
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>Vigil session report – {esc(label)} – {esc(bed)}</title>",
-        f"<style>{_CSS}</style></head><body>",
+        f"<style>{CSS}</style></head><body>",
         "<h1>Vigil session report</h1>",
         f'<p class="disclaimer">{esc(DISCLAIMER)}</p>',
         f'<table class="meta">{meta_html}</table>',
@@ -632,7 +568,7 @@ def report_html(
         parts += ["<h2>Audit trail</h2>", _audit_section(audit_list, origin)]
     parts += [
         f'<p class="muted">Times are UTC; T+m:ss is the time since the session was opened. '
-        f"Generated by Vigil at {esc(_utc(generated_at, date=True))}.</p>",
+        f"Generated by Vigil at {esc(utc(generated_at, date=True))}.</p>",
         f'<p class="disclaimer">{esc(DISCLAIMER)}</p>',
         "</body></html>",
     ]

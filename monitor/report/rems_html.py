@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from monitor.report.html_report import _CSS, DISCLAIMER, esc
+from monitor.report.html_kit import CSS, DISCLAIMER, esc
 
 _MISSING = '<b class="prio-high">MISSING</b>'
 
@@ -76,7 +76,7 @@ def rems_html(rec: Mapping[str, Any], *, generated_at: str) -> str:
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>REMS monitoring record – session {esc(rec['session_id'])}</title>",
-        f"<style>{_CSS}</style></head><body>",
+        f"<style>{CSS}</style></head><body>",
         "<h1>Esketamine REMS patient monitoring record</h1>",
         f'<p class="disclaimer">{esc(DISCLAIMER)} Vigil does not submit this form to the REMS; '
         "it records when a user marks it filed.</p>",

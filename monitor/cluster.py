@@ -44,20 +44,19 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from monitor.alarm_loop import Held, Route
+from monitor.db.store import Store
 from monitor.errors import Unavailable
-from monitor.health import Stage
 from monitor.model import Alarm, Reading
-from monitor.protocol import feed
-from monitor.service import Monitor
+from monitor.settings import Settings
 
 log = logging.getLogger("vigil.cluster")
 
@@ -119,17 +118,66 @@ def _alarm_from(d: Mapping[str, Any]) -> Alarm:
     return Alarm(**d)
 
 
+class Pipeline(Protocol):
+    """What this instance's pipeline (monitor.service.Monitor) offers the cluster: the only
+    ways in, each named for what it means. Handed over at ``Cluster.start``."""
+
+    async def adopt_bed(
+        self,
+        bed_id: str,
+        *,
+        last_seen: Mapping[str, float],
+        release: Callable[[], Sequence[Held]],
+    ) -> list[Alarm]: ...
+
+    def release_bed(self, bed_id: str) -> list[Alarm]: ...
+
+    async def acknowledge_here(self, alarm_id: str, user: str) -> Alarm | None: ...
+
+    async def pause_audio_here(
+        self, bed_id: str, seconds: float | None, user: str
+    ) -> list[Alarm]: ...
+
+    async def heard_reading(self, reading: Reading) -> None: ...
+
+    def heard_alarm(self, alarm: Alarm) -> None: ...
+
+    async def heard_session(self, session_id: int, message: str) -> None: ...
+
+    async def heard_seen(self, bed_id: str, device_id: str, at: float) -> None: ...
+
+    async def heard_artefact(self, bed_id: str, device_id: str, code: str, at: float) -> None: ...
+
+    async def drop_device(self, device_id: str) -> None: ...
+
+    async def device_rebound(
+        self, device_id: str, old_bed: str | None, *, relay: bool = True
+    ) -> None: ...
+
+    async def resync_sessions(self) -> None: ...
+
+    def drop_panels(self, reason: str) -> None: ...
+
+    def connected_devices(self) -> Collection[str]: ...
+
+    def track_redis(self) -> None: ...
+
+    def redis_ok(self) -> None: ...
+
+    def redis_failed(self, reason: str) -> None: ...
+
+
 class Cluster:
     """The gate (which instance judges a bed), the relay (what the others hear) and the
-    command router of one instance."""
+    command router of one instance. Built before the pipeline, which is given it as its
+    gate and relay; handed the pipeline when it starts."""
 
-    def __init__(self, monitor: Monitor, client: aioredis.Redis) -> None:
-        settings = monitor.settings
-        self.monitor = monitor
-        self.alarms = monitor.alarms
+    def __init__(self, instance_id: str, prefix: str, store: Store, client: aioredis.Redis) -> None:
+        self._pipeline: Pipeline | None = None
+        self.store = store
         self.redis = client
-        self.id = monitor.instance_id
-        self.prefix = settings.redis_prefix
+        self.id = instance_id
+        self.prefix = prefix
         self.bus = f"{self.prefix}:bus"
         self.seen_key = f"{self.prefix}:seen"
         self.owned: dict[str, float] = {}  # bed -> monotonic time our hold on it lapses
@@ -151,14 +199,18 @@ class Cluster:
         self._claims: set[str] = set()
         self._acquiring: set[str] = set()
         self._claim_tasks: set[asyncio.Task[None]] = set()
-        monitor.health.use(Stage.REDIS)
+
+    @property
+    def pipeline(self) -> Pipeline:
+        assert self._pipeline is not None, "the cluster has not been started"
+        return self._pipeline
 
     def _redis_ok(self) -> None:
-        if not self.monitor.health.stages[Stage.REDIS].ok:
-            self.monitor.health.ok(Stage.REDIS, self.monitor.clock())
+        self.pipeline.redis_ok()
 
     def _redis_failed(self, e: BaseException) -> None:
-        self.monitor.health.failed(Stage.REDIS, self.monitor.clock(), type(e).__name__)
+        if self._pipeline is not None:
+            self._pipeline.redis_failed(type(e).__name__)
 
     # --- the gate (monitor.alarm_loop.Gate) ---------------------------------------------
 
@@ -195,7 +247,9 @@ class Cluster:
     def away(self, bed_id: str) -> None:
         """A reading for a bed judged elsewhere, or by nobody: claim it if nobody holds it (the
         takeover's replay judges that reading too)."""
-        if self.owners.get(bed_id) is not None or bed_id in self._claims or self._stopping:
+        if self._pipeline is None or self._stopping:
+            return  # not started yet, or handing every bed over
+        if self.owners.get(bed_id) is not None or bed_id in self._claims:
             return
         self._claims.add(bed_id)
 
@@ -308,7 +362,7 @@ class Cluster:
     async def _after_gap(self) -> None:
         """Events may have been missed: panels reconnect and get a fresh snapshot."""
         await self._resync()
-        self.monitor.fanout.drop_all("the feed relay was interrupted; reconnecting")
+        self.pipeline.drop_panels("the feed relay was interrupted; reconnecting")
 
     async def _on_message(self, channel: str, data: str) -> None:
         src, kind_text, body = data.split(SEP, 2)
@@ -318,51 +372,46 @@ class Cluster:
             return
         if src == self.id:
             return
-        m, alarms = self.monitor, self.alarms
+        p = self.pipeline
         if kind is Kind.ALARM:
             alarm = _alarm_from(orjson.loads(body))
-            m.fanout.local(feed.alarm_message(alarm))
+            p.heard_alarm(alarm)
             if self.route(alarm.bed_id) is Route.AWAY:
                 if alarm.ended_at is not None:
                     self.mirror.pop(alarm.id, None)
                 else:
                     self.mirror[alarm.id] = alarm
         elif kind is Kind.SESSION:
-            m.fanout.local(body)
-            session_id = int(orjson.loads(body)["session"]["id"])
-            row = await m.store.session_row(session_id)
-            if row is not None:
-                await alarms.session_changed(row)
+            await p.heard_session(int(orjson.loads(body)["session"]["id"]), body)
         elif kind is Kind.READING:
-            r = _reading_from(orjson.loads(body))
-            m.fanout.local(feed.reading_message(r))
-            m.caches.note_reading(r)
-            await alarms.persist_quietly(alarms.judge([r]))
+            await p.heard_reading(_reading_from(orjson.loads(body)))
         elif kind is Kind.SEEN:
             bed_id, device_id, at = orjson.loads(body)
-            await alarms.device_seen(bed_id, device_id, at, relay=False)
+            await p.heard_seen(bed_id, device_id, at)
         elif kind is Kind.ARTEFACT:
             bed_id, device_id, code, at = orjson.loads(body)
             if self.route(bed_id) is not Route.AWAY:
-                await alarms.rejected(bed_id, device_id, code, at)
+                await p.heard_artefact(bed_id, device_id, code, at)
         elif kind is Kind.RESYNC:
             await self._after_gap()
         elif kind is Kind.REVOKED:
-            await m.drop_device(body)
+            await p.drop_device(body)
         elif kind is Kind.REBOUND:
             device_id, old_bed = orjson.loads(body)
-            await m.device_rebound(device_id, old_bed, relay=False)
+            await p.device_rebound(device_id, old_bed, relay=False)
 
     # --- commands -----------------------------------------------------------------------
 
-    async def acknowledge(self, alarm_id: str, user: str) -> Alarm | None:
-        stored = await self.monitor.store.alarm(alarm_id)
+    async def acknowledge(
+        self, alarm_id: str, user: str, here: Callable[[], Awaitable[Alarm | None]]
+    ) -> Alarm | None:
+        stored = await self.store.alarm(alarm_id)
         if stored is None or stored.ended_at is not None:
             return None
         reply = await self._command(
             stored.bed_id,
             {"op": "ack", "alarm_id": alarm_id, "user": user},
-            lambda: self._ack_here(alarm_id, user),
+            lambda: self._ack_here(here),
         )
         if reply is not None and reply.get("error") == "unavailable":
             raise Unavailable("the owner of the bed could not store the acknowledgement")
@@ -370,11 +419,17 @@ class Cluster:
             return None
         return _alarm_from(reply["alarm"])
 
-    async def pause_audio(self, bed_id: str, seconds: float | None, user: str) -> list[Alarm]:
+    async def pause_audio(
+        self,
+        bed_id: str,
+        seconds: float | None,
+        user: str,
+        here: Callable[[], Awaitable[list[Alarm]]],
+    ) -> list[Alarm]:
         reply = await self._command(
             bed_id,
             {"op": "pause", "bed": bed_id, "seconds": seconds, "user": user},
-            lambda: self._pause_here(bed_id, seconds, user),
+            lambda: self._pause_here(here),
         )
         if reply is None:
             return []
@@ -384,13 +439,13 @@ class Cluster:
             raise Unavailable("the owner of the bed could not store the audio pause")
         return [_alarm_from(a) for a in reply.get("alarms", [])]
 
-    async def _ack_here(self, alarm_id: str, user: str) -> dict[str, Any]:
-        a = await self.alarms.acknowledge_here(alarm_id, user)
+    async def _ack_here(self, here: Callable[[], Awaitable[Alarm | None]]) -> dict[str, Any]:
+        a = await here()
         return {"alarm": _alarm_json(a) if a is not None else None}
 
-    async def _pause_here(self, bed_id: str, seconds: float | None, user: str) -> dict[str, Any]:
+    async def _pause_here(self, here: Callable[[], Awaitable[list[Alarm]]]) -> dict[str, Any]:
         try:
-            changed = await self.alarms.pause_audio_here(bed_id, seconds, user)
+            changed = await here()
         except ValueError as e:
             return {"error": "value", "detail": str(e)}
         return {"alarms": [_alarm_json(a) for a in changed]}
@@ -452,18 +507,21 @@ class Cluster:
         op = msg.get("op")
         bed_id = msg.get("bed")
         if op == "ack":
-            stored = await self.monitor.store.alarm(str(msg["alarm_id"]))
+            stored = await self.store.alarm(str(msg["alarm_id"]))
             bed_id = stored.bed_id if stored is not None else None
         reply: dict[str, Any]
         if bed_id is None or self.route(bed_id) is not Route.HERE:
             reply = {"error": "not_owner"}
         else:
             try:
+                p, seconds = self.pipeline, msg.get("seconds")
                 if op == "ack":
-                    reply = await self._ack_here(str(msg["alarm_id"]), str(msg["user"]))
+                    alarm_id, user = str(msg["alarm_id"]), str(msg["user"])
+                    reply = await self._ack_here(lambda: p.acknowledge_here(alarm_id, user))
                 elif op == "pause":
+                    user = str(msg.get("user", ""))
                     reply = await self._pause_here(
-                        bed_id, msg.get("seconds"), str(msg.get("user", ""))
+                        lambda: p.pause_audio_here(bed_id, seconds, user)
                     )
                 else:
                     reply = {"error": "unknown"}
@@ -492,7 +550,7 @@ class Cluster:
             await self.redis.set(
                 f"{self.prefix}:instance:{self.id}", str(time.time()), px=int(LEASE_TTL_S * 1000)
             )
-        beds = await self.monitor.store.list_beds()
+        beds = await self.store.list_beds()
         self._bed_devices = {b["id"]: b["devices"] for b in beds}
         await self._find_free(beds)
         if n % RESYNC_EVERY == RESYNC_EVERY - 1:
@@ -535,7 +593,7 @@ class Cluster:
         ids = [b["id"] for b in beds]
         owners = await self.redis.mget([self.lease_key(b) for b in ids]) if ids else []
         self.owners = {b: None if o is None else str(o) for b, o in zip(ids, owners, strict=True)}
-        local = set(self.monitor.connections)
+        local = set(self.pipeline.connected_devices())
         free_now: set[str] = set()
         for bed_id, owner in self.owners.items():
             if bed_id in self.owned or bed_id in self.taking:
@@ -576,7 +634,7 @@ class Cluster:
             self.taking.pop(bed_id, None)
             self.owned.pop(bed_id, None)
             # Half-rebuilt state must not judge or tick: the bed is not ours after all.
-            self.alarms.release_bed(bed_id)
+            self.pipeline.release_bed(bed_id)
             with contextlib.suppress(Exception):
                 await self._release(keys=[key], args=[self.id])
             raise
@@ -588,7 +646,7 @@ class Cluster:
             self.mirror.pop(a.id, None)
         devices = self._bed_devices.get(bed_id)
         if devices is None:
-            beds = await self.monitor.store.list_beds()
+            beds = await self.store.list_beds()
             devices = next((b["devices"] for b in beds if b["id"] == bed_id), [])
         raw = await self.redis.hmget(self.seen_key, devices) if devices else []
         last_seen = {d: float(v) if v else 0.0 for d, v in zip(devices, raw, strict=True)}
@@ -600,44 +658,28 @@ class Cluster:
             self.owned[bed_id] = until
             return held
 
-        await self.alarms.rebuild(bed_id, last_seen=last_seen, seen_now=False, release=release)
+        await self.pipeline.adopt_bed(bed_id, last_seen=last_seen, release=release)
 
     def _drop(self, bed_id: str) -> None:
         """Let go of a bed without ending its alarms: the next owner restores them."""
         self.owned.pop(bed_id, None)
-        for a in self.alarms.release_bed(bed_id):
+        for a in self.pipeline.release_bed(bed_id):
             self.mirror[a.id] = a
 
     async def _resync(self) -> None:
         """Re-read the other beds' open alarms and every open session from the store."""
-        m = self.monitor
-        alarms = await m.store.alarms(active=True, limit=100_000)
+        alarms = await self.store.alarms(active=True, limit=100_000)
         self.mirror = {a.id: a for a in alarms if self.route(a.bed_id) is Route.AWAY}
-        rows = await m.store.session_rows(open_only=True, limit=10_000)
-        open_beds = {r["bed_id"] for r in rows}
-        for row in rows:
-            c = m.caches.open_sessions.get(row["bed_id"])
-            if c is None or (c.id, c.phase, c.baseline, c.overrides) != (
-                row["id"],
-                row["phase"],
-                row["baseline"],
-                row["limit_overrides"],
-            ):
-                await self.alarms.session_changed(row)
-        for bed_id in [b for b in m.caches.open_sessions if b not in open_beds]:
-            ended = await m.store.session_row(m.caches.open_sessions[bed_id].id)
-            if ended is not None:
-                await self.alarms.session_changed(ended)
+        await self.pipeline.resync_sessions()
 
     # --- lifecycle ----------------------------------------------------------------------
 
-    def install(self) -> None:
-        """Become the monitor's gate and relay, before it starts: until a lease is taken,
-        every bed is judged elsewhere."""
-        self.alarms.gate = self
-        self.monitor.fanout.relay = self
-
-    async def start(self) -> None:
+    async def start(self, pipeline: Pipeline) -> None:
+        """Begin serving ``pipeline`` (the one built with this cluster as its gate and relay,
+        already started): subscribe, then take leases. Until a lease is taken, every bed is
+        judged elsewhere."""
+        self._pipeline = pipeline
+        pipeline.track_redis()
         ready = asyncio.Event()
         self._tasks = [
             asyncio.create_task(self._listener(ready), name="vigil-cluster-listener"),
@@ -677,10 +719,10 @@ class Cluster:
         await self.redis.aclose()
 
 
-def connect(monitor: Monitor) -> Cluster:
-    """The cluster of ``settings.redis_url``, installed as the monitor's gate (call before
-    ``monitor.start()``, then ``await cluster.start()``)."""
-    settings = monitor.settings
+def connect(settings: Settings, store: Store, instance_id: str) -> Cluster:
+    """The cluster of ``settings.redis_url``, to give the pipeline as its gate and relay
+    (``Monitor(..., gate=cluster, relay=cluster)``); once the pipeline has started,
+    ``await cluster.start(monitor)``."""
     assert settings.redis_url is not None
     client = aioredis.from_url(
         settings.redis_url,
@@ -689,9 +731,7 @@ def connect(monitor: Monitor) -> Cluster:
         socket_timeout=10,
         health_check_interval=10,
     )
-    cluster = Cluster(monitor, client)
-    cluster.install()
-    return cluster
+    return Cluster(instance_id, settings.redis_prefix, store, client)
 
 
-__all__ = ["Cluster", "Kind", "connect"]
+__all__ = ["Cluster", "Kind", "Pipeline", "connect"]

@@ -26,7 +26,8 @@ Rules
    it is stored once (monitor/usecases/alarms.py).
 6. Which instance judges a bed is the gate's decision (``Gate.route``): here, held while this
    instance rebuilds it, or away (another instance owns it). Single-instance mode's gate says
-   "here" for every bed.
+   "here" for every bed. The gate is given at construction and asked only through ``Gate``;
+   another instance mode hands beds in and out with ``adopt_bed`` and ``release_bed``.
 7. Checkpoints: an open session whose protocol has checkpoints is watched (its events and
    cuff readings, loaded when the session changes or the bed is rebuilt, and kept current
    with each stored cuff reading); every tick judges them on the server clock with the pure
@@ -46,7 +47,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, Protocol
@@ -108,7 +109,10 @@ Held = HeldReading | HeldSeen | HeldArtefact | HeldSession
 
 
 class Gate(Protocol):
-    """Which instance judges a bed, and how the others hear of what reached this one."""
+    """Which instance judges a bed, and how the others hear of what reached this one.
+
+    The alarm stage asks only this: it never needs to know which gate it was given (a single
+    instance's ``LocalGate``, or the multi-instance one the composition root builds)."""
 
     def route(self, bed_id: str) -> Route: ...
 
@@ -120,9 +124,22 @@ class Gate(Protocol):
 
     def remote_alarms(self) -> list[Alarm]: ...
 
-    async def acknowledge(self, alarm_id: str, user: str) -> Alarm | None: ...
+    async def acknowledge(
+        self, alarm_id: str, user: str, here: Callable[[], Awaitable[Alarm | None]]
+    ) -> Alarm | None:
+        """Acknowledge an alarm this instance does not hold, where its bed is judged;
+        ``here`` acknowledges it on this instance (should the bed be judged here after all)."""
+        ...
 
-    async def pause_audio(self, bed_id: str, seconds: float | None, user: str) -> list[Alarm]: ...
+    async def pause_audio(
+        self,
+        bed_id: str,
+        seconds: float | None,
+        user: str,
+        here: Callable[[], Awaitable[list[Alarm]]],
+    ) -> list[Alarm]:
+        """Pause a bed's audio where the bed is judged; ``here`` pauses it on this instance."""
+        ...
 
     def device_revoked(self, device_id: str) -> None: ...
 
@@ -130,7 +147,7 @@ class Gate(Protocol):
 
 
 class LocalGate:
-    """Single-instance mode: every bed is judged here."""
+    """Single-instance mode: every bed is judged here, and every command runs here."""
 
     def route(self, bed_id: str) -> Route:
         return Route.HERE
@@ -147,11 +164,19 @@ class LocalGate:
     def remote_alarms(self) -> list[Alarm]:
         return []
 
-    async def acknowledge(self, alarm_id: str, user: str) -> Alarm | None:
-        return None
+    async def acknowledge(
+        self, alarm_id: str, user: str, here: Callable[[], Awaitable[Alarm | None]]
+    ) -> Alarm | None:
+        return await here()
 
-    async def pause_audio(self, bed_id: str, seconds: float | None, user: str) -> list[Alarm]:
-        return []
+    async def pause_audio(
+        self,
+        bed_id: str,
+        seconds: float | None,
+        user: str,
+        here: Callable[[], Awaitable[list[Alarm]]],
+    ) -> list[Alarm]:
+        return await here()
 
     def device_revoked(self, device_id: str) -> None:
         return None
@@ -284,6 +309,7 @@ class AlarmLoop:
         faults: Faults,
         clock: Callable[[], float],
         tick_interval_s: float,
+        gate: Gate | None = None,
     ) -> None:
         self.store = store
         self.engine = engine
@@ -293,7 +319,8 @@ class AlarmLoop:
         self.faults = faults
         self.clock = clock
         self.tick_interval_s = tick_interval_s
-        self.gate: Gate = LocalGate()
+        # Fixed at construction (rule 6): the composition root picks it (monitor.app).
+        self.gate: Final[Gate] = gate if gate is not None else LocalGate()
         # The devices' bed bindings, shared with ingest (monitor.service.Monitor).
         self.bindings = Bindings()
         self._lock = asyncio.Lock()
@@ -317,7 +344,7 @@ class AlarmLoop:
         failed: dict[str, str] = {}
         for bed in beds:
             if self.gate.route(bed["id"]) is not Route.HERE:
-                continue  # another instance's, or taken over later (monitor.cluster)
+                continue  # another instance's, or adopted later (adopt_bed)
             # Only devices still in service restart their silence clock.
             seen = {d: last_seen.get(d, 0.0) for d in bed["devices"]}
             try:
@@ -521,6 +548,27 @@ class AlarmLoop:
         events = await self._watch_session(bed_id, row)
         await self.persist_quietly(await self._apply_session(bed_id, current, row, events))
 
+    async def resync_sessions(self) -> None:
+        """Re-read every open session from the store and apply those this instance knows
+        differently (changed, or ended), for when session changes may have been missed (a
+        broken multi-instance bus)."""
+        rows = await self.store.session_rows(open_only=True, limit=10_000)
+        known = self.caches.open_sessions
+        open_beds = {r["bed_id"] for r in rows}
+        for row in rows:
+            c = known.get(row["bed_id"])
+            if c is None or (c.id, c.phase, c.baseline, c.overrides) != (
+                row["id"],
+                row["phase"],
+                row["baseline"],
+                row["limit_overrides"],
+            ):
+                await self.session_changed(row)
+        for bed_id in [b for b in known if b not in open_beds]:
+            ended = await self.store.session_row(known[bed_id].id)
+            if ended is not None:
+                await self.session_changed(ended)
+
     # --- checkpoints (rule 7) ---------------------------------------------------------------
 
     async def _watch_session(self, bed_id: str, row: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -644,6 +692,20 @@ class AlarmLoop:
                 stale_cuff_s=self.engine.config.stale_cuff_s(row.get("protocol"), phase),
             ),
         )
+
+    async def adopt_bed(
+        self,
+        bed_id: str,
+        *,
+        last_seen: Mapping[str, float],
+        release: Callable[[], Sequence[Held]],
+    ) -> list[Alarm]:
+        """Start judging a bed another instance judged until now (rule 6; a multi-instance
+        takeover): rebuilt from the record (rule 3), the devices' silence clocks continued
+        from ``last_seen`` rather than restarted, then whatever ``release`` hands over (held
+        for the bed meanwhile) judged too. Raises if the record cannot be read; the caller
+        then releases the bed again."""
+        return await self.rebuild(bed_id, last_seen=last_seen, seen_now=False, release=release)
 
     def release_bed(self, bed_id: str) -> list[Alarm]:
         """Forget a bed judged elsewhere from now on (rule 6; a multi-instance handover):
@@ -782,10 +844,12 @@ class AlarmLoop:
     # --- people's commands (rule 5) --------------------------------------------------------
 
     async def acknowledge(self, alarm_id: str, user: str) -> Alarm | None:
-        here = self.engine.get(alarm_id) is not None or alarm_id in self._checkpoint_alarms
-        if not here and not isinstance(self.gate, LocalGate):
-            return await self.gate.acknowledge(alarm_id, user)
-        return await self.acknowledge_here(alarm_id, user)
+        if self.engine.get(alarm_id) is not None or alarm_id in self._checkpoint_alarms:
+            return await self.acknowledge_here(alarm_id, user)
+        # Not held here: the gate runs it where the alarm's bed is judged (rule 6).
+        return await self.gate.acknowledge(
+            alarm_id, user, here=lambda: self.acknowledge_here(alarm_id, user)
+        )
 
     async def acknowledge_here(self, alarm_id: str, user: str) -> Alarm | None:
         """Acknowledge a live alarm of this instance: the alarm as this call acknowledged it,
@@ -827,9 +891,11 @@ class AlarmLoop:
         return snapshot(acked)
 
     async def pause_audio(self, bed_id: str, seconds: float | None, user: str) -> list[Alarm]:
-        if self.gate.route(bed_id) is not Route.HERE and not isinstance(self.gate, LocalGate):
-            return await self.gate.pause_audio(bed_id, seconds, user)
-        return await self.pause_audio_here(bed_id, seconds, user)
+        if self.gate.route(bed_id) is Route.HERE:
+            return await self.pause_audio_here(bed_id, seconds, user)
+        return await self.gate.pause_audio(
+            bed_id, seconds, user, here=lambda: self.pause_audio_here(bed_id, seconds, user)
+        )
 
     async def pause_audio_here(self, bed_id: str, seconds: float | None, user: str) -> list[Alarm]:
         """Pause the bed's sound: a press re-arms the pause from now and is stored with its

@@ -19,7 +19,7 @@ from monitor.api import admin, auth, bounded, course, errors, openapi, reports, 
 from monitor.db.store import Store
 from monitor.hub import Hub
 from monitor.security import NoStoreMiddleware
-from monitor.service import Monitor
+from monitor.service import Monitor, instance_name
 from monitor.settings import Settings
 
 log = logging.getLogger("vigil")
@@ -33,20 +33,26 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = await Store.open(settings.db, sqlite_synchronous=settings.sqlite_synchronous)
         engine = AlarmEngine(config)
-        monitor = Monitor(settings, store, engine, Hub(settings.feed_queue_max))
-        cluster = None
+        hub = Hub(settings.feed_queue_max)
+        instance_id = instance_name(settings)
         if settings.redis_url:
-            # Multi-instance: a gate in front of the plain engine, in place before it starts.
+            # Multi-instance: a gate in front of the plain engine, given to the pipeline
+            # when it is built; the cluster is handed the pipeline once that has started.
             from monitor.cluster import connect
 
-            cluster = connect(monitor)
-        await monitor.start()
-        app.state.monitor = monitor
-        extras = []
-        if cluster is not None:
-            await cluster.start()
-            extras.append(cluster.stop)
+            cluster = connect(settings, store, instance_id)
+            monitor = Monitor(
+                settings, store, engine, hub, instance_id=instance_id, gate=cluster, relay=cluster
+            )
+            await monitor.start()
+            await cluster.start(monitor)
+            extras: list[Any] = [cluster.stop]
             log.info("multi-instance mode: feed and alarm ownership shared through Redis")
+        else:
+            monitor = Monitor(settings, store, engine, hub, instance_id=instance_id)
+            await monitor.start()
+            extras = []
+        app.state.monitor = monitor
         extras += await start_extras(monitor)
         log.info("monitor ready on %s:%s (%s)", settings.host, settings.port, store.dialect)
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from monitor.faults import Faults, Point
 from monitor.health import Health, Stage
@@ -31,13 +31,19 @@ class Relay(Protocol):
 
 class FanOut:
     def __init__(
-        self, hub: Hub, health: Health, faults: Faults, clock: Callable[[], float]
+        self,
+        hub: Hub,
+        health: Health,
+        faults: Faults,
+        clock: Callable[[], float],
+        relay: Relay | None = None,
     ) -> None:
         self.hub = hub
         self.health = health
         self.faults = faults
         self.clock = clock
-        self.relay: Relay | None = None
+        # Fixed at construction: None in single-instance mode (the composition root decides).
+        self.relay: Final[Relay | None] = relay
         health.use(Stage.FANOUT)
 
     def _deliver(self, message: str) -> None:

@@ -17,18 +17,18 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from monitor import session as session_model
-from monitor.alarm_loop import AlarmLoop
+from monitor.alarm_loop import AlarmLoop, Gate, Held, LocalGate
 from monitor.alarms import AlarmEngine
 from monitor.caches import Caches
 from monitor.db.store import Store
 from monitor.errors import Unavailable
-from monitor.fanout import FanOut
+from monitor.fanout import FanOut, Relay
 from monitor.faults import Faults
-from monitor.health import Health
+from monitor.health import Health, Stage
 from monitor.hub import Hub
 from monitor.ingest import Ingest
 from monitor.model import Alarm, Reading
@@ -39,7 +39,7 @@ from monitor.writer import Writer
 
 log = logging.getLogger("vigil.monitor")
 
-__all__ = ["Monitor", "Unavailable"]
+__all__ = ["Monitor", "Unavailable", "instance_name"]
 
 # The cyclic GC's automatic full collections traverse every live object (about 400 per
 # connected device) and stalled the event loop 130-430 ms at 1,000 beds, which set p99 ack
@@ -56,7 +56,16 @@ def _tame_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+def instance_name(settings: Settings) -> str:
+    """This process's name among the instances: the configured one, else a fresh one."""
+    return settings.instance_id or f"{socket.gethostname()[:40]}-{uuid.uuid4().hex[:8]}"
+
+
 class Monitor:
+    """The pipeline of one instance. ``gate`` and ``relay`` are fixed here, by the composition
+    root (monitor.app): a ``LocalGate`` and no relay for a single instance, another instance
+    mode's own otherwise; the pipeline only ever talks to them through their protocols."""
+
     def __init__(
         self,
         settings: Settings,
@@ -64,19 +73,22 @@ class Monitor:
         engine: AlarmEngine,
         hub: Hub,
         clock: Callable[[], float] = time.time,
+        *,
+        instance_id: str | None = None,
+        gate: Gate | None = None,
+        relay: Relay | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.engine = engine
         self.hub = hub
         self.clock = clock
-        self.instance_id = (
-            settings.instance_id or f"{socket.gethostname()[:40]}-{uuid.uuid4().hex[:8]}"
-        )
+        self.instance_id = instance_id or instance_name(settings)
         self.health = Health(on_change=self._health_changed)
         self.faults = Faults(settings.faults)
         self.caches = Caches()
-        self.fanout = FanOut(hub, self.health, self.faults, clock)
+        self.fanout = FanOut(hub, self.health, self.faults, clock, relay)
+        self.gate: Gate = gate if gate is not None else LocalGate()
         self.alarms = AlarmLoop(
             store=store,
             engine=engine,
@@ -86,6 +98,7 @@ class Monitor:
             faults=self.faults,
             clock=clock,
             tick_interval_s=settings.tick_interval_s,
+            gate=self.gate,
         )
         self.writer = Writer(
             store=store,
@@ -197,12 +210,12 @@ class Monitor:
         longer watches the device for "no data"."""
         await self.load_bindings(device_id)
         if relay:
-            self.alarms.gate.device_rebound(device_id, old_bed)
+            self.gate.device_rebound(device_id, old_bed)
         if old_bed is not None and old_bed != self.bindings.current(device_id):
             await self.alarms.remove_device(old_bed, device_id)
 
     async def revoke_device(self, device_id: str) -> None:
-        self.alarms.gate.device_revoked(device_id)
+        self.gate.device_revoked(device_id)
         await self.drop_device(device_id)
 
     async def drop_device(self, device_id: str) -> None:
@@ -268,6 +281,80 @@ class Monitor:
     def validate_overrides(self, overrides: dict[str, Any]) -> dict[str, Any]:
         """Per-session limit overrides, checked against the clinic's bounds (ValueError if not)."""
         return self.engine.config.check_overrides(overrides)
+
+    # --- what another instance mode's gate calls (it is handed this object at its start) ---
+
+    async def adopt_bed(
+        self,
+        bed_id: str,
+        *,
+        last_seen: Mapping[str, float],
+        release: Callable[[], Sequence[Held]],
+    ) -> list[Alarm]:
+        """Judge a bed here from now on, rebuilt from the record (AlarmLoop.adopt_bed)."""
+        return await self.alarms.adopt_bed(bed_id, last_seen=last_seen, release=release)
+
+    def release_bed(self, bed_id: str) -> list[Alarm]:
+        """Judge a bed here no more, ending none of its alarms (AlarmLoop.release_bed)."""
+        return self.alarms.release_bed(bed_id)
+
+    async def acknowledge_here(self, alarm_id: str, user: str) -> Alarm | None:
+        """An ack another instance passed to this one, the bed's judge."""
+        return await self.alarms.acknowledge_here(alarm_id, user)
+
+    async def pause_audio_here(self, bed_id: str, seconds: float | None, user: str) -> list[Alarm]:
+        """An audio pause another instance passed to this one, the bed's judge."""
+        return await self.alarms.pause_audio_here(bed_id, seconds, user)
+
+    async def heard_reading(self, reading: Reading) -> None:
+        """A reading another instance stored: this instance's panels and caches, and the
+        alarm stage (which judges it only where the gate routes its bed here)."""
+        self.fanout.local(feed.reading_message(reading))
+        self.caches.note_reading(reading)
+        await self.alarms.persist_quietly(self.alarms.judge([reading]))
+
+    def heard_alarm(self, alarm: Alarm) -> None:
+        """An alarm change another instance stored: this instance's panels."""
+        self.fanout.local(feed.alarm_message(alarm))
+
+    async def heard_session(self, session_id: int, message: str) -> None:
+        """A session change another instance stored: its feed message for this instance's
+        panels, and the session as stored now for the caches and the alarm stage."""
+        self.fanout.local(message)
+        row = await self.store.session_row(session_id)
+        if row is not None:
+            await self.alarms.session_changed(row)
+
+    async def heard_seen(self, bed_id: str, device_id: str, at: float) -> None:
+        """A device's sign of life another instance received (not to be relayed again)."""
+        await self.alarms.device_seen(bed_id, device_id, at, relay=False)
+
+    async def heard_artefact(self, bed_id: str, device_id: str, code: str, at: float) -> None:
+        """A frame another instance rejected, for the bed's artefact alarm."""
+        await self.alarms.rejected(bed_id, device_id, code, at)
+
+    async def resync_sessions(self) -> None:
+        """Session changes may have been missed: re-read the open sessions from the store."""
+        await self.alarms.resync_sessions()
+
+    def drop_panels(self, reason: str) -> None:
+        """Close every panel's feed: they reconnect and load a fresh snapshot."""
+        self.fanout.drop_all(reason)
+
+    def connected_devices(self) -> Collection[str]:
+        """The devices whose socket is connected to this instance."""
+        return self.connections.keys()
+
+    def track_redis(self) -> None:
+        """Redis is in use: /health reports its stage from now on."""
+        self.health.use(Stage.REDIS)
+
+    def redis_ok(self) -> None:
+        if not self.health.stages[Stage.REDIS].ok:
+            self.health.ok(Stage.REDIS, self.clock())
+
+    def redis_failed(self, reason: str) -> None:
+        self.health.failed(Stage.REDIS, self.clock(), reason)
 
     # --- views --------------------------------------------------------------------------
 

@@ -47,13 +47,15 @@ demo: venv
 	@bash scripts/demo.sh "$(DEMO_BEDS)" "$(HOST)" "$(MONITOR_PORT)" "$(PANEL_PORT)"
 
 # Two workers, one test module each at a time (--dist loadfile keeps a module's servers
-# in one process): most tests wait on real servers, so two share the 2 cores well.
+# in one process): most tests wait on real servers, so two share the 2 cores well. The 15
+# slowest tests are named at the end, so a test that grows slow is seen.
 test: venv browser-deps proxy-tool compose-tool
-	$(VENV)/bin/pytest -q -p no:cacheprovider -n 2 --dist loadfile
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=15
 
+# ruff and mypy run before the tests in CI (.ci/run), not inside pytest.
 lint: venv
-	$(VENV)/bin/ruff check monitor dashboard simulators tests
-	$(VENV)/bin/ruff format --check monitor dashboard simulators tests
+	$(VENV)/bin/ruff check monitor dashboard simulators tests bench
+	$(VENV)/bin/ruff format --check monitor dashboard simulators tests bench
 
 # mypy --strict: the settings (strict = true) are pyproject.toml's [tool.mypy].
 typecheck: venv

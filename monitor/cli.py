@@ -35,26 +35,10 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
         raise SystemExit(f"error: invalid setting {where}: {first['msg']}") from None
 
 
-def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from monitor.app import create_app
-
-    settings = _settings(
-        args,
-        host=args.host,
-        port=args.port,
-        clinic_config=args.config,
-        hl7_port=args.hl7_port,
-        redis_url=args.redis,
-        forwarded_allow_ips=args.forwarded_allow_ips,
-    )
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    config = uvicorn.Config(
-        create_app(settings),
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for the monitor: ``serve`` uses them, and so do the tests that build
+    the app in their own process (tests/conftest.py), so both serve it the same way."""
+    return dict(
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -75,6 +59,27 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         access_log=False,
     )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from monitor.app import create_app
+
+    settings = _settings(
+        args,
+        host=args.host,
+        port=args.port,
+        clinic_config=args.config,
+        hl7_port=args.hl7_port,
+        redis_url=args.redis,
+        forwarded_allow_ips=args.forwarded_allow_ips,
+    )
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    config = uvicorn.Config(create_app(settings), **server_options(settings))
     server = uvicorn.Server(config)
     server.run()
     return 0

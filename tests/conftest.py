@@ -2,6 +2,8 @@
 
 `server` runs every test that uses it twice, once per storage engine (the suite must pass
 on both); `sqlite_server` is for tests whose subject is not storage (browser, simulators).
+`InProcessMonitor` is the same app built in the test process and served by uvicorn on a free
+port (tests/inprocess.py): for tests whose subject is the API, not the process.
 """
 
 from __future__ import annotations
@@ -9,16 +11,18 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import psycopg
@@ -82,8 +86,14 @@ def terminate(proc: subprocess.Popen[bytes] | None, grace: float = 10.0) -> None
             proc.wait(5)
 
 
+class Pollable(Protocol):
+    """A running server: a process, or the thread of an in-process one."""
+
+    def poll(self) -> int | None: ...
+
+
 def wait_healthy(
-    proc: subprocess.Popen[bytes], url: str, timeout: float, statuses: tuple[int, ...] = (200,)
+    proc: Pollable, url: str, timeout: float, statuses: tuple[int, ...] = (200,)
 ) -> bool:
     """Poll ``url`` until it answers one of ``statuses``; False if the process exits or time
     runs out."""
@@ -213,6 +223,95 @@ class MonitorProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+class InProcessMonitor(MonitorProcess):
+    """The monitor app built in this process, ``create_app(Settings(...))``, served by uvicorn
+    with the options ``serve`` uses (monitor.cli.server_options) on a free loopback port, in a
+    thread with its own event loop: real HTTP and websockets and MonitorProcess's helpers,
+    without a Python start-up per server. Not for tests of the process itself (kill -9,
+    restart, signals, fault points that kill): those keep MonitorProcess."""
+
+    def __init__(self, db_url: str, workdir: Path, settings: dict[str, Any] | None = None) -> None:
+        super().__init__(db_url, workdir)
+        self.settings = dict(settings or {})
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._log_handler: logging.Handler | None = None
+        self._root_level = logging.NOTSET
+
+    def start(self, timeout: float = 30.0, *, degraded: bool = False) -> None:
+        import uvicorn
+
+        from monitor.app import create_app
+        from monitor.cli import server_options
+        from monitor.settings import Settings
+
+        settings = Settings(host="127.0.0.1", port=self.port, db=self.db_url, **self.settings)
+        # The app's log lines go to this server's log file, as the process's would (log_text);
+        # log_config=None: uvicorn must not reconfigure the test process's logging.
+        self._capture_log(settings.log_level.upper())
+        config = uvicorn.Config(create_app(settings), **server_options(settings), log_config=None)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, name=f"monitor-{self.port}", daemon=True
+        )
+        self._thread.start()
+        statuses = (200, 503) if degraded else (200,)
+        if not wait_healthy(_Thread(self._thread), f"{self.base_url}/health", timeout, statuses):
+            self.stop()
+            raise RuntimeError(f"monitor did not start:\n{self.log_text()[-3000:]}")
+        if not self.admin_token:
+            self.admin_token = self.login("admin", ADMIN_PASSWORD)
+
+    def _capture_log(self, level: str) -> None:
+        handler = logging.FileHandler(self.log_path)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setLevel(level)
+        root = logging.getLogger()
+        self._root_level = root.level
+        root.setLevel(min(root.level or logging.WARNING, logging.getLevelName(level)))
+        root.addHandler(handler)
+        self._log_handler = handler
+
+    def stop(self) -> None:
+        """A clean shutdown: uvicorn's graceful exit and the app's lifespan end."""
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(30)
+            if self._thread.is_alive():
+                raise RuntimeError(f"in-process monitor on port {self.port} did not stop")
+        self._server = self._thread = None
+        if self._log_handler is not None:
+            root = logging.getLogger()
+            root.removeHandler(self._log_handler)
+            root.setLevel(self._root_level)
+            self._log_handler.close()
+            self._log_handler = None
+
+    def kill(self) -> None:
+        # A thread cannot be killed: tests that kill a monitor use MonitorProcess.
+        self.stop()
+
+
+class _Thread:
+    """A server thread seen as a process by wait_healthy: gone once the thread has ended."""
+
+    def __init__(self, thread: threading.Thread) -> None:
+        self.thread = thread
+
+    def poll(self) -> int | None:
+        return None if self.thread.is_alive() else 1
+
+
+def start_in_process(
+    db_url: str, workdir: Path, settings: dict[str, Any] | None = None
+) -> InProcessMonitor:
+    """Seed the admin and start an in-process monitor on ``db_url``."""
+    seed_admin(db_url)
+    srv = InProcessMonitor(db_url, workdir, settings)
+    srv.start()
+    return srv
+
+
 def post_event(
     srv: MonitorProcess, sid: int, body: dict[str, Any], headers: dict[str, str] | None = None
 ) -> httpx.Response:
@@ -301,3 +400,20 @@ def server_factory(tmp_path: Path) -> Iterator[Any]:
     yield factory
     for p in started:
         p.stop()
+
+
+@pytest.fixture
+def app_factory(tmp_path: Path) -> Iterator[Any]:
+    """In-process monitors with their own settings: ``app_factory(db_url=None, **settings)``
+    (a fresh SQLite file unless ``db_url``), stopped after the test."""
+    started: list[InProcessMonitor] = []
+
+    def factory(db_url: str | None = None, **settings: Any) -> InProcessMonitor:
+        url = db_url or f"sqlite:///{tmp_path / f'vigil-{len(started)}.db'}"
+        srv = start_in_process(url, tmp_path, settings)
+        started.append(srv)
+        return srv
+
+    yield factory
+    for srv in started:
+        srv.stop()

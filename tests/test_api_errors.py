@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from monitor.api.errors import ErrorBody, ValidationErrorBody, is_unique_violation
 from tests.conftest import PG_ADMIN_DSN, MonitorProcess, clinic_config
+from tests.inprocess import in_process_server  # noqa: F401  (the module's `server`)
 
 
 def _refusal(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -164,14 +165,14 @@ def test_a_422_logs_no_deprecation_warning(server_factory: Any) -> None:
     assert "StarletteDeprecationWarning" not in server.log_text()
 
 
-def test_limit_and_pause_bounds_are_the_clinic_configs(server_factory: Any, tmp_path: Path) -> None:
+def test_limit_and_pause_bounds_are_the_clinic_configs(app_factory: Any, tmp_path: Path) -> None:
     """The clinic file's audio_pause_max_s and override_bounds are the API's and the
     document's bounds: just inside is accepted, just outside is a 422, never a 500."""
     bounds = {"spo2": [82, 93], "hr": [30, 180], "sbp": [70, 230], "dbp": [40, 140]}
     path = clinic_config(
         tmp_path, lambda config: config.update(audio_pause_max_s=200, override_bounds=bounds)
     )
-    server = server_factory(env={"VIGIL_CLINIC_CONFIG": str(path)})
+    server = app_factory(clinic_config=path)
     doc = httpx.get(f"{server.base_url}/openapi.json").json()["components"]["schemas"]
     seconds = doc["AudioPause"]["properties"]["seconds"]["anyOf"][0]
     assert seconds["maximum"] == 200

@@ -26,7 +26,7 @@ from tests.conftest import (
     drop_pg_database,
     post_event,
 )
-from tests.polling import poll
+from tests.polling import apoll, astays, poll
 from tests.wsclient import Device
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -175,7 +175,14 @@ async def test_panels_on_both_instances_see_each_reading_and_alarm_once(
         await send(dev, 2, t0 + 1, 19, 82)
         for p in (pa, pb):
             await p.wait(lambda p=p: len(p.readings("c1-mon")) >= 20 and p.alarms("c1-bed"))
-        await asyncio.sleep(1.0)  # anything doubled would arrive by now
+        # Nothing doubled arrives: each reading and the one alarm stay once, for a second.
+        await astays(
+            lambda: all(
+                sorted(p.readings("c1-mon")) == list(range(1, 21)) and len(p.alarms("c1-bed")) == 1
+                for p in (pa, pb)
+            ),
+            1.0,
+        )
         for p in (pa, pb):
             assert sorted(p.readings("c1-mon")) == list(range(1, 21))
             (raised,) = p.alarms("c1-bed")
@@ -191,7 +198,7 @@ async def test_panels_on_both_instances_see_each_reading_and_alarm_once(
         assert r.json()["acknowledged_by"] == "admin"
         for p in (pa, pb):
             await p.wait(lambda p=p: any(a["acknowledged_at"] for a in p.alarms("c1-bed")))
-        await asyncio.sleep(0.5)
+        await astays(lambda: all(len(p.alarms("c1-bed")) == 2 for p in (pa, pb)), 0.5)
         for p in (pa, pb):
             assert [a["state"] for a in p.alarms("c1-bed")] == ["active", "acknowledged"]
         pause = ward.a.post("/api/beds/c1-bed/audio-pause", {"seconds": 30})
@@ -225,7 +232,14 @@ async def test_a_killed_owner_is_replaced_within_ten_seconds_without_losing_or_d
                 await asyncio.sleep(0.25)
             await send(dev, seq, ts, 3, 82)
             seq, ts = seq + 3, ts + 3
-            await asyncio.sleep(0.5)
+
+            # No second alarm is raised for the same desaturation, on the new owner or its panel.
+            def once() -> bool:
+                ids = {a["id"] for a in pb.alarms("f-bed")}
+                return len(active_spo2(ward.b, "f-bed")) == 1 and ids == {before["id"]}
+
+            await apoll(once, timeout=5)
+            await astays(once, 0.5)
             (after,) = active_spo2(ward.b, "f-bed")
             assert after["id"] == before["id"] and after["state"] == "active"
             assert {a["id"] for a in pb.alarms("f-bed")} == {before["id"]}
@@ -238,7 +252,7 @@ async def test_a_killed_owner_is_replaced_within_ten_seconds_without_losing_or_d
             await send(dev, seq, ts, 17, 97)
             await send(dev, seq + 17, ts + 17, 13, 82)  # a new desaturation
             await pb.wait(lambda: len({a["id"] for a in pb.alarms("f-bed")}) == 2)
-            await asyncio.sleep(0.5)
+            await astays(lambda: len({a["id"] for a in pb.alarms("f-bed")}) == 2, 0.5)
         (new,) = active_spo2(ward.b, "f-bed")
         assert new["id"] != before["id"]
         assert [a["state"] for a in pb.alarms("f-bed") if a["id"] == new["id"]] == ["active"]

@@ -15,6 +15,7 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from tests.conftest import MonitorProcess
+from tests.inprocess import in_process_server  # noqa: F401  (the module's `server`)
 from tests.polling import poll
 from tests.wsclient import Device
 

@@ -16,7 +16,7 @@ from fhir.resources.R4B.medicationadministration import MedicationAdministration
 from fhir.resources.R4B.observation import Observation
 
 from monitor.model import to_rfc3339
-from tests.conftest import MonitorProcess, _start, clinic_config, post_event
+from tests.conftest import MonitorProcess, clinic_config, post_event, start_in_process
 from tests.factories import ESKETAMINE_CHECKLIST
 from tests.polling import poll
 from tests.wsclient import send_frames
@@ -42,10 +42,11 @@ QUICK = {
 
 @pytest.fixture(scope="module")
 def rsrv(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MonitorProcess]:
-    """The real monitor with the shipped protocols and a quick one, on both engines."""
+    """The monitor app (in this process) with the shipped protocols and a quick one, on both
+    engines."""
     tmp = tmp_path_factory.mktemp("records")
     path = clinic_config(tmp, lambda data: data["protocols"].update(quick=QUICK))
-    proc = _start(db_url, tmp, extra_args=["--config", str(path)])
+    proc = start_in_process(db_url, tmp, {"clinic_config": path})
     proc.add_user("r-charge", "charge", PASSWORD)
     try:
         yield proc

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from monitor.model import parse_rfc3339, to_rfc3339
-from tests.conftest import MonitorProcess, _start, clinic_config, post_event
+from tests.conftest import MonitorProcess, clinic_config, post_event, start_in_process
 from tests.factories import ESKETAMINE_CHECKLIST, TEST_CHECKLIST
 from tests.polling import poll
 from tests.wsclient import send_frames
@@ -65,9 +65,10 @@ def _with_quick(data: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def psrv(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MonitorProcess]:
-    """The real monitor with the shipped protocols and a quick one, on both engines."""
+    """The monitor app (in this process) with the shipped protocols and a quick one, on both
+    engines."""
     tmp = tmp_path_factory.mktemp("protocols")
-    proc = _start(db_url, tmp, extra_args=["--config", str(clinic_config(tmp, _with_quick))])
+    proc = start_in_process(db_url, tmp, {"clinic_config": clinic_config(tmp, _with_quick)})
     proc.add_user("p-nurse", "nurse", PASSWORD)
     proc.add_user("p-charge", "charge", PASSWORD)
     try:

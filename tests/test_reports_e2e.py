@@ -10,6 +10,7 @@ from fhir.resources.R4B.bundle import Bundle
 
 from monitor.model import parse_rfc3339
 from tests.conftest import MonitorProcess
+from tests.inprocess import in_process_server  # noqa: F401  (the module's `server`)
 from tests.wsclient import Device, measure_after
 
 

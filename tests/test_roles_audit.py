@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from monitor.db.store import Store
 from monitor.settings import Settings
 from tests.conftest import ADMIN_PASSWORD, MonitorProcess
+from tests.inprocess import in_process_server  # noqa: F401  (the module's `server`)
 from tests.wsclient import Device
 
 PUBLIC = None
@@ -289,15 +290,12 @@ async def test_actions_leave_an_append_only_audit_trail_for_admins(server: Monit
     assert "wrong-password" not in str(entries) and PASSWORD not in str(entries)
 
 
-def test_login_is_rate_limited_per_name_and_address(server_factory: Any) -> None:
+def test_login_is_rate_limited_per_name_and_address(app_factory: Any) -> None:
     """After the allowed failures even the right password waits (429 with Retry-After) for
     that name; an address that guessed past its own budget waits for every name
     (docs/security.md)."""
-    s: MonitorProcess = server_factory(
-        env={
-            "VIGIL_LOGIN_ATTEMPTS_PER_MINUTE": "3",
-            "VIGIL_LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE": "5",
-        }
+    s: MonitorProcess = app_factory(
+        login_attempts_per_minute=3, login_attempts_per_address_per_minute=5
     )
     s.add_user("rl-nurse", "nurse", PASSWORD)
     url = f"{s.base_url}/api/auth/token"

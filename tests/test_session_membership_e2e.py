@@ -17,6 +17,7 @@ import httpx
 
 from monitor.model import parse_rfc3339, to_rfc3339
 from tests.conftest import MonitorProcess
+from tests.inprocess import in_process_server  # noqa: F401  (the module's `server`)
 from tests.wsclient import Device, measure_after
 
 HR = {"hr": 72.0, "spo2": 97.0, "rr": 14.0}

@@ -22,6 +22,7 @@ from monitor.protocol.device import (
 )
 from simulators.client import AuthFailed, DeviceClient, SeqStore, device_ws_url
 from simulators.clock import WarpClock
+from tests.polling import apoll
 
 DEVICE = "sim-test-mon"
 TOKEN = "secret-token"
@@ -220,12 +221,11 @@ async def test_readings_made_while_the_link_is_down_arrive_after_it_returns(
         client.set_link(False)
         for i in range(1, 20):
             client.submit(time.time() - 5 + i * 0.1, _values(i))
-        await asyncio.sleep(0.3)
-        assert client.pending == 19 and not client.connected
+        await apoll(lambda: client.pending == 19 and not client.connected, timeout=5)
         client.set_link(True)
         assert await client.wait_drained(5)
         client.heartbeat(time.time())
-        await asyncio.sleep(0.1)
+        await apoll(lambda: mon.heartbeats == 1, timeout=5)
         await client.close()
     assert sorted(mon.stored) == list(range(1, 21))
     assert mon.connections == 2 and mon.heartbeats == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.model import Reading
+from monitor.model import Alarm, AlarmKind, AlarmState, Priority, Reading
 from monitor.protocol_model import SessionEvent
 from monitor.protocols import Protocol
 
@@ -30,6 +30,30 @@ def make_reading(
         values=vals,
         source=source,
         bed_id=bed_id,
+    )
+
+
+def make_alarm(
+    *,
+    alarm_id: str = "a-1",
+    bed_id: str = "bed-1",
+    signal: str = "spo2",
+    priority: Priority = Priority.HIGH,
+    condition: str = "low",
+    started_at: float = T0,
+    detail: dict[str, object] | None = None,
+) -> Alarm:
+    """An active physiological alarm, as the engine raises one."""
+    return Alarm(
+        id=alarm_id,
+        bed_id=bed_id,
+        signal=signal,
+        kind=AlarmKind.PHYSIOLOGICAL,
+        priority=priority,
+        condition=condition,
+        started_at=started_at,
+        state=AlarmState.ACTIVE,
+        detail=dict(detail or {}),
     )
 
 

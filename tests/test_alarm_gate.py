@@ -20,7 +20,7 @@ from monitor.faults import Faults
 from monitor.health import Health
 from monitor.hub import Hub
 from monitor.model import Alarm, Reading
-from tests.factories import T0, make_reading
+from tests.factories import T0, make_alarm, make_reading
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE_BED, AWAY_BED, HELD_BED = "bed-here", "bed-away", "bed-held"
@@ -34,16 +34,7 @@ class RoutingGate:
         self.held: list[tuple[str, Held]] = []
         self.seen_calls: list[tuple[str, str, bool]] = []
         self.commands: list[tuple[str, str]] = []
-        self.remote = Alarm(
-            id="remote-1",
-            bed_id=AWAY_BED,
-            signal="spo2",
-            kind="physiological",
-            priority="high",
-            condition="low",
-            started_at=T0,
-            state="active",
-        )
+        self.remote = make_alarm(alarm_id="remote-1", bed_id=AWAY_BED)
 
     def route(self, bed_id: str) -> Route:
         return {AWAY_BED: Route.AWAY, HELD_BED: Route.HOLD}.get(bed_id, Route.HERE)

@@ -25,20 +25,9 @@ from monitor.cluster.codec import (
     decode,
     encode,
 )
-from monitor.model import Alarm
-from tests.factories import T0, make_reading
+from tests.factories import T0, make_alarm, make_reading
 
-ALARM = Alarm(
-    id="a-1",
-    bed_id="bed-1",
-    signal="spo2",
-    kind="physiological",
-    priority="high",
-    condition="low",
-    started_at=T0,
-    state="active",
-    detail={"limit": 85},
-)
+ALARM = make_alarm(detail={"limit": 85})
 MESSAGES: list[Message] = [
     ReadingStored(make_reading({"spo2": 91.5, "hr": 72.0}, received_at=T0 + 0.25)),
     AlarmChanged(ALARM),

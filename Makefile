@@ -55,6 +55,8 @@ test: venv browser-deps proxy-tool compose-tool
 # ruff and mypy run before the tests in CI (.ci/run), not inside pytest.
 lint: venv
 	$(VENV)/bin/ruff check monitor dashboard simulators tests bench
+	# The layers of docs/architecture.md: pyproject.toml's [tool.importlinter] contracts.
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/ruff format --check monitor dashboard simulators tests bench
 
 # mypy --strict: the settings (strict = true) are pyproject.toml's [tool.mypy].

@@ -113,9 +113,9 @@ def seed(
     Bulk inserts rather than `monitor add-device` per device: registering 6,000 devices one
     command (and one fsync) at a time would take longer than the benchmark.
     """
-    from monitor.db.schema import beds, devices
-    from monitor.db.store import Store
-    from monitor.security import hash_password, new_token, token_hash
+    from monitor.core.security import hash_password, new_token, token_hash
+    from monitor.records.schema import beds, devices
+    from monitor.records.store import Store
 
     tokens = [new_token() for _ in pairs]
 

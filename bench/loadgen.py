@@ -3,7 +3,7 @@
 The device side is a minimal websocket client written on asyncio's Protocol (RFC 6455
 client frames with a zero mask key, no extensions): with thousands of connections or a flood,
 a full client library would spend more CPU than the server it measures, on the same 2 cores.
-Frames are built with monitor.protocol.device's encoders, the one wire format.
+Frames are built with monitor.wire.device's encoders, the one wire format.
 
 Entry points take and return plain dicts so they cross a process boundary:
 ``flood`` (throughput), ``paced`` (beds at 1 Hz, ramped; latencies, alarms), ``warp_ward``
@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import orjson
 
-from monitor.protocol.device import encode_reading
+from monitor.wire.device import encode_reading
 
 # --- a minimal websocket client -------------------------------------------------------
 

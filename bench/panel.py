@@ -21,8 +21,8 @@ BEDS = 16
 
 def _seed_history(db_url: str, fleet: common.Fleet, minutes: float) -> None:
     """An open session per bed, opened ``minutes`` ago, with its 1 Hz readings and cuff cycles."""
-    from monitor.db.schema import readings
-    from monitor.db.store import Store
+    from monitor.records.schema import readings
+    from monitor.records.store import Store
 
     async def run() -> None:
         store = await Store.open(db_url)

@@ -31,7 +31,7 @@ from dashboard.sessions import COOKIE, Session, Sessions, tag
 from dashboard.settings import PanelSettings
 from dashboard.widgets import HIDDEN, SHOWN
 from monitor.alarms.config import load_config
-from monitor.model import Phase, to_rfc3339
+from monitor.core.model import Phase, to_rfc3339
 
 log = logging.getLogger("vigil.panel")
 ASSETS = Path(__file__).parent / "assets"

@@ -14,7 +14,7 @@ from dashboard import bedpage, layout, words
 from dashboard.client import MonitorClient, MonitorError, event_key
 from dashboard.sessions import Session
 from dashboard.widgets import HIDDEN, OVERRIDE_ROLES, SHOWN, message, tz_offset
-from monitor.model import Phase
+from monitor.core.model import Phase
 
 Who = Callable[[Any], Awaitable[Session | None]]
 # The phase buttons' words without a protocol (the plain session timer).

@@ -47,8 +47,8 @@ from dashboard.words import (
     infusion_text,
     record_text,
 )
-from monitor.model import Direction, Priority, parse_rfc3339
-from monitor.protocol_model import Status
+from monitor.clinical.rules import Status
+from monitor.core.model import Direction, Priority, parse_rfc3339
 
 # The protocol panel's countdowns and statuses are redrawn this often (the monitor's own
 # overdue alarm does not wait for it: it comes through the feed).
@@ -586,7 +586,7 @@ def checklist_answers(
 ) -> tuple[dict[str, Any], list[str]]:
     """The checklist event's data from the form (only what is filled in) and the items whose
     entry cannot be read."""
-    from monitor.model import to_rfc3339
+    from monitor.core.model import to_rfc3339
 
     data: dict[str, Any] = {}
     bad: list[str] = []

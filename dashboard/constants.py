@@ -3,7 +3,7 @@
 The tile painter (assets/vigil-3-paint.js) and the sound (assets/vigil-4-sound.js) copy no
 threshold, code or word of their own: words come from dashboard/words.py, codes from the
 monitor's enums, stale ages come from the clinic config (the same file the monitor
-reads, VIGIL_CLINIC_CONFIG), priority ranks from monitor.model, the trend's trace order from
+reads, VIGIL_CLINIC_CONFIG), priority ranks from monitor.core.model, the trend's trace order from
 dashboard.figures. The page reads them from ``#vigil-config[data-constants]``.
 """
 
@@ -17,8 +17,8 @@ import orjson
 from dashboard import figures, words
 from monitor.alarms.config import DIRECTIONS, ClinicConfig
 from monitor.alarms.lifecycle import State
-from monitor.model import PRIORITY_RANK, Phase, Priority
-from monitor.protocols import Route
+from monitor.clinical.protocols import Route
+from monitor.core.model import PRIORITY_RANK, Phase, Priority
 
 CONTINUOUS: Final[tuple[str, ...]] = ("hr", "pr", "spo2", "rr")
 CUFF: Final[tuple[str, ...]] = ("sbp", "dbp", "map")

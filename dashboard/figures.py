@@ -14,7 +14,7 @@ from typing import Any, Final
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from monitor.model import Priority, parse_rfc3339
+from monitor.core.model import Priority, parse_rfc3339
 
 TRACE_SIGNALS: Final[tuple[str, ...]] = ("hr", "spo2", "rr", "sbp", "dbp", "map")
 TRACE_INDEX: Final[Mapping[str, int]] = {s: i for i, s in enumerate(TRACE_SIGNALS)}

@@ -15,7 +15,7 @@ from dash import dcc, html
 from dashboard import bedpage, rems
 from dashboard.widgets import attrs, number_field
 from dashboard.words import EVENT_LABELS, EVENT_TYPES
-from monitor.model import Phase
+from monitor.core.model import Phase
 
 SIDE_EFFECTS: Final[tuple[str, ...]] = (
     "nausea",

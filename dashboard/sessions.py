@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dashboard.client import MonitorClient, MonitorError
-from monitor.model import parse_rfc3339
+from monitor.core.model import parse_rfc3339
 
 COOKIE = "vigil_session"
 # How long a panel trusts what the monitor said about a token before asking again.

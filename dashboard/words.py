@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from monitor.model import Direction, Phase, Priority
-from monitor.protocol_model import Status
+from monitor.clinical.rules import Status
+from monitor.core.model import Direction, Phase, Priority
 
 # --- phases -----------------------------------------------------------------------------------
 

@@ -15,11 +15,22 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from monitor.alarms import AlarmEngine, load_config
-from monitor.api import admin, auth, bounded, course, errors, openapi, reports, sessions, ward, ws
-from monitor.db.store import Store
-from monitor.hub import Hub
-from monitor.security import NoStoreMiddleware
-from monitor.service import Monitor, instance_name
+from monitor.edges.api import (
+    admin,
+    auth,
+    bounded,
+    course,
+    errors,
+    openapi,
+    reports,
+    sessions,
+    ward,
+    ws,
+)
+from monitor.edges.api.guards import NoStoreMiddleware
+from monitor.pipeline.hub import Hub
+from monitor.pipeline.service import Monitor, instance_name
+from monitor.records.store import Store
 from monitor.settings import Settings
 
 log = logging.getLogger("vigil")
@@ -113,7 +124,7 @@ async def start_extras(monitor: Monitor) -> list[Any]:
     stops: list[Any] = []
     settings = monitor.settings
     if settings.hl7_port is not None:
-        from monitor.hl7_edge import start_hl7
+        from monitor.edges.hl7 import start_hl7
 
         server = await start_hl7(monitor, settings.hl7_host or settings.host, settings.hl7_port)
 

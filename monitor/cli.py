@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from monitor.model import ID_PATTERN, Role
+from monitor.core.model import ID_PATTERN, Role
 from monitor.settings import Settings
 
 
@@ -86,7 +86,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def _with_store(settings: Settings, fn: Any) -> Any:
-    from monitor.db.store import Store
+    from monitor.records.store import Store
 
     store = await Store.open(settings.db, sqlite_synchronous=settings.sqlite_synchronous)
     try:
@@ -156,7 +156,7 @@ def _import_devices(args: argparse.Namespace) -> int:
 
 
 def _add_user(args: argparse.Namespace) -> int:
-    from monitor.security import hash_password
+    from monitor.core.security import hash_password
 
     _check_ids(("user name", args.name))
     settings = _settings(args)
@@ -231,7 +231,7 @@ def _enable_user(args: argparse.Namespace) -> int:
 
 
 def _alarm_report(argv: list[str]) -> int:
-    from monitor.alarms.report import alarm_report_main
+    from monitor.records.alarm_report import alarm_report_main
 
     return alarm_report_main(argv)
 

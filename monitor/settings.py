@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     redis_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")] = "vigil"
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    # Tests only: arms fault points (monitor.faults), e.g. "after_alarm_commit=kill". Inert
+    # Tests only: arms fault points (monitor.core.faults), e.g. "after_alarm_commit=kill". Inert
     # when unset, as in every deployment.
     faults: str | None = None
     cors_origins: list[str] = []

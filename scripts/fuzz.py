@@ -53,7 +53,7 @@ def _monitor(*args: str, stdin: str | None = None) -> str:
 
 async def _alarm(ws_url: str, token: str) -> None:
     """One cuff reading far above the systolic limit: an alarm at once (docs/alarms.md)."""
-    from monitor.protocol.device import encode_reading
+    from monitor.wire.device import encode_reading
 
     async with websockets.connect(
         f"{ws_url}/ws/device", additional_headers={"Authorization": f"Bearer {token}"}

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from monitor.model import parse_rfc3339
+from monitor.core.model import parse_rfc3339
 from simulators.client import DEFAULT_STATE_DIR
 from simulators.demo import DEFAULT_MIX, demo_devices_csv, read_tokens, run_demo
 from simulators.device import CuffConfig

@@ -1,6 +1,6 @@
 """Simulated device client: the device side of protocol v1 over a real websocket.
 
-- Frames are built only with monitor.protocol.device's encoders.
+- Frames are built only with monitor.wire.device's encoders.
 - Every reading gets the device's next ``seq`` when it is produced; the next seq lives in
   a small JSON state file per device so it survives restarts of the simulator (a crash
   skips at most one reserved block of seqs, never reuses one).
@@ -31,7 +31,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from monitor.protocol.device import ErrorCode, encode_heartbeat, encode_reading
+from monitor.wire.device import ErrorCode, encode_heartbeat, encode_reading
 
 log = logging.getLogger("simulators.client")
 

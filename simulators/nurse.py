@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from monitor.model import to_rfc3339
+from monitor.core.model import to_rfc3339
 from simulators.physiology import MINUTE
 from simulators.scenarios import Plan
 

@@ -1,6 +1,6 @@
 """Replay a recording as a device: `python -m simulators replay PATH --device ... --token ... --url ...`.
 
-The readings come from monitor.recordings (the same stream `monitor alarm-report` judges):
+The readings come from monitor.records.recordings (the same stream `monitor alarm-report` judges):
 continuous values held to 1 Hz, cuff triples as separate "nibp" readings. Device time of
 the first row is ``--start``, by default the present minus the recording's length, so no
 reading lies in the future; ``--speed X`` sends them X times faster than their spacing.
@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitor.recordings import RecordedReading, duration, expand, load_rows
+from monitor.records.recordings import RecordedReading, duration, expand, load_rows
 from simulators.client import DeviceClient, SeqStore
 
 log = logging.getLogger("simulators.replay")

@@ -22,7 +22,7 @@ from websockets.sync.client import connect as ws_connect
 
 from dashboard.headless import CHROMIUM
 from dashboard.headless import CHROMIUM_ARGS as HEADLESS_ARGS
-from monitor.protocol.device import encode_reading
+from monitor.wire.device import encode_reading
 from tests.conftest import ROOT, MonitorProcess, free_port, terminate, wait_healthy
 
 # The panel's alarm sounds must start without a real user's gesture in tests.

@@ -60,8 +60,8 @@ def drop_pg_database(url: str) -> None:
 
 
 def seed_admin(db_url: str) -> None:
-    from monitor.db.store import Store
-    from monitor.security import hash_password
+    from monitor.core.security import hash_password
+    from monitor.records.store import Store
 
     async def run() -> None:
         store = await Store.open(db_url)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from monitor.model import Alarm, AlarmKind, AlarmState, Priority, Reading
-from monitor.protocol_model import SessionEvent
-from monitor.protocols import Protocol
+from monitor.clinical.protocols import Protocol
+from monitor.clinical.rules import SessionEvent
+from monitor.core.model import Alarm, AlarmKind, AlarmState, Priority, Reading
 
 T0 = 1_790_000_000.0  # a fixed epoch (2026-09-21) so tests never read the clock
 
@@ -72,7 +72,7 @@ def make_session_json(
 
     ``phase_events`` are (type, seconds after opening); ``observations`` (seconds, data).
     """
-    from monitor.model import to_rfc3339
+    from monitor.core.model import to_rfc3339
 
     timed = [(at, kind, {}) for kind, at in (phase_events or [])]
     timed += [(at, "observation", data) for at, data in (observations or [])]
@@ -214,9 +214,9 @@ def make_protocol_session_json(
 ) -> dict[str, object]:
     """A protocol session as GET /api/sessions/{id} shows it, judged by the real protocol
     model at ``now``: ``events`` are (type, seconds after opening, data, by)."""
-    from monitor.model import to_rfc3339
-    from monitor.protocol_model import status
-    from monitor.views import protocol_json
+    from monitor.clinical.rules import status
+    from monitor.core.model import to_rfc3339
+    from monitor.pipeline.views import protocol_json
 
     model_events = [
         SessionEvent(type=t, at=opened_at + at, data=data, id=i)
@@ -326,8 +326,8 @@ def store_impossible_events(
     """Write session events straight into the store, past every check of the API: the kind of
     history an older version, a hand edit or a restored backup leaves (docs/reliability.md,
     "An impossible session record is isolated"). Their ids, in order."""
-    from monitor.db.migrate import make_sync_engine
-    from monitor.db.schema import session_events
+    from monitor.records.migrate import make_sync_engine
+    from monitor.records.schema import session_events
 
     engine = make_sync_engine(db_url)
     ids: list[int] = []

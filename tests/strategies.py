@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from monitor.model import SIGNAL_RANGES, Reading
+from monitor.core.model import SIGNAL_RANGES, Reading
 
 signal_values = st.dictionaries(
     st.sampled_from(sorted(SIGNAL_RANGES)),
@@ -43,7 +43,7 @@ def session_readings(draw: st.DrawFn, start: float, span_s: float) -> list[Readi
 def stored_histories(draw: st.DrawFn) -> list[tuple[int | None, str, float]]:
     """A session's stored (id, type, at) events as a store may hold them, possible or not:
     any type (an unknown one too), any order of times; ids ascending as the store's are."""
-    from monitor.session import EVENT_TYPES
+    from monitor.clinical.session import EVENT_TYPES
 
     kinds = st.sampled_from([*sorted(EVENT_TYPES), "infusion_restart"])
     events = draw(st.lists(st.tuples(kinds, st.floats(0, 1e5, allow_nan=False)), max_size=20))
@@ -53,7 +53,7 @@ def stored_histories(draw: st.DrawFn) -> list[tuple[int | None, str, float]]:
 @st.composite
 def possible_histories(draw: st.DrawFn) -> list[tuple[int | None, str, float]]:
     """A stored history the API could have written: each phase event fits the one before."""
-    from monitor.session import EVENT_TYPES, SessionState, TransitionError, apply
+    from monitor.clinical.session import EVENT_TYPES, SessionState, TransitionError, apply
 
     state = SessionState()
     at = draw(st.floats(0, 1e4, allow_nan=False))

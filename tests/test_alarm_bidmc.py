@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 from monitor.alarms import AlarmEngine, load_config
-from monitor.alarms.report import ReportedAlarm, build_report
-from monitor.model import AlarmKind, Reading, to_rfc3339
-from monitor.recordings import load_recording
+from monitor.core.model import AlarmKind, Reading, to_rfc3339
+from monitor.records.alarm_report import ReportedAlarm, build_report
+from monitor.records.recordings import load_recording
 
 BIDMC = Path(__file__).parent / "data" / "bidmc"
 CONFIG = load_config(None)

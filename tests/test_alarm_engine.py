@@ -8,8 +8,16 @@ from collections.abc import Iterable
 import pytest
 
 from monitor.alarms import AlarmEngine, ClinicConfig, ConfigError, UnknownAlarm, load_config
-from monitor.model import ID_PATTERN, Alarm, AlarmKind, AlarmState, Direction, Priority, Reading
-from monitor.protocol.feed import alarm_json, alarm_message
+from monitor.core.model import (
+    ID_PATTERN,
+    Alarm,
+    AlarmKind,
+    AlarmState,
+    Direction,
+    Priority,
+    Reading,
+)
+from monitor.wire.feed import alarm_json, alarm_message
 from tests.factories import T0, make_reading
 
 # The rules one at a time: with the off-delay at 0 an alarm ends at its first clear reading.
@@ -642,7 +650,7 @@ def test_forget_bed_and_remove_device_end_their_alarms() -> None:
 
 
 def test_reading_type_is_the_model_reading() -> None:
-    """The engine consumes monitor.model.Reading as stored by the server."""
+    """The engine consumes monitor.core.model.Reading as stored by the server."""
     r = Reading("d", 1, T0, T0, {"hr": 70.0}, bed_id="b")
     assert _engine().on_reading(r) == []
 

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from monitor.alarm_loop import AlarmLoop, Gate, Held, HeldReading, Route
 from monitor.alarms import AlarmEngine, load_config
-from monitor.caches import Caches
-from monitor.db.store import Store
-from monitor.fanout import FanOut
-from monitor.faults import Faults
-from monitor.health import Health
-from monitor.hub import Hub
-from monitor.model import Alarm, Reading
+from monitor.core.faults import Faults
+from monitor.core.model import Alarm, Reading
+from monitor.pipeline.alarm_loop import AlarmLoop, Gate, Held, HeldReading, Route
+from monitor.pipeline.caches import Caches
+from monitor.pipeline.fanout import FanOut
+from monitor.pipeline.health import Health
+from monitor.pipeline.hub import Hub
+from monitor.records.store import Store
 from tests.factories import T0, make_alarm, make_reading
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ import yaml
 from monitor.alarms import ConfigError, Event, LifecycleError, State, load_config, parse_config
 from monitor.alarms.config import DEFAULT_CONFIG_PATH
 from monitor.alarms.lifecycle import TRANSITIONS, apply, next_state
-from monitor.model import Alarm, AlarmKind, AlarmState, Priority
+from monitor.core.model import Alarm, AlarmKind, AlarmState, Priority
 
 TABLE = [
     (State.INACTIVE, Event.HOLD, State.PENDING),

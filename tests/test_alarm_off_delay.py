@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from monitor.alarms import AlarmEngine, load_config
-from monitor.model import Alarm, AlarmKind, AlarmState, Priority
+from monitor.core.model import Alarm, AlarmKind, AlarmState, Priority
 from tests.factories import T0, make_reading
 
 DEFAULTS = load_config(None)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.alarms import AlarmEngine, UnknownAlarm, build_levels, load_config
-from monitor.model import (
+from monitor.core.model import (
     CONTINUOUS_SIGNALS,
     PRIORITY_RANK,
     Alarm,

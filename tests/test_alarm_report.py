@@ -14,7 +14,7 @@ import yaml
 
 from monitor.alarms import load_config
 from monitor.alarms.config import DEFAULT_CONFIG_PATH
-from monitor.alarms.report import alarm_report_main
+from monitor.records.alarm_report import alarm_report_main
 
 ROOT = Path(__file__).resolve().parent.parent
 MIMIC = Path(__file__).parent / "data" / "mimic-s00001"

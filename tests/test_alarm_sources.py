@@ -9,7 +9,7 @@ import pytest
 
 from monitor.alarms import AlarmEngine, ConfigError, load_config
 from monitor.alarms.config import parse_config
-from monitor.model import Alarm, AlarmKind, AlarmState, Priority, Reading
+from monitor.core.model import Alarm, AlarmKind, AlarmState, Priority, Reading
 from tests.factories import T0, make_reading
 
 DEFAULTS = load_config(None)
@@ -245,8 +245,8 @@ def test_the_shipped_defaults_are_the_documented_ones() -> None:
 
 def _rebuilt(first: AlarmEngine, readings: list[Reading], window: slice) -> AlarmEngine:
     """A second engine rebuilt from the stored record, as after a restart: open alarms plus
-    the readings of a window (monitor/alarm_loop.py, replay)."""
-    from monitor.alarm_loop import Record, replay
+    the readings of a window (monitor/pipeline/alarm_loop.py, replay)."""
+    from monitor.pipeline.alarm_loop import Record, replay
 
     stored = first.active()
     engine = AlarmEngine(DEFAULTS)

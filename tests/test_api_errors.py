@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from monitor.api.errors import ErrorBody, ValidationErrorBody, is_unique_violation
+from monitor.edges.api.errors import ErrorBody, ValidationErrorBody, is_unique_violation
 from tests.conftest import PG_ADMIN_DSN, MonitorProcess, clinic_config
 from tests.inprocess import in_process_server  # noqa: F401  (the module's `server`)
 

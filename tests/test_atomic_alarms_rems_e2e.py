@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from monitor.db.store import Store
-from monitor.model import parse_rfc3339, to_rfc3339
+from monitor.core.model import parse_rfc3339, to_rfc3339
+from monitor.records.store import Store
 from monitor.usecases import patients
 from tests.conftest import MonitorProcess, _start, clinic_config, post_event
 from tests.polling import poll

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 
-from monitor import session as session_model
-from monitor.model import parse_rfc3339, to_rfc3339
+from monitor.clinical import session as session_model
+from monitor.core.model import parse_rfc3339, to_rfc3339
 from tests.conftest import MonitorProcess, _start, clinic_config, post_event
 from tests.factories import FULL_CHECKLIST, TEST_CHECKLIST
 from tests.strategies import concurrent_session_commands
@@ -365,8 +365,8 @@ def test_raced_sessions_are_served_after_a_restart_on_the_same_database(
 def store_event_behind_the_monitor(db_url: str, sid: int, event_type: str) -> None:
     """Write a session event straight into the database, as the unguarded code could: the
     history the guard prevents, already stored."""
-    from monitor.db.schema import session_events
-    from monitor.db.store import Store
+    from monitor.records.schema import session_events
+    from monitor.records.store import Store
 
     async def run() -> None:
         store = await Store.open(db_url)

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import websockets
 
-from monitor.protocol.device import encode_reading
+from monitor.wire.device import encode_reading
 from tests.conftest import MonitorProcess
 
 # Readings in flight, as a device catching up after an outage would send. A commit batch

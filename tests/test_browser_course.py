@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from monitor.model import parse_rfc3339
+from monitor.core.model import parse_rfc3339
 from tests.browser_support import (  # noqa: F401  (fixtures used by name)
     axe_serious,
     browser_fixture,

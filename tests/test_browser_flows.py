@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
-from monitor.model import parse_rfc3339
+from monitor.core.model import parse_rfc3339
 from tests.browser_support import (  # noqa: F401  (fixtures used by name)
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -527,7 +527,7 @@ def test_empty_trend_figure_spans_the_given_times_and_keeps_them_once_data_comes
     """Pure: with no readings, trace 0 holds the span as two points without values (nothing is
     drawn, Plotly ranges on them); with readings, the span is an autorange include."""
     from dashboard import figures
-    from monitor.model import to_rfc3339
+    from monitor.core.model import to_rfc3339
 
     start, end = 1_795_600_000.0, 1_795_600_600.0
     empty = figures.trend_figure([], x_span=(start, end))

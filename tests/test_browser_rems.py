@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from monitor.model import to_rfc3339
+from monitor.core.model import to_rfc3339
 from tests.browser_support import (  # noqa: F401  (fixtures used by name)
     ISO_TIME,
     axe_serious,

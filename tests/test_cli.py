@@ -104,7 +104,7 @@ def test_disable_and_enable_user_name_a_user_or_refuse_clearly(tmp_path: Path) -
     assert "Traceback" not in missing.stderr
 
     async def actions() -> list[tuple[str, str]]:
-        from monitor.db.store import Store
+        from monitor.records.store import Store
 
         store = await Store.open(db)
         try:

@@ -17,8 +17,8 @@ import pytest
 import redis
 import websockets
 
-from monitor.model import parse_rfc3339
-from monitor.protocol.device import encode_heartbeat
+from monitor.core.model import parse_rfc3339
+from monitor.wire.device import encode_heartbeat
 from tests.conftest import (
     MonitorProcess,
     clinic_config,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from monitor.db.migrate import sync_url, upgrade
+from monitor.records.migrate import sync_url, upgrade
 from tests.conftest import fresh_database
 
 

@@ -17,7 +17,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from monitor.protocol.device import encode_reading
+from monitor.wire.device import encode_reading
 from tests.conftest import MonitorProcess, fresh_database
 
 BEDS = 50

@@ -16,8 +16,8 @@ import time
 import httpx
 import sqlalchemy as sa
 
-from monitor.db import migrate
-from monitor.db.schema import device_bindings
+from monitor.records import migrate
+from monitor.records.schema import device_bindings
 from tests.conftest import MonitorProcess
 from tests.test_session_membership_e2e import HR, admit, bed_seqs, csv_seqs, session_seqs
 from tests.wsclient import Device, measure_after

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.protocol.device import (
+from monitor.wire.device import (
     ErrorCode,
     HeartbeatMsg,
     ProtocolError,

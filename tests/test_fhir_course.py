@@ -8,9 +8,9 @@ from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 
-from monitor.model import to_rfc3339
-from monitor.report import report_fhir
-from monitor.report.fhir_course import course_bundle, with_course
+from monitor.core.model import to_rfc3339
+from monitor.records.report import report_fhir
+from monitor.records.report.fhir_course import course_bundle, with_course
 from tests.factories import T0, make_reading, make_session_json
 
 PHQ9 = [2, 3, 1, 0, 2, 1, 3, 2, 0]

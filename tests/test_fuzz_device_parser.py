@@ -13,8 +13,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.model import SIGNAL_RANGES, parse_rfc3339, to_rfc3339
-from monitor.protocol.device import ErrorCode, HeartbeatMsg, ProtocolError, ReadingMsg, parse_frame
+from monitor.core.model import SIGNAL_RANGES, parse_rfc3339, to_rfc3339
+from monitor.wire.device import ErrorCode, HeartbeatMsg, ProtocolError, ReadingMsg, parse_frame
 from tests.factories import T0
 
 DEV = "fuzz-mon"

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from monitor.report.csv_export import CSV_COLUMNS
+from monitor.records.report.csv_export import CSV_COLUMNS
 from tests.conftest import ADMIN_PASSWORD, MonitorProcess
 
 CSV_FIRST_COLUMN = CSV_COLUMNS[0]

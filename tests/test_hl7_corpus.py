@@ -22,8 +22,8 @@ from typing import Any
 import hl7
 import pytest
 
-from monitor.hl7 import Hl7Error, parse_pcd01
-from monitor.model import parse_rfc3339
+from monitor.core.model import parse_rfc3339
+from monitor.wire.pcd01 import Hl7Error, parse_pcd01
 from tests.conftest import MonitorProcess, free_port, fresh_database, seed_admin
 
 DATA = Path(__file__).parent / "data" / "hl7"

@@ -15,14 +15,14 @@ from pathlib import Path
 import hl7
 import pytest
 
-from monitor.hl7.mllp import (
+from monitor.edges.mllp import (
     StorageError,
     UnknownDeviceError,
     make_handler,
     serve_mllp,
 )
-from monitor.hl7.pcd01 import Pcd01Result
-from monitor.protocol.device import ReadingMsg
+from monitor.wire.device import ReadingMsg
+from monitor.wire.pcd01 import Pcd01Result
 
 DATA = Path(__file__).parent / "data" / "hl7"
 MLLP_SEND = Path(sys.executable).parent / "mllp_send"

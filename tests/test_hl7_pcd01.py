@@ -1,4 +1,4 @@
-"""The pure PCD-01 parser and ACK builder (monitor/hl7/pcd01.py)."""
+"""The pure PCD-01 parser and ACK builder (monitor/wire/pcd01.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.hl7 import Hl7Error, build_ack, derive_seq, parse_pcd01
-from monitor.hl7.pcd01 import SEQ_SIGNAL_BIT, SEQ_SIGNAL_BITS
-from monitor.model import SIGNAL_RANGES
+from monitor.core.model import SIGNAL_RANGES
+from monitor.wire.pcd01 import (
+    SEQ_SIGNAL_BIT,
+    SEQ_SIGNAL_BITS,
+    Hl7Error,
+    build_ack,
+    derive_seq,
+    parse_pcd01,
+)
 
 DATA = Path(__file__).parent / "data" / "hl7"
 T_1500 = 1_795_446_000.0  # 2026-11-23T15:00:00Z

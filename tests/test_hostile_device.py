@@ -25,8 +25,8 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from monitor.model import SIGNAL_RANGES, to_rfc3339
-from monitor.protocol.device import ErrorCode, encode_reading
+from monitor.core.model import SIGNAL_RANGES, to_rfc3339
+from monitor.wire.device import ErrorCode, encode_reading
 from tests.conftest import MonitorProcess
 from tests.wsclient import Device
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("dashboard", "monitor/report")
+PACKAGES = ("dashboard", "monitor/records/report")
 
 
 def module_name(path: Path) -> str:
@@ -104,7 +104,7 @@ def test_the_module_graph_sees_the_imports_it_must_judge() -> None:
     edges = graph()
     assert "dashboard.words" in edges["dashboard.bedpage"]
     assert "dashboard.bedpage" in edges["dashboard.layout"]
-    assert "monitor.report.html_kit" in edges["monitor.report.html_protocol"]
+    assert "monitor.records.report.html_kit" in edges["monitor.records.report.html_protocol"]
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
@@ -117,7 +117,7 @@ def test_no_dashboard_or_report_module_imports_itself_round_a_cycle() -> None:
 def test_the_words_and_widgets_modules_import_nothing_from_the_panel() -> None:
     """docs/panel.md "Words and codes": words.py and widgets.py are leaves of dashboard."""
     edges = graph()
-    for leaf in ("dashboard.words", "dashboard.widgets", "monitor.report.html_kit"):
+    for leaf in ("dashboard.words", "dashboard.widgets", "monitor.records.report.html_kit"):
         package = leaf.rpartition(".")[0]
         assert {m for m in edges[leaf] if m.startswith(package + ".")} == set(), leaf
 

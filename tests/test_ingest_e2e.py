@@ -84,7 +84,7 @@ async def test_token_in_query_string_is_accepted(server: MonitorProcess) -> None
     """Devices that cannot set headers may pass ?token=."""
     token = server.add_device("dev-q", "bed-q")
     async with websockets.connect(f"{server.ws_url}/ws/device?token={token}") as ws:
-        from monitor.protocol.device import encode_reading
+        from monitor.wire.device import encode_reading
 
         await ws.send(encode_reading("dev-q", 1, time.time(), {"spo2": 95}))
         assert '"ack"' in await ws.recv()
@@ -128,7 +128,7 @@ async def test_readings_api_pages_by_device_time(server: MonitorProcess) -> None
         # Sent out of order: the answer is in device-time order regardless.
         for seq in [3, 1, 2, 5, 4]:
             assert (await dev.reading(seq, {"hr": 60 + seq}, ts=t0 + seq))["type"] == "ack"
-    from monitor.model import to_rfc3339
+    from monitor.core.model import to_rfc3339
 
     page = server.get("/api/readings", bed="bed-p", limit=2)
     assert [r["seq"] for r in page["readings"]] == [1, 2]

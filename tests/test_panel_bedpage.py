@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from dashboard import bedpage, words
-from monitor.model import parse_rfc3339, to_rfc3339
+from monitor.core.model import parse_rfc3339, to_rfc3339
 from tests.factories import T0
 
 RAW = re.compile(r"\d{4}-\d{2}-\d{2}T|\b[a-z0-9]+_[a-z0-9_]+\b|\b(?:spo2|hr)\.(?:low|high)\b")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dashboard import figures
-from monitor.model import to_rfc3339
+from monitor.core.model import to_rfc3339
 from tests.factories import T0
 
 

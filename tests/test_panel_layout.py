@@ -8,7 +8,7 @@ from dash import html
 
 from dashboard import bedpage, layout, words
 from dashboard.settings import PanelSettings, parse_settings
-from monitor.model import to_rfc3339
+from monitor.core.model import to_rfc3339
 from tests.factories import T0
 
 
@@ -89,7 +89,7 @@ def test_tile_is_an_empty_container_with_the_outside_hooks_the_browser_fills() -
 
 def test_page_constants_come_from_the_clinic_config() -> None:
     """docs/panel.md: stale ages, priority ranks, tone intervals, trace order and the faint
-    limit lines reach the browser from one source, the clinic config and monitor.model."""
+    limit lines reach the browser from one source, the clinic config and monitor.core.model."""
     from dashboard import constants, figures
     from monitor.alarms.config import load_config, parse_config
 

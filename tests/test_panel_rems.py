@@ -14,8 +14,8 @@ from dashboard import rems
 from dashboard.bedpage import HIDDEN, SHOWN
 from dashboard.client import MonitorError
 from dashboard.layout import bed_page_layout, header
-from monitor import rems as monitor_rems
 from monitor.alarms.config import load_config
+from monitor.clinical import rems as monitor_rems
 
 # 2026-11-25 14:06 UTC; the browser shown one hour east of UTC.
 AT = "2026-11-25T14:06:00Z"

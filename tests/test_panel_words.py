@@ -11,7 +11,7 @@ import orjson
 
 from dashboard import constants, words
 from monitor.alarms.config import load_config
-from monitor.model import Phase, Priority
+from monitor.core.model import Phase, Priority
 
 ASSETS = Path(__file__).resolve().parent.parent / "dashboard" / "assets"
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor import protocol_model as pm
 from monitor.alarms.config import load_config
-from monitor.model import AlarmState, Reading
+from monitor.clinical import rules as pm
+from monitor.core.model import AlarmState, Reading
 from tests.factories import (
     FULL_CHECKLIST,
     IN_DOSING,

@@ -15,12 +15,12 @@ from fhir.resources.R4B.medicationadministration import MedicationAdministration
 from fhir.resources.R4B.observation import Observation
 from pydantic import ValidationError
 
-from monitor import protocol_model as pm
 from monitor.alarms import AlarmEngine, load_config
-from monitor.model import AlarmState, to_rfc3339
-from monitor.protocols import Protocol
-from monitor.report import report_fhir, report_html
-from monitor.report.fhir_protocol import ASSESSMENT_SYSTEM
+from monitor.clinical import rules as pm
+from monitor.clinical.protocols import Protocol
+from monitor.core.model import AlarmState, to_rfc3339
+from monitor.records.report import report_fhir, report_html
+from monitor.records.report.fhir_protocol import ASSESSMENT_SYSTEM
 from tests.factories import (
     ESKETAMINE_CHECKLIST,
     FULL_CHECKLIST,

@@ -15,7 +15,7 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.medicationadministration import MedicationAdministration
 from fhir.resources.R4B.observation import Observation
 
-from monitor.model import to_rfc3339
+from monitor.core.model import to_rfc3339
 from tests.conftest import MonitorProcess, clinic_config, post_event, start_in_process
 from tests.factories import ESKETAMINE_CHECKLIST
 from tests.polling import poll

@@ -12,7 +12,7 @@ import yaml
 
 from monitor.alarms import ConfigError, load_config, parse_config
 from monitor.alarms.config import DEFAULT_CONFIG_PATH
-from monitor.protocols import Anchor, CheckpointKind, ItemKind
+from monitor.clinical.protocols import Anchor, CheckpointKind, ItemKind
 
 
 def _with_protocol(pid: str, **changes: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from monitor.model import parse_rfc3339, to_rfc3339
+from monitor.core.model import parse_rfc3339, to_rfc3339
 from tests.conftest import MonitorProcess, clinic_config, post_event, start_in_process
 from tests.factories import ESKETAMINE_CHECKLIST, TEST_CHECKLIST
 from tests.polling import poll

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from monitor.model import parse_rfc3339
+from monitor.core.model import parse_rfc3339
 from tests.browser_support import unique
 from tests.conftest import MonitorProcess
 from tests.factories import store_impossible_events

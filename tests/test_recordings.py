@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.model import to_rfc3339
-from monitor.protocol.device import validate
-from monitor.recordings import (
+from monitor.core.model import to_rfc3339
+from monitor.records.recordings import (
     CUFF_SOURCE,
     RecordedReading,
     Row,
@@ -18,6 +17,7 @@ from monitor.recordings import (
     load_recording,
     load_rows,
 )
+from monitor.wire.device import validate
 
 DATA = Path(__file__).parent / "data" / "mimic-s00001"
 MIMIC_CSV = DATA / "numerics.csv"

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from monitor import protocol_model as pm
-from monitor import rems
 from monitor.alarms.config import load_config
-from monitor.report.rems_html import rems_html
+from monitor.clinical import rems
+from monitor.clinical import rules as pm
+from monitor.records.report.rems_html import rems_html
 from tests.factories import REMS_EVENTS, T0, rems_session
 
 CONFIG = load_config()

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from monitor.model import to_rfc3339
+from monitor.core.model import to_rfc3339
 from tests.conftest import MonitorProcess
 from tests.factories import REMS_CUFFS, REMS_EVENTS
 from tests.inprocess import in_process_server  # noqa: F401  (the module's `server`)

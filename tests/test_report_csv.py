@@ -9,7 +9,7 @@ from dataclasses import asdict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.report import CSV_COLUMNS, report_csv
+from monitor.records.report import CSV_COLUMNS, report_csv
 from tests.factories import T0, make_reading, make_session_json
 from tests.strategies import signal_values
 

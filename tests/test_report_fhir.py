@@ -9,8 +9,8 @@ from fhir.resources.R4B.bundle import Bundle
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.model import to_rfc3339
-from monitor.report import report_fhir
+from monitor.core.model import to_rfc3339
+from monitor.records.report import report_fhir
 from tests.factories import T0, make_reading, make_session_json
 from tests.strategies import signal_values
 

@@ -8,9 +8,9 @@ import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from typing import Any
 
-from monitor.model import Alarm, AlarmKind, AlarmState, Priority
-from monitor.report import DISCLAIMER, report_html
-from monitor.report.common import timeline
+from monitor.core.model import Alarm, AlarmKind, AlarmState, Priority
+from monitor.records.report import DISCLAIMER, report_html
+from monitor.records.report.common import timeline
 from tests.factories import T0, make_reading, make_session_json
 
 HOSTILE = '<script>alert("x")</script> & "Bobby" <img src=x onerror=1>'

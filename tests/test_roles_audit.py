@@ -19,7 +19,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from monitor.db.store import Store
+from monitor.records.store import Store
 from monitor.settings import Settings
 from tests.conftest import ADMIN_PASSWORD, MonitorProcess
 from tests.inprocess import in_process_server  # noqa: F401  (the module's `server`)

@@ -72,7 +72,7 @@ LOGOUT_TOKENS: list[str] = []
 
 
 def _mint_tokens(db_url: str, n: int) -> list[str]:
-    from monitor.db.store import Store
+    from monitor.records.store import Store
 
     async def run() -> list[str]:
         store = await Store.open(db_url)

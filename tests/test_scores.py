@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from monitor.scores import (
+from monitor.clinical.scores import (
     Responder,
     Scale,
     ScoreError,

@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.model import Phase
-from monitor.session import (
+from monitor.clinical.session import (
     EVENT_TYPES,
     PHASE_EVENTS,
     Folded,
@@ -25,6 +24,7 @@ from monitor.session import (
     repeat_of,
     replay,
 )
+from monitor.core.model import Phase
 from tests.strategies import possible_histories, stored_histories
 
 

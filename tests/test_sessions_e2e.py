@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from monitor.model import parse_rfc3339, to_rfc3339
+from monitor.core.model import parse_rfc3339, to_rfc3339
 from tests.conftest import MonitorProcess
 from tests.inprocess import in_process_server  # noqa: F401  (the module's `server`)
 from tests.wsclient import Device, measure_after

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from monitor.protocol.device import (
+from monitor.wire.device import (
     ErrorCode,
     HeartbeatMsg,
     ProtocolError,

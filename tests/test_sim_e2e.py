@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from monitor.model import to_rfc3339
-from monitor.recordings import load_recording
+from monitor.core.model import to_rfc3339
+from monitor.records.recordings import load_recording
 
 ROOT = Path(__file__).resolve().parent.parent
 MIMIC = ROOT / "tests" / "data" / "mimic-s00001"

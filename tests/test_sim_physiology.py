@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.model import SIGNAL_RANGES
+from monitor.core.model import SIGNAL_RANGES
 from simulators import noise
 from simulators.physiology import MINUTE, Timeline, draw_patient, ketamine_shape, vitals
 

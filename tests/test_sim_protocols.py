@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from monitor import protocol_model as pm
 from monitor.alarms.config import load_config
+from monitor.clinical import rules as pm
 from simulators.demo import protocol_timeline
 from simulators.nurse import checklist_data, session_script
 from simulators.physiology import MINUTE, Timeline

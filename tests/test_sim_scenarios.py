@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitor.model import SIGNAL_RANGES
-from monitor.protocol.device import ErrorCode, ProtocolError, encode_reading, parse_frame
+from monitor.core.model import SIGNAL_RANGES
+from monitor.wire.device import ErrorCode, ProtocolError, encode_reading, parse_frame
 from simulators.cli import _glue_secrets, api_from_ws, build_parser
 from simulators.demo import DEFAULT_MIX, demo_devices_csv, plan_beds, read_tokens
 from simulators.device import CuffConfig, DeviceModel, Emission

@@ -7,8 +7,8 @@ from __future__ import annotations
 import httpx
 import sqlalchemy as sa
 
-from monitor.db.migrate import make_sync_engine
-from monitor.db.schema import sessions
+from monitor.records.migrate import make_sync_engine
+from monitor.records.schema import sessions
 from tests.browser_support import unique
 from tests.conftest import MonitorProcess
 from tests.polling import poll

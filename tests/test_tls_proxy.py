@@ -20,7 +20,7 @@ import pytest
 from websockets.sync.client import connect as ws_connect
 
 from dashboard.sessions import tag
-from monitor.protocol.device import encode_reading
+from monitor.wire.device import encode_reading
 from tests.browser_support import PanelProcess
 from tests.conftest import ROOT, MonitorProcess, free_port, terminate
 from tests.test_panel_login import login_callback_body

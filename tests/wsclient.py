@@ -9,7 +9,7 @@ from typing import Any
 
 import websockets
 
-from monitor.protocol.device import encode_reading
+from monitor.wire.device import encode_reading
 
 
 class Device:

@@ -14,9 +14,9 @@ from typing import Any, Final, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from monitor.model import CONTINUOUS_SIGNALS, PRIORITY_RANK, SIGNALS, Direction, Priority
-from monitor.protocols import Protocol
-from monitor.scores import CourseRules
+from monitor.clinical.protocols import Protocol
+from monitor.clinical.scores import CourseRules
+from monitor.core.model import CONTINUOUS_SIGNALS, PRIORITY_RANK, SIGNALS, Direction, Priority
 
 DEFAULT_CONFIG_PATH: Final = Path(__file__).resolve().parent.parent / "clinic.default.yaml"
 PHASES: Final = ("baseline", "infusion", "recovery")
@@ -194,11 +194,11 @@ class ClinicConfig(_Strict):
     escalation: Escalation = Escalation()
     technical: TechnicalRules = TechnicalRules()
     override_bounds: dict[str, tuple[float, float]] = Field(default_factory=dict)
-    # Session types (monitor.protocols, docs/protocols.md). A config without any gets one
+    # Session types (monitor.clinical.protocols, docs/protocols.md). A config without any gets one
     # protocol, ``basic``, that gates nothing: the session is the plain timer.
     protocols: dict[str, Protocol] = Field(default_factory=dict)
     default_protocol: str = "basic"
-    # Across a patient's sessions: the responder rule (monitor.scores, docs/course.md).
+    # Across a patient's sessions: the responder rule (monitor.clinical.scores, docs/course.md).
     course: CourseRules = CourseRules()
 
     @model_validator(mode="before")
@@ -372,3 +372,13 @@ def load_config(path: str | Path | None = None) -> ClinicConfig:
     with p.open(encoding="utf-8") as fh:
         data = yaml.safe_load(fh)
     return parse_config(data, str(p))
+
+
+def check_consistent(config: ClinicConfig, overrides: dict[str, Any]) -> None:
+    """Within a direction a more severe priority lies further out, in every phase the session
+    may reach with these overrides (the configuration's own rule); ValueError if not."""
+    for phase in (None, *PHASES):
+        try:
+            config.limits_for(phase, overrides)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None

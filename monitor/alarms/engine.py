@@ -30,7 +30,7 @@ from monitor.alarms.lifecycle import (
     next_state,
     snapshot,
 )
-from monitor.model import (
+from monitor.core.model import (
     CONTINUOUS_SIGNALS,
     CUFF_SIGNALS,
     PRIORITY_RANK,

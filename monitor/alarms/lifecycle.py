@@ -47,9 +47,9 @@ import copy
 from enum import StrEnum
 from typing import Final
 
-from monitor.model import PRIORITY_RANK, Alarm, AlarmState, Priority
+from monitor.core.model import PRIORITY_RANK, Alarm, AlarmState, Priority
 
-# The states live in monitor.model (``Alarm.state`` is typed by them); the table's name for them.
+# The states live in monitor.core.model (``Alarm.state`` is typed by them); the table's name for them.
 State = AlarmState
 
 

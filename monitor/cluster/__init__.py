@@ -13,21 +13,21 @@ Rules
 1. Every instance accepts devices and panels and stores readings in PostgreSQL; an ack goes to
    the device after the commit, exactly as in single-instance mode.
 2. Fan-out. Every reading, alarm change and session change an instance publishes to its own
-   panels (monitor.fanout) is also published on one Redis channel (``{prefix}:bus``) as data
+   panels (monitor.pipeline.fanout) is also published on one Redis channel (``{prefix}:bus``) as data
    with a named kind (``Kind``), tagged with the instance id; every other instance hands it to
    its panels. A panel therefore sees each event once, whichever instance it is connected to.
    Readings travel as exact data so the owner judges them with the same floats the origin
    stored; receivers rebuild the identical feed text. Nothing is read back out of feed text.
 3. Ownership. The alarm state of a bed (all its sessions, devices and alarms) lives in exactly
    one instance: the holder of the Redis lease ``{prefix}:lease:{bed}`` (SET NX PX, renewed
-   every second, TTL 6 s). ``Cluster`` is the alarm stage's gate (monitor.alarm_loop.Gate):
+   every second, TTL 6 s). ``Cluster`` is the alarm stage's gate (monitor.pipeline.alarm_loop.Gate):
    the plain engine judges a bed only where the gate routes it "here"; everything the engine
    needs (readings, device activity, rejected frames, session changes) reaches the owner over
    the bus. Alarm commands (ack, audio pause) are sent to the owner and answered over Redis.
 4. Takeover. A lease that is not renewed (owner killed) expires within 6 s; a live instance
    takes it within about 2 s more (at once if one of the bed's devices is connected to it).
    The new owner rebuilds the bed's state from PostgreSQL, not from memory, exactly as a
-   restart does (``Pipeline.adopt_bed``; monitor.alarm_loop, rule 3), with the devices'
+   restart does (``Pipeline.adopt_bed``; monitor.pipeline.alarm_loop, rule 3), with the devices'
    last-seen times from Redis. Alarm ids are deterministic (bed, signal, direction, device
    time), so a replay meets the alarms already stored instead of raising them again: no alarm
    lost, none doubled; a backlog stored during the gap is replayed with the rest.
@@ -50,7 +50,7 @@ import redis.asyncio as aioredis
 from monitor.cluster.codec import Kind
 from monitor.cluster.gate import Cluster
 from monitor.cluster.port import Pipeline
-from monitor.db.store import Store
+from monitor.records.store import Store
 from monitor.settings import Settings
 
 

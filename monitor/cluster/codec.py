@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Final
 
 import orjson
 
-from monitor.model import Alarm, Reading
+from monitor.core.model import Alarm, Reading
 
 SEP: Final = "\x1f"
 

@@ -1,6 +1,6 @@
 """The cluster's face towards this instance's pipeline: ``Cluster`` is the alarm stage's gate
-(monitor.alarm_loop.Gate: which instance judges a bed) and the fan-out's relay
-(monitor.fanout.Relay: what the other instances hear), built before the pipeline and given
+(monitor.pipeline.alarm_loop.Gate: which instance judges a bed) and the fan-out's relay
+(monitor.pipeline.fanout.Relay: what the other instances hear), built before the pipeline and given
 to it at construction. It hands what the bus brings to the pipeline (``Pipeline``), and runs
 the bus, the leases and the command router of this instance."""
 
@@ -14,7 +14,6 @@ from typing import Final
 
 import redis.asyncio as aioredis
 
-from monitor.alarm_loop import Held, Route
 from monitor.cluster.bus import SEEN_EVERY_S, Bus
 from monitor.cluster.codec import (
     Acknowledge,
@@ -36,9 +35,10 @@ from monitor.cluster.codec import (
 from monitor.cluster.leases import Leases, RemoteAlarms
 from monitor.cluster.port import Pipeline, Port
 from monitor.cluster.rpc import Commands, ack_reply, pause_reply
-from monitor.db.store import Store
-from monitor.errors import Unavailable
-from monitor.model import Alarm, Reading
+from monitor.core.errors import Unavailable
+from monitor.core.model import Alarm, Reading
+from monitor.pipeline.alarm_loop import Held, Route
+from monitor.records.store import Store
 
 log = logging.getLogger("vigil.cluster")
 
@@ -74,7 +74,7 @@ class Cluster:
         self._tasks: list[asyncio.Task[None]] = []
         self._lease_task: asyncio.Task[None] | None = None
 
-    # --- the gate (monitor.alarm_loop.Gate) ---------------------------------------------
+    # --- the gate (monitor.pipeline.alarm_loop.Gate) ---------------------------------------------
 
     def route(self, bed_id: str) -> Route:
         return self.leases.route(bed_id)
@@ -139,7 +139,7 @@ class Cluster:
     def device_rebound(self, device_id: str, old_bed: str | None) -> None:
         self.bus.send(DeviceRebound(device_id, old_bed))
 
-    # --- the relay (monitor.fanout.Relay) -----------------------------------------------
+    # --- the relay (monitor.pipeline.fanout.Relay) -----------------------------------------------
 
     def reading(self, reading: Reading) -> None:
         self.bus.send(ReadingStored(reading))

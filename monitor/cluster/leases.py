@@ -15,11 +15,11 @@ from typing import Any, Final
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from monitor.alarm_loop import Held, Route
 from monitor.cluster.codec import Keys
 from monitor.cluster.port import Port
-from monitor.db.store import Store
-from monitor.model import Alarm
+from monitor.core.model import Alarm
+from monitor.pipeline.alarm_loop import Held, Route
+from monitor.records.store import Store
 
 log = logging.getLogger("vigil.cluster")
 

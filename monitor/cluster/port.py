@@ -1,5 +1,5 @@
 """What the cluster may ask of this instance's pipeline: ``Pipeline``, the only way in
-(monitor.service.Monitor provides it), and ``Port``, through which the cluster's parts reach
+(monitor.pipeline.service.Monitor provides it), and ``Port``, through which the cluster's parts reach
 it once the cluster has started, and report the Redis stage's health."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
-from monitor.alarm_loop import Held
-from monitor.model import Alarm, Reading
+from monitor.core.model import Alarm, Reading
+from monitor.pipeline.alarm_loop import Held
 
 
 class Pipeline(Protocol):

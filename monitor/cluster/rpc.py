@@ -16,7 +16,6 @@ from typing import Final
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from monitor.alarm_loop import Route
 from monitor.cluster.bus import Bus
 from monitor.cluster.codec import (
     Acknowledge,
@@ -28,8 +27,9 @@ from monitor.cluster.codec import (
 )
 from monitor.cluster.leases import Leases
 from monitor.cluster.port import Port
-from monitor.db.store import Store
-from monitor.model import Alarm
+from monitor.core.model import Alarm
+from monitor.pipeline.alarm_loop import Route
+from monitor.records.store import Store
 
 log = logging.getLogger("vigil.cluster")
 

@@ -1,7 +1,7 @@
 """Use cases: what one command does, whatever edge (REST route, panel, script) asks for it.
 
-A use case reads what it judges from the store, judges it with the pure core (monitor.session,
-monitor.protocol_model, ...), and writes the change in one transaction guarded in SQL by the
+A use case reads what it judges from the store, judges it with the pure core (monitor.clinical.session,
+monitor.clinical.rules, ...), and writes the change in one transaction guarded in SQL by the
 version it read (``UPDATE ... WHERE id = :id AND version = :expected``). When another change
 got in between, the guarded write matches no row, the transaction is rolled back and the use
 case runs again from the read: a command that lost a race is judged on the state the winner
@@ -9,7 +9,7 @@ left, so it gets exactly the answer it would get had it arrived second (docs/api
 and races").
 
 Use cases answer with plain data or raise a :class:`Refusal`; the edges translate those (the
-REST routes map them to ``ApiError`` with the same code and message, monitor/api/deps.py).
+REST routes map them to ``ApiError`` with the same code and message, monitor/edges/api/deps.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 # The API's table of stable codes is the one vocabulary of refusals, whatever the edge.
-from monitor.api.errors import ErrorCode
+from monitor.core.errors import ErrorCode
 
 T = TypeVar("T")
 

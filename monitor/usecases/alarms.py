@@ -1,6 +1,6 @@
 """A person's alarm commands: acknowledge an alarm, pause a bed's audio (docs/alarms.md;
 docs/api.md, "Repeats and races: alarms, REMS and patients"). The routes translate; the
-alarm stage (monitor.alarm_loop) decides where the bed is judged and stores the change with
+alarm stage (monitor.pipeline.alarm_loop) decides where the bed is judged and stores the change with
 its audit entry in one transaction.
 
 - Acknowledge is once: the stored row is claimed with ``WHERE acknowledged_at IS NULL AND
@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from monitor.model import Alarm
-from monitor.service import Monitor
+from monitor.core.model import Alarm
+from monitor.pipeline.service import Monitor
 
 
 class Ack(StrEnum):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from monitor.db.store import Store
+from monitor.records.store import Store
 from monitor.usecases import Stale, retried
 
 

@@ -1,5 +1,5 @@
 """Sign and file an esketamine session's REMS monitoring record (docs/course.md; docs/api.md,
-"Repeats and races: alarms, REMS and patients"). The routes translate; monitor.rems (pure)
+"Repeats and races: alarms, REMS and patients"). The routes translate; monitor.clinical.rems (pure)
 judges; the store holds the guards.
 
 - Sign is once: the sign-off row's primary key (``rems_records.session_id``) is the guard. Of
@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitor import rems
-from monitor.db.store import Conflict
-from monitor.protocol_model import ProtocolStatus
-from monitor.service import Monitor
-from monitor.views import ProtocolInputs
+from monitor.clinical import rems
+from monitor.clinical.rules import ProtocolStatus
+from monitor.pipeline.service import Monitor
+from monitor.pipeline.views import ProtocolInputs
+from monitor.records.store import Conflict
 
 
 class NoSuchSession(LookupError):
@@ -36,7 +36,7 @@ class Refused(Exception):
 
 
 async def record(monitor: Monitor, row: dict[str, Any]) -> dict[str, Any]:
-    """The session's REMS record from the store, built by monitor.rems (pure)."""
+    """The session's REMS record from the store, built by monitor.clinical.rems (pure)."""
     views = monitor.views
     inputs = await views.protocol_inputs(row, await monitor.store.session_events(row["id"]))
     now = monitor.clock()

@@ -1,7 +1,7 @@
 """The session use cases: admit a patient, record a session event, change a session's limits.
 
 Each reads the session (with its ``version``) and what it judges, judges with the pure core
-(monitor.session, monitor.protocol_model), and stores the change with the audit entries in
+(monitor.clinical.session, monitor.clinical.rules), and stores the change with the audit entries in
 one transaction guarded by that version; a command that lost a race is judged again from a
 fresh read (monitor.usecases). Admission is guarded by the database's one-open-session-per-bed
 index instead: there is no session row to hold a version yet. docs/api.md, "Repeats and
@@ -16,20 +16,20 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel, ValidationError
 
-from monitor import protocol_model as pm
-from monitor import scores
-from monitor import session as session_model
-from monitor.api.bodies import check_consistent
-from monitor.api.errors import ErrorCode
-from monitor.db.store import Conflict as StoreConflict
-from monitor.db.store import NotFound as StoreNotFound
-from monitor.model import Phase, parse_rfc3339
-from monitor.protocols import Protocol
+from monitor.alarms.config import check_consistent
+from monitor.clinical import rules as pm
+from monitor.clinical import scores
+from monitor.clinical import session as session_model
+from monitor.clinical.protocols import Protocol
+from monitor.core.errors import ErrorCode
+from monitor.core.model import Phase, parse_rfc3339
+from monitor.records.store import Conflict as StoreConflict
+from monitor.records.store import NotFound as StoreNotFound
 from monitor.usecases import Actor, Conflict, Forbidden, Invalid, NotFound, Stale, retried
 
 if TYPE_CHECKING:
-    from monitor.service import Monitor
-    from monitor.views import ProtocolInputs
+    from monitor.pipeline.service import Monitor
+    from monitor.pipeline.views import ProtocolInputs
 
 # 60 minutes at most is the clinic range; the planned time is what the panel's timer counts to.
 DEFAULT_PLANNED_S: Final = 40 * 60
@@ -37,7 +37,7 @@ DEFAULT_PLANNED_S: Final = 40 * 60
 # An event may be dated up to this far ahead of the monitor's clock (clocks disagree a little).
 MAX_AHEAD_S: Final = 300.0
 
-# Keys the monitor adds to a record event's data as it stores it (monitor.session.repeat_of).
+# Keys the monitor adds to a record event's data as it stores it (monitor.clinical.session.repeat_of).
 _DERIVED: Final[dict[str, frozenset[str]]] = {
     "observation": frozenset(f"{s.value}_total" for s in scores.Scale),
     "dose": pm.DOSE_FIGURES,
@@ -63,13 +63,13 @@ class Admission:
 
 @dataclass(frozen=True, slots=True)
 class EventCommand:
-    """One session event as the use case takes it: its type (monitor.session.EVENT_TYPES),
+    """One session event as the use case takes it: its type (monitor.clinical.session.EVENT_TYPES),
     the data as the client sent it and its own time, if it gives one."""
 
     type: str
     data: dict[str, Any] | None = None
     at: str | None = None  # RFC 3339; None: now
-    # The model a protocol rule reads this type's data with (monitor.api.bodies.EVENT_DATA).
+    # The model a protocol rule reads this type's data with (monitor.edges.api.bodies.EVENT_DATA).
     data_model: DataModel | None = None
 
 
@@ -152,8 +152,8 @@ async def add_event(
 ) -> dict[str, Any]:
     """Record one session event (a phase event or a record event); the session's JSON.
 
-    Judged on the session as stored: the phase rule (monitor.session), a plain repeat of a
-    record event (``duplicate_event``), the protocol's gates (monitor.protocol_model); stored
+    Judged on the session as stored: the phase rule (monitor.clinical.session), a plain repeat of a
+    record event (``duplicate_event``), the protocol's gates (monitor.clinical.rules); stored
     with its audit entries only if the session did not change since it was read."""
 
     async def attempt() -> dict[str, Any]:
@@ -268,7 +268,7 @@ async def _protocol_gates(
     at: float,
     role: str,
 ) -> tuple[dict[str, Any] | None, AuditEntries]:
-    """The session protocol's word on one event (the rules are monitor.protocol_model's):
+    """The session protocol's word on one event (the rules are monitor.clinical.rules's):
     the data to store and the audit entries of any override; raises the refusal."""
     data = cmd.data
     if cmd.data_model is not None and data is not None:
@@ -277,7 +277,7 @@ async def _protocol_gates(
         except ValidationError as e:
             raise Invalid(["body", "data"], str(e).splitlines()[0]) from None
     if cmd.type == "observation":
-        # Questionnaire totals are the monitor's sum of the validated items (monitor.scores).
+        # Questionnaire totals are the monitor's sum of the validated items (monitor.clinical.scores).
         return scores.with_totals(data), []
     if cmd.type not in ("checklist", "infusion_start", "end", "dose"):
         return data, []

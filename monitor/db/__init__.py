@@ -1,1 +1,0 @@
-"""Storage: one SQLAlchemy Core code path for SQLite (embedded default) and PostgreSQL."""

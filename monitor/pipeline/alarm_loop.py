@@ -1,0 +1,947 @@
+"""Alarm stage: feeds the pure engine what was stored, stores what it decides, and rebuilds it
+from the stored record whenever its memory cannot be trusted.
+
+Rules
+-----
+1. The alarm state of a bed is a function of the stored record: its readings (device time),
+   its sessions' events, the stored alarms and the nurses' acknowledgements and pauses. The
+   engine's memory is a cache of that function.
+2. The engine sees a reading only after the reading is committed; an alarm change reaches
+   panels only after it is committed. A failing alarm write is counted on /health and marks
+   the bed for a rebuild, which replays the record once the store answers again.
+3. Rebuild (at start, on a multi-instance takeover, and after any failure of the engine or
+   the alarm store on a bed): drop the bed's engine state; put in force the regimes (session,
+   phase, limits) of the horizon by their event times; restore the stored open alarms (with
+   their acknowledgement and pause); replay the stored readings of the horizon in device time,
+   skipping per signal what a stored alarm already accounts for; restore the technical alarms;
+   restart the devices' silence clocks. Alarm ids are deterministic, so a replay meets stored
+   alarms instead of raising them twice, and raises those a crash kept from being stored.
+4. The horizon is what can still affect the present: ``REPLAY_WINDOW_S`` back (longer than
+   any delay, latch or escalation window of the clinic config), or back to when the bed's
+   state went bad, at most ``REPLAY_MAX_S``.
+5. Commands (acknowledge, audio pause) answer only once stored, with their audit entry in the
+   same transaction; if the store fails they raise ``Unavailable`` and the bed is rebuilt
+   from the record, which forgets what was not stored. They are decided under the store lock,
+   after every change decided before them has committed; an ack is also guarded in SQL, so
+   it is stored once (monitor/usecases/alarms.py).
+6. Which instance judges a bed is the gate's decision (``Gate.route``): here, held while this
+   instance rebuilds it, or away (another instance owns it). Single-instance mode's gate says
+   "here" for every bed. The gate is given at construction and asked only through ``Gate``;
+   another instance mode hands beds in and out with ``adopt_bed`` and ``release_bed``.
+7. Checkpoints: an open session whose protocol has checkpoints is watched (its events and
+   cuff readings, loaded when the session changes or the bed is rebuilt, and kept current
+   with each stored cuff reading); every tick judges them on the server clock with the pure
+   protocol model, which raises and ends the ``checkpoint`` alarms (docs/protocols.md).
+   They are held here, beside the engine, and restored from the store on a rebuild. A bed's
+   audio pause pauses them too, and its expiry resumes them on the tick.
+8. An impossible stored history (an event that does not fit the one before it) never stops a
+   rebuild, nor the start: the bed is judged under the phases of its events up to the
+   offending one (``session.fold_spans``), the record is named on /health as needing
+   attention, and the start logs one line naming every such bed (docs/reliability.md, "An
+   impossible session record is isolated").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final, Protocol
+
+from monitor.alarms import AlarmEngine, LifecycleError, UnknownAlarm
+from monitor.alarms.engine import RATE_SIGNAL, RATE_SOURCES, SIGNAL_RATE
+from monitor.alarms.lifecycle import UNACKNOWLEDGED_STATES, Event, State, snapshot
+from monitor.alarms.lifecycle import apply as lifecycle_apply
+from monitor.clinical import rules as pm
+from monitor.clinical import session as session_model
+from monitor.clinical.protocols import Protocol as ClinicProtocol
+from monitor.core.bindings import Bindings
+from monitor.core.errors import Unavailable
+from monitor.core.faults import Faults, Point
+from monitor.core.model import PRIORITY_RANK, Alarm, AlarmKind, Phase, Reading
+from monitor.pipeline.caches import Caches, OpenSession
+from monitor.pipeline.fanout import FanOut
+from monitor.pipeline.health import Health, Stage, record_notice
+from monitor.records.store import AuditNote, Store
+
+log = logging.getLogger("vigil.alarms")
+
+REPLAY_WINDOW_S: Final = 300.0
+REPLAY_MAX_S: Final = 6 * 3600.0
+# A ticker that has not ticked for this many intervals is reported dead on /health.
+TICKER_STALL_INTERVALS: Final = 5
+
+
+class Route(StrEnum):
+    HERE = "here"  # this instance judges the bed
+    HOLD = "hold"  # this instance is rebuilding the bed: keep what arrives for afterwards
+    AWAY = "away"  # another instance judges the bed
+
+
+@dataclass(frozen=True, slots=True)
+class HeldReading:
+    reading: Reading
+
+
+@dataclass(frozen=True, slots=True)
+class HeldSeen:
+    device_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class HeldArtefact:
+    device_id: str
+    code: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class HeldSession:
+    session_id: int
+
+
+Held = HeldReading | HeldSeen | HeldArtefact | HeldSession
+
+
+class Gate(Protocol):
+    """Which instance judges a bed, and how the others hear of what reached this one.
+
+    The alarm stage asks only this: it never needs to know which gate it was given (a single
+    instance's ``LocalGate``, or the multi-instance one the composition root builds)."""
+
+    def route(self, bed_id: str) -> Route: ...
+
+    def hold(self, bed_id: str, item: Held) -> None: ...
+
+    def seen(self, bed_id: str, device_id: str, at: float, *, here: bool) -> None: ...
+
+    def artefact(self, bed_id: str, device_id: str, code: str, at: float) -> None: ...
+
+    def remote_alarms(self) -> list[Alarm]: ...
+
+    async def acknowledge(
+        self, alarm_id: str, user: str, here: Callable[[], Awaitable[Alarm | None]]
+    ) -> Alarm | None:
+        """Acknowledge an alarm this instance does not hold, where its bed is judged;
+        ``here`` acknowledges it on this instance (should the bed be judged here after all)."""
+        ...
+
+    async def pause_audio(
+        self,
+        bed_id: str,
+        seconds: float | None,
+        user: str,
+        here: Callable[[], Awaitable[list[Alarm]]],
+    ) -> list[Alarm]:
+        """Pause a bed's audio where the bed is judged; ``here`` pauses it on this instance."""
+        ...
+
+    def device_revoked(self, device_id: str) -> None: ...
+
+    def device_rebound(self, device_id: str, old_bed: str | None) -> None: ...
+
+
+class LocalGate:
+    """Single-instance mode: every bed is judged here, and every command runs here."""
+
+    def route(self, bed_id: str) -> Route:
+        return Route.HERE
+
+    def hold(self, bed_id: str, item: Held) -> None:  # pragma: no cover - never held
+        raise AssertionError("a local gate never holds a bed")
+
+    def seen(self, bed_id: str, device_id: str, at: float, *, here: bool) -> None:
+        return None
+
+    def artefact(self, bed_id: str, device_id: str, code: str, at: float) -> None:
+        return None
+
+    def remote_alarms(self) -> list[Alarm]:
+        return []
+
+    async def acknowledge(
+        self, alarm_id: str, user: str, here: Callable[[], Awaitable[Alarm | None]]
+    ) -> Alarm | None:
+        return await here()
+
+    async def pause_audio(
+        self,
+        bed_id: str,
+        seconds: float | None,
+        user: str,
+        here: Callable[[], Awaitable[list[Alarm]]],
+    ) -> list[Alarm]:
+        return await here()
+
+    def device_revoked(self, device_id: str) -> None:
+        return None
+
+    def device_rebound(self, device_id: str, old_bed: str | None) -> None:
+        return None
+
+
+@dataclass(slots=True)
+class Watch:
+    """An open session whose protocol has checkpoints (rule 7): what its checkpoints are
+    judged from."""
+
+    session_id: int
+    protocol: ClinicProtocol
+    opened_at: float
+    events: list[pm.SessionEvent]
+    cuff: list[Reading]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What the store holds of one bed over a replay horizon."""
+
+    sessions: list[tuple[dict[str, Any], list[session_model.StoredEvent]]]  # row, its events
+    open_alarms: list[Alarm]
+    recent_alarms: list[Alarm]
+    readings: list[Reading]
+
+
+def replay(
+    engine: AlarmEngine,
+    bed_id: str,
+    record: Record,
+    *,
+    now: float,
+    last_seen: Mapping[str, float],
+    seen_now: bool,
+) -> tuple[list[Alarm], set[tuple[str, int]]]:
+    """Rule 3, pure: rebuild one bed of ``engine`` from ``record``. ``last_seen`` names the
+    bed's devices in service with their last sign of life known besides the readings (0 if
+    none). Returns the alarm changes and the (device, seq) of the readings replayed."""
+    engine.discard_bed(bed_id)
+    changed: list[Alarm] = []
+    open_session: dict[str, Any] | None = None
+    for row, events in sorted(record.sessions, key=lambda s: s[0]["opened_at"]):
+        # An impossible history gives the phases up to its offending event (rule 8).
+        for since, phase in session_model.fold_spans(row["opened_at"], events)[0]:
+            if phase is Phase.ENDED:
+                changed += engine.set_session(bed_id, None, None, None, None, now=now, since=since)
+            else:
+                changed += engine.set_session(
+                    bed_id,
+                    row["id"],
+                    phase.value,
+                    row["baseline"],
+                    engine.config.session_overrides(
+                        row.get("protocol"), phase.value, row["limit_overrides"]
+                    ),
+                    now=now,
+                    since=since,
+                    stale_cuff_s=engine.config.stale_cuff_s(row.get("protocol"), phase.value),
+                )
+        if row["ended_at"] is None:
+            open_session = row
+    if open_session is None and record.sessions:
+        last_end = max(r["ended_at"] for r, _ in record.sessions)
+        changed += engine.set_session(bed_id, None, None, None, None, now=now, since=last_end)
+    # The HR/pulse disagreement alarm is judged on device time like the physiological ones:
+    # restored before the replay, so the replay continues it instead of raising a second one.
+    physio = [
+        a
+        for a in record.open_alarms
+        if a.kind == AlarmKind.PHYSIOLOGICAL or a.signal == SIGNAL_RATE
+    ]
+    # Checkpoint alarms are the protocol's, held beside the engine (rule 7).
+    technical = [
+        a for a in record.open_alarms if a not in physio and a.signal != pm.SIGNAL_CHECKPOINT
+    ]
+    # Per signal, the device time up to which stored alarms already account for readings.
+    cut: dict[str, float] = {}
+    for a in record.recent_alarms:
+        if a.kind != AlarmKind.PHYSIOLOGICAL:
+            continue
+        mark = a.started_at if a.ended_at is None else max(a.started_at, a.ended_at)
+        cut[a.signal] = max(cut.get(a.signal, mark), mark)
+    engine.restore(physio)
+    replayed: set[tuple[str, int]] = set()
+    seen: dict[str, float] = {}
+    for r in record.readings:
+        replayed.add((r.device_id, r.seq))
+        seen[r.device_id] = max(seen.get(r.device_id, 0.0), r.received_at)
+        # hr and pr both feed the rate alarm (signal hr): a cut on it holds for both.
+        values = {
+            k: v
+            for k, v in r.values.items()
+            if r.ts > cut.get(RATE_SIGNAL if k in RATE_SOURCES else k, float("-inf"))
+        }
+        if values:
+            changed += engine.on_reading(dataclasses.replace(r, values=values))
+    engine.restore(technical)
+    for dev in seen.keys() - last_seen.keys():
+        # Readings of a device no longer in service: it is not watched for silence.
+        changed += engine.remove_device(bed_id, dev, now)
+    for dev, known in last_seen.items():
+        at = max(known, seen.get(dev, 0.0))
+        if at <= 0:
+            continue
+        if seen_now:
+            # After a restart the silence clock restarts now: a restart is not evidence the
+            # device is quiet, and a device still silent raises its alarm after the timeout.
+            changed += engine.device_seen(bed_id, dev, now)
+            continue
+        no_data = [a for a in technical if a.signal == "device" and a.device_id == dev]
+        # A device silent since its no-data alarm began must not end it by replay.
+        if all(at > a.started_at for a in no_data):
+            changed += engine.device_seen(bed_id, dev, at)
+    return changed, replayed
+
+
+class AlarmLoop:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        engine: AlarmEngine,
+        fanout: FanOut,
+        caches: Caches,
+        health: Health,
+        faults: Faults,
+        clock: Callable[[], float],
+        tick_interval_s: float,
+        gate: Gate | None = None,
+    ) -> None:
+        self.store = store
+        self.engine = engine
+        self.fanout = fanout
+        self.caches = caches
+        self.health = health
+        self.faults = faults
+        self.clock = clock
+        self.tick_interval_s = tick_interval_s
+        # Fixed at construction (rule 6): the composition root picks it (monitor.app).
+        self.gate: Final[Gate] = gate if gate is not None else LocalGate()
+        # The devices' bed bindings, shared with ingest (monitor.pipeline.service.Monitor).
+        self.bindings = Bindings()
+        self._lock = asyncio.Lock()
+        self._dirty: dict[str, float] = {}  # bed -> server time its engine state went bad
+        # bed -> the last rebuild failure logged for it (logged again only when it changes)
+        self._rebuild_errors: dict[str, str] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._last_tick: float | None = None
+        self._watch: dict[str, Watch] = {}  # bed -> its open session's checkpoints (rule 7)
+        self._checkpoint_alarms: dict[str, Alarm] = {}  # live ones, by id
+        self.rebuilds = 0
+        health.use(Stage.ENGINE)
+        health.use(Stage.ALARM_STORE)
+        health.use(Stage.TICKER, self._ticker_alive)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def start(self, beds: Iterable[Mapping[str, Any]]) -> None:
+        """Rebuild every bed from the record (rule 3), then start the ticker."""
+        last_seen = await self.store.last_seen()
+        failed: dict[str, str] = {}
+        for bed in beds:
+            if self.gate.route(bed["id"]) is not Route.HERE:
+                continue  # another instance's, or adopted later (adopt_bed)
+            # Only devices still in service restart their silence clock.
+            seen = {d: last_seen.get(d, 0.0) for d in bed["devices"]}
+            try:
+                await self.rebuild(bed["id"], last_seen=seen, seen_now=True)
+            except Exception as e:
+                # One bed's unreadable record must not keep the ward from starting: the bed
+                # is marked (its readings are stored and replayed by the retry), the engine
+                # stage fails on /health until it is rebuilt, and the rest goes on.
+                self._mark_dirty(bed["id"])
+                self.health.failed(Stage.ENGINE, self.clock(), type(e).__name__)
+                failed[bed["id"]] = f"{type(e).__name__}: {e}"
+                log.debug("rebuilding bed %s at start failed", bed["id"], exc_info=True)
+        if failed:
+            log.error(
+                "could not rebuild %d bed(s) from the record; retrying every tick: %s",
+                len(failed),
+                "; ".join(f"bed {b}: {why}" for b, why in sorted(failed.items())),
+            )
+        self._rebuild_errors.update(failed)
+        # Rule 8: one line for the whole start, naming the beds, however many there are.
+        unfit = sorted(self.health.records.values(), key=lambda n: (n.bed, n.session))
+        if unfit:
+            log.warning(
+                "could not rebuild %d bed(s) fully from the record, whose session history "
+                "needs attention (judged under the phases up to the offending event): %s",
+                len({n.bed for n in unfit}),
+                "; ".join(
+                    f"bed {n.bed} session {n.session} event {n.event_id}: {n.message}"
+                    for n in unfit
+                ),
+            )
+        self._last_tick = self.clock()
+        self._task = asyncio.create_task(self._ticker(), name="vigil-ticker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def _ticker_alive(self, now: float) -> str | None:
+        if self._task is None:
+            return None
+        if self._task.done():
+            return "the ticker task has ended"
+        if self._last_tick is not None:
+            late = now - self._last_tick
+            if late > TICKER_STALL_INTERVALS * self.tick_interval_s + 2.0:
+                return f"no tick for {late:.0f} s"
+        return None
+
+    # --- the engine, guarded --------------------------------------------------------------
+
+    def _mark_dirty(self, bed_id: str) -> None:
+        self._dirty.setdefault(bed_id, self.clock())
+
+    def _engine_failed(self, bed_id: str, e: Exception) -> None:
+        log.exception("the alarm engine failed on bed %s; rebuilding it from the record", bed_id)
+        self._mark_dirty(bed_id)
+        self.health.failed(Stage.ENGINE, self.clock(), type(e).__name__)
+
+    def _guard(self, bed_id: str, call: Callable[[], list[Alarm]]) -> list[Alarm]:
+        if bed_id in self._dirty:
+            # Its state is not trusted: the rebuild replays what is stored meanwhile.
+            return []
+        try:
+            self.faults.hit(Point.ENGINE)
+            return call()
+        except Exception as e:
+            self._engine_failed(bed_id, e)
+            return []
+
+    def judge(self, readings: Sequence[Reading]) -> list[Alarm]:
+        """Stored readings, in the order stored (rule 2)."""
+        changes: list[Alarm] = []
+        gate, engine, faults, dirty = self.gate, self.engine, self.faults, self._dirty
+        for r in readings:
+            bed_id = r.bed_id
+            assert bed_id is not None
+            route = gate.route(bed_id)
+            if r.source == "nibp" and bed_id in self._watch:
+                self._watch_reading(r)
+            if route is Route.HERE:
+                if bed_id in dirty:
+                    continue  # the rebuild replays it
+                try:
+                    faults.hit(Point.ENGINE)
+                    changes += engine.on_reading(r)
+                    bound = self.bindings.current(r.device_id)
+                    if bound is not None and bound != bed_id:
+                        # A late reading of a device since bound elsewhere is judged on its
+                        # bed of then, but the device is not watched there for "no data".
+                        changes += engine.remove_device(bed_id, r.device_id, r.received_at)
+                except Exception as e:
+                    self._engine_failed(bed_id, e)
+            elif route is Route.HOLD:
+                gate.hold(bed_id, HeldReading(r))
+        return changes
+
+    async def persist(self, changes: list[Alarm]) -> None:
+        """Store alarm changes, then publish them; raises Unavailable if they could not be
+        stored (counted, and the beds concerned are rebuilt from the record)."""
+        if not changes:
+            return
+        by_id: dict[str, Alarm] = {}
+        for a in changes:  # the last change of an alarm wins; first appearance keeps order
+            by_id[a.id] = a
+        items = list(by_id.values())
+        async with self._lock:
+            await self._store_locked(items)
+        self._published(items)
+
+    async def _store_locked(
+        self,
+        items: list[Alarm],
+        *,
+        audit: AuditNote | None = None,
+        acknowledge: str | None = None,
+        beds: Iterable[str] = (),
+    ) -> bool:
+        """Store alarm changes (with a command's audit entry, and its acknowledgement guard:
+        Store.alarm_command), the caller holding ``self._lock``. False if the guard found the
+        alarm acknowledged or ended in the store. Raises Unavailable if nothing could be
+        stored; the beds concerned (and ``beds``) are then rebuilt from the record."""
+        try:
+            self.faults.hit(Point.ALARM_STORE)
+            if audit is None:
+                await self.store.upsert_alarms(items, self.clock())
+                stored = True
+            else:
+                stored = await self.store.alarm_command(
+                    items, self.clock(), audit=audit, acknowledge=acknowledge
+                )
+        except Exception as e:
+            log.exception("storing %d alarm changes failed", len(items))
+            self.health.failed(Stage.ALARM_STORE, self.clock(), type(e).__name__)
+            for bed_id in {a.bed_id for a in items} | set(beds):
+                self._mark_dirty(bed_id)
+            raise Unavailable("alarm changes could not be stored") from e
+        self.health.ok(Stage.ALARM_STORE, self.clock())
+        return stored
+
+    def _published(self, items: list[Alarm]) -> None:
+        self.faults.hit(Point.AFTER_ALARM_COMMIT)
+        for a in items:
+            self.fanout.alarm(a)
+
+    async def persist_quietly(self, changes: list[Alarm]) -> None:
+        """For changes no caller waits on: a failure is counted and repaired by a rebuild."""
+        with contextlib.suppress(Unavailable):
+            await self.persist(changes)
+
+    # --- what devices do ------------------------------------------------------------------
+
+    async def device_seen(
+        self, bed_id: str, device_id: str, at: float, *, relay: bool = True
+    ) -> None:
+        """A device's sign of life (server time); ``relay`` False for one heard from another
+        instance, which must not be sent round again."""
+        self.caches.seen(device_id, at)
+        route = self.gate.route(bed_id)
+        if relay:
+            self.gate.seen(bed_id, device_id, at, here=route is Route.HERE)
+        if route is Route.HERE:
+            changes = self._guard(bed_id, lambda: self.engine.device_seen(bed_id, device_id, at))
+            await self.persist_quietly(changes)
+        elif route is Route.HOLD:
+            self.gate.hold(bed_id, HeldSeen(device_id, at))
+
+    async def rejected(self, bed_id: str, device_id: str, code: str, at: float) -> None:
+        route = self.gate.route(bed_id)
+        if route is Route.HERE:
+            changes = self._guard(
+                bed_id, lambda: self.engine.on_artefact(bed_id, device_id, code, at)
+            )
+            await self.persist_quietly(changes)
+        elif route is Route.HOLD:
+            self.gate.hold(bed_id, HeldArtefact(device_id, code, at))
+        else:
+            self.gate.artefact(bed_id, device_id, code, at)
+
+    async def remove_device(self, bed_id: str, device_id: str) -> None:
+        if self.gate.route(bed_id) is Route.HERE:
+            changes = self._guard(
+                bed_id, lambda: self.engine.remove_device(bed_id, device_id, self.clock())
+            )
+            await self.persist_quietly(changes)
+
+    # --- sessions -----------------------------------------------------------------------
+
+    async def session_changed(self, row: dict[str, Any]) -> None:
+        """A session row as now stored: the bed's regime from the event's own time."""
+        bed_id = row["bed_id"]
+        current = self.caches.note_session(row)
+        route = self.gate.route(bed_id)
+        if route is Route.HOLD:
+            self.gate.hold(bed_id, HeldSession(row["id"]))
+            return
+        if route is not Route.HERE:
+            return
+        events = await self._watch_session(bed_id, row)
+        await self.persist_quietly(await self._apply_session(bed_id, current, row, events))
+
+    async def resync_sessions(self) -> None:
+        """Re-read every open session from the store and apply those this instance knows
+        differently (changed, or ended), for when session changes may have been missed (a
+        broken multi-instance bus)."""
+        rows = await self.store.session_rows(open_only=True, limit=10_000)
+        known = self.caches.open_sessions
+        open_beds = {r["bed_id"] for r in rows}
+        for row in rows:
+            c = known.get(row["bed_id"])
+            if c is None or (c.id, c.phase, c.baseline, c.overrides) != (
+                row["id"],
+                row["phase"],
+                row["baseline"],
+                row["limit_overrides"],
+            ):
+                await self.session_changed(row)
+        for bed_id in [b for b in known if b not in open_beds]:
+            ended = await self.store.session_row(known[bed_id].id)
+            if ended is not None:
+                await self.session_changed(ended)
+
+    # --- checkpoints (rule 7) ---------------------------------------------------------------
+
+    async def _watch_session(self, bed_id: str, row: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """Watch a session's checkpoints from what is stored now, or stop watching it.
+        Returns the session's events when it loaded them, so the caller need not again."""
+        protocol = self.engine.config.protocols.get(row.get("protocol") or "")
+        if row["ended_at"] is not None or protocol is None or not protocol.checkpoints:
+            current = self._watch.get(bed_id)
+            if current is not None and (current.session_id == row["id"] or row["ended_at"] is None):
+                del self._watch[bed_id]
+            return None
+        events = await self.store.session_events(row["id"])
+        cuff = await self.store.readings(session_id=row["id"], source="nibp", limit=20_000)
+        self._watch[bed_id] = Watch(
+            session_id=row["id"],
+            protocol=protocol,
+            opened_at=row["opened_at"],
+            events=[pm.SessionEvent(e["type"], e["at"], e["data"], e["id"]) for e in events],
+            cuff=cuff,
+        )
+        return events
+
+    def _watch_reading(self, r: Reading) -> None:
+        assert r.bed_id is not None
+        w = self._watch[r.bed_id]
+        if r.ts >= w.opened_at:
+            w.cuff.append(r)
+
+    def judge_checkpoints(self, now: float) -> list[Alarm]:
+        """Raise and end the checkpoint alarms of the beds judged here (server clock)."""
+        by_bed: dict[str, dict[str, Alarm]] = {}
+        for a in self._checkpoint_alarms.values():
+            by_bed.setdefault(a.bed_id, {})[a.id] = a
+        changes: list[Alarm] = []
+        for bed_id in set(self._watch) | set(by_bed):
+            if self.gate.route(bed_id) is not Route.HERE or bed_id in self._dirty:
+                continue
+            w = self._watch.get(bed_id)
+            statuses = (
+                pm.checkpoints(w.protocol, w.opened_at, w.events, w.cuff, now)
+                if w is not None
+                else ()
+            )
+            session_id = w.session_id if w is not None else None
+            changes += pm.checkpoint_alarms(
+                bed_id, session_id, statuses, by_bed.get(bed_id, {}), now
+            )
+        for a in changes:
+            if a.state == State.ENDED:
+                self._checkpoint_alarms.pop(a.id, None)
+            else:
+                self._checkpoint_alarms[a.id] = a
+        # A bed's audio pause runs out for its checkpoint alarms as for the engine's.
+        for a in list(self._checkpoint_alarms.values()):
+            if a.audio_paused_until is not None and now >= a.audio_paused_until:
+                if self.gate.route(a.bed_id) is not Route.HERE:
+                    continue
+                resumed = lifecycle_apply(snapshot(a), Event.AUDIO_RESUMED, now)
+                self._checkpoint_alarms[a.id] = resumed
+                changes.append(resumed)
+        return changes
+
+    async def _rewatch(self, bed_id: str, record: Record) -> None:
+        """On a rebuild: the bed's checkpoint alarms as stored, its open session watched."""
+        for alarm_id in [k for k, a in self._checkpoint_alarms.items() if a.bed_id == bed_id]:
+            del self._checkpoint_alarms[alarm_id]
+        for a in record.open_alarms:
+            if a.signal == pm.SIGNAL_CHECKPOINT and a.ended_at is None:
+                self._checkpoint_alarms[a.id] = snapshot(a)
+        self._watch.pop(bed_id, None)
+        open_row = next((r for r, _ in record.sessions if r["ended_at"] is None), None)
+        if open_row is not None:
+            await self._watch_session(bed_id, open_row)
+
+    async def _apply_session(
+        self,
+        bed_id: str,
+        current: OpenSession | None,
+        row: dict[str, Any],
+        events: list[dict[str, Any]] | None = None,
+    ) -> list[Alarm]:
+        """``events``: the session's stored events if the caller has just loaded them."""
+        now = self.clock()
+        if current is None:
+            since = row["ended_at"] if row["ended_at"] is not None else now
+            return self._guard(
+                bed_id,
+                lambda: self.engine.set_session(
+                    bed_id, None, None, None, None, now=now, since=since
+                ),
+            )
+        if current.id != row["id"]:
+            return []  # an older session of the bed: the open one stays in force
+        if events is None:
+            events = await self.store.session_events(row["id"])
+        spans, problem = session_model.fold_spans(
+            row["opened_at"], [(e["id"], e["type"], e["at"]) for e in events]
+        )
+        self.health.record(row["id"], record_notice(bed_id, row["id"], problem))
+        since, folded = spans[-1]
+        # The stored phase, unless the history is impossible: then, as on a rebuild, the
+        # phase of the events up to the offending one (rule 8).
+        phase = current.phase if problem is None else folded.value
+        if phase == Phase.ENDED.value:
+            return self._guard(
+                bed_id,
+                lambda: self.engine.set_session(
+                    bed_id, None, None, None, None, now=now, since=since
+                ),
+            )
+        return self._guard(
+            bed_id,
+            lambda: self.engine.set_session(
+                bed_id,
+                current.id,
+                phase,
+                current.baseline,
+                self.engine.config.session_overrides(row.get("protocol"), phase, current.overrides),
+                now=now,
+                since=since,
+                stale_cuff_s=self.engine.config.stale_cuff_s(row.get("protocol"), phase),
+            ),
+        )
+
+    async def adopt_bed(
+        self,
+        bed_id: str,
+        *,
+        last_seen: Mapping[str, float],
+        release: Callable[[], Sequence[Held]],
+    ) -> list[Alarm]:
+        """Start judging a bed another instance judged until now (rule 6; a multi-instance
+        takeover): rebuilt from the record (rule 3), the devices' silence clocks continued
+        from ``last_seen`` rather than restarted, then whatever ``release`` hands over (held
+        for the bed meanwhile) judged too. Raises if the record cannot be read; the caller
+        then releases the bed again."""
+        return await self.rebuild(bed_id, last_seen=last_seen, seen_now=False, release=release)
+
+    def release_bed(self, bed_id: str) -> list[Alarm]:
+        """Forget a bed judged elsewhere from now on (rule 6; a multi-instance handover):
+        its engine state, its checkpoint alarms and its watched session, without ending any
+        alarm. Returns its live alarms as they were, for the caller to show as the other
+        instance's until it hears of them. Nothing of the bed stays to take a command here."""
+        live = self.engine.active(bed_id)
+        live += [snapshot(a) for a in self._checkpoint_alarms.values() if a.bed_id == bed_id]
+        self.engine.discard_bed(bed_id)
+        for alarm_id in [k for k, a in self._checkpoint_alarms.items() if a.bed_id == bed_id]:
+            del self._checkpoint_alarms[alarm_id]
+        self._watch.pop(bed_id, None)
+        self._dirty.pop(bed_id, None)
+        return live
+
+    # --- rebuild from the record (rule 3) ---------------------------------------------------
+
+    async def load_record(self, bed_id: str, since: float) -> Record:
+        store = self.store
+        rows = await store.session_rows(bed_id=bed_id, limit=50)
+        wanted = [r for r in rows if r["ended_at"] is None or r["ended_at"] >= since]
+        sessions = []
+        for row in wanted:
+            events = await store.session_events(row["id"])
+            sessions.append((row, [(e["id"], e["type"], e["at"]) for e in events]))
+        return Record(
+            sessions=sessions,
+            open_alarms=await store.alarms(bed_id=bed_id, active=True, limit=10_000),
+            recent_alarms=await store.alarms(bed_id=bed_id, since=since, limit=10_000),
+            readings=await store.readings_to_replay(bed_id, since),
+        )
+
+    def horizon(self, bed_id: str, now: float) -> float:
+        start = now - REPLAY_WINDOW_S
+        bad = self._dirty.get(bed_id)
+        if bad is not None:
+            start = min(start, bad - REPLAY_WINDOW_S)
+        return max(start, now - REPLAY_MAX_S)
+
+    async def rebuild(
+        self,
+        bed_id: str,
+        *,
+        last_seen: Mapping[str, float] | None = None,
+        seen_now: bool = False,
+        release: Callable[[], Sequence[Held]] | None = None,
+    ) -> list[Alarm]:
+        """Rebuild one bed's alarm state from the stored record and store what changed.
+        Raises if the record cannot be read; the bed then stays marked for another try.
+
+        ``release`` (a takeover) is called right after the replay, with no await between: it
+        hands over what was held for the bed meanwhile, which is then judged too."""
+        now = self.clock()
+        record = await self.load_record(bed_id, self.horizon(bed_id, now))
+        if last_seen is None:
+            beds = await self.store.list_beds()
+            in_service: list[str] = next((b["devices"] for b in beds if b["id"] == bed_id), [])
+            last_seen = {d: self.caches.last_seen.get(d, 0.0) for d in in_service}
+        changed, replayed = replay(
+            self.engine, bed_id, record, now=self.clock(), last_seen=last_seen, seen_now=seen_now
+        )
+        for row, events in record.sessions:
+            _, problem = session_model.fold_spans(row["opened_at"], events)
+            self.health.record(row["id"], record_notice(bed_id, row["id"], problem))
+        await self._rewatch(bed_id, record)
+        self._dirty.pop(bed_id, None)
+        held = release() if release is not None else ()
+        for item in held:
+            if isinstance(item, HeldReading):
+                r = item.reading
+                if (r.device_id, r.seq) not in replayed:
+                    changed += self.engine.on_reading(r)
+            elif isinstance(item, HeldSeen):
+                changed += self.engine.device_seen(bed_id, item.device_id, item.at)
+            elif isinstance(item, HeldArtefact):
+                changed += self.engine.on_artefact(bed_id, item.device_id, item.code, item.at)
+        if any(isinstance(item, HeldSession) for item in held):
+            # A session changed while we rebuilt: apply the bed's latest state now.
+            rows = await self.store.session_rows(bed_id=bed_id, open_only=True, limit=1)
+            current = self.caches.note_session(rows[0]) if rows else None
+            if current is not None and rows:
+                changed += await self._apply_session(bed_id, current, rows[0])
+        self.rebuilds += 1
+        log.info(
+            "rebuilt bed %s from the record: %d open alarms, %d readings replayed, %d changes",
+            bed_id,
+            len(record.open_alarms),
+            len(record.readings),
+            len(changed),
+        )
+        await self.persist(changed)
+        return changed
+
+    async def _rebuild_dirty(self) -> None:
+        for bed_id in list(self._dirty):
+            if self.gate.route(bed_id) is not Route.HERE:
+                self._dirty.pop(bed_id, None)  # another instance rebuilds it on takeover
+                continue
+            try:
+                await self.rebuild(bed_id)
+                self._rebuild_errors.pop(bed_id, None)
+            except Exception as e:
+                self._mark_dirty(bed_id)
+                why = f"{type(e).__name__}: {e}"
+                # Once per distinct failure, not once a tick: a record that stays unreadable
+                # would otherwise fill the log.
+                if self._rebuild_errors.get(bed_id) != why:
+                    self._rebuild_errors[bed_id] = why
+                    log.warning("rebuilding bed %s failed (%s); trying again", bed_id, why)
+        if not self._dirty and not self.health.stages[Stage.ENGINE].ok:
+            self.health.ok(Stage.ENGINE, self.clock())
+
+    # --- the server clock ---------------------------------------------------------------
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_interval_s)
+            now = self.clock()
+            try:
+                if self._dirty or not self.health.stages[Stage.ENGINE].ok:
+                    await self._rebuild_dirty()
+                try:
+                    changes = self.engine.tick(now)
+                    changes += self.judge_checkpoints(now)
+                except Exception as e:
+                    log.exception("alarm tick failed")
+                    self.health.failed(Stage.ENGINE, now, type(e).__name__)
+                    changes = []
+                await self.persist_quietly(changes)
+                self._last_tick = now
+                self.health.ok(Stage.TICKER, now)
+            except Exception as e:  # never let the ticker end: technical alarms depend on it
+                log.exception("alarm ticker round failed")
+                self.health.failed(Stage.TICKER, now, type(e).__name__)
+
+    # --- people's commands (rule 5) --------------------------------------------------------
+
+    async def acknowledge(self, alarm_id: str, user: str) -> Alarm | None:
+        if self.engine.get(alarm_id) is not None or alarm_id in self._checkpoint_alarms:
+            return await self.acknowledge_here(alarm_id, user)
+        # Not held here: the gate runs it where the alarm's bed is judged (rule 6).
+        return await self.gate.acknowledge(
+            alarm_id, user, here=lambda: self.acknowledge_here(alarm_id, user)
+        )
+
+    async def acknowledge_here(self, alarm_id: str, user: str) -> Alarm | None:
+        """Acknowledge a live alarm of this instance: the alarm as this call acknowledged it,
+        stored with its ``alarm_ack`` audit entry in one transaction; None when no live alarm
+        here can be acknowledged now (unknown here, acknowledged already, ended).
+
+        Decided and stored under the store lock, so of simultaneous acks one acknowledges and
+        the others, deciding after its commit, find it acknowledged and answer None: their
+        callers then read the stored acknowledgement (docs/api.md, "Repeats and races")."""
+        async with self._lock:
+            now = self.clock()
+            checkpoint = self._checkpoint_alarms.get(alarm_id)
+            if checkpoint is not None:
+                if checkpoint.state not in UNACKNOWLEDGED_STATES:
+                    return None
+                changed = [lifecycle_apply(snapshot(checkpoint), Event.ACK, now, user=user)]
+            else:
+                try:
+                    changed = self.engine.acknowledge(alarm_id, user, now)
+                except (UnknownAlarm, LifecycleError):
+                    return None
+            acked = next((a for a in changed if a.id == alarm_id), None)
+            if acked is None:
+                return None  # acknowledged already
+            if checkpoint is not None:
+                # In memory before the await, as the engine's own: a tick meanwhile judges the
+                # acknowledged alarm, and a failed write rebuilds the bed from the record.
+                if acked.state == State.ENDED:
+                    self._checkpoint_alarms.pop(alarm_id, None)
+                else:
+                    self._checkpoint_alarms[alarm_id] = acked
+            audit = AuditNote("alarm_ack", actor=user, target=alarm_id, session_id=acked.session_id)
+            if not await self._store_locked(changed, audit=audit, acknowledge=alarm_id):
+                # The record says acknowledged or ended, this instance's memory did not: the
+                # record wins (rule 1), so the bed is rebuilt from it.
+                self._mark_dirty(acked.bed_id)
+                return None
+        self._published(changed)
+        return snapshot(acked)
+
+    async def pause_audio(self, bed_id: str, seconds: float | None, user: str) -> list[Alarm]:
+        if self.gate.route(bed_id) is Route.HERE:
+            return await self.pause_audio_here(bed_id, seconds, user)
+        return await self.gate.pause_audio(
+            bed_id, seconds, user, here=lambda: self.pause_audio_here(bed_id, seconds, user)
+        )
+
+    async def pause_audio_here(self, bed_id: str, seconds: float | None, user: str) -> list[Alarm]:
+        """Pause the bed's sound: a press re-arms the pause from now and is stored with its
+        ``audio_pause`` audit entry in one transaction; a press that would only repeat the
+        pause in force (the engine's ``pause_repeats``) stores nothing and answers the bed's
+        paused alarms as they stand (docs/api.md, "Repeats and races")."""
+        async with self._lock:
+            now = self.clock()
+            if self.engine.pause_repeats(bed_id, now, seconds):
+                return [a for a in self.active(bed_id) if a.audio_paused_until is not None]
+            changed = self.engine.pause_audio(bed_id, now, seconds)
+            # The bed's pause silences its checkpoint alarms too: they sound like any other,
+            # and a nurse pausing the bed expects quiet from all of it (docs/protocols.md).
+            until = self.engine.audio_paused_until(bed_id)
+            paused = [
+                lifecycle_apply(snapshot(a), Event.PAUSE_AUDIO, now, until=until)
+                for a in self._checkpoint_alarms.values()
+                if a.bed_id == bed_id and a.state in UNACKNOWLEDGED_STATES
+            ]
+            session = self.caches.open_sessions.get(bed_id)
+            audit = AuditNote(
+                "audio_pause",
+                actor=user,
+                target=bed_id,
+                session_id=session.id if session else None,
+                detail={"seconds": seconds, "until": until},
+            )
+            for a in paused:  # in memory before the await, as the engine's own
+                self._checkpoint_alarms[a.id] = a
+            await self._store_locked(changed + paused, audit=audit, beds=[bed_id])
+        self._published(changed + paused)
+        return changed + paused
+
+    # --- queries ------------------------------------------------------------------------
+
+    def active(self, bed_id: str | None = None) -> list[Alarm]:
+        """Live alarms of the ward (or one bed): this instance's and, in multi-instance mode,
+        the other instances' as last heard."""
+        alarms = self.engine.active(bed_id)
+        alarms += [
+            snapshot(a)
+            for a in self._checkpoint_alarms.values()
+            if (bed_id is None or a.bed_id == bed_id) and self.gate.route(a.bed_id) is Route.HERE
+        ]
+        remote = self.gate.remote_alarms()
+        if remote:
+            alarms += [a for a in remote if bed_id is None or a.bed_id == bed_id]
+        alarms.sort(key=lambda a: (-PRIORITY_RANK.get(a.priority, 0), a.started_at, a.id))
+        return alarms

@@ -1,1 +1,0 @@
-"""Wire formats. ``device`` is what bedside devices speak; ``feed`` is what panels receive."""

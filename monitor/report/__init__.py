@@ -1,8 +1,0 @@
-"""Session reports built from plain data (no DB access, no clock): CSV, FHIR R4 and HTML."""
-
-from monitor.report.csv_export import CSV_COLUMNS, report_csv
-from monitor.report.fhir_bundle import report_fhir
-from monitor.report.html_kit import DISCLAIMER
-from monitor.report.html_report import report_html
-
-__all__ = ["CSV_COLUMNS", "DISCLAIMER", "report_csv", "report_fhir", "report_html"]

@@ -356,13 +356,15 @@ def test_a_protocol_s_phase_limits_are_in_force_in_that_phase(psrv: MonitorProce
 
 
 def test_a_checkpoint_alarm_survives_a_restart_once_and_still_ends_when_done(
-    server_factory: Any, tmp_path_factory: pytest.TempPathFactory
+    app_factory: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """docs/protocols.md: the alarm stage restores checkpoint alarms from the store when it
     rebuilds a bed: after a restart the same alarm is live (not a second one) and ends when
     the checkpoint is done."""
+    # A clean restart is the app's lifespan ending and a new app rebuilding from the same
+    # database: in this process (kill -9 restarts are tests/test_crash_recovery.py's).
     path = clinic_config(tmp_path_factory.mktemp("restart"), _with_quick)
-    srv = server_factory(args=["--config", str(path)], env={"VIGIL_TICK_INTERVAL_S": "0.2"})
+    srv = app_factory(clinic_config=path, **TICK)
     bed = "pr-rs-1"
     sid, token = _admit(srv, bed)
     _dose(srv, bed, token, sid)

@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from monitor.records.migrate import sync_url, upgrade
 from tests.conftest import MonitorProcess, fresh_database
+from tests.inprocess import in_process_server  # noqa: F401  (the module's `server`)
 from tests.polling import poll
 from tests.wsclient import Device
 

@@ -9,6 +9,7 @@ import httpx
 import websockets
 
 from tests.conftest import MonitorProcess
+from tests.inprocess import in_process_server  # noqa: F401  (the module's `server`)
 from tests.wsclient import Device, feed_until
 
 

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from monitor.records import migrate
 from monitor.records.schema import device_bindings
 from tests.conftest import MonitorProcess
+from tests.inprocess import in_process_server  # noqa: F401  (the module's `server`)
 from tests.test_session_membership_e2e import HR, admit, bed_seqs, csv_seqs, session_seqs
 from tests.wsclient import Device, measure_after
 

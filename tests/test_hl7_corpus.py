@@ -24,7 +24,14 @@ import pytest
 
 from monitor.core.model import parse_rfc3339
 from monitor.wire.pcd01 import Hl7Error, parse_pcd01
-from tests.conftest import MonitorProcess, free_port, fresh_database, seed_admin
+from tests.conftest import (
+    InProcessMonitor,
+    MonitorProcess,
+    free_port,
+    fresh_database,
+    seed_admin,
+    start_in_process,
+)
 
 DATA = Path(__file__).parent / "data" / "hl7"
 MLLP_SEND = Path(sys.executable).parent / "mllp_send"
@@ -325,11 +332,11 @@ async def test_a_resend_of_a_reading_swept_by_retention_is_a_duplicate_not_store
 ) -> None:
     """Idempotency of (device, seq) outlives retention (docs/reliability.md): a late resend of
     a swept reading is acked and not stored again; newer readings are still stored."""
+    # The app in this process with its real MLLP listener (the corpus tests above keep the
+    # process): the subject is the store's idempotency across a retention sweep at start.
     with fresh_database(backend, tmp_path) as url:
-        seed_admin(url)
         port = free_port()
-        s = MonitorProcess(url, tmp_path, extra_args=["--hl7-port", str(port)])
-        s.start()
+        s = start_in_process(url, tmp_path, {"hl7_port": port})
         try:
             s.add_device("ret-hl7-mon", "ret-hl7-bed")
             old = tmp_path / "old.hl7"
@@ -337,7 +344,9 @@ async def test_a_resend_of_a_reading_swept_by_retention_is_a_duplicate_not_store
             assert one_ack(old, port)[0] == "AA"
             assert len(s.get("/api/readings", bed="ret-hl7-bed")["readings"]) == 1
             s.stop()
-            s.extra_env["VIGIL_RETENTION_DAYS"] = "1"
+            admin_token = s.admin_token  # still valid after the restart: no second login
+            s = InProcessMonitor(url, tmp_path, {"hl7_port": port, "retention_days": 1})
+            s.admin_token = admin_token
             s.start()
             swept = await _poll(lambda: s.get("/api/readings", bed="ret-hl7-bed")["readings"] == [])
             assert swept, "the retention sweep at start removes the 3-day-old reading"

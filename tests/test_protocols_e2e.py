@@ -24,7 +24,13 @@ CHECKLIST = {
     "last_food": "2026-09-21T06:00:00Z",
     "medications": "none",
 }
-# Short offsets so that the server's clock gets there within a test (docs/protocols.md).
+# Short offsets so that the server's clock gets there within a test (docs/protocols.md):
+# seconds where a clinic's protocol has minutes, and a ticker 5x the shipped rate, so the
+# overdue, restored and eligible states are reached in about two seconds, not ten.
+MOAAS_DUE_S = 1.5
+MOAAS_WINDOW_S = 0.75
+DISCHARGE_AFTER_S = 1.5
+TICK = {"tick_interval_s": 0.2}
 QUICK = {
     "label": "Quick test protocol",
     "checklist": TEST_CHECKLIST,
@@ -41,15 +47,15 @@ QUICK = {
             "window_min": 0.25,
         },
         {
-            "id": "moaas-6s",
+            "id": "moaas-2s",
             "kind": "moaas",
             "anchor": "infusion_start",
-            "offset_min": 0.1,
-            "window_min": 0.05,
+            "offset_min": MOAAS_DUE_S / 60,
+            "window_min": MOAAS_WINDOW_S / 60,
         },
     ],
     "discharge": {
-        "after": {"anchor": "infusion_start", "min": 0.1},
+        "after": {"anchor": "infusion_start", "min": DISCHARGE_AFTER_S / 60},
         "bp": {"sbp": [90, 140], "dbp": [50, 90]},
         "spo2_above": 92,
         "hr": [50, 110],
@@ -68,7 +74,7 @@ def psrv(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moni
     """The monitor app (in this process) with the shipped protocols and a quick one, on both
     engines."""
     tmp = tmp_path_factory.mktemp("protocols")
-    proc = start_in_process(db_url, tmp, {"clinic_config": clinic_config(tmp, _with_quick)})
+    proc = start_in_process(db_url, tmp, {"clinic_config": clinic_config(tmp, _with_quick), **TICK})
     proc.add_user("p-nurse", "nurse", PASSWORD)
     proc.add_user("p-charge", "charge", PASSWORD)
     try:
@@ -256,14 +262,14 @@ def test_a_session_ends_without_override_once_the_criteria_are_met(psrv: Monitor
     )
     assert post_event(psrv, sid, {"type": "observation", "data": {"moaas": 5}}).status_code == 200
     d = poll(lambda: (s := psrv.get(f"/api/sessions/{sid}")["discharge"])["eligible"] and s)
-    assert d["blocked_by"] == [] and d["eligible_at"] == to_rfc3339(dosed + 6)
+    assert d["blocked_by"] == [] and d["eligible_at"] == to_rfc3339(dosed + DISCHARGE_AFTER_S)
     r = post_event(psrv, sid, {"type": "end"}, _as(psrv, "p-nurse"))
     assert r.status_code == 200 and r.json()["phase"] == "ended"
 
 
 def _checkpoint_alarm(srv: MonitorProcess, bed: str, ended: bool) -> dict[str, Any] | None:
     for a in srv.get("/api/alarms", bed=bed)["alarms"]:
-        if a["signal"] == "checkpoint" and "moaas-6s" in a["id"]:
+        if a["signal"] == "checkpoint" and "moaas-2s" in a["id"]:
             if (a["ended_at"] is not None) is ended:
                 return dict(a)
     return None
@@ -278,13 +284,16 @@ def test_an_overdue_checkpoint_raises_a_low_technical_alarm_until_it_is_done(
     bed = "pr-bed-7"
     sid, token = _admit(psrv, bed)
     dosed = _dose(psrv, bed, token, sid)
-    # moaas-6s is due 6 s after dosing and on time until 9 s; then it is overdue.
+    # moaas-2s is due 1.5 s after dosing and on time until 2.25 s; then it is overdue.
     alarm = poll(lambda: _checkpoint_alarm(psrv, bed, ended=False))
     assert (alarm["kind"], alarm["priority"], alarm["bed"]) == ("technical", "low", bed)
     prefix, _, due_ms = alarm["id"].rpartition(".")
-    assert prefix == f"{bed}.checkpoint.moaas-6s" and abs(int(due_ms) - (dosed + 6) * 1000) < 2
-    assert time.time() >= dosed + 9
-    cp = {c["id"]: c for c in psrv.get(f"/api/sessions/{sid}")["checkpoints"]}["moaas-6s"]
+    assert (
+        prefix == f"{bed}.checkpoint.moaas-2s"
+        and abs(int(due_ms) - (dosed + MOAAS_DUE_S) * 1000) < 2
+    )
+    assert time.time() >= dosed + MOAAS_DUE_S + MOAAS_WINDOW_S
+    cp = {c["id"]: c for c in psrv.get(f"/api/sessions/{sid}")["checkpoints"]}["moaas-2s"]
     assert cp["status"] == "overdue"
     beds = {b["id"]: b for b in psrv.get("/api/beds")}
     assert alarm["id"] in {a["id"] for a in beds[bed]["alarms"]}
@@ -296,7 +305,7 @@ def test_an_overdue_checkpoint_raises_a_low_technical_alarm_until_it_is_done(
     assert r.status_code == 200
     ended = poll(lambda: _checkpoint_alarm(psrv, bed, ended=True))
     assert ended["id"] == alarm["id"]
-    cp = {c["id"]: c for c in psrv.get(f"/api/sessions/{sid}")["checkpoints"]}["moaas-6s"]
+    cp = {c["id"]: c for c in psrv.get(f"/api/sessions/{sid}")["checkpoints"]}["moaas-2s"]
     assert cp["status"] == "done" and cp["late"] is True
 
 
@@ -347,13 +356,15 @@ def test_a_protocol_s_phase_limits_are_in_force_in_that_phase(psrv: MonitorProce
 
 
 def test_a_checkpoint_alarm_survives_a_restart_once_and_still_ends_when_done(
-    server_factory: Any, tmp_path_factory: pytest.TempPathFactory
+    app_factory: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """docs/protocols.md: the alarm stage restores checkpoint alarms from the store when it
     rebuilds a bed: after a restart the same alarm is live (not a second one) and ends when
     the checkpoint is done."""
+    # A clean restart is the app's lifespan ending and a new app rebuilding from the same
+    # database: in this process (kill -9 restarts are tests/test_crash_recovery.py's).
     path = clinic_config(tmp_path_factory.mktemp("restart"), _with_quick)
-    srv = server_factory(args=["--config", str(path)])
+    srv = app_factory(clinic_config=path, **TICK)
     bed = "pr-rs-1"
     sid, token = _admit(srv, bed)
     _dose(srv, bed, token, sid)
@@ -361,7 +372,7 @@ def test_a_checkpoint_alarm_survives_a_restart_once_and_still_ends_when_done(
     srv.stop()
     srv.start()
     live = [a for a in srv.get("/api/alarms", bed=bed)["alarms"] if a["signal"] == "checkpoint"]
-    assert [a["id"] for a in live if "moaas-6s" in a["id"]] == [alarm["id"]]
+    assert [a["id"] for a in live if "moaas-2s" in a["id"]] == [alarm["id"]]
     beds = {b["id"]: b for b in srv.get("/api/beds")}
     assert alarm["id"] in {a["id"] for a in beds[bed]["alarms"]}
     assert post_event(srv, sid, {"type": "observation", "data": {"moaas": 5}}).status_code == 200

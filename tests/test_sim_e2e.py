@@ -1,4 +1,8 @@
-"""Simulators through the real monitor: alarms from warped scenarios, exact replays, restarts."""
+"""Simulators through the real monitor: alarms from warped scenarios, exact replays, restarts.
+
+The simulators are the processes under test: they run as subprocesses against the monitor
+app in this process (tests/conftest.py app_factory), except where the monitor itself is
+killed mid-replay, which needs its own process."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ MIMIC = ROOT / "tests" / "data" / "mimic-s00001"
 # A warped device sends hundreds of frames a second; the default flood limit (50/s) is for
 # real devices. The tests raise it; docs/simulators.md says so for users.
 FAST_ENV = {"VIGIL_DEVICE_RATE_PER_S": "100000", "VIGIL_DEVICE_RATE_BURST": "100000"}
+FAST = {"device_rate_per_s": 100000, "device_rate_burst": 100000}
 NURSE, NURSE_PW = "nurse-sim", "nurse-sim-password"
 
 
@@ -59,11 +64,11 @@ def _as_stored(rows: list[dict[str, Any]]) -> list[tuple[str, dict[str, float], 
 
 
 def test_warped_scenarios_raise_their_alarms_on_the_real_monitor(
-    server_factory: Any, tmp_path: Path
+    app_factory: Any, tmp_path: Path
 ) -> None:
     """demo --speed 600: each story's physiological alarm appears, the calm bed stays quiet,
     and the nurse drove every session from admission to end."""
-    srv = server_factory(env=FAST_ENV)
+    srv = app_factory(**FAST)
     scenarios = [
         "desaturation",
         "hypertensive_surge",
@@ -101,10 +106,10 @@ def test_warped_scenarios_raise_their_alarms_on_the_real_monitor(
 
 
 def test_replay_of_the_mimic_record_stores_exactly_the_readings_the_file_holds(
-    server_factory: Any, tmp_path: Path
+    app_factory: Any, tmp_path: Path
 ) -> None:
     """Contract replay: held 1 Hz numerics + cuff readings, ts = --start + t, nothing more or less."""
-    srv = server_factory(env=FAST_ENV)
+    srv = app_factory(**FAST)
     token = srv.add_device("replay-1", "bed-r")
     start = float(int(time.time()) - 40 * 3600)
     until_s = 4 * 3600.0
@@ -145,11 +150,10 @@ def test_monitor_killed_mid_replay_loses_and_duplicates_nothing(
         before = 0
         deadline = time.monotonic() + 20
         while before < 500 and time.monotonic() < deadline:  # kill it mid-run, not before
-            time.sleep(0.2)
+            time.sleep(0.1)  # a polling interval: how far the replay has got
             before = len(_readings(srv, "bed-k", start - 1, start + until_s + 1, 2 * 3600))
         srv.kill()  # SIGKILL: acks in flight are lost with it
-        time.sleep(0.5)
-        srv.start()
+        srv.start()  # its start-up is the gap the simulator reconnects across
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:

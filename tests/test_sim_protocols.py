@@ -17,7 +17,8 @@ from simulators.nurse import checklist_data, session_script
 from simulators.physiology import MINUTE, Timeline
 from simulators.scenarios import make_plan
 
-FAST_ENV = {"VIGIL_DEVICE_RATE_PER_S": "100000", "VIGIL_DEVICE_RATE_BURST": "100000"}
+# A warped device sends faster than the default flood limit allows (docs/simulators.md).
+FAST = {"device_rate_per_s": 100000, "device_rate_burst": 100000}
 CONFIG = load_config(None)
 PUBLIC = {pid: p.public() for pid, p in CONFIG.protocols.items()}
 
@@ -54,12 +55,13 @@ def test_the_simulated_nurse_fills_the_checklist_and_records_the_scales(pid: str
 
 
 def test_the_demo_ward_runs_both_protocols_on_the_real_monitor(
-    server_factory: Any, tmp_path: Path
+    app_factory: Any, tmp_path: Path
 ) -> None:
     """docs/protocols.md: demo --protocols iv-ketamine,esketamine: each bed runs its protocol,
     its checklist done, dosing accepted, and its session ended (over a blocked discharge only
     with an audited reason)."""
-    srv = server_factory(env=FAST_ENV)
+    # The simulator is the process under test; the monitor is the app in this process.
+    srv = app_factory(**FAST)
     lines = ["device_id,token"]
     for i in (1, 2):
         lines.append(f"sim-bed-{i}-mon,{srv.add_device(f'sim-bed-{i}-mon', f'bed-{i}')}")

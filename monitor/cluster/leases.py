@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from monitor.cluster.codec import Keys
 from monitor.cluster.port import Port
 from monitor.core.model import Alarm
-from monitor.pipeline.alarm_loop import Held, Route
+from monitor.pipeline.gate import Held, Route
 from monitor.records.store import Store
 
 log = logging.getLogger("vigil.cluster")

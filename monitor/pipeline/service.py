@@ -25,9 +25,10 @@ from monitor.clinical import session as session_model
 from monitor.core.errors import Unavailable
 from monitor.core.faults import Faults
 from monitor.core.model import Alarm, Reading
-from monitor.pipeline.alarm_loop import AlarmLoop, Gate, Held, LocalGate
+from monitor.pipeline.alarm_loop import AlarmLoop
 from monitor.pipeline.caches import Caches
 from monitor.pipeline.fanout import FanOut, Relay
+from monitor.pipeline.gate import Gate, Held, LocalGate
 from monitor.pipeline.health import Health, Stage
 from monitor.pipeline.hub import Hub
 from monitor.pipeline.ingest import Ingest

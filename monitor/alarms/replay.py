@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from monitor.alarms.engine import RATE_SIGNAL, RATE_SOURCES, SIGNAL_RATE, AlarmEngine
 from monitor.clinical import rules as pm
@@ -14,11 +14,23 @@ from monitor.clinical import session as session_model
 from monitor.core.model import Alarm, AlarmKind, Phase, Reading
 
 
+class SessionRegime(TypedDict):
+    """What the replay reads of a stored session: the keys of the records layer's session
+    row it needs (that row has these and more, so it is one)."""
+
+    id: int
+    opened_at: float
+    ended_at: float | None
+    baseline: dict[str, float] | None
+    limit_overrides: dict[str, Any] | None
+    protocol: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """What the store holds of one bed over a replay horizon."""
 
-    sessions: list[tuple[dict[str, Any], list[session_model.StoredEvent]]]  # row, its events
+    sessions: list[tuple[SessionRegime, list[session_model.StoredEvent]]]  # row, its events
     open_alarms: list[Alarm]
     recent_alarms: list[Alarm]
     readings: list[Reading]
@@ -38,7 +50,7 @@ def replay(
     none). Returns the alarm changes and the (device, seq) of the readings replayed."""
     engine.discard_bed(bed_id)
     changed: list[Alarm] = []
-    open_session: dict[str, Any] | None = None
+    open_session: SessionRegime | None = None
     for row, events in sorted(record.sessions, key=lambda s: s[0]["opened_at"]):
         # An impossible history gives the phases up to its offending event (rule 8).
         for since, phase in session_model.fold_spans(row["opened_at"], events)[0]:
@@ -60,7 +72,8 @@ def replay(
         if row["ended_at"] is None:
             open_session = row
     if open_session is None and record.sessions:
-        last_end = max(r["ended_at"] for r, _ in record.sessions)
+        # No session is open, so every one has ended: the filter only tells mypy so.
+        last_end = max(e for r, _ in record.sessions if (e := r["ended_at"]) is not None)
         changed += engine.set_session(bed_id, None, None, None, None, now=now, since=last_end)
     # The HR/pulse disagreement alarm is judged on device time like the physiological ones:
     # restored before the replay, so the replay continues it instead of raising a second one.

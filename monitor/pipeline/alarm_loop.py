@@ -54,12 +54,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Final
 
 from monitor.alarms import AlarmEngine, LifecycleError, UnknownAlarm
 from monitor.alarms.lifecycle import UNACKNOWLEDGED_STATES, Event, State, snapshot
 from monitor.alarms.lifecycle import apply as lifecycle_apply
-from monitor.alarms.replay import Record, replay
+from monitor.alarms.replay import Record, SessionRegime, replay
 from monitor.clinical import session as session_model
 from monitor.core.bindings import Bindings
 from monitor.core.errors import Unavailable
@@ -79,7 +79,7 @@ from monitor.pipeline.gate import (
     Route,
 )
 from monitor.pipeline.health import Health, Stage, record_notice
-from monitor.records.store import AuditNote, Store
+from monitor.records.store import AuditNote, BedRow, SessionEventRow, SessionRow, Store
 
 log = logging.getLogger("vigil.alarms")
 
@@ -129,7 +129,7 @@ class AlarmLoop:
 
     # --- lifecycle ----------------------------------------------------------------------
 
-    async def start(self, beds: Iterable[Mapping[str, Any]]) -> None:
+    async def start(self, beds: Iterable[BedRow]) -> None:
         """Rebuild every bed from the record (rule 3), then start the ticker."""
         last_seen = await self.store.last_seen()
         failed: dict[str, str] = {}
@@ -325,7 +325,7 @@ class AlarmLoop:
 
     # --- sessions -----------------------------------------------------------------------
 
-    async def session_changed(self, row: dict[str, Any]) -> None:
+    async def session_changed(self, row: SessionRow) -> None:
         """A session row as now stored: the bed's regime from the event's own time."""
         bed_id = row["bed_id"]
         current = self.caches.note_session(row)
@@ -365,8 +365,8 @@ class AlarmLoop:
         self,
         bed_id: str,
         current: OpenSession | None,
-        row: dict[str, Any],
-        events: list[dict[str, Any]] | None = None,
+        row: SessionRow,
+        events: list[SessionEventRow] | None = None,
     ) -> list[Alarm]:
         """``events``: the session's stored events if the caller has just loaded them."""
         now = self.clock()
@@ -442,7 +442,7 @@ class AlarmLoop:
         store = self.store
         rows = await store.session_rows(bed_id=bed_id, limit=50)
         wanted = [r for r in rows if r["ended_at"] is None or r["ended_at"] >= since]
-        sessions = []
+        sessions: list[tuple[SessionRegime, list[session_model.StoredEvent]]] = []
         for row in wanted:
             events = await store.session_events(row["id"])
             sessions.append((row, [(e["id"], e["type"], e["at"]) for e in events]))

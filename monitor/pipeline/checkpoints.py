@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Container
 from dataclasses import dataclass
-from typing import Any
 
 from monitor.alarms import AlarmEngine
 from monitor.alarms.lifecycle import Event, State, snapshot
 from monitor.alarms.lifecycle import apply as lifecycle_apply
-from monitor.alarms.replay import Record
+from monitor.alarms.replay import Record, SessionRegime
 from monitor.clinical import rules as pm
 from monitor.clinical.protocols import Protocol as ClinicProtocol
 from monitor.core.model import Alarm, Reading
-from monitor.records.store import Store
+from monitor.records.store import SessionEventRow, Store
 
 
 @dataclass(slots=True)
@@ -42,7 +41,7 @@ class Checkpoints:
         self.watching: dict[str, Watch] = {}  # bed -> its open session's checkpoints
         self.live: dict[str, Alarm] = {}  # the live checkpoint alarms, by id
 
-    async def watch_session(self, bed_id: str, row: dict[str, Any]) -> list[dict[str, Any]] | None:
+    async def watch_session(self, bed_id: str, row: SessionRegime) -> list[SessionEventRow] | None:
         """Watch a session's checkpoints from what is stored now, or stop watching it.
         Returns the session's events when it loaded them, so the caller need not again."""
         protocol = self.engine.config.protocols.get(row.get("protocol") or "")

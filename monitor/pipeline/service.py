@@ -34,7 +34,7 @@ from monitor.pipeline.hub import Hub
 from monitor.pipeline.ingest import Ingest
 from monitor.pipeline.views import Views
 from monitor.pipeline.writer import Writer
-from monitor.records.store import Store
+from monitor.records.store import SessionRow, Store
 from monitor.settings import Settings
 from monitor.wire import feed
 
@@ -359,10 +359,10 @@ class Monitor:
 
     # --- views --------------------------------------------------------------------------
 
-    async def session_json(self, row: dict[str, Any]) -> dict[str, Any]:
+    async def session_json(self, row: SessionRow) -> dict[str, Any]:
         return await self.views.session_json(row)
 
-    def limits_json(self, row: dict[str, Any]) -> dict[str, Any]:
+    def limits_json(self, row: SessionRow) -> dict[str, Any]:
         return self.views.limits_json(row)
 
     async def beds_json(self) -> list[dict[str, Any]]:

@@ -14,14 +14,20 @@ from monitor.records.store.base import AuditNote, Conflict, NotFound, StoreBase
 from monitor.records.store.course import CourseRecords
 from monitor.records.store.devices import DeviceRecords, DeviceRow
 from monitor.records.store.readings import ReadingRecords, reading_from_row
+from monitor.records.store.rows import AuditRow, BedRow, RemsRow, SessionEventRow, SessionRow
 from monitor.records.store.sessions import SessionRecords
 from monitor.records.store.users import UserRecords, UserRow
 
 __all__ = [
     "AuditNote",
+    "AuditRow",
+    "BedRow",
     "Conflict",
     "DeviceRow",
     "NotFound",
+    "RemsRow",
+    "SessionEventRow",
+    "SessionRow",
     "Store",
     "StoreBase",
     "UserRow",

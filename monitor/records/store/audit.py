@@ -9,6 +9,7 @@ from sqlalchemy import and_, select, true
 
 from monitor.records.schema import audit_log
 from monitor.records.store.base import StoreBase, audit_in
+from monitor.records.store.rows import AuditRow, as_audit_row
 
 
 class AuditRecords(StoreBase):
@@ -37,7 +38,7 @@ class AuditRecords(StoreBase):
 
     async def audit_entries(
         self, *, session_id: int | None = None, since: float | None = None, limit: int = 1000
-    ) -> list[dict[str, Any]]:
+    ) -> list[AuditRow]:
         conds = []
         if session_id is not None:
             conds.append(audit_log.c.session_id == session_id)
@@ -45,4 +46,4 @@ class AuditRecords(StoreBase):
             conds.append(audit_log.c.at >= since)
         stmt = select(audit_log).where(and_(true(), *conds)).order_by(audit_log.c.id).limit(limit)
         async with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in (await conn.execute(stmt)).all()]
+            return [as_audit_row(r) for r in (await conn.execute(stmt)).all()]

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from monitor.records.schema import rems_records, sessions
 from monitor.records.store.base import Conflict, StoreBase, audit_in
+from monitor.records.store.rows import RemsRow, SessionRow, as_rems_row, as_session_row
 
 
 class CourseRecords(StoreBase):
     """A patient's sessions in order, merging patients, REMS sign-off."""
 
-    async def course_rows(self, patient_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+    async def course_rows(self, patient_id: str, limit: int = 1000) -> list[SessionRow]:
         """A patient's sessions, oldest first (docs/course.md): the order that numbers them."""
         stmt = (
             select(sessions)
@@ -24,7 +24,7 @@ class CourseRecords(StoreBase):
             .limit(limit)
         )
         async with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in (await conn.execute(stmt)).all()]
+            return [as_session_row(r) for r in (await conn.execute(stmt)).all()]
 
     async def course_number(self, patient_id: str, opened_at: float, session_id: int) -> int:
         """The session's number in its patient's course (1-based, by admission time)."""
@@ -106,14 +106,14 @@ class CourseRecords(StoreBase):
 
     # --- REMS sign-off (docs/course.md) --------------------------------------------------
 
-    async def rems_sign_off(self, session_id: int) -> dict[str, Any] | None:
+    async def rems_sign_off(self, session_id: int) -> RemsRow | None:
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
                     select(rems_records).where(rems_records.c.session_id == session_id)
                 )
             ).first()
-        return dict(row._mapping) if row is not None else None
+        return as_rems_row(row) if row is not None else None
 
     async def sign_rems(
         self,
@@ -173,7 +173,7 @@ class CourseRecords(StoreBase):
 
     async def rems_pending_rows(
         self, protocols: Sequence[str], limit: int = 500
-    ) -> list[dict[str, Any]]:
+    ) -> list[SessionRow]:
         """Sessions of these protocols whose REMS record is not both signed and filed,
         oldest first (the first due first)."""
         if not protocols:
@@ -191,4 +191,4 @@ class CourseRecords(StoreBase):
             .limit(limit)
         )
         async with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in (await conn.execute(stmt)).all()]
+            return [as_session_row(r) for r in (await conn.execute(stmt)).all()]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -12,6 +11,7 @@ from monitor.core.bindings import Binding
 from monitor.core.security import new_token, token_hash
 from monitor.records.schema import beds, device_bindings, devices
 from monitor.records.store.base import StoreBase
+from monitor.records.store.rows import BedRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +138,7 @@ class DeviceRecords(StoreBase):
             row = (await conn.execute(select(beds.c.id).where(beds.c.id == bed_id))).first()
         return row is not None
 
-    async def list_beds(self) -> list[dict[str, Any]]:
+    async def list_beds(self) -> list[BedRow]:
         async with self.engine.connect() as conn:
             bed_rows = (await conn.execute(select(beds).order_by(beds.c.id))).all()
             dev_rows = (
@@ -151,4 +151,4 @@ class DeviceRecords(StoreBase):
         by_bed: dict[str, list[str]] = {}
         for d in dev_rows:
             by_bed.setdefault(d.bed_id, []).append(d.id)
-        return [{"id": b.id, "label": b.label, "devices": by_bed.get(b.id, [])} for b in bed_rows]
+        return [BedRow(id=b.id, label=b.label, devices=by_bed.get(b.id, [])) for b in bed_rows]

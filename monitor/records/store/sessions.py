@@ -12,6 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from monitor.records.schema import beds, session_events, sessions
 from monitor.records.store.base import Conflict, NotFound, StoreBase, audit_in
+from monitor.records.store.rows import (
+    SessionEventRow,
+    SessionRow,
+    as_session_event_row,
+    as_session_row,
+)
 
 
 class _Stale(Exception):
@@ -72,10 +78,10 @@ class SessionRecords(StoreBase):
             )
         return sid
 
-    async def session_row(self, session_id: int) -> dict[str, Any] | None:
+    async def session_row(self, session_id: int) -> SessionRow | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(sessions).where(sessions.c.id == session_id))).first()
-        return dict(row._mapping) if row is not None else None
+        return as_session_row(row) if row is not None else None
 
     async def session_rows(
         self,
@@ -85,7 +91,7 @@ class SessionRecords(StoreBase):
         patient_label: str | None = None,
         patient_id: str | None = None,
         limit: int = 200,
-    ) -> list[dict[str, Any]]:
+    ) -> list[SessionRow]:
         conds = []
         if patient_id is not None:
             conds.append(sessions.c.patient_id == patient_id)
@@ -104,16 +110,16 @@ class SessionRecords(StoreBase):
             .limit(limit)
         )
         async with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in (await conn.execute(stmt)).all()]
+            return [as_session_row(r) for r in (await conn.execute(stmt)).all()]
 
-    async def session_events(self, session_id: int) -> list[dict[str, Any]]:
+    async def session_events(self, session_id: int) -> list[SessionEventRow]:
         stmt = (
             select(session_events)
             .where(session_events.c.session_id == session_id)
             .order_by(session_events.c.id)
         )
         async with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in (await conn.execute(stmt)).all()]
+            return [as_session_event_row(r) for r in (await conn.execute(stmt)).all()]
 
     async def add_session_event(
         self,

@@ -4,6 +4,8 @@ One ``Store`` assembled from one part per aggregate, each in its own module on t
 engine of ``base``: devices (beds, devices, bindings), users (and access tokens), readings
 (and retention), sessions (and their events), course (a patient's sessions, REMS sign-off),
 alarms and audit. Callers see one object and import from ``monitor.records.store`` only.
+The rows it hands back are typed in ``rows`` (``SessionRow`` and the others), so mypy checks
+each ``row["key"]`` a caller reads.
 """
 
 from __future__ import annotations

@@ -14,9 +14,10 @@ import pytest
 from monitor.alarms import AlarmEngine, load_config
 from monitor.core.faults import Faults
 from monitor.core.model import Alarm, Reading
-from monitor.pipeline.alarm_loop import AlarmLoop, Gate, Held, HeldReading, Route
+from monitor.pipeline.alarm_loop import AlarmLoop
 from monitor.pipeline.caches import Caches
 from monitor.pipeline.fanout import FanOut
+from monitor.pipeline.gate import Gate, Held, HeldReading, Route
 from monitor.pipeline.health import Health
 from monitor.pipeline.hub import Hub
 from monitor.records.store import Store

@@ -245,8 +245,8 @@ def test_the_shipped_defaults_are_the_documented_ones() -> None:
 
 def _rebuilt(first: AlarmEngine, readings: list[Reading], window: slice) -> AlarmEngine:
     """A second engine rebuilt from the stored record, as after a restart: open alarms plus
-    the readings of a window (monitor/pipeline/alarm_loop.py, replay)."""
-    from monitor.pipeline.alarm_loop import Record, replay
+    the readings of a window (monitor/alarms/replay.py)."""
+    from monitor.alarms.replay import Record, replay
 
     stored = first.active()
     engine = AlarmEngine(DEFAULTS)

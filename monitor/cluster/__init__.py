@@ -20,7 +20,7 @@ Rules
    stored; receivers rebuild the identical feed text. Nothing is read back out of feed text.
 3. Ownership. The alarm state of a bed (all its sessions, devices and alarms) lives in exactly
    one instance: the holder of the Redis lease ``{prefix}:lease:{bed}`` (SET NX PX, renewed
-   every second, TTL 6 s). ``Cluster`` is the alarm stage's gate (monitor.pipeline.alarm_loop.Gate):
+   every second, TTL 6 s). ``Cluster`` is the alarm stage's gate (monitor.pipeline.gate.Gate):
    the plain engine judges a bed only where the gate routes it "here"; everything the engine
    needs (readings, device activity, rejected frames, session changes) reaches the owner over
    the bus. Alarm commands (ack, audio pause) are sent to the owner and answered over Redis.

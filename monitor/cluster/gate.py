@@ -1,5 +1,5 @@
 """The cluster's face towards this instance's pipeline: ``Cluster`` is the alarm stage's gate
-(monitor.pipeline.alarm_loop.Gate: which instance judges a bed) and the fan-out's relay
+(monitor.pipeline.gate.Gate: which instance judges a bed) and the fan-out's relay
 (monitor.pipeline.fanout.Relay: what the other instances hear), built before the pipeline and given
 to it at construction. It hands what the bus brings to the pipeline (``Pipeline``), and runs
 the bus, the leases and the command router of this instance."""
@@ -37,7 +37,7 @@ from monitor.cluster.port import Pipeline, Port
 from monitor.cluster.rpc import Commands, ack_reply, pause_reply
 from monitor.core.errors import Unavailable
 from monitor.core.model import Alarm, Reading
-from monitor.pipeline.alarm_loop import Held, Route
+from monitor.pipeline.gate import Held, Route
 from monitor.records.store import Store
 
 log = logging.getLogger("vigil.cluster")
@@ -74,7 +74,7 @@ class Cluster:
         self._tasks: list[asyncio.Task[None]] = []
         self._lease_task: asyncio.Task[None] | None = None
 
-    # --- the gate (monitor.pipeline.alarm_loop.Gate) ---------------------------------------------
+    # --- the gate (monitor.pipeline.gate.Gate) ---------------------------------------------
 
     def route(self, bed_id: str) -> Route:
         return self.leases.route(bed_id)

@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any, Final
+from typing import Final
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -18,8 +18,8 @@ from redis.exceptions import RedisError
 from monitor.cluster.codec import Keys
 from monitor.cluster.port import Port
 from monitor.core.model import Alarm
-from monitor.pipeline.alarm_loop import Held, Route
-from monitor.records.store import Store
+from monitor.pipeline.gate import Held, Route
+from monitor.records.store import BedRow, Store
 
 log = logging.getLogger("vigil.cluster")
 
@@ -168,7 +168,7 @@ class Leases:
                 log.warning("lease of bed %s was taken or expired: handing it over", bed_id)
                 self.drop(bed_id)
 
-    async def _find_free(self, beds: list[dict[str, Any]]) -> None:
+    async def _find_free(self, beds: list[BedRow]) -> None:
         # Free (or formerly our own) leases are taken: at once where a device of the bed is
         # connected here, otherwise once seen free two rounds in a row (spreads the beds).
         ids = [b["id"] for b in beds]

@@ -8,7 +8,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
 from monitor.core.model import Alarm, Reading
-from monitor.pipeline.alarm_loop import Held
+from monitor.pipeline.gate import Held
 
 
 class Pipeline(Protocol):

@@ -28,7 +28,7 @@ from monitor.cluster.codec import (
 from monitor.cluster.leases import Leases
 from monitor.cluster.port import Port
 from monitor.core.model import Alarm
-from monitor.pipeline.alarm_loop import Route
+from monitor.pipeline.gate import Route
 from monitor.records.store import Store
 
 log = logging.getLogger("vigil.cluster")

@@ -14,8 +14,9 @@ Rules
    phase, limits) of the horizon by their event times; restore the stored open alarms (with
    their acknowledgement and pause); replay the stored readings of the horizon in device time,
    skipping per signal what a stored alarm already accounts for; restore the technical alarms;
-   restart the devices' silence clocks. Alarm ids are deterministic, so a replay meets stored
-   alarms instead of raising them twice, and raises those a crash kept from being stored.
+   restart the devices' silence clocks (the replay itself is pure: monitor.alarms.replay).
+   Alarm ids are deterministic, so a replay meets stored alarms instead of raising them
+   twice, and raises those a crash kept from being stored.
 4. The horizon is what can still affect the present: ``REPLAY_WINDOW_S`` back (longer than
    any delay, latch or escalation window of the clinic config), or back to when the bed's
    state went bad, at most ``REPLAY_MAX_S``.
@@ -27,46 +28,58 @@ Rules
 6. Which instance judges a bed is the gate's decision (``Gate.route``): here, held while this
    instance rebuilds it, or away (another instance owns it). Single-instance mode's gate says
    "here" for every bed. The gate is given at construction and asked only through ``Gate``;
-   another instance mode hands beds in and out with ``adopt_bed`` and ``release_bed``.
+   another instance mode hands beds in and out with ``adopt_bed`` and ``release_bed``
+   (the gate types: monitor.pipeline.gate).
 7. Checkpoints: an open session whose protocol has checkpoints is watched (its events and
    cuff readings, loaded when the session changes or the bed is rebuilt, and kept current
    with each stored cuff reading); every tick judges them on the server clock with the pure
-   protocol model, which raises and ends the ``checkpoint`` alarms (docs/protocols.md).
-   They are held here, beside the engine, and restored from the store on a rebuild. A bed's
-   audio pause pauses them too, and its expiry resumes them on the tick.
+   protocol model, which raises and ends the ``checkpoint`` alarms (docs/protocols.md;
+   monitor.pipeline.checkpoints). They are held here, beside the engine, and restored from
+   the store on a rebuild. A bed's audio pause pauses them too, and its expiry resumes them
+   on the tick.
 8. An impossible stored history (an event that does not fit the one before it) never stops a
    rebuild, nor the start: the bed is judged under the phases of its events up to the
    offending one (``session.fold_spans``), the record is named on /health as needing
    attention, and the start logs one line naming every such bed (docs/reliability.md, "An
    impossible session record is isolated").
+
+Over 500 lines, one unit: every method below shares the stage's lock, its dirty beds and
+its engine, so splitting it would only pass those around; the pure replay, the gate types
+and the checkpoints already live in their own modules.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any, Final, Protocol
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Final
 
 from monitor.alarms import AlarmEngine, LifecycleError, UnknownAlarm
-from monitor.alarms.engine import RATE_SIGNAL, RATE_SOURCES, SIGNAL_RATE
 from monitor.alarms.lifecycle import UNACKNOWLEDGED_STATES, Event, State, snapshot
 from monitor.alarms.lifecycle import apply as lifecycle_apply
-from monitor.clinical import rules as pm
+from monitor.alarms.replay import Record, SessionRegime, replay
 from monitor.clinical import session as session_model
-from monitor.clinical.protocols import Protocol as ClinicProtocol
 from monitor.core.bindings import Bindings
 from monitor.core.errors import Unavailable
 from monitor.core.faults import Faults, Point
-from monitor.core.model import PRIORITY_RANK, Alarm, AlarmKind, Phase, Reading
+from monitor.core.model import PRIORITY_RANK, Alarm, Phase, Reading
 from monitor.pipeline.caches import Caches, OpenSession
+from monitor.pipeline.checkpoints import Checkpoints
 from monitor.pipeline.fanout import FanOut
+from monitor.pipeline.gate import (
+    Gate,
+    Held,
+    HeldArtefact,
+    HeldReading,
+    HeldSeen,
+    HeldSession,
+    LocalGate,
+    Route,
+)
 from monitor.pipeline.health import Health, Stage, record_notice
-from monitor.records.store import AuditNote, Store
+from monitor.records.store import AuditNote, BedRow, SessionEventRow, SessionRow, Store
 
 log = logging.getLogger("vigil.alarms")
 
@@ -74,227 +87,6 @@ REPLAY_WINDOW_S: Final = 300.0
 REPLAY_MAX_S: Final = 6 * 3600.0
 # A ticker that has not ticked for this many intervals is reported dead on /health.
 TICKER_STALL_INTERVALS: Final = 5
-
-
-class Route(StrEnum):
-    HERE = "here"  # this instance judges the bed
-    HOLD = "hold"  # this instance is rebuilding the bed: keep what arrives for afterwards
-    AWAY = "away"  # another instance judges the bed
-
-
-@dataclass(frozen=True, slots=True)
-class HeldReading:
-    reading: Reading
-
-
-@dataclass(frozen=True, slots=True)
-class HeldSeen:
-    device_id: str
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class HeldArtefact:
-    device_id: str
-    code: str
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class HeldSession:
-    session_id: int
-
-
-Held = HeldReading | HeldSeen | HeldArtefact | HeldSession
-
-
-class Gate(Protocol):
-    """Which instance judges a bed, and how the others hear of what reached this one.
-
-    The alarm stage asks only this: it never needs to know which gate it was given (a single
-    instance's ``LocalGate``, or the multi-instance one the composition root builds)."""
-
-    def route(self, bed_id: str) -> Route: ...
-
-    def hold(self, bed_id: str, item: Held) -> None: ...
-
-    def seen(self, bed_id: str, device_id: str, at: float, *, here: bool) -> None: ...
-
-    def artefact(self, bed_id: str, device_id: str, code: str, at: float) -> None: ...
-
-    def remote_alarms(self) -> list[Alarm]: ...
-
-    async def acknowledge(
-        self, alarm_id: str, user: str, here: Callable[[], Awaitable[Alarm | None]]
-    ) -> Alarm | None:
-        """Acknowledge an alarm this instance does not hold, where its bed is judged;
-        ``here`` acknowledges it on this instance (should the bed be judged here after all)."""
-        ...
-
-    async def pause_audio(
-        self,
-        bed_id: str,
-        seconds: float | None,
-        user: str,
-        here: Callable[[], Awaitable[list[Alarm]]],
-    ) -> list[Alarm]:
-        """Pause a bed's audio where the bed is judged; ``here`` pauses it on this instance."""
-        ...
-
-    def device_revoked(self, device_id: str) -> None: ...
-
-    def device_rebound(self, device_id: str, old_bed: str | None) -> None: ...
-
-
-class LocalGate:
-    """Single-instance mode: every bed is judged here, and every command runs here."""
-
-    def route(self, bed_id: str) -> Route:
-        return Route.HERE
-
-    def hold(self, bed_id: str, item: Held) -> None:  # pragma: no cover - never held
-        raise AssertionError("a local gate never holds a bed")
-
-    def seen(self, bed_id: str, device_id: str, at: float, *, here: bool) -> None:
-        return None
-
-    def artefact(self, bed_id: str, device_id: str, code: str, at: float) -> None:
-        return None
-
-    def remote_alarms(self) -> list[Alarm]:
-        return []
-
-    async def acknowledge(
-        self, alarm_id: str, user: str, here: Callable[[], Awaitable[Alarm | None]]
-    ) -> Alarm | None:
-        return await here()
-
-    async def pause_audio(
-        self,
-        bed_id: str,
-        seconds: float | None,
-        user: str,
-        here: Callable[[], Awaitable[list[Alarm]]],
-    ) -> list[Alarm]:
-        return await here()
-
-    def device_revoked(self, device_id: str) -> None:
-        return None
-
-    def device_rebound(self, device_id: str, old_bed: str | None) -> None:
-        return None
-
-
-@dataclass(slots=True)
-class Watch:
-    """An open session whose protocol has checkpoints (rule 7): what its checkpoints are
-    judged from."""
-
-    session_id: int
-    protocol: ClinicProtocol
-    opened_at: float
-    events: list[pm.SessionEvent]
-    cuff: list[Reading]
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """What the store holds of one bed over a replay horizon."""
-
-    sessions: list[tuple[dict[str, Any], list[session_model.StoredEvent]]]  # row, its events
-    open_alarms: list[Alarm]
-    recent_alarms: list[Alarm]
-    readings: list[Reading]
-
-
-def replay(
-    engine: AlarmEngine,
-    bed_id: str,
-    record: Record,
-    *,
-    now: float,
-    last_seen: Mapping[str, float],
-    seen_now: bool,
-) -> tuple[list[Alarm], set[tuple[str, int]]]:
-    """Rule 3, pure: rebuild one bed of ``engine`` from ``record``. ``last_seen`` names the
-    bed's devices in service with their last sign of life known besides the readings (0 if
-    none). Returns the alarm changes and the (device, seq) of the readings replayed."""
-    engine.discard_bed(bed_id)
-    changed: list[Alarm] = []
-    open_session: dict[str, Any] | None = None
-    for row, events in sorted(record.sessions, key=lambda s: s[0]["opened_at"]):
-        # An impossible history gives the phases up to its offending event (rule 8).
-        for since, phase in session_model.fold_spans(row["opened_at"], events)[0]:
-            if phase is Phase.ENDED:
-                changed += engine.set_session(bed_id, None, None, None, None, now=now, since=since)
-            else:
-                changed += engine.set_session(
-                    bed_id,
-                    row["id"],
-                    phase.value,
-                    row["baseline"],
-                    engine.config.session_overrides(
-                        row.get("protocol"), phase.value, row["limit_overrides"]
-                    ),
-                    now=now,
-                    since=since,
-                    stale_cuff_s=engine.config.stale_cuff_s(row.get("protocol"), phase.value),
-                )
-        if row["ended_at"] is None:
-            open_session = row
-    if open_session is None and record.sessions:
-        last_end = max(r["ended_at"] for r, _ in record.sessions)
-        changed += engine.set_session(bed_id, None, None, None, None, now=now, since=last_end)
-    # The HR/pulse disagreement alarm is judged on device time like the physiological ones:
-    # restored before the replay, so the replay continues it instead of raising a second one.
-    physio = [
-        a
-        for a in record.open_alarms
-        if a.kind == AlarmKind.PHYSIOLOGICAL or a.signal == SIGNAL_RATE
-    ]
-    # Checkpoint alarms are the protocol's, held beside the engine (rule 7).
-    technical = [
-        a for a in record.open_alarms if a not in physio and a.signal != pm.SIGNAL_CHECKPOINT
-    ]
-    # Per signal, the device time up to which stored alarms already account for readings.
-    cut: dict[str, float] = {}
-    for a in record.recent_alarms:
-        if a.kind != AlarmKind.PHYSIOLOGICAL:
-            continue
-        mark = a.started_at if a.ended_at is None else max(a.started_at, a.ended_at)
-        cut[a.signal] = max(cut.get(a.signal, mark), mark)
-    engine.restore(physio)
-    replayed: set[tuple[str, int]] = set()
-    seen: dict[str, float] = {}
-    for r in record.readings:
-        replayed.add((r.device_id, r.seq))
-        seen[r.device_id] = max(seen.get(r.device_id, 0.0), r.received_at)
-        # hr and pr both feed the rate alarm (signal hr): a cut on it holds for both.
-        values = {
-            k: v
-            for k, v in r.values.items()
-            if r.ts > cut.get(RATE_SIGNAL if k in RATE_SOURCES else k, float("-inf"))
-        }
-        if values:
-            changed += engine.on_reading(dataclasses.replace(r, values=values))
-    engine.restore(technical)
-    for dev in seen.keys() - last_seen.keys():
-        # Readings of a device no longer in service: it is not watched for silence.
-        changed += engine.remove_device(bed_id, dev, now)
-    for dev, known in last_seen.items():
-        at = max(known, seen.get(dev, 0.0))
-        if at <= 0:
-            continue
-        if seen_now:
-            # After a restart the silence clock restarts now: a restart is not evidence the
-            # device is quiet, and a device still silent raises its alarm after the timeout.
-            changed += engine.device_seen(bed_id, dev, now)
-            continue
-        no_data = [a for a in technical if a.signal == "device" and a.device_id == dev]
-        # A device silent since its no-data alarm began must not end it by replay.
-        if all(at > a.started_at for a in no_data):
-            changed += engine.device_seen(bed_id, dev, at)
-    return changed, replayed
 
 
 class AlarmLoop:
@@ -329,8 +121,7 @@ class AlarmLoop:
         self._rebuild_errors: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
         self._last_tick: float | None = None
-        self._watch: dict[str, Watch] = {}  # bed -> its open session's checkpoints (rule 7)
-        self._checkpoint_alarms: dict[str, Alarm] = {}  # live ones, by id
+        self.checkpoints = Checkpoints(store, engine)  # rule 7
         self.rebuilds = 0
         health.use(Stage.ENGINE)
         health.use(Stage.ALARM_STORE)
@@ -338,7 +129,7 @@ class AlarmLoop:
 
     # --- lifecycle ----------------------------------------------------------------------
 
-    async def start(self, beds: Iterable[Mapping[str, Any]]) -> None:
+    async def start(self, beds: Iterable[BedRow]) -> None:
         """Rebuild every bed from the record (rule 3), then start the ticker."""
         last_seen = await self.store.last_seen()
         failed: dict[str, str] = {}
@@ -425,8 +216,7 @@ class AlarmLoop:
             bed_id = r.bed_id
             assert bed_id is not None
             route = gate.route(bed_id)
-            if r.source == "nibp" and bed_id in self._watch:
-                self._watch_reading(r)
+            self.checkpoints.note_reading(r)
             if route is Route.HERE:
                 if bed_id in dirty:
                     continue  # the rebuild replays it
@@ -535,7 +325,7 @@ class AlarmLoop:
 
     # --- sessions -----------------------------------------------------------------------
 
-    async def session_changed(self, row: dict[str, Any]) -> None:
+    async def session_changed(self, row: SessionRow) -> None:
         """A session row as now stored: the bed's regime from the event's own time."""
         bed_id = row["bed_id"]
         current = self.caches.note_session(row)
@@ -545,7 +335,7 @@ class AlarmLoop:
             return
         if route is not Route.HERE:
             return
-        events = await self._watch_session(bed_id, row)
+        events = await self.checkpoints.watch_session(bed_id, row)
         await self.persist_quietly(await self._apply_session(bed_id, current, row, events))
 
     async def resync_sessions(self) -> None:
@@ -571,84 +361,12 @@ class AlarmLoop:
 
     # --- checkpoints (rule 7) ---------------------------------------------------------------
 
-    async def _watch_session(self, bed_id: str, row: dict[str, Any]) -> list[dict[str, Any]] | None:
-        """Watch a session's checkpoints from what is stored now, or stop watching it.
-        Returns the session's events when it loaded them, so the caller need not again."""
-        protocol = self.engine.config.protocols.get(row.get("protocol") or "")
-        if row["ended_at"] is not None or protocol is None or not protocol.checkpoints:
-            current = self._watch.get(bed_id)
-            if current is not None and (current.session_id == row["id"] or row["ended_at"] is None):
-                del self._watch[bed_id]
-            return None
-        events = await self.store.session_events(row["id"])
-        cuff = await self.store.readings(session_id=row["id"], source="nibp", limit=20_000)
-        self._watch[bed_id] = Watch(
-            session_id=row["id"],
-            protocol=protocol,
-            opened_at=row["opened_at"],
-            events=[pm.SessionEvent(e["type"], e["at"], e["data"], e["id"]) for e in events],
-            cuff=cuff,
-        )
-        return events
-
-    def _watch_reading(self, r: Reading) -> None:
-        assert r.bed_id is not None
-        w = self._watch[r.bed_id]
-        if r.ts >= w.opened_at:
-            w.cuff.append(r)
-
-    def judge_checkpoints(self, now: float) -> list[Alarm]:
-        """Raise and end the checkpoint alarms of the beds judged here (server clock)."""
-        by_bed: dict[str, dict[str, Alarm]] = {}
-        for a in self._checkpoint_alarms.values():
-            by_bed.setdefault(a.bed_id, {})[a.id] = a
-        changes: list[Alarm] = []
-        for bed_id in set(self._watch) | set(by_bed):
-            if self.gate.route(bed_id) is not Route.HERE or bed_id in self._dirty:
-                continue
-            w = self._watch.get(bed_id)
-            statuses = (
-                pm.checkpoints(w.protocol, w.opened_at, w.events, w.cuff, now)
-                if w is not None
-                else ()
-            )
-            session_id = w.session_id if w is not None else None
-            changes += pm.checkpoint_alarms(
-                bed_id, session_id, statuses, by_bed.get(bed_id, {}), now
-            )
-        for a in changes:
-            if a.state == State.ENDED:
-                self._checkpoint_alarms.pop(a.id, None)
-            else:
-                self._checkpoint_alarms[a.id] = a
-        # A bed's audio pause runs out for its checkpoint alarms as for the engine's.
-        for a in list(self._checkpoint_alarms.values()):
-            if a.audio_paused_until is not None and now >= a.audio_paused_until:
-                if self.gate.route(a.bed_id) is not Route.HERE:
-                    continue
-                resumed = lifecycle_apply(snapshot(a), Event.AUDIO_RESUMED, now)
-                self._checkpoint_alarms[a.id] = resumed
-                changes.append(resumed)
-        return changes
-
-    async def _rewatch(self, bed_id: str, record: Record) -> None:
-        """On a rebuild: the bed's checkpoint alarms as stored, its open session watched."""
-        for alarm_id in [k for k, a in self._checkpoint_alarms.items() if a.bed_id == bed_id]:
-            del self._checkpoint_alarms[alarm_id]
-        for a in record.open_alarms:
-            if a.signal == pm.SIGNAL_CHECKPOINT and a.ended_at is None:
-                self._checkpoint_alarms[a.id] = snapshot(a)
-        self._watch.pop(bed_id, None)
-        open_row = next((r for r, _ in record.sessions if r["ended_at"] is None), None)
-        if open_row is not None:
-            await self._watch_session(bed_id, open_row)
-
     async def _apply_session(
         self,
         bed_id: str,
         current: OpenSession | None,
-        row: dict[str, Any],
-        events: list[dict[str, Any]] | None = None,
+        row: SessionRow,
+        events: list[SessionEventRow] | None = None,
     ) -> list[Alarm]:
         """``events``: the session's stored events if the caller has just loaded them."""
         now = self.clock()
@@ -713,11 +431,8 @@ class AlarmLoop:
         alarm. Returns its live alarms as they were, for the caller to show as the other
         instance's until it hears of them. Nothing of the bed stays to take a command here."""
         live = self.engine.active(bed_id)
-        live += [snapshot(a) for a in self._checkpoint_alarms.values() if a.bed_id == bed_id]
+        live += self.checkpoints.release(bed_id)
         self.engine.discard_bed(bed_id)
-        for alarm_id in [k for k, a in self._checkpoint_alarms.items() if a.bed_id == bed_id]:
-            del self._checkpoint_alarms[alarm_id]
-        self._watch.pop(bed_id, None)
         self._dirty.pop(bed_id, None)
         return live
 
@@ -727,7 +442,7 @@ class AlarmLoop:
         store = self.store
         rows = await store.session_rows(bed_id=bed_id, limit=50)
         wanted = [r for r in rows if r["ended_at"] is None or r["ended_at"] >= since]
-        sessions = []
+        sessions: list[tuple[SessionRegime, list[session_model.StoredEvent]]] = []
         for row in wanted:
             events = await store.session_events(row["id"])
             sessions.append((row, [(e["id"], e["type"], e["at"]) for e in events]))
@@ -770,7 +485,7 @@ class AlarmLoop:
         for row, events in record.sessions:
             _, problem = session_model.fold_spans(row["opened_at"], events)
             self.health.record(row["id"], record_notice(bed_id, row["id"], problem))
-        await self._rewatch(bed_id, record)
+        await self.checkpoints.rewatch(bed_id, record)
         self._dirty.pop(bed_id, None)
         held = release() if release is not None else ()
         for item in held:
@@ -829,7 +544,9 @@ class AlarmLoop:
                     await self._rebuild_dirty()
                 try:
                     changes = self.engine.tick(now)
-                    changes += self.judge_checkpoints(now)
+                    changes += self.checkpoints.judge(
+                        now, here=lambda b: self.gate.route(b) is Route.HERE, dirty=self._dirty
+                    )
                 except Exception as e:
                     log.exception("alarm tick failed")
                     self.health.failed(Stage.ENGINE, now, type(e).__name__)
@@ -844,7 +561,7 @@ class AlarmLoop:
     # --- people's commands (rule 5) --------------------------------------------------------
 
     async def acknowledge(self, alarm_id: str, user: str) -> Alarm | None:
-        if self.engine.get(alarm_id) is not None or alarm_id in self._checkpoint_alarms:
+        if self.engine.get(alarm_id) is not None or alarm_id in self.checkpoints.live:
             return await self.acknowledge_here(alarm_id, user)
         # Not held here: the gate runs it where the alarm's bed is judged (rule 6).
         return await self.gate.acknowledge(
@@ -861,7 +578,7 @@ class AlarmLoop:
         callers then read the stored acknowledgement (docs/api.md, "Repeats and races")."""
         async with self._lock:
             now = self.clock()
-            checkpoint = self._checkpoint_alarms.get(alarm_id)
+            checkpoint = self.checkpoints.live.get(alarm_id)
             if checkpoint is not None:
                 if checkpoint.state not in UNACKNOWLEDGED_STATES:
                     return None
@@ -878,9 +595,9 @@ class AlarmLoop:
                 # In memory before the await, as the engine's own: a tick meanwhile judges the
                 # acknowledged alarm, and a failed write rebuilds the bed from the record.
                 if acked.state == State.ENDED:
-                    self._checkpoint_alarms.pop(alarm_id, None)
+                    self.checkpoints.live.pop(alarm_id, None)
                 else:
-                    self._checkpoint_alarms[alarm_id] = acked
+                    self.checkpoints.live[alarm_id] = acked
             audit = AuditNote("alarm_ack", actor=user, target=alarm_id, session_id=acked.session_id)
             if not await self._store_locked(changed, audit=audit, acknowledge=alarm_id):
                 # The record says acknowledged or ended, this instance's memory did not: the
@@ -912,7 +629,7 @@ class AlarmLoop:
             until = self.engine.audio_paused_until(bed_id)
             paused = [
                 lifecycle_apply(snapshot(a), Event.PAUSE_AUDIO, now, until=until)
-                for a in self._checkpoint_alarms.values()
+                for a in self.checkpoints.live.values()
                 if a.bed_id == bed_id and a.state in UNACKNOWLEDGED_STATES
             ]
             session = self.caches.open_sessions.get(bed_id)
@@ -924,7 +641,7 @@ class AlarmLoop:
                 detail={"seconds": seconds, "until": until},
             )
             for a in paused:  # in memory before the await, as the engine's own
-                self._checkpoint_alarms[a.id] = a
+                self.checkpoints.live[a.id] = a
             await self._store_locked(changed + paused, audit=audit, beds=[bed_id])
         self._published(changed + paused)
         return changed + paused
@@ -937,7 +654,7 @@ class AlarmLoop:
         alarms = self.engine.active(bed_id)
         alarms += [
             snapshot(a)
-            for a in self._checkpoint_alarms.values()
+            for a in self.checkpoints.live.values()
             if (bed_id is None or a.bed_id == bed_id) and self.gate.route(a.bed_id) is Route.HERE
         ]
         remote = self.gate.remote_alarms()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.core.model import Reading
+from monitor.records.store import SessionRow
 
 
 @dataclass(slots=True)
@@ -19,7 +20,7 @@ class OpenSession:
     overrides: dict[str, Any] | None
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> OpenSession:
+    def from_row(cls, row: SessionRow) -> OpenSession:
         return cls(
             id=row["id"],
             bed_id=row["bed_id"],
@@ -49,7 +50,7 @@ class Caches:
         prev = self.last_seen.get(device_id)
         self.last_seen[device_id] = at if prev is None else max(prev, at)
 
-    def note_session(self, row: dict[str, Any]) -> OpenSession | None:
+    def note_session(self, row: SessionRow) -> OpenSession | None:
         """A session row as stored now; returns the bed's open session, if any."""
         bed_id = row["bed_id"]
         if row["ended_at"] is not None:

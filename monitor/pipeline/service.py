@@ -25,15 +25,16 @@ from monitor.clinical import session as session_model
 from monitor.core.errors import Unavailable
 from monitor.core.faults import Faults
 from monitor.core.model import Alarm, Reading
-from monitor.pipeline.alarm_loop import AlarmLoop, Gate, Held, LocalGate
+from monitor.pipeline.alarm_loop import AlarmLoop
 from monitor.pipeline.caches import Caches
 from monitor.pipeline.fanout import FanOut, Relay
+from monitor.pipeline.gate import Gate, Held, LocalGate
 from monitor.pipeline.health import Health, Stage
 from monitor.pipeline.hub import Hub
 from monitor.pipeline.ingest import Ingest
 from monitor.pipeline.views import Views
 from monitor.pipeline.writer import Writer
-from monitor.records.store import Store
+from monitor.records.store import SessionRow, Store
 from monitor.settings import Settings
 from monitor.wire import feed
 
@@ -358,10 +359,10 @@ class Monitor:
 
     # --- views --------------------------------------------------------------------------
 
-    async def session_json(self, row: dict[str, Any]) -> dict[str, Any]:
+    async def session_json(self, row: SessionRow) -> dict[str, Any]:
         return await self.views.session_json(row)
 
-    def limits_json(self, row: dict[str, Any]) -> dict[str, Any]:
+    def limits_json(self, row: SessionRow) -> dict[str, Any]:
         return self.views.limits_json(row)
 
     async def beds_json(self) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from monitor.clinical.protocols import DEFAULT_SERIES, Protocol
 from monitor.core.model import PRIORITY_RANK, Alarm, Reading, to_rfc3339
 from monitor.pipeline.caches import Caches
 from monitor.pipeline.health import Health, record_notice
-from monitor.records.store import Store
+from monitor.records.store import SessionEventRow, SessionRow, Store
 from monitor.wire import feed
 
 # The continuous signals a discharge criterion reads (their last value in the session).
@@ -131,12 +131,12 @@ class Views:
         self.active_alarms = active_alarms
         self.clock = clock
 
-    def protocol_of(self, row: dict[str, Any]) -> Protocol | None:
+    def protocol_of(self, row: SessionRow) -> Protocol | None:
         pid = row.get("protocol")
         return self.config.protocols.get(pid) if pid else None
 
     async def protocol_inputs(
-        self, row: dict[str, Any], events: Sequence[dict[str, Any]]
+        self, row: SessionRow, events: Sequence[SessionEventRow]
     ) -> ProtocolInputs:
         """The session's inputs to the protocol model, from the store."""
         protocol = self.protocol_of(row)
@@ -168,7 +168,7 @@ class Views:
             inputs.protocol, inputs.opened_at, inputs.events, inputs.readings, inputs.baseline, now
         )
 
-    async def course_position(self, row: dict[str, Any]) -> dict[str, Any] | None:
+    async def course_position(self, row: SessionRow) -> dict[str, Any] | None:
         """``{"n", "planned"}``: the session's number in its patient's course and the series its
         protocol plans ("Infusion 3 of 6", docs/course.md); None without a patient_id."""
         patient_id = row.get("patient_id")
@@ -179,7 +179,7 @@ class Views:
         n = await self.store.course_number(patient_id, row["opened_at"], row["id"])
         return {"n": n, "planned": planned}
 
-    async def session_json(self, row: dict[str, Any]) -> dict[str, Any]:
+    async def session_json(self, row: SessionRow) -> dict[str, Any]:
         events = await self.store.session_events(row["id"])
         # Tolerant: an impossible stored history is shown up to its last event that fit, with
         # the offending one named, instead of failing this view and every view built on it.
@@ -226,7 +226,7 @@ class Views:
             ],
         }
 
-    def limits_json(self, row: dict[str, Any]) -> dict[str, Any]:
+    def limits_json(self, row: SessionRow) -> dict[str, Any]:
         config = self.config
         phase = row["phase"] if row["phase"] != "ended" else None
         overrides = config.session_overrides(row.get("protocol"), phase, row["limit_overrides"])

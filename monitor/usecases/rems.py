@@ -19,7 +19,7 @@ from monitor.clinical import rems
 from monitor.clinical.rules import ProtocolStatus
 from monitor.pipeline.service import Monitor
 from monitor.pipeline.views import ProtocolInputs
-from monitor.records.store import Conflict
+from monitor.records.store import Conflict, SessionRow
 
 
 class NoSuchSession(LookupError):
@@ -35,7 +35,7 @@ class Refused(Exception):
         self.record = record
 
 
-async def record(monitor: Monitor, row: dict[str, Any]) -> dict[str, Any]:
+async def record(monitor: Monitor, row: SessionRow) -> dict[str, Any]:
     """The session's REMS record from the store, built by monitor.clinical.rems (pure)."""
     views = monitor.views
     inputs = await views.protocol_inputs(row, await monitor.store.session_events(row["id"]))
@@ -45,18 +45,28 @@ async def record(monitor: Monitor, row: dict[str, Any]) -> dict[str, Any]:
 
 async def record_from(
     monitor: Monitor,
-    row: dict[str, Any],
+    row: SessionRow,
     inputs: ProtocolInputs,
     status: ProtocolStatus | None,
     now: float,
 ) -> dict[str, Any]:
     """The record from inputs the caller has loaded already."""
-    off = await monitor.store.rems_sign_off(row["id"]) or {}
-    sign_off = rems.SignOff(**{k: v for k, v in off.items() if k != "session_id"})
+    off = await monitor.store.rems_sign_off(row["id"])
+    sign_off = (
+        rems.SignOff()
+        if off is None
+        else rems.SignOff(
+            signed_at=off["signed_at"],
+            signed_by=off["signed_by"],
+            signed_incomplete_reason=off["signed_incomplete_reason"],
+            filed_at=off["filed_at"],
+            filed_by=off["filed_by"],
+        )
+    )
     return rems.record(inputs.protocol, row, inputs.events, inputs.readings, status, sign_off, now)
 
 
-async def _row(monitor: Monitor, session_id: int) -> dict[str, Any]:
+async def _row(monitor: Monitor, session_id: int) -> SessionRow:
     row = await monitor.store.session_row(session_id)
     if row is None:
         raise NoSuchSession(session_id)

@@ -25,6 +25,7 @@ from monitor.core.errors import ErrorCode
 from monitor.core.model import Phase, parse_rfc3339
 from monitor.records.store import Conflict as StoreConflict
 from monitor.records.store import NotFound as StoreNotFound
+from monitor.records.store import SessionEventRow, SessionRow
 from monitor.usecases import Actor, Conflict, Forbidden, Invalid, NotFound, Stale, retried
 
 if TYPE_CHECKING:
@@ -226,14 +227,14 @@ async def _add_event_once(
         raise Stale
 
 
-async def _session_row(monitor: Monitor, session_id: int) -> dict[str, Any]:
+async def _session_row(monitor: Monitor, session_id: int) -> SessionRow:
     row = await monitor.store.session_row(session_id)
     if row is None:
         raise NotFound(ErrorCode.NOT_FOUND, "no such session")
     return row
 
 
-def _fold(events: Sequence[dict[str, Any]]) -> session_model.SessionState:
+def _fold(events: Sequence[SessionEventRow]) -> session_model.SessionState:
     """The session's state from its stored phase events; ``record_needs_attention`` naming
     the first event that does not fit (a history stored before the guard, or by hand): no new
     event is judged on a history the phase rule cannot read."""
@@ -262,8 +263,8 @@ def _refused(refusal: pm.Refusal, message: str) -> Conflict:
 
 async def _protocol_gates(
     monitor: Monitor,
-    row: dict[str, Any],
-    events: list[dict[str, Any]],
+    row: SessionRow,
+    events: list[SessionEventRow],
     cmd: EventCommand,
     at: float,
     role: str,

@@ -22,6 +22,7 @@ from monitor.edges.api.openapi import links
 from monitor.pipeline.service import Monitor
 from monitor.records.report.fhir_course import course_bundle
 from monitor.records.report.rems_html import rems_html
+from monitor.records.store import SessionRow
 from monitor.usecases import rems as rems_cases
 
 router = APIRouter(
@@ -31,7 +32,7 @@ router = APIRouter(
 PatientId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_REGEX)]
 
 
-async def session_material(monitor: Monitor, row: dict[str, Any]) -> course_model.SessionMaterial:
+async def session_material(monitor: Monitor, row: SessionRow) -> course_model.SessionMaterial:
     """One session's part of the course, from the store and the protocol model."""
     views = monitor.views
     events = await monitor.store.session_events(row["id"])
@@ -84,7 +85,7 @@ async def get_patient_fhir(
 # --- the esketamine REMS monitoring record -------------------------------------------------
 
 
-async def _row(monitor: Monitor, session_id: int) -> dict[str, Any]:
+async def _row(monitor: Monitor, session_id: int) -> SessionRow:
     row = await monitor.store.session_row(session_id)
     if row is None:
         raise ApiError(404, ErrorCode.NOT_FOUND, "no such session")

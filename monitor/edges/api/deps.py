@@ -17,7 +17,7 @@ from monitor.core.model import Role, to_rfc3339
 from monitor.edges.api import idempotency
 from monitor.edges.api.errors import ApiError, invalid
 from monitor.pipeline.service import Monitor
-from monitor.records.store import UserRow
+from monitor.records.store import SessionRow, UserRow
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
 
@@ -94,7 +94,7 @@ SessionId = Annotated[int, Path(ge=1, le=DB_INT_MAX)]
 SessionFilter = Annotated[int | None, Query(ge=1, le=DB_INT_MAX)]
 
 
-async def session_row(monitor: Monitor, session_id: int) -> dict[str, Any]:
+async def session_row(monitor: Monitor, session_id: int) -> SessionRow:
     """The stored session, or the one 404 every session route answers. Called in the route,
     not as a dependency, so authentication is still judged before the lookup."""
     row = await monitor.store.session_row(session_id)

@@ -1,16 +1,17 @@
 """What the alarm engine remembers of each bed and device, and of its live alarms.
 
 Rules (docs/alarms.md; monitor.alarms.lifecycle states the alarms' own):
-1. A bed remembers the regimes (session, phase, limits) in force since ``REGIME_HORIZON_S``
-   ago (device time), so a late reading is judged by the session and phase of its own time;
-   one older than every regime kept is judged as outside any session.
+1. A bed remembers the regimes (session, phase, limits) of the last ``REGIME_HORIZON_S``
+   (device time) and the one in force when that began, so a late reading is judged by the
+   session and phase of its own time; one older than every regime kept is judged as outside
+   any session.
 2. Each (bed, signal, direction) has one condition tracker: while no alarm exists it is
    INACTIVE or PENDING (its onsets per level); once an alarm exists it holds it, with the
    off-delay's clear run and, for the respiration rule, what SpO2 and HR were at the onset.
 3. Every live alarm is held in exactly one place (a tracker, a bed or a device) and in the
    ledger; when it ends the ledger lets go of it in both (``Ledger.end``).
 4. A new alarm is ACTIVE from the moment it is decided (``new_alarm``); its id is
-   deterministic from the bed, the rule and that moment in milliseconds (``ms``).
+   deterministic from the bed, the rule and its start in milliseconds (``ms``).
 
 Pure: no clock, no I/O.
 """

@@ -1,5 +1,6 @@
-"""Vigil's alarm engine: pure rules and lifecycle (engine, lifecycle), clinic configuration
-(config) and the offline ``alarm-report`` (report). docs/alarms.md states every rule."""
+"""Vigil's alarm engine: pure rules and lifecycle (engine, with levels, readings and
+tracking; lifecycle), clinic configuration (config) and the offline ``alarm-report``
+(report). docs/alarms.md states every rule."""
 
 from monitor.alarms.config import ClinicConfig, ConfigError, load_config, parse_config
 from monitor.alarms.engine import AlarmEngine, Level, UnknownAlarm, build_levels

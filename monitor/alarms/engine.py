@@ -2,233 +2,97 @@
 
 No asyncio, no I/O, no clock reads. Two clocks, never mixed within a rule:
 - device time (``Reading.ts``) judges every physiological rule, so a burst of late readings
-  is judged as if it had arrived live and a replay at any speed raises the same alarms;
+  is judged as if it had arrived live and a replay at any speed raises the same alarms
+  (those rules are monitor.alarms.readings', against the levels of monitor.alarms.levels);
 - server time (``Reading.received_at``, ``device_seen``/``on_artefact``/``tick``'s argument)
   judges the technical rules (no data, no SpO2, stale cuff, artefact), escalation and audio
   pause, because they are about what the monitor receives and when a person must react.
 
 Every method returns the alarms that changed, as fresh copies the caller may store and
-publish. State changes of an alarm go through ``lifecycle.apply`` (the one transition table).
+publish. State changes of an alarm go through ``lifecycle.apply`` (the one transition table);
+what the engine remembers of beds, devices and live alarms is monitor.alarms.tracking's.
+
+Rules judged here, on server time (docs/alarms.md):
+1. No data: a device silent (no frame, no heartbeat) for ``no_data.timeout_s`` raises one
+   alarm, started when the timeout elapsed; any frame from it ends the alarm.
+2. No SpO2: a device that has sent SpO2 and sends none for ``no_spo2.timeout_s`` (and is not
+   silent altogether) raises one; a new session on the bed stops expecting SpO2.
+3. Artefact: ``count`` rejected frames within ``window_s`` raise one; it ends ``window_s``
+   after the last rejection.
+4. Stale cuff: in a phase the protocol or the clinic watches, no cuff reading for the time
+   they give raises one; a cuff reading ends it, as does a phase that is not watched.
+5. Escalation: an unacknowledged alarm not acknowledged within its priority's time escalates.
+6. Audio pause: pausing a bed pauses its unacknowledged alarms that exist now; a press that
+   would move the pause end by less than ``PAUSE_REPEAT_S`` only repeats the pause in force.
 """
 
 from __future__ import annotations
 
-import math
-from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Final
 
-from monitor.alarms.config import DIRECTIONS, PHASES, ClinicConfig, load_config
+from monitor.alarms.config import ClinicConfig, load_config
+from monitor.alarms.levels import Level, Levels, build_levels
 from monitor.alarms.lifecycle import (
     LIVE_STATES,
     UNACKNOWLEDGED_STATES,
     Event,
     State,
     apply,
-    next_state,
     snapshot,
 )
+from monitor.alarms.readings import RATE_SIGNAL, RATE_SOURCES, SIGNAL_RATE, ReadingJudge
+from monitor.alarms.tracking import (
+    PHYSIOLOGICAL,
+    REGIME_HORIZON_S,
+    TECHNICAL,
+    BedState,
+    DeviceState,
+    Ledger,
+    Regime,
+    Track,
+    ms,
+    new_alarm,
+)
 from monitor.core.model import (
-    CONTINUOUS_SIGNALS,
     CUFF_SIGNALS,
     PRIORITY_RANK,
-    SIGNALS,
     Alarm,
-    AlarmKind,
-    Direction,
-    Priority,
     Reading,
 )
 
-PHYSIOLOGICAL: Final = AlarmKind.PHYSIOLOGICAL
-TECHNICAL: Final = AlarmKind.TECHNICAL
 # Technical alarm signals (the technical source, as the contract's ``signal`` field).
 SIGNAL_DEVICE: Final = "device"
 SIGNAL_ARTEFACT: Final = "artefact"
 SIGNAL_NIBP: Final = "nibp"  # stale cuff pressure
-SIGNAL_RATE: Final = "rate"  # HR and pulse rate disagree (judged on device time)
-RATE_SIGNAL: Final = "hr"  # the rate alarms' signal, whichever source they judge
-RATE_SOURCES: Final = frozenset({"hr", "pr"})  # never judged directly: through _rate_source
-RR_SIGNAL: Final = "rr"
-DISAGREE_TEXT: Final = "HR and pulse disagree: check leads and probe"
+# "no SpO2 value" is a technical alarm on signal "spo2" (kind technical).
 # A pause press that would move the bed's pause end by less than this is the same press again
 # (a double-tap, two nurses at one moment): it changes nothing (docs/api.md, "Repeats and
 # races"). Far below any pause a clinic configures (audio_pause_s, 120 s by default).
 PAUSE_REPEAT_S: Final = 5.0
-# "no SpO2 value" is a technical alarm on signal "spo2" (kind technical).
+
+# Names callers import from here, defined beside it (levels, readings, tracking).
+__all__ = [
+    "PAUSE_REPEAT_S",
+    "PHYSIOLOGICAL",
+    "RATE_SIGNAL",
+    "RATE_SOURCES",
+    "SIGNAL_ARTEFACT",
+    "SIGNAL_DEVICE",
+    "SIGNAL_NIBP",
+    "SIGNAL_RATE",
+    "TECHNICAL",
+    "AlarmEngine",
+    "Level",
+    "Levels",
+    "UnknownAlarm",
+    "build_levels",
+]
 
 
 class UnknownAlarm(KeyError):
     """No live alarm has this id (never raised, or already ended)."""
-
-
-@dataclass(frozen=True)
-class Level:
-    """One alarm condition of one direction of one signal, at one priority."""
-
-    priority: Priority
-    threshold: float
-    inclusive: bool
-    delay: float
-    label: str  # the human condition, e.g. "spo2 < 90"
-
-    def beyond(self, direction: Direction, value: float, margin: float = 0.0) -> bool:
-        """Whether ``value`` is beyond this limit; ``margin`` widens it (hysteresis)."""
-        if direction == Direction.LOW:
-            t = self.threshold + margin
-            return value <= t if self.inclusive else value < t
-        t = self.threshold - margin
-        return value >= t if self.inclusive else value > t
-
-
-def _op(direction: Direction, inclusive: bool) -> str:
-    return ("<" if direction == Direction.LOW else ">") + ("=" if inclusive else "")
-
-
-# Every condition in force on a bed, by (signal, direction), least severe first.
-Levels = dict[tuple[str, Direction], list[Level]]
-
-
-def build_levels(
-    config: ClinicConfig,
-    phase: str | None = None,
-    baseline: Mapping[str, float] | None = None,
-    overrides: Mapping[str, Any] | None = None,
-) -> Levels:
-    """Every condition in force, by (signal, direction), least severe first."""
-    limits = config.limits_for(phase if phase in PHASES else None, overrides)
-    levels: Levels = {}
-    for signal, sl in limits.items():
-        for direction in DIRECTIONS:
-            th = sl.direction(direction)
-            if th is None:
-                continue
-            for priority, thr in th.by_priority().items():
-                levels.setdefault((signal, direction), []).append(
-                    Level(
-                        priority=priority,
-                        threshold=thr,
-                        inclusive=th.inclusive,
-                        delay=config.delay(signal, priority),
-                        label=f"{signal} {_op(direction, th.inclusive)} {thr:g}",
-                    )
-                )
-    for rule in config.relative:
-        base = (baseline or {}).get(rule.signal)
-        if base is None or not math.isfinite(base) or base <= 0:
-            continue
-        thr = round(base * (1 + rule.above_pct / 100.0), 1)
-        if rule.signal in CONTINUOUS_SIGNALS:
-            delay = (
-                rule.delay_s
-                if rule.delay_s is not None
-                else config.delay(rule.signal, Priority.MEDIUM)
-            )
-        else:
-            delay = 0.0  # cuff values are judged per reading
-        levels.setdefault((rule.signal, Direction.HIGH), []).append(
-            Level(
-                priority=rule.priority,
-                threshold=thr,
-                inclusive=False,
-                delay=delay,
-                label=(f"{rule.signal} > {thr:g} (baseline {base:g} +{rule.above_pct:g}%)"),
-            )
-        )
-    for group in levels.values():
-        group.sort(key=lambda lv: PRIORITY_RANK[lv.priority])
-    return levels
-
-
-def _ms(t: float) -> int:
-    return int(round(t * 1000))
-
-
-# How far back (device time) a bed remembers the limits that were in force, so a late reading
-# is judged by the session and phase of its own time. Backlogs older than this are judged by
-# the oldest regime kept.
-REGIME_HORIZON_S: Final = 6 * 3600.0
-
-
-@dataclass(frozen=True, slots=True)
-class _Regime:
-    """What was in force on a bed from ``since`` (device time) until the next regime."""
-
-    since: float
-    session_id: int | None
-    phase: str | None
-    levels: Levels
-
-
-@dataclass
-class _Track:
-    """Condition tracker of one (bed, signal, direction)."""
-
-    state: State = State.INACTIVE  # INACTIVE or PENDING while no alarm exists
-    onsets: dict[str, float] = field(default_factory=dict)  # level label -> device time
-    last_ts: float | None = None
-    alarm: Alarm | None = None
-    # Off-delay: device time of the first reading of the current clear run of the alarm.
-    clear_since: float | None = None
-    # Respiration rule: what SpO2 and HR were when this condition began.
-    context: dict[str, float] | None = None
-
-
-@dataclass
-class _Disagreement:
-    """HR vs pulse rate on one bed (device time)."""
-
-    onset: float | None = None  # first paired reading apart by more than the margin
-    agree_since: float | None = None  # first paired reading back within it, while alarmed
-    last_ts: float | None = None
-    alarm: Alarm | None = None
-
-
-@dataclass
-class _Bed:
-    bed_id: str
-    session_id: int | None = None
-    phase: str | None = None
-    baseline: dict[str, float] | None = None
-    overrides: dict[str, Any] | None = None
-    levels: Levels = field(default_factory=dict)
-    tracks: dict[tuple[str, Direction], _Track] = field(default_factory=dict)
-    last_cuff: float | None = None  # server time of the last cuff reading
-    cuff_ref: float | None = None  # server time the stale-cuff phase began
-    stale: Alarm | None = None
-    # The session protocol's stale-cuff time for the current phase (None: the clinic's rule).
-    stale_after_s: float | None = None
-    audio_paused_until: float | None = None
-    # Latest value of each continuous signal on this bed: signal -> (device time, value).
-    latest: dict[str, tuple[float, float]] = field(default_factory=dict)
-    rate: _Disagreement = field(default_factory=_Disagreement)
-    regimes: list[_Regime] = field(default_factory=list)  # oldest first
-    default_levels: Levels = field(default_factory=dict)
-
-    def regime_at(self, ts: float) -> tuple[int | None, Levels]:
-        """The session and limits in force at device time ``ts``."""
-        rs = self.regimes
-        if not rs or ts >= rs[-1].since:
-            return self.session_id, self.levels
-        i = bisect_right([r.since for r in rs], ts) - 1
-        if i < 0:
-            # Before every regime this bed remembers: outside any session.
-            return None, self.default_levels
-        return rs[i].session_id, rs[i].levels
-
-
-@dataclass
-class _Device:
-    bed_id: str
-    device_id: str
-    last_seen: float | None = None
-    last_spo2: float | None = None
-    rejections: deque[float] = field(default_factory=deque)
-    no_data: Alarm | None = None
-    no_spo2: Alarm | None = None
-    artefact: Alarm | None = None
 
 
 class AlarmEngine:
@@ -236,28 +100,28 @@ class AlarmEngine:
 
     def __init__(self, config: ClinicConfig | None = None) -> None:
         self.config = config if config is not None else load_config(None)
-        self._beds: dict[str, _Bed] = {}
-        self._devices: dict[tuple[str, str], _Device] = {}
-        self._live: dict[str, Alarm] = {}
-        # Where each live alarm is held, to let go of it when it ends.
-        self._holders: dict[str, tuple[object, str]] = {}
+        self._beds: dict[str, BedState] = {}
+        self._devices: dict[tuple[str, str], DeviceState] = {}
+        # The live alarms and where each is held, to let go of it when it ends.
+        self._ledger = Ledger()
+        self._readings = ReadingJudge(self.config, self._ledger)
         self._now: float | None = None  # last server time seen
 
     # --- state of beds and devices ---
 
-    def _bed(self, bed_id: str) -> _Bed:
+    def _bed(self, bed_id: str) -> BedState:
         bed = self._beds.get(bed_id)
         if bed is None:
             levels = build_levels(self.config)
-            bed = _Bed(bed_id, levels=levels, default_levels=levels)
+            bed = BedState(bed_id, levels=levels, default_levels=levels)
             self._beds[bed_id] = bed
         return bed
 
-    def _device(self, bed_id: str, device_id: str) -> _Device:
+    def _device(self, bed_id: str, device_id: str) -> DeviceState:
         key = (bed_id, device_id)
         dev = self._devices.get(key)
         if dev is None:
-            dev = _Device(
+            dev = DeviceState(
                 bed_id, device_id, rejections=deque(maxlen=self.config.technical.artefact.count)
             )
             self._devices[key] = dev
@@ -298,12 +162,12 @@ class AlarmEngine:
                 if dev.bed_id == bed_id:
                     dev.last_spo2 = None
                     if dev.no_spo2 is not None:
-                        changes.append(self._end(dev.no_spo2, Event.CLEAR, at))
+                        changes.append(self._ledger.end(dev.no_spo2, Event.CLEAR, at))
         bed.stale_after_s = stale_cuff_s
         if phase != bed.phase:
             bed.cuff_ref = now
             if self._stale_after(phase, stale_cuff_s) is None and bed.stale is not None:
-                changes.append(self._end(bed.stale, Event.CLEAR, at))
+                changes.append(self._ledger.end(bed.stale, Event.CLEAR, at))
         bed.session_id = session_id
         bed.phase = phase
         bed.baseline = dict(baseline) if baseline else None
@@ -315,16 +179,15 @@ class AlarmEngine:
             horizon = start - REGIME_HORIZON_S
             while len(kept) > 1 and kept[1].since <= horizon:
                 kept.pop(0)
-            kept.append(_Regime(start, session_id, phase, levels))
+            kept.append(Regime(start, session_id, phase, levels))
             bed.regimes = kept
         return changes
 
     def discard_bed(self, bed_id: str) -> None:
         """Drop a bed's state without ending its alarms (they stay as stored), before the bed
         is rebuilt from the stored record or handed to another instance."""
-        for alarm in [a for a in self._live.values() if a.bed_id == bed_id]:
-            self._live.pop(alarm.id, None)
-            self._holders.pop(alarm.id, None)
+        for alarm in [a for a in self._ledger.live.values() if a.bed_id == bed_id]:
+            self._ledger.drop(alarm.id)
         self._beds.pop(bed_id, None)
         for key in [k for k in self._devices if k[0] == bed_id]:
             del self._devices[key]
@@ -334,62 +197,6 @@ class AlarmEngine:
         return dict(self._bed(bed_id).levels)
 
     # --- alarm bookkeeping ---
-
-    def _register(self, alarm: Alarm, holder: object, attr: str) -> Alarm:
-        setattr(holder, attr, alarm)
-        self._live[alarm.id] = alarm
-        self._holders[alarm.id] = (holder, attr)
-        return snapshot(alarm)
-
-    def _release(self, alarm: Alarm) -> None:
-        self._live.pop(alarm.id, None)
-        holder = self._holders.pop(alarm.id, None)
-        if holder is not None and getattr(holder[0], holder[1]) is alarm:
-            setattr(holder[0], holder[1], None)
-
-    def _end(
-        self, alarm: Alarm, event: Event, at: float | None, *, cleared_at: float | None = None
-    ) -> Alarm:
-        apply(alarm, event, at if at is not None else alarm.started_at, cleared_at=cleared_at)
-        if alarm.state == State.ENDED:
-            self._release(alarm)
-        return snapshot(alarm)
-
-    def _new(
-        self,
-        *,
-        alarm_id: str,
-        bed_id: str,
-        signal: str,
-        kind: AlarmKind,
-        priority: Priority,
-        condition: str,
-        started_at: float,
-        alerted_at: float,
-        device_id: str | None,
-        session_id: int | None,
-        value: float | None = None,
-        detail: dict[str, object] | None = None,
-        direction: Direction | None = None,
-    ) -> Alarm:
-        state = next_state(State.PENDING, Event.DELAY_ELAPSED)
-        return Alarm(
-            id=alarm_id,
-            bed_id=bed_id,
-            signal=signal,
-            kind=kind,
-            priority=priority,
-            condition=condition,
-            started_at=started_at,
-            state=state,
-            session_id=session_id,
-            device_id=device_id,
-            value=value,
-            detail={"alerted_at": alerted_at, **(detail or {})},
-            direction=direction,
-        )
-
-    # --- physiological rules (device time) ---
 
     def on_reading(self, reading: Reading) -> list[Alarm]:
         """Judge one stored reading (``bed_id`` set) and note its device's activity."""
@@ -406,294 +213,9 @@ class AlarmEngine:
                 else max(bed.last_cuff, reading.received_at)
             )
             if bed.stale is not None:
-                changes.append(self._end(bed.stale, Event.CLEAR, reading.received_at))
-        # The session and limits of the reading's own time: a late reading is judged as if live.
-        session_id, in_force = bed.regime_at(reading.ts)
-        values: dict[str, float] = {}
-        for signal in SIGNALS:
-            raw = reading.values.get(signal)
-            if raw is not None and math.isfinite(value := float(raw)):
-                values[signal] = value
-        source = self._rate_source(bed, values, reading.ts)
-        for signal in CONTINUOUS_SIGNALS & values.keys():
-            seen = bed.latest.get(signal)
-            if seen is None or reading.ts >= seen[0]:
-                bed.latest[signal] = (reading.ts, values[signal])
-        judged = {k: v for k, v in values.items() if k not in RATE_SOURCES}
-        if source is not None:
-            judged[RATE_SIGNAL] = values[source]
-        for signal in (s for s in SIGNALS if s in judged):
-            for direction in DIRECTIONS:
-                key = (signal, direction)
-                levels = in_force.get(key, [])
-                track = bed.tracks.get(key)
-                if not levels and (track is None or track.alarm is None):
-                    continue
-                if track is None:
-                    track = bed.tracks[key] = _Track()
-                changed = self._judge(
-                    bed,
-                    signal,
-                    direction,
-                    levels,
-                    track,
-                    judged[signal],
-                    reading,
-                    session_id,
-                    source=source if signal == RATE_SIGNAL else signal,
-                )
-                if changed is not None:
-                    changes.append(changed)
-        if values.keys() & RATE_SOURCES:
-            changed = self._disagreement(bed, reading, session_id)
-            if changed is not None:
-                changes.append(changed)
+                changes.append(self._ledger.end(bed.stale, Event.CLEAR, reading.received_at))
+        changes.extend(self._readings.judge_reading(bed, reading))
         return changes
-
-    def _rate_source(self, bed: _Bed, values: Mapping[str, float], ts: float) -> str | None:
-        """The rate this reading's rate alarms judge: the first configured source, unless a
-        source listed before it is present on the bed (so two devices never interleave in one
-        tracker). None: this reading carries no rate to judge."""
-        gap = self.config.continuous_max_gap_s
-        for src in self.config.rate.sources:
-            if src in values:
-                return src
-            seen = bed.latest.get(src)
-            if seen is not None and 0 <= ts - seen[0] <= gap:
-                return None  # a preferred source is present: the lesser one is not judged
-        return None
-
-    def _present(self, bed: _Bed, signal: str, ts: float) -> float | None:
-        """The bed's latest value of a continuous signal if measured within the gap of ``ts``."""
-        seen = bed.latest.get(signal)
-        if seen is None or abs(ts - seen[0]) > self.config.continuous_max_gap_s:
-            return None
-        return seen[1]
-
-    def _context(self, bed: _Bed, ts: float) -> dict[str, float]:
-        out: dict[str, float] = {}
-        spo2 = self._present(bed, "spo2", ts)
-        if spo2 is not None:
-            out["spo2"] = spo2
-        for src in self.config.rate.sources:
-            rate = self._present(bed, src, ts)
-            if rate is not None:
-                out["rate"] = rate
-                break
-        return out
-
-    def _weigh(
-        self, bed: _Bed, track: _Track, best: Level, ts: float, onset: float
-    ) -> tuple[Priority, str, str | None]:
-        """Respiration rule: (priority, condition text, reason) of a low-RR condition. The
-        impedance RR alone falling keeps its alarm at ``alone_priority``; SpO2 falling, HR
-        changing or the condition lasting give it the priority its limits give."""
-        rule = self.config.respiration
-        ref = track.context or {}
-        now = self._context(bed, ts)
-        if "spo2" not in now or "spo2" not in ref:
-            return best.priority, best.label, None  # nothing to weigh it by: face value
-        reasons: list[str] = []
-        spo2_levels = bed.regime_at(ts)[1].get(
-            ("spo2", Direction.LOW), []
-        )  # the limits of that time
-        if ref["spo2"] - now["spo2"] >= rule.spo2_drop:
-            reasons.append(f"SpO2 fell {ref['spo2']:g} to {now['spo2']:g}")
-        elif any(lv.beyond(Direction.LOW, now["spo2"]) for lv in spo2_levels):
-            reasons.append(f"SpO2 {now['spo2']:g}")
-        if "rate" in now and "rate" in ref and abs(now["rate"] - ref["rate"]) >= rule.hr_change:
-            reasons.append(f"HR {ref['rate']:g} to {now['rate']:g}")
-        if ts - onset >= rule.duration_s:
-            reasons.append(f"for {ts - onset:g} s")
-        if reasons:
-            reason = ", ".join(reasons)
-            return best.priority, f"{best.label} ({reason})", reason
-        if PRIORITY_RANK[best.priority] <= PRIORITY_RANK[rule.alone_priority]:
-            return best.priority, best.label, None
-        return rule.alone_priority, f"{best.label} (RR alone: SpO2 and HR steady)", "alone"
-
-    def _judge(
-        self,
-        bed: _Bed,
-        signal: str,
-        direction: Direction,
-        levels: list[Level],
-        track: _Track,
-        value: float,
-        reading: Reading,
-        session_id: int | None,
-        *,
-        source: str | None = None,
-    ) -> Alarm | None:
-        ts = reading.ts
-        restart = False
-        if signal in CONTINUOUS_SIGNALS:
-            # Continuous signals: the condition must hold in every reading for the delay.
-            # Older or repeated readings cannot extend or break a run already judged.
-            if track.last_ts is not None and ts <= track.last_ts:
-                return None
-            restart = track.last_ts is None or ts - track.last_ts > self.config.continuous_max_gap_s
-            track.last_ts = ts
-            onsets: dict[str, float] = {}
-            for lv in levels:
-                if lv.beyond(direction, value):
-                    prev = track.onsets.get(lv.label)
-                    onsets[lv.label] = ts if prev is None or restart else prev
-            if onsets and not track.onsets:
-                track.context = self._context(bed, ts)  # what else the patient showed then
-            track.onsets = onsets
-            met = [lv for lv in levels if lv.label in onsets and ts - onsets[lv.label] >= lv.delay]
-        else:
-            # Cuff signals: each reading judged on its own, no delay, never interpolated.
-            track.onsets = {}
-            met = [lv for lv in levels if lv.beyond(direction, value)]
-        best = max(met, key=lambda lv: PRIORITY_RANK[lv.priority]) if met else None
-        alarm = track.alarm
-        want: tuple[Priority, str, str | None] | None = None
-        if best is not None:
-            label = best.label
-            if source is not None and source != signal:
-                label = source + label[len(signal) :]  # "pr > 120": the rate judged was the pulse
-            want = (best.priority, label, None)
-            if (
-                signal == RR_SIGNAL
-                and direction is Direction.LOW
-                and self.config.respiration.enabled
-            ):
-                onset = alarm.detail.get("onset") if alarm is not None else None
-                if not isinstance(onset, int | float):
-                    onset = min(track.onsets.values(), default=ts)
-                want = self._weigh(bed, track, best, ts, float(onset))
-
-        if alarm is None:
-            if best is None or want is None:
-                if track.onsets:
-                    track.state = next_state(track.state, Event.HOLD)
-                elif track.state is State.PENDING:
-                    track.state = next_state(track.state, Event.RELEASE)
-                return None
-            track.state = State.INACTIVE  # the tracker's part is over: an alarm exists now
-            track.clear_since = None
-            detail: dict[str, object] = {
-                "onset": track.onsets.get(best.label, ts),
-                "limit": best.label,  # the limit met (condition may add why, or the source)
-            }
-            if source is not None and source != signal:
-                detail["source"] = source
-            if want[2] is not None:
-                detail["weighed"] = want[2]
-            if signal == RR_SIGNAL and direction is Direction.LOW and track.context:
-                detail["context"] = dict(track.context)  # kept across a restart (restore)
-            alarm = self._new(
-                alarm_id=f"{bed.bed_id}.{signal}.{direction}.{_ms(ts)}",
-                bed_id=bed.bed_id,
-                signal=signal,
-                kind=PHYSIOLOGICAL,
-                priority=want[0],
-                condition=want[1],
-                started_at=ts,
-                alerted_at=reading.received_at,
-                device_id=reading.device_id,
-                session_id=session_id,
-                value=value,
-                detail=detail,
-                direction=direction,
-            )
-            return self._register(alarm, track, "alarm")
-
-        if best is not None and want is not None:
-            track.clear_since = None  # the condition holds: any clear run is over
-            # A latched alarm whose condition is back recurs; an open one rises to a worse level.
-            rises = PRIORITY_RANK[want[0]] > PRIORITY_RANK[alarm.priority]
-            if alarm.state == State.LATCHED or rises:
-                if want[2] is not None:
-                    alarm.detail["weighed"] = want[2]
-                if rises:
-                    alarm.detail["limit"] = best.label
-                apply(
-                    alarm,
-                    Event.RECUR if alarm.state == State.LATCHED else Event.RAISE,
-                    ts,
-                    priority=want[0],
-                    condition=want[1],
-                    value=value,
-                    alerted_at=reading.received_at,
-                )
-                return snapshot(alarm)
-        if alarm.state == State.LATCHED:
-            return None
-        margin = self.config.margin(signal)
-        if any(lv.beyond(direction, value, margin) for lv in levels):
-            track.clear_since = None  # not clear: the off-delay starts again at the next clear
-            return None
-        # Off-delay: the condition must stay clear (with hysteresis) this long before the
-        # alarm ends; a recurrence within it is the same alarm, with its acknowledgement.
-        if track.clear_since is None or restart:
-            track.clear_since = ts
-        if ts - track.clear_since < self.config.off_delay(signal):
-            return None
-        cleared_at = track.clear_since
-        track.clear_since = None
-        latches = (
-            self.config.latch_high
-            and alarm.priority is Priority.HIGH
-            and alarm.kind == PHYSIOLOGICAL
-            and alarm.state == State.ACTIVE
-        )
-        return self._end(
-            alarm, Event.CLEAR_LATCHING if latches else Event.CLEAR, ts, cleared_at=cleared_at
-        )
-
-    def _disagreement(self, bed: _Bed, reading: Reading, session_id: int | None) -> Alarm | None:
-        """HR and pulse rate apart beyond the margin, sustained: a technical alarm (device
-        time, like the physiological rules, because it compares measurements)."""
-        rule = self.config.rate.disagreement
-        d = bed.rate
-        ts = reading.ts
-        if d.last_ts is not None and ts <= d.last_ts:
-            return None
-        restart = d.last_ts is None or ts - d.last_ts > self.config.continuous_max_gap_s
-        d.last_ts = ts
-        hr = self._present(bed, "hr", ts)
-        pr = self._present(bed, "pr", ts)
-        if hr is None or pr is None:
-            # Nothing left to compare (a lead or the probe is off: its own alarms say so).
-            d.onset = d.agree_since = None
-            if d.alarm is not None:
-                return self._end(d.alarm, Event.CLEAR, ts)
-            return None
-        if abs(hr - pr) > rule.margin:
-            d.agree_since = None
-            if d.onset is None or restart:
-                d.onset = ts
-            if d.alarm is None and ts - d.onset >= rule.delay_s:
-                alarm = self._new(
-                    alarm_id=f"{bed.bed_id}.rate.disagree.{_ms(ts)}",
-                    bed_id=bed.bed_id,
-                    signal=SIGNAL_RATE,
-                    kind=TECHNICAL,
-                    priority=rule.priority,
-                    condition=DISAGREE_TEXT,
-                    started_at=ts,
-                    alerted_at=reading.received_at,
-                    device_id=None,
-                    session_id=session_id,
-                    value=abs(hr - pr),
-                    detail={"onset": d.onset, "hr": hr, "pr": pr, "margin": rule.margin},
-                )
-                return self._register(alarm, d, "alarm")
-            return None
-        d.onset = None
-        if d.alarm is None or ts <= d.alarm.started_at:
-            return None  # (a restored alarm is not ended by readings from before it began)
-        if d.agree_since is None or restart:
-            d.agree_since = ts
-        if ts - d.agree_since < rule.clear_s:
-            return None
-        cleared_at, d.agree_since = d.agree_since, None
-        return self._end(d.alarm, Event.CLEAR, ts, cleared_at=cleared_at)
-
-    # --- technical rules (server time) ---
 
     def _activity(
         self, bed_id: str, device_id: str, at: float, *, spo2: bool = False
@@ -703,11 +225,11 @@ class AlarmEngine:
         dev.last_seen = at if dev.last_seen is None else max(dev.last_seen, at)
         changes: list[Alarm] = []
         if dev.no_data is not None:
-            changes.append(self._end(dev.no_data, Event.CLEAR, at))
+            changes.append(self._ledger.end(dev.no_data, Event.CLEAR, at))
         if spo2:
             dev.last_spo2 = at if dev.last_spo2 is None else max(dev.last_spo2, at)
             if dev.no_spo2 is not None:
-                changes.append(self._end(dev.no_spo2, Event.CLEAR, at))
+                changes.append(self._ledger.end(dev.no_spo2, Event.CLEAR, at))
         return changes
 
     def device_seen(self, bed_id: str, device_id: str, at: float) -> list[Alarm]:
@@ -725,8 +247,8 @@ class AlarmEngine:
             dev.artefact.detail["last_code"] = code
             return changes
         if len(dev.rejections) >= rule.count and at - dev.rejections[0] <= rule.window_s:
-            alarm = self._new(
-                alarm_id=f"{bed_id}.artefact.{device_id}.{_ms(at)}",
+            alarm = new_alarm(
+                alarm_id=f"{bed_id}.artefact.{device_id}.{ms(at)}",
                 bed_id=bed_id,
                 signal=SIGNAL_ARTEFACT,
                 kind=TECHNICAL,
@@ -738,7 +260,7 @@ class AlarmEngine:
                 session_id=self._bed(bed_id).session_id,
                 detail={"last_code": code},
             )
-            changes.append(self._register(alarm, dev, "artefact"))
+            changes.append(self._ledger.register(alarm, dev, "artefact"))
         return changes
 
     def _stale_after(self, phase: str | None, protocol_s: float | None) -> float | None:
@@ -765,8 +287,8 @@ class AlarmEngine:
                 and now - dev.last_seen >= tech.no_data.timeout_s
             ):
                 start = dev.last_seen + tech.no_data.timeout_s
-                alarm = self._new(
-                    alarm_id=f"{dev.bed_id}.device.{dev.device_id}.{_ms(start)}",
+                alarm = new_alarm(
+                    alarm_id=f"{dev.bed_id}.device.{dev.device_id}.{ms(start)}",
                     bed_id=dev.bed_id,
                     signal=SIGNAL_DEVICE,
                     kind=TECHNICAL,
@@ -777,7 +299,7 @@ class AlarmEngine:
                     device_id=dev.device_id,
                     session_id=session_id,
                 )
-                changes.append(self._register(alarm, dev, "no_data"))
+                changes.append(self._ledger.register(alarm, dev, "no_data"))
             if (
                 dev.no_spo2 is None
                 and dev.no_data is None
@@ -785,8 +307,8 @@ class AlarmEngine:
                 and now - dev.last_spo2 >= tech.no_spo2.timeout_s
             ):
                 start = dev.last_spo2 + tech.no_spo2.timeout_s
-                alarm = self._new(
-                    alarm_id=f"{dev.bed_id}.spo2.missing.{dev.device_id}.{_ms(start)}",
+                alarm = new_alarm(
+                    alarm_id=f"{dev.bed_id}.spo2.missing.{dev.device_id}.{ms(start)}",
                     bed_id=dev.bed_id,
                     signal="spo2",
                     kind=TECHNICAL,
@@ -797,12 +319,12 @@ class AlarmEngine:
                     device_id=dev.device_id,
                     session_id=session_id,
                 )
-                changes.append(self._register(alarm, dev, "no_spo2"))
+                changes.append(self._ledger.register(alarm, dev, "no_spo2"))
             if dev.artefact is not None:
                 last = dev.rejections[-1] if dev.rejections else dev.artefact.started_at
                 if now - last >= tech.artefact.window_s:
                     changes.append(
-                        self._end(dev.artefact, Event.CLEAR, last + tech.artefact.window_s)
+                        self._ledger.end(dev.artefact, Event.CLEAR, last + tech.artefact.window_s)
                     )
         stale = tech.stale_cuff
         for bed in self._beds.values():
@@ -814,8 +336,8 @@ class AlarmEngine:
             ref = bed.cuff_ref if bed.last_cuff is None else max(bed.cuff_ref, bed.last_cuff)
             if bed.stale is None and now - ref >= after_s:
                 start = ref + after_s
-                alarm = self._new(
-                    alarm_id=f"{bed.bed_id}.nibp.stale.{_ms(start)}",
+                alarm = new_alarm(
+                    alarm_id=f"{bed.bed_id}.nibp.stale.{ms(start)}",
                     bed_id=bed.bed_id,
                     signal=SIGNAL_NIBP,
                     kind=TECHNICAL,
@@ -826,8 +348,8 @@ class AlarmEngine:
                     device_id=None,
                     session_id=bed.session_id,
                 )
-                changes.append(self._register(alarm, bed, "stale"))
-        for alarm in list(self._live.values()):
+                changes.append(self._ledger.register(alarm, bed, "stale"))
+        for alarm in list(self._ledger.live.values()):
             changed = False
             after = self.config.escalation.after(alarm.priority)
             alerted = alarm.detail.get("alerted_at")
@@ -854,7 +376,7 @@ class AlarmEngine:
 
     def acknowledge(self, alarm_id: str, user: str, now: float) -> list[Alarm]:
         """A user acknowledges a live alarm; raises UnknownAlarm when no live alarm has the id."""
-        alarm = self._live.get(alarm_id)
+        alarm = self._ledger.live.get(alarm_id)
         if alarm is None:
             raise UnknownAlarm(alarm_id)
         self._seen_now(now)
@@ -862,7 +384,7 @@ class AlarmEngine:
             return []
         apply(alarm, Event.ACK, now, user=user)
         if alarm.state == State.ENDED:
-            self._release(alarm)
+            self._ledger.release(alarm)
         return [snapshot(alarm)]
 
     def pause_audio(self, bed_id: str, now: float, seconds: float | None = None) -> list[Alarm]:
@@ -875,7 +397,7 @@ class AlarmEngine:
         until = now + secs
         self._bed(bed_id).audio_paused_until = until
         changes: list[Alarm] = []
-        for alarm in self._live.values():
+        for alarm in self._ledger.live.values():
             if alarm.bed_id == bed_id and alarm.state in UNACKNOWLEDGED_STATES:
                 apply(alarm, Event.PAUSE_AUDIO, now, until=until)
                 changes.append(snapshot(alarm))
@@ -900,12 +422,12 @@ class AlarmEngine:
 
     def active(self, bed_id: str | None = None) -> list[Alarm]:
         """Live (not ended) alarms, worst first."""
-        alarms = [a for a in self._live.values() if bed_id is None or a.bed_id == bed_id]
+        alarms = [a for a in self._ledger.live.values() if bed_id is None or a.bed_id == bed_id]
         alarms.sort(key=lambda a: (-PRIORITY_RANK[a.priority], a.started_at, a.id))
         return [snapshot(a) for a in alarms]
 
     def get(self, alarm_id: str) -> Alarm | None:
-        alarm = self._live.get(alarm_id)
+        alarm = self._ledger.live.get(alarm_id)
         return snapshot(alarm) if alarm is not None else None
 
     def restore(self, alarms: Iterable[Alarm]) -> None:
@@ -914,7 +436,7 @@ class AlarmEngine:
         for stored in alarms:
             if stored.ended_at is not None or stored.state not in LIVE_STATES:
                 continue
-            if stored.id in self._live:
+            if stored.id in self._ledger.live:
                 continue
             alarm = snapshot(stored)
             bed = self._bed(alarm.bed_id)
@@ -924,30 +446,32 @@ class AlarmEngine:
                     # it): one without cannot be put back on the tracker it belongs to.
                     raise ValueError(f"alarm {alarm.id}: a physiological alarm needs a direction")
                 key = (alarm.signal, alarm.direction)
-                track = bed.tracks.setdefault(key, _Track())
+                track = bed.tracks.setdefault(key, Track())
                 context = alarm.detail.get("context")
                 if isinstance(context, dict):
                     track.context = {
                         str(k): float(v) for k, v in context.items() if isinstance(v, int | float)
                     }
-                self._register(alarm, track, "alarm")
+                self._ledger.register(alarm, track, "alarm")
                 continue
             device_id = alarm.device_id or ""
             if alarm.signal == SIGNAL_NIBP:
-                self._register(alarm, bed, "stale")
+                self._ledger.register(alarm, bed, "stale")
             elif alarm.signal == SIGNAL_DEVICE:
-                self._register(alarm, self._device(alarm.bed_id, device_id), "no_data")
+                self._ledger.register(alarm, self._device(alarm.bed_id, device_id), "no_data")
             elif alarm.signal == SIGNAL_ARTEFACT:
-                self._register(alarm, self._device(alarm.bed_id, device_id), "artefact")
+                self._ledger.register(alarm, self._device(alarm.bed_id, device_id), "artefact")
             elif alarm.signal == SIGNAL_RATE:
-                self._register(alarm, bed.rate, "alarm")
+                self._ledger.register(alarm, bed.rate, "alarm")
             else:
-                self._register(alarm, self._device(alarm.bed_id, device_id), "no_spo2")
+                self._ledger.register(alarm, self._device(alarm.bed_id, device_id), "no_spo2")
 
     def forget_bed(self, bed_id: str, now: float) -> list[Alarm]:
         """The bed leaves monitoring: its live alarms end (RETIRE) and its state is dropped."""
         changes = [
-            self._end(a, Event.RETIRE, now) for a in list(self._live.values()) if a.bed_id == bed_id
+            self._ledger.end(a, Event.RETIRE, now)
+            for a in list(self._ledger.live.values())
+            if a.bed_id == bed_id
         ]
         self._beds.pop(bed_id, None)
         for key in [k for k in self._devices if k[0] == bed_id]:
@@ -960,7 +484,7 @@ class AlarmEngine:
         if dev is None:
             return []
         return [
-            self._end(a, Event.RETIRE, now)
+            self._ledger.end(a, Event.RETIRE, now)
             for a in (dev.no_data, dev.no_spo2, dev.artefact)
             if a is not None
         ]

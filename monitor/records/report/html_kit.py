@@ -1,16 +1,27 @@
 """The HTML kit both printable pages share: escaping, UTC times, tables, the stylesheet.
 
-A leaf of monitor.records.report: html_report, html_protocol and rems_html import from it, it imports
-none of them, so the report modules' imports point one way (tests/test_import_layers.py).
+A leaf of monitor.records.report: html_report, html_charts, html_protocol and rems_html
+import from it, it imports none of them, so the report modules' imports point one way
+(tests/test_import_layers.py).
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Final
 
+# The signals in words, for the report's tables and its charts' tooltips.
+SIGNAL_NAMES: Final[Mapping[str, str]] = {
+    "hr": "Heart rate",
+    "pr": "Pulse rate",
+    "spo2": "SpO2",
+    "rr": "Respiratory rate",
+    "sbp": "Systolic BP",
+    "dbp": "Diastolic BP",
+    "map": "Mean BP",
+}
 DISCLAIMER: Final = (
     "Vigil is not a certified medical device. This report is a record of what the monitor "
     "received and did; it does not replace clinical judgement or the clinic's own records."

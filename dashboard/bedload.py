@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from dashboard import bedpage, course, figures, layout, words
+from dashboard import bedpage, course, figures, layout, plain, words
 from dashboard.client import MonitorClient, MonitorError
 from dashboard.widgets import HIDDEN, SHOWN
 from monitor.core.model import Phase, to_rfc3339
@@ -69,8 +69,8 @@ async def load_bed_outputs(
 
     now = time.time()
     if session:
-        opened = bedpage.to_epoch(session.get("opened_at"))
-        span = (opened, bedpage.to_epoch(session.get("ended_at")) or now) if opened else None
+        opened = plain.to_epoch(session.get("opened_at"))
+        span = (opened, plain.to_epoch(session.get("ended_at")) or now) if opened else None
     else:
         span = (now - RECENT_WINDOW_S, now)
     fig = figures.trend_figure(

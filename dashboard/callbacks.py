@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 
 from dash import Dash, Input, Output, State, ctx, html, no_update
 
-from dashboard import bed_callbacks, bedpage, course, layout, rems, widgets, words
+from dashboard import bed_callbacks, course, layout, plain, rems, widgets, words
 from dashboard.bedload import load_bed_outputs
 from dashboard.client import MonitorClient, MonitorError, event_key
 from dashboard.sessions import COOKIE, Session, Sessions, tag
@@ -36,8 +36,8 @@ def _session_param(search: str | None) -> int | None:
 
 
 def _error_text(exc: MonitorError) -> str:
-    # Refusals in the nurse's words, by the monitor's stable code (dashboard/bedpage.py).
-    return bedpage.refusal_text(exc.status, exc.code, exc.info, exc.detail)
+    # Refusals in the nurse's words, by the monitor's stable code (dashboard/plain.py).
+    return plain.refusal_text(exc.status, exc.code, exc.info, exc.detail)
 
 
 def _is_https() -> bool:

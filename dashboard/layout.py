@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from dash import dcc, html
 
-from dashboard import bedpage, rems
+from dashboard import bedpage, protocol_panel, rems
 from dashboard.widgets import attrs, number_field
 from dashboard.words import EVENT_LABELS, EVENT_TYPES
 from monitor.core.model import Phase
@@ -227,7 +227,7 @@ def bed_page_layout(bed: Mapping[str, Any], now: float, session_id: int | None) 
                             _admit_form(),
                             _phase_controls(),
                             dcc.Store(id="protocol-data"),
-                            bedpage.protocol_panel(),
+                            protocol_panel.protocol_panel(),
                         ],
                     ),
                 ],

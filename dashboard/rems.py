@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from dash import Dash, Input, Output, State, dcc, html, no_update
 
-from dashboard import bedpage
+from dashboard import plain
 from dashboard.client import MonitorClient, MonitorError
 from dashboard.sessions import Session
 from dashboard.widgets import (
@@ -99,11 +99,11 @@ def refusal_text(exc: MonitorError, tz_offset_min: int = 0) -> str:
         return REMS_SIGN_FORBIDDEN
     if exc.code in REFUSAL_WORDS:
         return REFUSAL_WORDS[str(exc.code)]
-    return bedpage.refusal_text(exc.status, exc.code, exc.info, exc.detail, tz_offset_min)
+    return plain.refusal_text(exc.status, exc.code, exc.info, exc.detail, tz_offset_min)
 
 
 def _when(ts: Any, tz_offset_min: int) -> str:
-    return bedpage.day_and_clock(ts, tz_offset_min)
+    return plain.day_and_clock(ts, tz_offset_min)
 
 
 def record_state(rec: Mapping[str, Any]) -> str:

@@ -174,7 +174,7 @@ RECORD_EVENT_ID: Final = " (event {id})"
 # --- refusals ---------------------------------------------------------------------------------
 
 # A refusal of the monitor whose sentence needs nothing from the answer (codes: docs/api.md,
-# docs/course.md); bedpage.refusal_text and rems.refusal_text word the rest from these parts.
+# docs/course.md); plain.refusal_text and rems.refusal_text word the rest from these parts.
 REFUSAL_WORDS: Final[Mapping[str, str]] = {
     "predose_bp_missing": "Dosing cannot start: take a cuff blood pressure first.",
     "predose_bp_high": (

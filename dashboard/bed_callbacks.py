@@ -14,6 +14,7 @@ from dashboard import layout, plain, protocol_panel, words
 from dashboard.client import MonitorClient, MonitorError, event_key
 from dashboard.sessions import Session
 from dashboard.widgets import HIDDEN, OVERRIDE_ROLES, SHOWN, message, tz_offset
+from monitor.clinical.protocols import Route
 from monitor.core.model import Phase
 
 Who = Callable[[Any], Awaitable[Session | None]]
@@ -304,7 +305,7 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
             return no_update, no_update, no_update, no_update
         dosing = pdata["dosing"]
         data: dict[str, Any] = {"drug": dosing.get("drug"), "route": dosing.get("route")}
-        if dosing.get("route") != "intranasal":
+        if dosing.get("route") != Route.INTRANASAL:
             for key, value in (("mg_per_kg", mg_per_kg), ("total_mg", total)):
                 if isinstance(value, int | float):
                     data[key] = float(value)

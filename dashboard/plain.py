@@ -21,6 +21,8 @@ from dashboard.words import (
     REFUSED,
     UNREACHABLE,
 )
+from monitor.clinical.rules import Blocked, Gate
+from monitor.core.errors import ErrorCode
 from monitor.core.model import parse_rfc3339
 
 SIGNAL_NAMES: Final[Mapping[str, str]] = {
@@ -95,7 +97,7 @@ def blocked_text(blocked_by: Sequence[Any], eligible_at: Any, tz_offset_min: int
     words = []
     for code in blocked_by:
         word = BLOCKED_WORDS.get(str(code), "a discharge criterion is not met")
-        if str(code) == "too_soon" and clock(eligible_at, tz_offset_min):
+        if str(code) == Blocked.TOO_SOON and clock(eligible_at, tz_offset_min):
             word += f" (not before {clock(eligible_at, tz_offset_min)})"
         words.append(word)
     return "; ".join(words)
@@ -115,7 +117,7 @@ def refusal_text(
         return UNREACHABLE
     if status == 401:
         return LOGIN_EXPIRED
-    if code == "checklist_incomplete":
+    if code == Gate.CHECKLIST_INCOMPLETE:
         ids = [str(m) for m in info.get("missing") or []]
         if ids and all(i in labels for i in ids):
             tail = ": still to do: " + ", ".join(labels[i] for i in ids) + "."
@@ -126,15 +128,15 @@ def refusal_text(
         else:
             tail = "."
         return CHECKLIST_INCOMPLETE + tail
-    if code in ("predose_bp_missing", "predose_bp_high"):
+    if code in (Gate.PREDOSE_BP_MISSING, Gate.PREDOSE_BP_HIGH):
         return REFUSAL_WORDS[code]
-    if code == "discharge_blocked":
+    if code == Gate.DISCHARGE_BLOCKED:
         why = blocked_text(info.get("blocked_by") or [], info.get("eligible_at"), tz_offset_min)
         return DISCHARGE_BLOCKED.format(why=why or "criteria not met")
     # Before the codes below, as it always was: a 403 of any code reads as the role's refusal.
-    if code == "override_forbidden" or status == 403:
-        return REFUSAL_WORDS["override_forbidden"]
-    if code == "device_interval":
+    if code == ErrorCode.OVERRIDE_FORBIDDEN or status == 403:
+        return REFUSAL_WORDS[ErrorCode.OVERRIDE_FORBIDDEN]
+    if code == Gate.DEVICE_INTERVAL:
         when = clock(info.get("next_at"), tz_offset_min)
         return DEVICE_INTERVAL + (f": wait until {when}." if when else ".")
     if code is not None and code in REFUSAL_WORDS:

@@ -32,6 +32,7 @@ from dashboard.words import (
     ROUTE_WORDS,
     STATUS_WORDS,
 )
+from monitor.clinical.protocols import ItemKind, Route
 from monitor.clinical.rules import Status
 
 # The protocol panel's countdowns and statuses are redrawn this often (the monitor's own
@@ -154,7 +155,7 @@ def checklist_items(session: Mapping[str, Any], tz_offset_min: int) -> list[Any]
         ident = {"type": "check-item", "item": item_id}
         box_id = f"check-{item_id}"
         field: Any
-        if kind == "confirm":
+        if kind == ItemKind.CONFIRM:
             field = dcc.Checklist(
                 id=ident,
                 options=[{"label": label, "value": "yes"}],
@@ -164,16 +165,16 @@ def checklist_items(session: Mapping[str, Any], tz_offset_min: int) -> list[Any]
             parts = [field]
         else:
             shown: Any = value
-            if kind == "time":
+            if kind == ItemKind.TIME:
                 shown = clock(value, tz_offset_min) or None
-            elif kind == "number" and isinstance(value, int | float):
+            elif kind == ItemKind.NUMBER and isinstance(value, int | float):
                 shown = value
             field = dcc.Input(
                 id=ident,
-                type="number" if kind == "number" else "text",
-                autoComplete=NO_AUTOCOMPLETE if kind == "number" else "off",
+                type="number" if kind == ItemKind.NUMBER else "text",
+                autoComplete=NO_AUTOCOMPLETE if kind == ItemKind.NUMBER else "off",
                 value=shown,
-                placeholder="HH:MM" if kind == "time" else None,
+                placeholder="HH:MM" if kind == ItemKind.TIME else None,
                 className=f"check-{kind}",
             )
             parts = [html.Label(label, htmlFor=dom_id(ident), className="check-label"), field]
@@ -213,22 +214,22 @@ def checklist_answers(
     bad: list[str] = []
     for item, value in values.items():
         kind = kinds.get(item)
-        if kind == "confirm":
+        if kind == ItemKind.CONFIRM:
             if isinstance(value, list) and "yes" in value:
                 data[item] = True
         elif value in (None, ""):
             continue
-        elif kind == "number":
+        elif kind == ItemKind.NUMBER:
             if isinstance(value, int | float) and not isinstance(value, bool):
                 data[item] = value
             else:
                 bad.append(item)
-        elif kind == "time":
+        elif kind == ItemKind.TIME:
             try:
                 data[item] = to_rfc3339(parse_local_time(str(value), now, tz_offset_min))
             except ValueError:
                 bad.append(item)
-        elif kind == "text" and str(value).strip():
+        elif kind == ItemKind.TEXT and str(value).strip():
             data[item] = str(value).strip()
     return data, bad
 
@@ -240,7 +241,7 @@ def dose_fields(protocol: Mapping[str, Any] | None) -> tuple[str, dict[str, str]
         return "", HIDDEN
     drug = str(dosing.get("drug") or "")
     route = str(dosing.get("route") or "")
-    if route == "intranasal":
+    if route == Route.INTRANASAL:
         text = (
             f"{drug}, intranasal: one {number(dosing.get('device_mg'))} mg device per entry, "
             f"at least {number(dosing.get('device_interval_min'))} min apart, "
@@ -267,7 +268,7 @@ def dose_list(
         for e in doses
     ]
     dosing = (protocol or {}).get("dosing") or {}
-    if doses and dosing.get("route") == "intranasal":
+    if doses and dosing.get("route") == Route.INTRANASAL:
         last = to_epoch(doses[-1].get("at"))
         gap = dosing.get("device_interval_min")
         if last is not None and isinstance(gap, int | float):

@@ -32,6 +32,7 @@ from dashboard.widgets import (
     tz_offset,
 )
 from dashboard.words import REFUSAL_WORDS, REMS_INCOMPLETE, REMS_SIGN_FORBIDDEN
+from monitor.core.errors import ErrorCode
 
 PATH: Final = "/rems"
 WARD_REFRESH_MS: Final = 60_000
@@ -92,7 +93,7 @@ def overdue(days_left: Any) -> bool:
 
 def refusal_text(exc: MonitorError, tz_offset_min: int = 0) -> str:
     """A refusal of a REMS command in a sentence (codes: docs/course.md)."""
-    if exc.code == "rems_incomplete":
+    if exc.code == ErrorCode.REMS_INCOMPLETE:
         what = "; ".join(missing_words(exc.info.get("missing") or []))
         return REMS_INCOMPLETE.format(what=what or "some fields")
     if exc.status == 403:

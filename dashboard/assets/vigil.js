@@ -14,6 +14,10 @@
  *
  * Test hooks: window.vigil.state, document.body.dataset.feed ("up"|"down"),
  * window.vigil.tones, window.vigil.audio (vigil-4-sound.js), window.vigil.fmt.
+ *
+ * One unit (a little over 500 lines): the commands and the watchdog drive the one
+ * connection this closure holds (handle, setDown, scheduleReconnect), which no other
+ * script may reach.
  */
 (function () {
   "use strict";

@@ -1,6 +1,6 @@
 """The bed page's protocol callbacks: thin commands to the monitor and the redraw of what it
 computed (docs/protocols.md). The monitor decides every gate; a refusal comes back as its
-stable code and is shown as a sentence (dashboard/bedpage.py)."""
+stable code and is shown as a sentence (dashboard/plain.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from typing import Any
 
 from dash import ALL, Dash, Input, Output, State, html, no_update
 
-from dashboard import bedpage, layout, words
+from dashboard import layout, plain, protocol_panel, words
 from dashboard.client import MonitorClient, MonitorError, event_key
 from dashboard.sessions import Session
 from dashboard.widgets import HIDDEN, OVERRIDE_ROLES, SHOWN, message, tz_offset
+from monitor.clinical.protocols import Route
 from monitor.core.model import Phase
 
 Who = Callable[[Any], Awaitable[Session | None]]
@@ -35,7 +36,7 @@ PROTOCOL_PARTS = (
 
 def refusal(exc: MonitorError, tz: Any, labels: dict[str, str] | None = None) -> html.Div:
     return message(
-        bedpage.refusal_text(exc.status, exc.code, exc.info, exc.detail, tz_offset(tz), labels),
+        plain.refusal_text(exc.status, exc.code, exc.info, exc.detail, tz_offset(tz), labels),
         error=True,
     )
 
@@ -115,7 +116,7 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
         phase = str(session.get("phase"))
         is_open = phase != Phase.ENDED and not session.get("ended_at")
         charge = login.role in OVERRIDE_ROLES
-        what, iv_style = bedpage.dose_fields(protocol)
+        what, iv_style = protocol_panel.dose_fields(protocol)
         has_checklist = bool(session.get("checklist"))
         styles = {
             "protocol-panel": SHOWN,
@@ -157,9 +158,9 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
         return [
             *[styles[part] for part in PROTOCOL_PARTS],
             f"Protocol: {protocol.get('label') or protocol.get('id')}",
-            no_update if same else bedpage.checklist_items(session, tz_min),
+            no_update if same else protocol_panel.checklist_items(session, tz_min),
             what,
-            bedpage.dose_list(session, protocol, tz_min),
+            protocol_panel.dose_list(session, protocol, tz_min),
             data,
             # "Dosing starts" is infusion_start for every protocol (docs/protocols.md).
             words.PROTOCOL_EVENT_LABELS["infusion_start"],
@@ -188,8 +189,8 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
             return [], ""
         tz_min = tz_offset(tz)
         return (
-            bedpage.checkpoint_items(session, protocol, time.time(), tz_min),
-            bedpage.discharge_status(session, tz_min),
+            protocol_panel.checkpoint_items(session, protocol, time.time(), tz_min),
+            protocol_panel.discharge_status(session, tz_min),
         )
 
     async def post_event(
@@ -230,7 +231,7 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
         entered = {
             str(i["item"]): v for i, v in zip(ids, values, strict=False) if isinstance(i, dict)
         }
-        data, bad = bedpage.checklist_answers(
+        data, bad = protocol_panel.checklist_answers(
             pdata.get("kinds") or {}, entered, time.time(), tz_offset(tz)
         )
         labels = pdata.get("labels") or {}
@@ -304,7 +305,7 @@ def register(app: Dash, monitor: MonitorClient, who: Who) -> None:
             return no_update, no_update, no_update, no_update
         dosing = pdata["dosing"]
         data: dict[str, Any] = {"drug": dosing.get("drug"), "route": dosing.get("route")}
-        if dosing.get("route") != "intranasal":
+        if dosing.get("route") != Route.INTRANASAL:
             for key, value in (("mg_per_kg", mg_per_kg), ("total_mg", total)):
                 if isinstance(value, int | float):
                     data[key] = float(value)

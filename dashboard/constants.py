@@ -1,6 +1,6 @@
 """The numbers the browser's renderer needs, from one place, handed to the page once as JSON.
 
-The tile painter (assets/vigil-3-paint.js) and the sound (assets/vigil-4-sound.js) copy no
+The tile painter (assets/vigil-3*.js) and the sound (assets/vigil-4-sound.js) copy no
 threshold, code or word of their own: words come from dashboard/words.py, codes from the
 monitor's enums, stale ages come from the clinic config (the same file the monitor
 reads, VIGIL_CLINIC_CONFIG), priority ranks from monitor.core.model, the trend's trace order from

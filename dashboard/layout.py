@@ -1,8 +1,8 @@
 """Pages and tiles as pure functions of the monitor's data (no I/O, no clock reads).
 
 Element ids are a public test hook (docs/panel.md lists them). Live elements (a tile's
-inside, the alarm list) are drawn by the browser alone (assets/vigil-3-paint.js); Python gives
-them only their empty containers.
+inside, the alarm list) are drawn by the browser alone (assets/vigil-3c-tiles.js,
+vigil-3d-alarms.js); Python gives them only their empty containers.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from dash import dcc, html
 
-from dashboard import bedpage, rems
+from dashboard import bedpage, protocol_panel, rems
 from dashboard.widgets import attrs, number_field
 from dashboard.words import EVENT_LABELS, EVENT_TYPES
 from monitor.core.model import Phase
@@ -45,7 +45,7 @@ def tile(
     bed: Mapping[str, Any], now: float | None = None, *, feed_up: bool = False, big: bool = False
 ) -> html.Div:
     """A bed's empty tile: the browser draws everything inside ``tile-{bed}-body`` from the
-    feed (assets/vigil-3-paint.js), the one renderer of a tile. Python gives only what never
+    feed (assets/vigil-3c-tiles.js), the one renderer of a tile. Python gives only what never
     changes while the page is shown: the container (class ``tile``, ``data-bed``) and the
     link to the bed page, both hooks for outside checks (docs/panel.md), and the empty places
     the browser draws into (``-course`` beside the name, ``-body``). It starts as feed
@@ -227,7 +227,7 @@ def bed_page_layout(bed: Mapping[str, Any], now: float, session_id: int | None) 
                             _admit_form(),
                             _phase_controls(),
                             dcc.Store(id="protocol-data"),
-                            bedpage.protocol_panel(),
+                            protocol_panel.protocol_panel(),
                         ],
                     ),
                 ],

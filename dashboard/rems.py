@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from dash import Dash, Input, Output, State, dcc, html, no_update
 
-from dashboard import bedpage
+from dashboard import plain
 from dashboard.client import MonitorClient, MonitorError
 from dashboard.sessions import Session
 from dashboard.widgets import (
@@ -32,6 +32,7 @@ from dashboard.widgets import (
     tz_offset,
 )
 from dashboard.words import REFUSAL_WORDS, REMS_INCOMPLETE, REMS_SIGN_FORBIDDEN
+from monitor.core.errors import ErrorCode
 
 PATH: Final = "/rems"
 WARD_REFRESH_MS: Final = 60_000
@@ -92,18 +93,18 @@ def overdue(days_left: Any) -> bool:
 
 def refusal_text(exc: MonitorError, tz_offset_min: int = 0) -> str:
     """A refusal of a REMS command in a sentence (codes: docs/course.md)."""
-    if exc.code == "rems_incomplete":
+    if exc.code == ErrorCode.REMS_INCOMPLETE:
         what = "; ".join(missing_words(exc.info.get("missing") or []))
         return REMS_INCOMPLETE.format(what=what or "some fields")
     if exc.status == 403:
         return REMS_SIGN_FORBIDDEN
     if exc.code in REFUSAL_WORDS:
         return REFUSAL_WORDS[str(exc.code)]
-    return bedpage.refusal_text(exc.status, exc.code, exc.info, exc.detail, tz_offset_min)
+    return plain.refusal_text(exc.status, exc.code, exc.info, exc.detail, tz_offset_min)
 
 
 def _when(ts: Any, tz_offset_min: int) -> str:
-    return bedpage.day_and_clock(ts, tz_offset_min)
+    return plain.day_and_clock(ts, tz_offset_min)
 
 
 def record_state(rec: Mapping[str, Any]) -> str:

@@ -13,9 +13,11 @@ from typing import Any, Final
 
 from dash import dcc, html
 
+from monitor.core.model import Role
+
 HIDDEN: Final[dict[str, str]] = {"display": "none"}
 SHOWN: Final[dict[str, str]] = {}
-OVERRIDE_ROLES: Final[frozenset[str]] = frozenset({"charge", "admin"})
+OVERRIDE_ROLES: Final[frozenset[str]] = frozenset({Role.CHARGE, Role.ADMIN})
 # dcc.Input writes autocomplete="off" unless told otherwise, which axe-core finds invalid on a
 # number field (a serious violation); an empty value leaves the browser's default.
 NO_AUTOCOMPLETE: Final = ""

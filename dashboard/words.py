@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from monitor.clinical.rules import Status
+from monitor.clinical.protocols import Anchor, CheckpointKind, Route
+from monitor.clinical.rules import Blocked, Gate, Status
+from monitor.core.errors import ErrorCode
 from monitor.core.model import Direction, Phase, Priority
 
 # --- phases -----------------------------------------------------------------------------------
@@ -74,45 +76,49 @@ STATUS_WORDS: Final[Mapping[str, str]] = {
 }
 # A check in the bed page's protocol panel, and (short) in a tile's one line.
 CHECKPOINT_KINDS: Final[Mapping[str, str]] = {
-    "bp": "Cuff BP",
-    "moaas": "MOAA/S (sedation)",
-    "cadss": "CADSS (dissociation)",
+    CheckpointKind.BP: "Cuff BP",
+    CheckpointKind.MOAAS: "MOAA/S (sedation)",
+    CheckpointKind.CADSS: "CADSS (dissociation)",
 }
-CHECK_SHORT: Final[Mapping[str, str]] = {"bp": "BP", "moaas": "MOAA/S", "cadss": "CADSS"}
+CHECK_SHORT: Final[Mapping[str, str]] = {
+    CheckpointKind.BP: "BP",
+    CheckpointKind.MOAAS: "MOAA/S",
+    CheckpointKind.CADSS: "CADSS",
+}
 ANCHOR_WORDS: Final[Mapping[str, str]] = {
-    "admission": "admission",
-    "infusion_start": "dosing starts",
-    "infusion_stop": "dosing ends",
-    "discharge_request": "discharge is asked for",
+    Anchor.ADMISSION: "admission",
+    Anchor.INFUSION_START: "dosing starts",
+    Anchor.INFUSION_STOP: "dosing ends",
+    Anchor.DISCHARGE_REQUEST: "discharge is asked for",
 }
 # What blocks discharge: in a sentence on the bed page, short on a tile.
 BLOCKED_WORDS: Final[Mapping[str, str]] = {
-    "too_soon": "too soon after dosing",
-    "bp_missing": "no cuff BP since dosing",
-    "bp_out_of_range": "the last cuff BP is outside the discharge range",
-    "spo2_missing": "no SpO\u2082 since dosing",
-    "spo2_low": "SpO\u2082 too low",
-    "hr_missing": "no heart rate since dosing",
-    "hr_out_of_range": "heart rate outside the discharge range",
-    "moaas_missing": "no MOAA/S score since dosing",
-    "moaas_low": "MOAA/S below 5 (not fully alert)",
-    "escort_unconfirmed": "escort not confirmed",
+    Blocked.TOO_SOON: "too soon after dosing",
+    Blocked.BP_MISSING: "no cuff BP since dosing",
+    Blocked.BP_OUT_OF_RANGE: "the last cuff BP is outside the discharge range",
+    Blocked.SPO2_MISSING: "no SpO\u2082 since dosing",
+    Blocked.SPO2_LOW: "SpO\u2082 too low",
+    Blocked.HR_MISSING: "no heart rate since dosing",
+    Blocked.HR_OUT_OF_RANGE: "heart rate outside the discharge range",
+    Blocked.MOAAS_MISSING: "no MOAA/S score since dosing",
+    Blocked.MOAAS_LOW: "MOAA/S below 5 (not fully alert)",
+    Blocked.ESCORT_UNCONFIRMED: "escort not confirmed",
 }
 BLOCKED_SHORT: Final[Mapping[str, str]] = {
-    "too_soon": "too soon",
-    "bp_missing": "no BP since dosing",
-    "bp_out_of_range": "BP out of range",
-    "spo2_missing": "no SpO\u2082",
-    "spo2_low": "SpO\u2082 low",
-    "hr_missing": "no HR",
-    "hr_out_of_range": "HR out of range",
-    "moaas_missing": "MOAA/S not recorded",
-    "moaas_low": "MOAA/S low",
-    "escort_unconfirmed": "escort not confirmed",
+    Blocked.TOO_SOON: "too soon",
+    Blocked.BP_MISSING: "no BP since dosing",
+    Blocked.BP_OUT_OF_RANGE: "BP out of range",
+    Blocked.SPO2_MISSING: "no SpO\u2082",
+    Blocked.SPO2_LOW: "SpO\u2082 low",
+    Blocked.HR_MISSING: "no HR",
+    Blocked.HR_OUT_OF_RANGE: "HR out of range",
+    Blocked.MOAAS_MISSING: "MOAA/S not recorded",
+    Blocked.MOAAS_LOW: "MOAA/S low",
+    Blocked.ESCORT_UNCONFIRMED: "escort not confirmed",
 }
 
 # How a dose was given.
-ROUTE_WORDS: Final[Mapping[str, str]] = {"iv": "intravenous", "intranasal": "intranasal"}
+ROUTE_WORDS: Final[Mapping[str, str]] = {Route.IV: "intravenous", Route.INTRANASAL: "intranasal"}
 
 # --- events -----------------------------------------------------------------------------------
 
@@ -174,29 +180,29 @@ RECORD_EVENT_ID: Final = " (event {id})"
 # --- refusals ---------------------------------------------------------------------------------
 
 # A refusal of the monitor whose sentence needs nothing from the answer (codes: docs/api.md,
-# docs/course.md); bedpage.refusal_text and rems.refusal_text word the rest from these parts.
+# docs/course.md); plain.refusal_text and rems.refusal_text word the rest from these parts.
 REFUSAL_WORDS: Final[Mapping[str, str]] = {
-    "predose_bp_missing": "Dosing cannot start: take a cuff blood pressure first.",
-    "predose_bp_high": (
+    Gate.PREDOSE_BP_MISSING: "Dosing cannot start: take a cuff blood pressure first.",
+    Gate.PREDOSE_BP_HIGH: (
         "Dosing cannot start: the last cuff blood pressure is at or above the protocol's "
         "threshold. The prescriber must decide: give the prescriber's name and a reason."
     ),
-    "override_forbidden": "Only a charge nurse or an admin may do this.",
-    "devices_exceeded": "Every device of this dose has been given.",
-    "dose_outside_infusion": (
+    ErrorCode.OVERRIDE_FORBIDDEN: "Only a charge nurse or an admin may do this.",
+    Gate.DEVICES_EXCEEDED: "Every device of this dose has been given.",
+    Gate.DOSE_OUTSIDE_INFUSION: (
         "A dose can be recorded only while dosing runs: press Start dosing first."
     ),
-    "session_ended": "This session has ended.",
-    "event_not_allowed": "That step is not possible in this phase of the session.",
-    "duplicate_event": "That was recorded moments ago; it is kept once, not twice.",
-    "record_needs_attention": (
+    ErrorCode.SESSION_ENDED: "This session has ended.",
+    ErrorCode.EVENT_NOT_ALLOWED: "That step is not possible in this phase of the session.",
+    ErrorCode.DUPLICATE_EVENT: "That was recorded moments ago; it is kept once, not twice.",
+    ErrorCode.RECORD_NEEDS_ATTENTION: (
         "This session's record holds a step that does not fit the steps before it. "
         "Ask a charge nurse or an admin to check the record before recording more."
     ),
-    "rems_signed": "This REMS record is signed already.",
-    "rems_not_signed": "Sign the REMS record before marking it filed.",
-    "rems_filed": "This REMS record is marked filed already.",
-    "rems_not_required": "This session's protocol needs no REMS record.",
+    ErrorCode.REMS_SIGNED: "This REMS record is signed already.",
+    ErrorCode.REMS_NOT_SIGNED: "Sign the REMS record before marking it filed.",
+    ErrorCode.REMS_FILED: "This REMS record is marked filed already.",
+    ErrorCode.REMS_NOT_REQUIRED: "This session's protocol needs no REMS record.",
 }
 UNREACHABLE: Final = "The monitor cannot be reached."
 LOGIN_EXPIRED: Final = "Your login has expired: log in again."
@@ -270,8 +276,8 @@ def browser_words() -> dict[str, Any]:
         "course_noun": COURSE_NOUN_INFUSION,
         "priority": {str(k): v for k, v in PRIORITY_ALARM_WORDS.items()},
         "badge": {str(k): v for k, v in PRIORITY_BADGES.items()},
-        "check": dict(CHECK_SHORT),
-        "blocked": dict(BLOCKED_SHORT),
+        "check": {str(k): v for k, v in CHECK_SHORT.items()},
+        "blocked": {str(k): v for k, v in BLOCKED_SHORT.items()},
         "record_event": dict(RECORD_EVENT_WORDS),
         "record_unknown": RECORD_UNKNOWN,
         "record_line": RECORD_LINE,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dashboard import bedpage, words
+from dashboard import bedpage, plain, protocol_panel, words
 from monitor.core.model import parse_rfc3339, to_rfc3339
 from tests.factories import T0
 
@@ -58,7 +58,7 @@ def test_every_refusal_reads_as_a_sentence_without_its_code(
     """docs/panel.md: a refusal shows as a sentence by the monitor's stable code."""
     labels = {"consent": "Consent signed"}
     status = 403 if code == "override_forbidden" else 409
-    sentence = bedpage.refusal_text(status, code, info, "raw message", 60, labels)
+    sentence = plain.refusal_text(status, code, info, "raw message", 60, labels)
     assert words in sentence
     assert code not in sentence and "raw message" not in sentence
     assert not RAW.search(sentence), sentence
@@ -73,7 +73,7 @@ def test_discharge_blockers_are_listed_in_words_with_the_eligible_clock_time() -
             "blocked_by": ["too_soon", "escort_unconfirmed"],
         }
     }
-    shown = bedpage.discharge_status(session, tz_offset_min=120)
+    shown = protocol_panel.discharge_status(session, tz_offset_min=120)
     assert text(shown) == "Not yet:  too soon after dosing (not before 16:52); escort not confirmed"
 
 
@@ -115,7 +115,7 @@ def test_a_done_bp_check_names_the_cuff_reading_that_did_it() -> None:
         "checkpoints": [{"id": "bp-discharge", "anchor": "discharge_request", "offset_min": 0}]
     }
     now = parse_rfc3339("2026-09-21T14:53:00Z")
-    items = bedpage.checkpoint_items(session, protocol, now, 0)
+    items = protocol_panel.checkpoint_items(session, protocol, now, 0)
     words = [text(i) for i in items]
     assert words[0] == "Done Cuff BP at 14:40 cuff 122/78 mmHg at 14:46 (late)"
     assert words[1] == "Overdue MOAA/S (sedation) at 14:40 overdue 3 min: alarm raised"
@@ -158,7 +158,7 @@ def test_a_fasting_time_is_the_latest_such_clock_time_before_now() -> None:
     """docs/panel.md: a checklist time "HH:MM" is read on the browser's clock, never ahead."""
     now = parse_rfc3339("2026-09-21T08:00:00Z")
     kinds = {"last_food": "time", "consent": "confirm", "weight": "number", "meds": "text"}
-    data, bad = bedpage.checklist_answers(
+    data, bad = protocol_panel.checklist_answers(
         kinds,
         {"last_food": "09:30", "consent": ["yes"], "weight": 71.5, "meds": "  none "},
         now,
@@ -171,9 +171,9 @@ def test_a_fasting_time_is_the_latest_such_clock_time_before_now() -> None:
         "weight": 71.5,
         "meds": "none",
     }
-    later, _ = bedpage.checklist_answers(kinds, {"last_food": "11:00"}, now, 120)
+    later, _ = protocol_panel.checklist_answers(kinds, {"last_food": "11:00"}, now, 120)
     assert later["last_food"] == "2026-09-20T09:00:00.000Z"
-    _, unreadable = bedpage.checklist_answers(kinds, {"last_food": "25:99"}, now, 0)
+    _, unreadable = protocol_panel.checklist_answers(kinds, {"last_food": "25:99"}, now, 0)
     assert unreadable == ["last_food"]
 
 

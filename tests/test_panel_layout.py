@@ -234,8 +234,11 @@ def test_first_visit_straight_to_a_bed_page_gets_the_feed_client() -> None:
         index = client.get("/bed/bed-1").text
         assert "vigil.js" in index and "vigil.css" in index
         assert "feed" in client.get("/assets/vigil.js").text
-        for part in ("vigil-1-fmt.js", "vigil-2-state.js", "vigil-3-paint.js", "vigil-4-sound.js"):
+        painters = ("3a-dom", "3b-trend", "3c-tiles", "3d-alarms", "3e-paint")
+        parts = ["1-fmt", "2-state", *painters, "4-sound"]
+        for part in (f"vigil-{p}.js" for p in parts):
             assert part in index, f"{part} is not linked"
-        assert "MutationObserver" not in client.get("/assets/vigil-3-paint.js").text
+        for part in painters:
+            assert "MutationObserver" not in client.get(f"/assets/vigil-{part}.js").text
         # Command endpoints refuse to forward without the user's token.
         assert client.post("/panel/api/alarms/a1/ack").status_code == 401

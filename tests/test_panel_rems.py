@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from dashboard import rems
-from dashboard.bedpage import HIDDEN, SHOWN
 from dashboard.client import MonitorError
 from dashboard.layout import bed_page_layout, header
+from dashboard.widgets import HIDDEN, SHOWN
 from monitor.alarms.config import load_config
 from monitor.clinical import rems as monitor_rems
 

@@ -4,7 +4,7 @@
  * The browser opens the live feed on the panel's own origin (/panel/feed), which the panel
  * server relays from the monitor's with the user's token: the token never reaches this page,
  * only an HttpOnly session cookie does (docs/security.md). Messages update the state
- * (vigil-2-state.js) and the painter (vigil-3-paint.js) draws from it. It reconnects forever
+ * (vigil-2-state.js) and the painter (vigil-3a…3e-*.js) draws from it. It reconnects forever
  * with backoff, and when the feed is closed or silent for more than 5 s (pings come every
  * 2 s) every tile says CONNECTION LOST, values are greyed and a technical tone sounds: a
  * central display that loses its data must say so loudly (IEC 60601-1-8, docs/panel.md).
@@ -14,6 +14,10 @@
  *
  * Test hooks: window.vigil.state, document.body.dataset.feed ("up"|"down"),
  * window.vigil.tones, window.vigil.audio (vigil-4-sound.js), window.vigil.fmt.
+ *
+ * One unit (a little over 500 lines): the commands and the watchdog drive the one
+ * connection this closure holds (handle, setDown, scheduleReconnect), which no other
+ * script may reach.
  */
 (function () {
   "use strict";

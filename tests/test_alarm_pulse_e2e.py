@@ -58,9 +58,9 @@ async def test_pr_out_of_range_is_rejected_like_hr(server: MonitorProcess) -> No
 def test_migration_adds_the_pr_column_and_keeps_older_readings(
     backend: str, tmp_path: Path
 ) -> None:
-    """0004_pulse: a database at the first revision gains readings.pr (NULL for old rows)."""
+    """0005_pulse: a database at the first revision gains readings.pr (NULL for old rows)."""
     with fresh_database(backend, tmp_path) as url:
-        upgrade(url, "0001")
+        upgrade(url, "0001_initial")
         engine = create_engine(sync_url(url))
         try:
             with engine.begin() as conn:

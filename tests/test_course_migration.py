@@ -25,10 +25,10 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_each_label_becomes_a_provisional_patient_that_the_clinic_can_merge_and_split(
     backend: str, tmp_path: Path
 ) -> None:
-    """0008_course: sessions labelled "AB" share one provisional patient, "A.B." another;
+    """0007_course: sessions labelled "AB" share one provisional patient, "A.B." another;
     merge-patient joins both into the MRN, assign-patient moves one session out again."""
     with fresh_database(backend, tmp_path) as url:
-        upgrade(url, "0007_protocol")
+        upgrade(url, "0006_protocol")
         engine = create_engine(sync_url(url))
         try:
             with engine.begin() as conn:

@@ -11,8 +11,8 @@ into its real identifier (``python -m monitor merge-patient``) or splits one (``
 was signed incomplete, and when it was marked filed; the record itself is always rebuilt from
 the session.
 
-Revision ID: 0008_course
-Revises: 0007_protocol
+Revision ID: 0007_course
+Revises: 0006_protocol
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import hashlib
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_course"
-down_revision = "0007_protocol"
+revision = "0007_course"
+down_revision = "0006_protocol"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """readings.pr: the pulse rate as its own signal
 
-Revision ID: 0004_pulse
-Revises: 0002_hl7
+Revision ID: 0005_pulse
+Revises: 0004_hl7
 Create Date: 2026-12-01 20:30:00.000000
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_pulse"
-down_revision = "0002_hl7"
+revision = "0005_pulse"
+down_revision = "0004_hl7"
 branch_labels = None
 depends_on = None
 

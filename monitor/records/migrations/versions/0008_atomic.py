@@ -12,8 +12,8 @@ transaction of the change it made, and the first answer.
 device gets one binding to its present bed from the earliest time on: the history before this
 migration is not known, and its readings keep the bed they were stored with.
 
-Revision ID: 0009_atomic
-Revises: 0008_course
+Revision ID: 0008_atomic
+Revises: 0007_course
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_atomic"
-down_revision = "0008_course"
+revision = "0008_atomic"
+down_revision = "0007_course"
 branch_labels = None
 depends_on = None
 

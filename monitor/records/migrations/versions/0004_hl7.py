@@ -1,7 +1,7 @@
 """retention marks: the highest seq swept by retention per device
 
-Revision ID: 0002_hl7
-Revises: 0006_core
+Revision ID: 0004_hl7
+Revises: 0003_core
 Create Date: 2026-12-01 20:50:00
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_hl7"
-down_revision = "0006_core"
+revision = "0004_hl7"
+down_revision = "0003_core"
 branch_labels = None
 depends_on = None
 

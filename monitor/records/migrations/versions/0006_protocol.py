@@ -4,8 +4,8 @@ A session names its protocol's id from the clinic config (docs/protocols.md). Se
 before protocols existed keep NULL: they are judged by no protocol (nothing gated), whatever
 the clinic's default is now.
 
-Revision ID: 0007_protocol
-Revises: 0004_pulse
+Revision ID: 0006_protocol
+Revises: 0005_pulse
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_protocol"
-down_revision = "0004_pulse"
+revision = "0006_protocol"
+down_revision = "0005_pulse"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """heartbeats: the database write probe behind /health
 
-Revision ID: 0006_core
-Revises: 0003_members
+Revision ID: 0003_core
+Revises: 0002_members
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_core"
-down_revision = "0003_members"
+revision = "0003_core"
+down_revision = "0002_members"
 branch_labels = None
 depends_on = None
 

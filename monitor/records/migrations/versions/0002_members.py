@@ -6,8 +6,8 @@ reading *arrived*, wrong for a backlog that crosses a change of patient, so it i
 rather than trusted; ``Store.readings(session_id=...)`` selects by bed and span on
 ``ix_readings_bed_ts``.
 
-Revision ID: 0003_members
-Revises: 0001
+Revision ID: 0002_members
+Revises: 0001_initial
 Create Date: 2026-12-01 20:40:00
 """
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_members"
-down_revision = "0001"
+revision = "0002_members"
+down_revision = "0001_initial"
 branch_labels = None
 depends_on = None
 

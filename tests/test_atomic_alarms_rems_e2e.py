@@ -1,6 +1,8 @@
 """Repeats and races of the alarm, REMS and patient commands through the real server on both
 engines (docs/api.md, "Repeats and races: alarms, REMS and patients"): N simultaneous
-identical requests store one effect, and every answer is a success or the documented 409."""
+identical requests store one effect, and every answer is a success or the documented 409.
+The races are the API's semantics: the app runs in this process (tests/conftest.py,
+InProcessMonitor) over real HTTP and websockets; the CLI runs are real processes."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import pytest
 from monitor.core.model import parse_rfc3339, to_rfc3339
 from monitor.records.store import Store
 from monitor.usecases import patients
-from tests.conftest import MonitorProcess, _start, clinic_config, post_event
+from tests.conftest import MonitorProcess, clinic_config, post_event, start_in_process
 from tests.polling import poll
 from tests.wsclient import Device
 
@@ -47,9 +49,9 @@ def _with_race(data: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def srv(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MonitorProcess]:
-    """One real monitor per engine for the module, with the race protocol."""
+    """One monitor app per engine for the module, with the race protocol."""
     tmp = tmp_path_factory.mktemp("atomic")
-    proc = _start(db_url, tmp, extra_args=["--config", str(clinic_config(tmp, _with_race))])
+    proc = start_in_process(db_url, tmp, {"clinic_config": clinic_config(tmp, _with_race)})
     try:
         yield proc
     finally:

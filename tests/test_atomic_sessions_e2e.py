@@ -1,7 +1,9 @@
 """Repeats and races on the session use cases through the real server, on both engines
 (docs/api.md, "Repeats and races"): N simultaneous identical commands store one effect, every
 other answer is the 409 it would get arriving second (never a 500), and every reader of the
-session still answers, before and after a restart on the same database."""
+session still answers, before and after a restart on the same database. The races are the
+API's semantics: the app runs in this process (tests/conftest.py, InProcessMonitor), over
+real HTTP on both engines; the restart builds a new app on the same database."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_sta
 
 from monitor.clinical import session as session_model
 from monitor.core.model import parse_rfc3339, to_rfc3339
-from tests.conftest import MonitorProcess, _start, clinic_config, post_event
+from tests.conftest import MonitorProcess, clinic_config, post_event, start_in_process
 from tests.factories import FULL_CHECKLIST, TEST_CHECKLIST
 from tests.strategies import concurrent_session_commands
 from tests.wsclient import send_frames
@@ -57,10 +59,10 @@ def _with_race_protocols(data: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def asrv(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MonitorProcess]:
-    """One real monitor per engine with the race protocols, shared by the module."""
+    """One monitor app per engine with the race protocols, shared by the module."""
     tmp = tmp_path_factory.mktemp("atomic")
     config = clinic_config(tmp, _with_race_protocols)
-    proc = _start(db_url, tmp, extra_args=["--config", str(config)])
+    proc = start_in_process(db_url, tmp, {"clinic_config": config})
     try:
         yield proc
     finally:

@@ -119,18 +119,21 @@ def test_disable_and_enable_user_name_a_user_or_refuse_clearly(tmp_path: Path) -
     assert ("user_reset", "rita") not in done
 
 
-async def test_retention_drops_only_readings_older_than_the_period(server_factory) -> None:  # type: ignore[no-untyped-def]
-    """VIGIL_RETENTION_DAYS: readings measured before the period go, newer ones stay."""
+async def test_retention_drops_only_readings_older_than_the_period(app_factory) -> None:  # type: ignore[no-untyped-def]
+    """VIGIL_RETENTION_DAYS (settings retention_days): readings measured before the period
+    go, newer ones stay. The app in this process, restarted with the setting: the sweep is
+    the monitor's, not the process's."""
+    import asyncio
     import time
 
     from tests.wsclient import Device
 
-    s = server_factory()
+    s = await asyncio.to_thread(app_factory)
     token = s.add_device("ret-mon", "ret-bed")
     async with Device(s.ws_url, "ret-mon", token) as dev:
         assert (await dev.reading(1, {"hr": 70}, ts=time.time() - 3 * 86_400))["type"] == "ack"
         assert (await dev.reading(2, {"hr": 71}))["type"] == "ack"
-    s.stop()
-    s.extra_env["VIGIL_RETENTION_DAYS"] = "1"
-    s.start()
+    await asyncio.to_thread(s.stop)
+    s.settings["retention_days"] = 1
+    await asyncio.to_thread(s.start)
     assert [r["seq"] for r in s.get("/api/readings", bed="ret-bed")["readings"]] == [2]

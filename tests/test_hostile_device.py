@@ -4,7 +4,8 @@ A corpus of a few hundred bad frames, built as a table of field mutations x valu
 texts, goes down one authenticated connection while another device keeps sending: each bad
 frame gets the contract's code, nothing of it is stored, the log names the code but no
 patient data, and the other device is acknowledged throughout. Runs on SQLite and
-PostgreSQL; the limits that need other settings (rate, idle) use server_factory.
+PostgreSQL on the app in this process (tests/inprocess.py: the device door's semantics, not
+the process); the limits that need other settings (rate, idle) use app_factory.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from monitor.core.model import SIGNAL_RANGES, to_rfc3339
 from monitor.wire.device import ErrorCode, encode_reading
 from tests.conftest import MonitorProcess
+from tests.inprocess import in_process_server  # noqa: F401
 from tests.wsclient import Device
 
 DEV = "hostile-mon"
@@ -455,10 +457,10 @@ async def test_frame_over_the_limit_closes_1009_and_spares_others(server: Monito
     assert "device big-mon closed: frame over the size limit" in server.log_text()
 
 
-async def test_flood_is_rate_limited_then_closed_1008(server_factory: Any) -> None:
+async def test_flood_is_rate_limited_then_closed_1008(app_factory: Any) -> None:
     """Past the per-device budget: error rate_limited, close 1008; other devices go on."""
-    s: MonitorProcess = server_factory(
-        env={"VIGIL_DEVICE_RATE_PER_S": "20", "VIGIL_DEVICE_RATE_BURST": "30"}
+    s: MonitorProcess = await asyncio.to_thread(
+        app_factory, device_rate_per_s=20.0, device_rate_burst=30.0
     )
     token = s.add_device("flood-mon", "flood-bed")
     async with bystander(s, "flood-calm", "flood-calm-bed", pace_s=0.1):
@@ -480,10 +482,11 @@ async def test_flood_is_rate_limited_then_closed_1008(server_factory: Any) -> No
     assert "device flood-mon closed: rate limit exceeded" in s.log_text()
 
 
-async def test_idle_and_slowloris_connections_are_closed_others_kept(server_factory: Any) -> None:
+async def test_idle_and_slowloris_connections_are_closed_others_kept(app_factory: Any) -> None:
     """Silent sockets and a frame that never finishes are closed (1001) after the idle timeout;
     a device sending heartbeats stays connected."""
-    s: MonitorProcess = server_factory(env={"VIGIL_DEVICE_IDLE_TIMEOUT_S": "1.0"})
+    idle_timeout_s = 1.0
+    s: MonitorProcess = await asyncio.to_thread(app_factory, device_idle_timeout_s=idle_timeout_s)
     token = s.add_device("idle-mon", "idle-bed")
     slow_token = s.add_device("slow-mon", "idle-bed")
     calm_token = s.add_device("idle-calm", "idle-calm-bed")
@@ -492,22 +495,35 @@ async def test_idle_and_slowloris_connections_are_closed_others_kept(server_fact
         Device(s.ws_url, "idle-calm", calm_token) as calm,
         websockets.connect(f"{s.ws_url}/ws/device?token={token}") as silent,
     ):
-        slow = _slowloris(s.port, slow_token)
-        # The calm device sends a heartbeat well inside the timeout, for longer than it.
-        while time.monotonic() - started < 2.5:
-            await calm.ws.send(
-                orjson.dumps(
-                    {
-                        "type": "heartbeat",
-                        "v": 1,
-                        "device_id": "idle-calm",
-                        "ts": to_rfc3339(time.time()),
-                    }
-                ).decode()
-            )
-            await asyncio.sleep(0.3)
-        code, reason = await _closed_with(silent, within=0.1)
+        slow = await asyncio.to_thread(_slowloris, s.port, slow_token)
+
+        async def heartbeats() -> None:
+            # The calm device sends a heartbeat well inside the timeout, for as long as the
+            # silent socket lives (past the timeout).
+            while True:
+                await calm.ws.send(
+                    orjson.dumps(
+                        {
+                            "type": "heartbeat",
+                            "v": 1,
+                            "device_id": "idle-calm",
+                            "ts": to_rfc3339(time.time()),
+                        }
+                    ).decode()
+                )
+                await asyncio.sleep(0.3)
+
+        beating = asyncio.create_task(heartbeats())
+        try:
+            # Waits for the close itself, no fixed sleep: it must come after the timeout.
+            code, reason = await _closed_with(silent, within=idle_timeout_s + 10)
+        finally:
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
         assert code == 1001 and "idle" in reason
+        # Connected for longer than the timeout, on heartbeats only: the calm device stays.
+        assert time.monotonic() - started >= idle_timeout_s
         assert await calm.reading(1, {"hr": 60}) == {"type": "ack", "seq": 1}
     # The half-sent frame: the monitor closed the TCP connection on its side.
     slow.settimeout(3)

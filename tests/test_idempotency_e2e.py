@@ -1,4 +1,6 @@
-"""Idempotency-Key through the real server, on both engines (docs/api.md, "Idempotency-Key")."""
+"""Idempotency-Key through the real server, on both engines (docs/api.md, "Idempotency-Key").
+
+The API's semantics: the app runs in this process (tests/inprocess.py) over real HTTP."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import httpx
 
 from dashboard.client import MonitorClient, event_key
 from tests.conftest import MonitorProcess
+from tests.inprocess import in_process_server  # noqa: F401
 
 
 def _admit(server: MonitorProcess, bed: str) -> int:

@@ -1,5 +1,7 @@
 """Logins that cannot stall ingest or be outpaced, real client addresses, tokens that end
-(docs/security.md), through the real server on SQLite and PostgreSQL."""
+(docs/security.md), on SQLite and PostgreSQL. The API's rules run on the app in this process
+(tests/inprocess.py); the flood's effect on acks and the limit shared over Redis by two
+instances are measured on real monitor processes."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import ROOT, MonitorProcess
+from tests.inprocess import in_process_server  # noqa: F401
 from tests.wsclient import Device
 
 PASSWORD = "login-security-pw-1"
@@ -116,12 +119,14 @@ async def _timed_acks(devices: list[Device], seqs: list[int], stop: asyncio.Even
 
 
 async def test_a_concurrent_login_flood_is_limited_and_does_not_delay_device_acks(
-    server_factory: Any, db_url: str
+    server_factory: Any,
 ) -> None:
     """40 wrong passwords at once for one user: at most the limit (10) are checked, the rest
     get 429 with Retry-After; the device ack p99 during the flood grows by less than five
-    argon2 verifies (hashing on the event loop would stall acks for about all ten of them)."""
-    s: MonitorProcess = await asyncio.to_thread(server_factory, db_url)
+    argon2 verifies (hashing on the event loop would stall acks for about all ten of them).
+    A monitor process of its own (its event loop is the subject), on SQLite: the limit itself
+    is pinned on both engines by the lockout test below."""
+    s: MonitorProcess = await asyncio.to_thread(server_factory)
     name = f"flood-{uuid.uuid4().hex[:6]}"
     await asyncio.to_thread(s.add_user, name, "nurse", PASSWORD)
     ids = [f"flood-dev-{uuid.uuid4().hex[:6]}" for _ in range(BEDS_TIMED)]
@@ -164,11 +169,11 @@ async def test_a_concurrent_login_flood_is_limited_and_does_not_delay_device_ack
 
 
 def test_one_names_lockout_does_not_lock_out_another_users_correct_login(
-    server_factory: Any, db_url: str
+    app_factory: Any, db_url: str
 ) -> None:
     """A locked-out name stays locked (even with its right password), while another user
     logging in correctly from the same address gets in."""
-    s: MonitorProcess = server_factory(db_url)
+    s: MonitorProcess = app_factory(db_url)
     victim, other = f"lock-{uuid.uuid4().hex[:6]}", f"ok-{uuid.uuid4().hex[:6]}"
     s.add_user(victim, "nurse", PASSWORD)
     s.add_user(other, "nurse", PASSWORD)
@@ -181,11 +186,11 @@ def test_one_names_lockout_does_not_lock_out_another_users_correct_login(
 
 
 def test_a_forged_x_forwarded_for_does_not_change_the_audited_address(
-    server_factory: Any, db_url: str
+    app_factory: Any, db_url: str
 ) -> None:
     """uvicorn believes X-Forwarded-For only from --forwarded-allow-ips: a client's forged
     header is ignored by default, and believed from a configured trusted peer."""
-    s: MonitorProcess = server_factory(db_url)
+    s: MonitorProcess = app_factory(db_url)
     name = f"xff-{uuid.uuid4().hex[:6]}"
     s.add_user(name, "nurse", PASSWORD)
     url = f"{s.base_url}/api/auth/token"
@@ -198,7 +203,7 @@ def test_a_forged_x_forwarded_for_does_not_change_the_audited_address(
     s.stop()
 
     # The same monitor told to trust this peer (as it trusts the panel or the TLS proxy).
-    t: MonitorProcess = server_factory(db_url, args=["--forwarded-allow-ips", "127.0.0.1"])
+    t: MonitorProcess = app_factory(db_url, forwarded_allow_ips=["127.0.0.1"])
     ok = post(
         f"{t.base_url}/api/auth/token",
         data={"username": name, "password": PASSWORD},
@@ -209,13 +214,12 @@ def test_a_forged_x_forwarded_for_does_not_change_the_audited_address(
 
 
 def test_the_address_limit_counts_the_forwarded_address_from_a_trusted_peer(
-    server_factory: Any,
+    app_factory: Any,
 ) -> None:
     """Behind the panel or the proxy each browser has its own address budget: one address
     guessing past it does not block the next browser."""
-    s: MonitorProcess = server_factory(
-        args=["--forwarded-allow-ips", "127.0.0.1"],
-        env={"VIGIL_LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE": "3"},
+    s: MonitorProcess = app_factory(
+        forwarded_allow_ips=["127.0.0.1"], login_attempts_per_address_per_minute=3
     )
     s.add_user("addr-user", "nurse", PASSWORD)
     url = f"{s.base_url}/api/auth/token"
@@ -308,11 +312,11 @@ def _status(server: MonitorProcess, token: str, path: str = "/api/me") -> int:
 
 
 async def test_logout_revokes_the_token_everywhere_and_closes_its_feed_within_5_s(
-    server_factory: Any, db_url: str
+    server: MonitorProcess,
 ) -> None:
     """POST /api/auth/logout: the token gets 401 on every route, its open feed is closed
     with 1008 and a reason within 5 s, and the logout is audited."""
-    s: MonitorProcess = await asyncio.to_thread(server_factory, db_url)
+    s = server
     name = f"out-{uuid.uuid4().hex[:6]}"
     await asyncio.to_thread(s.add_user, name, "nurse", PASSWORD)
     token = await asyncio.to_thread(s.login, name, PASSWORD)
@@ -334,12 +338,12 @@ async def test_logout_revokes_the_token_everywhere_and_closes_its_feed_within_5_
 
 
 async def test_an_expired_token_gets_401_and_its_feed_is_closed_within_5_s(
-    server_factory: Any, db_url: str
+    app_factory: Any, db_url: str
 ) -> None:
     """With a 2 s token lifetime the feed opened with it is closed (1008) within 5 s of the
     expiry, and the API refuses the token."""
     s: MonitorProcess = await asyncio.to_thread(
-        server_factory, db_url, None, {"VIGIL_ACCESS_TOKEN_TTL_S": "2"}
+        functools.partial(app_factory, db_url, access_token_ttl_s=2)
     )
     name = f"exp-{uuid.uuid4().hex[:6]}"
     await asyncio.to_thread(s.add_user, name, "nurse", PASSWORD)
@@ -353,11 +357,11 @@ async def test_an_expired_token_gets_401_and_its_feed_is_closed_within_5_s(
 
 
 async def test_disabling_a_user_by_api_or_cli_revokes_their_logins_and_closes_their_feed(
-    server_factory: Any, db_url: str
+    server: MonitorProcess, db_url: str
 ) -> None:
     """POST /api/users/{name}/disable and `disable-user` both: 401 for the user's tokens,
     their open feed closed (1008) within 5 s, no new login, audited."""
-    s: MonitorProcess = await asyncio.to_thread(server_factory, db_url)
+    s = server
     for how in ("api", "cli"):
         name = f"dis-{how}-{uuid.uuid4().hex[:6]}"
         await asyncio.to_thread(s.add_user, name, "nurse", PASSWORD)
@@ -395,12 +399,12 @@ async def test_disabling_a_user_by_api_or_cli_revokes_their_logins_and_closes_th
 
 
 def test_re_adding_an_existing_user_is_refused_unless_reset_and_a_reset_revokes_tokens(
-    server_factory: Any, db_url: str
+    server: MonitorProcess, db_url: str
 ) -> None:
     """POST /api/users with a taken name: 409 user_exists, nothing changed; with reset the
     new password and role hold and every old token is revoked. The CLI is held to the same
     (`add-user` refuses, `--reset` resets)."""
-    s: MonitorProcess = server_factory(db_url)
+    s = server
     name = f"re-{uuid.uuid4().hex[:6]}"
     s.add_user(name, "nurse", PASSWORD)
     old = s.login(name, PASSWORD)
@@ -436,9 +440,9 @@ def test_re_adding_an_existing_user_is_refused_unless_reset_and_a_reset_revokes_
     assert s.login(name, "third-password-1")
 
 
-def test_patient_data_answers_are_never_cached(server_factory: Any, db_url: str) -> None:
+def test_patient_data_answers_are_never_cached(server: MonitorProcess) -> None:
     """Every /api/ answer carries Cache-Control: no-store, errors included."""
-    s: MonitorProcess = server_factory(db_url)
+    s = server
     for path in ("/api/beds", "/api/sessions", "/api/alarms", "/api/me"):
         r = httpx.get(f"{s.base_url}{path}", headers=s.headers)
         assert r.status_code == 200 and r.headers["cache-control"] == "no-store", path

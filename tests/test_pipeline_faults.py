@@ -2,7 +2,9 @@
 any fault point loses no alarm of an acknowledged reading; a database that stops taking
 writes turns /health to 503 naming the stage, refuses commands with 503, and heals by itself;
 an exception in the engine or the fan-out is counted and repaired by a rebuild from the
-record. Through the real server, on SQLite and PostgreSQL."""
+record. On SQLite and PostgreSQL: the kills on real monitor processes; the failures the
+monitor lives through (a database refusing writes, an engine or fan-out raising) on the app
+in this process (tests/conftest.py, InProcessMonitor), armed through the same settings."""
 
 from __future__ import annotations
 
@@ -139,13 +141,13 @@ def writes_refused(backend: str, db_url: str) -> Iterator[None]:
 
 
 def test_a_database_that_refuses_writes_turns_health_to_503_and_recovers(
-    backend: str, fresh_db: str, server_factory: Any
+    backend: str, fresh_db: str, app_factory: Any
 ) -> None:
     """While writes fail: readings get `unavailable` (never acked), /health answers 503 naming
     `database`, an acknowledge and an admission answer 503 `unavailable` and nothing of them is
     stored or audited. Afterwards /health is 200 again by itself and the resent reading is
     stored once."""
-    m = server_factory(db_url=fresh_db)
+    m = app_factory(db_url=fresh_db)
     token = m.add_device("r-mon", "r-bed")
 
     async def first() -> Any:
@@ -201,12 +203,12 @@ def test_a_database_that_refuses_writes_turns_health_to_503_and_recovers(
 
 
 def test_an_exception_in_the_engine_is_counted_and_the_bed_rebuilt_from_the_record(
-    fresh_db: str, server_factory: Any
+    fresh_db: str, app_factory: Any
 ) -> None:
     """The engine raising on a bed: /health says `engine` with the count while it lasts,
     readings are still acked, and the bed's rebuild from the record raises the alarm the
     failed judgement missed."""
-    m = server_factory(db_url=fresh_db, env={"VIGIL_FAULTS": "engine=raise:30"})
+    m = app_factory(db_url=fresh_db, faults="engine=raise:30")
     token = m.add_device("e-mon", "e-bed")
     seen: list[dict[str, Any]] = []
 
@@ -241,11 +243,11 @@ def test_an_exception_in_the_engine_is_counted_and_the_bed_rebuilt_from_the_reco
 
 
 def test_a_failing_fan_out_is_counted_and_never_stops_ingest(
-    fresh_db: str, server_factory: Any
+    fresh_db: str, app_factory: Any
 ) -> None:
     """Delivery to panels raising: every reading is still stored and acked, and /health
     counts the failures of `fanout`."""
-    m = server_factory(db_url=fresh_db, env={"VIGIL_FAULTS": "fanout=raise:5"})
+    m = app_factory(db_url=fresh_db, faults="fanout=raise:5")
     token = m.add_device("f-mon", "f-bed")
 
     async def run() -> list[Any]:

@@ -1,6 +1,8 @@
 """An impossible stored session history is isolated to its own bed (docs/reliability.md, "An
 impossible session record is isolated"): the monitor starts, the ward is served, the session,
 its report and /health name the offending event, and the bed is still judged on its readings.
+On the app in this process (tests/inprocess.py), restarted as a new app on the same database;
+the start of a monitor process over a bad record is pinned by test_startup_isolation_e2e.py.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from monitor.core.model import parse_rfc3339
 from tests.browser_support import unique
 from tests.conftest import MonitorProcess
 from tests.factories import store_impossible_events
+from tests.inprocess import in_process_server  # noqa: F401
 from tests.polling import poll
 from tests.wsclient import Device
 

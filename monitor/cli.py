@@ -156,7 +156,7 @@ def _import_devices(args: argparse.Namespace) -> int:
 
 
 def _add_user(args: argparse.Namespace) -> int:
-    from monitor.core.security import hash_password
+    from monitor.core.security import PasswordHashing, hash_password
 
     _check_ids(("user name", args.name))
     settings = _settings(args)
@@ -168,7 +168,7 @@ def _add_user(args: argparse.Namespace) -> int:
         raise SystemExit("error: the password must have at least 8 characters")
 
     async def run(store: Any) -> int | None:
-        hashed = hash_password(password)
+        hashed = hash_password(password, PasswordHashing(settings.password_hashing))
         if await store.create_user(args.name, args.role, hashed, time.time()):
             await store.audit("user_add", actor="cli", target=args.name, detail={"role": args.role})
             return None

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     # (503), not queued. One keeps a flood's hashing from crowding the loop's CPU and memory
     # bandwidth (docs/security.md) and still checks 10-20 logins a second.
     login_hash_workers: Annotated[int, Field(ge=1, le=16)] = 1
+    # The argon2id profile of new password hashes (monitor.core.security.PasswordHashing):
+    # RFC 9106's low-memory option by default; OWASP's minimum for a small box (and the test
+    # suite, which hashes hundreds). Both are published as safe; see docs/security.md.
+    password_hashing: Literal["rfc9106-low-memory", "owasp-minimum"] = "rfc9106-low-memory"
     login_queue_max: Annotated[int, Field(ge=1)] = 64
     # How often an open feed re-checks its token (revoked, expired, user disabled).
     feed_auth_check_s: Annotated[float, Field(gt=0, le=5)] = 1.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -34,6 +35,12 @@ from monitor.alarms.config import DEFAULT_CONFIG_PATH
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_DSN = os.environ.get("VIGIL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 ADMIN_PASSWORD = "admin-password-for-tests"
+# The suite hashes and verifies several hundred passwords: every monitor here (in-process,
+# and subprocesses, which inherit the environment) hashes new ones with OWASP's argon2id
+# minimum, a sixth of the default's CPU (docs/security.md, "Password hashing"). A test whose
+# subject is the hashing cost sets the default profile on its own monitor.
+HASHING_ENV = "VIGIL_PASSWORD_HASHING"
+os.environ.setdefault(HASHING_ENV, "owasp-minimum")
 
 
 def free_port() -> int:
@@ -59,14 +66,21 @@ def drop_pg_database(url: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@functools.cache
+def admin_password_hash() -> str:
+    """The admin's hash, made once per test process (any valid hash of the password does)."""
+    from monitor.core.security import PasswordHashing, hash_password
+
+    return hash_password(ADMIN_PASSWORD, PasswordHashing(os.environ[HASHING_ENV]))
+
+
 def seed_admin(db_url: str) -> None:
-    from monitor.core.security import hash_password
     from monitor.records.store import Store
 
     async def run() -> None:
         store = await Store.open(db_url)
         try:
-            await store.add_user("admin", "admin", hash_password(ADMIN_PASSWORD), time.time())
+            await store.add_user("admin", "admin", admin_password_hash(), time.time())
         finally:
             await store.close()
 

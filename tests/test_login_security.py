@@ -23,7 +23,8 @@ import redis
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import ROOT, MonitorProcess
+from monitor.core.security import PasswordHashing, hash_password, verify_password
+from tests.conftest import HASHING_ENV, ROOT, MonitorProcess
 from tests.inprocess import in_process_server  # noqa: F401
 from tests.wsclient import Device
 
@@ -35,19 +36,20 @@ LOGIN_TIMEOUT_S = 60
 post = functools.partial(httpx.post, timeout=LOGIN_TIMEOUT_S)
 
 
-def one_verify_s() -> float:
-    """The median time of one argon2 verify with the monitor's parameters, on this machine
-    now: the unit the flood's effect on acks is measured in (so a busy CI box scales both)."""
-    from argon2 import PasswordHasher
-    from argon2.exceptions import VerificationError
+# The flood's monitor hashes at the shipped default cost, not the suite's cheaper one
+# (tests/conftest.py): the cost a flood puts on the event loop is the subject.
+DEFAULT_HASHING = {HASHING_ENV: PasswordHashing.RFC9106_LOW_MEMORY.value}
 
-    hasher = PasswordHasher()
-    stored = hasher.hash(PASSWORD)
+
+def one_verify_s() -> float:
+    """The median time of one argon2 verify with the monitor's default parameters, on this
+    machine now: the unit the flood's effect on acks is measured in (so a busy CI box scales
+    both)."""
+    stored = hash_password(PASSWORD, PasswordHashing.RFC9106_LOW_MEMORY)
     times = []
     for _ in range(5):
         t0 = time.perf_counter()
-        with contextlib.suppress(VerificationError):
-            hasher.verify(stored, "not-the-password")
+        verify_password(stored, "not-the-password")
         times.append(time.perf_counter() - t0)
     return sorted(times)[2]
 
@@ -126,7 +128,7 @@ async def test_a_concurrent_login_flood_is_limited_and_does_not_delay_device_ack
     argon2 verifies (hashing on the event loop would stall acks for about all ten of them).
     A monitor process of its own (its event loop is the subject), on SQLite: the limit itself
     is pinned on both engines by the lockout test below."""
-    s: MonitorProcess = await asyncio.to_thread(server_factory)
+    s: MonitorProcess = await asyncio.to_thread(server_factory, None, None, DEFAULT_HASHING)
     name = f"flood-{uuid.uuid4().hex[:6]}"
     await asyncio.to_thread(s.add_user, name, "nurse", PASSWORD)
     ids = [f"flood-dev-{uuid.uuid4().hex[:6]}" for _ in range(BEDS_TIMED)]
@@ -448,3 +450,24 @@ def test_patient_data_answers_are_never_cached(server: MonitorProcess) -> None:
         assert r.status_code == 200 and r.headers["cache-control"] == "no-store", path
     r = httpx.get(f"{s.base_url}/api/beds")
     assert r.status_code == 401 and r.headers["cache-control"] == "no-store"
+
+
+def test_new_passwords_get_the_profile_set_and_a_hash_verifies_under_either_profile() -> None:
+    """docs/security.md, "Password hashing": the profile sets a new hash's argon2id parameters
+    (published ones only); a stored hash verifies by its own parameters, whatever is set now."""
+    from argon2 import extract_parameters
+    from pydantic import ValidationError
+
+    from monitor.settings import Settings
+
+    strong = hash_password(PASSWORD, PasswordHashing.RFC9106_LOW_MEMORY)
+    light = hash_password(PASSWORD, PasswordHashing.OWASP_MINIMUM)
+    assert (p := extract_parameters(strong)).time_cost == 3 and p.memory_cost == 65536
+    assert p.parallelism == 4
+    assert (p := extract_parameters(light)).time_cost == 2 and p.memory_cost == 19456
+    assert p.parallelism == 1
+    assert verify_password(strong, PASSWORD) and verify_password(light, PASSWORD)
+    assert not verify_password(light, "not-the-password")
+    assert Settings(password_hashing="rfc9106-low-memory").password_hashing == "rfc9106-low-memory"
+    with pytest.raises(ValidationError):
+        Settings(password_hashing="md5")  # type: ignore[arg-type]

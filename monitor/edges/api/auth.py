@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 
 from monitor.core.errors import ErrorCode
 from monitor.core.model import to_rfc3339
-from monitor.core.security import DUMMY_PASSWORD_HASH
+from monitor.core.security import PasswordHashing, dummy_password_hash
 from monitor.edges.api import errors
 from monitor.edges.api.bodies import LoginForm
 from monitor.edges.api.deps import CurrentUser, MonitorDep, StrictRoute, oauth2
@@ -50,7 +50,11 @@ class LoginGuard:
             if settings.redis_url
             else LoginLimiter(WINDOW_S)
         )
-        self.pool = PasswordPool(settings.login_hash_workers, settings.login_queue_max)
+        self.pool = PasswordPool(
+            settings.login_hash_workers,
+            settings.login_queue_max,
+            PasswordHashing(settings.password_hashing),
+        )
 
     def keys(self, username: str, addr: str) -> list[tuple[str, int]]:
         return [
@@ -166,7 +170,7 @@ async def login(
     ok = False
     try:
         user = await monitor.store.user_by_name(form.username)
-        stored = user.password_hash if user else DUMMY_PASSWORD_HASH
+        stored = user.password_hash if user else dummy_password_hash(guard.pool.profile)
         try:
             ok = await guard.pool.verify(stored, form.password)
         except Busy:

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from monitor.core.security import hash_password, token_hash, verify_password
+from monitor.core.security import PasswordHashing, hash_password, token_hash, verify_password
 
 log = logging.getLogger("vigil.security")
 
@@ -48,7 +48,8 @@ class PasswordPool:
     """argon2 in ``workers`` threads (argon2-cffi releases the GIL); at most ``queue_max``
     logins waiting or running, past that ``Busy``."""
 
-    def __init__(self, workers: int, queue_max: int) -> None:
+    def __init__(self, workers: int, queue_max: int, profile: PasswordHashing) -> None:
+        self.profile = profile
         self._pool = ThreadPoolExecutor(
             workers, thread_name_prefix="vigil-argon2", initializer=_lower_priority
         )
@@ -71,7 +72,7 @@ class PasswordPool:
         self.pending += 1
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._pool, hash_password, password)
+            return await loop.run_in_executor(self._pool, hash_password, password, self.profile)
         finally:
             self.pending -= 1
 

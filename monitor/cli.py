@@ -168,7 +168,7 @@ def _add_user(args: argparse.Namespace) -> int:
         raise SystemExit("error: the password must have at least 8 characters")
 
     async def run(store: Any) -> int | None:
-        hashed = hash_password(password, PasswordHashing(settings.password_hashing))
+        hashed = hash_password(password, PasswordHashing(settings.login_hash_profile))
         if await store.create_user(args.name, args.role, hashed, time.time()):
             await store.audit("user_add", actor="cli", target=args.name, detail={"role": args.role})
             return None

@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     # The argon2id profile of new password hashes (monitor.core.security.PasswordHashing):
     # RFC 9106's low-memory option by default; OWASP's minimum for a small box (and the test
     # suite, which hashes hundreds). Both are published as safe; see docs/security.md.
-    password_hashing: Literal["rfc9106-low-memory", "owasp-minimum"] = "rfc9106-low-memory"
+    login_hash_profile: Literal["rfc9106-low-memory", "owasp-minimum"] = "rfc9106-low-memory"
     login_queue_max: Annotated[int, Field(ge=1)] = 64
     # How often an open feed re-checks its token (revoked, expired, user disabled).
     feed_auth_check_s: Annotated[float, Field(gt=0, le=5)] = 1.0

@@ -31,6 +31,7 @@ import pytest
 import yaml
 
 from monitor.alarms.config import DEFAULT_CONFIG_PATH
+from tests import http_client
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_DSN = os.environ.get("VIGIL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -39,7 +40,7 @@ ADMIN_PASSWORD = "admin-password-for-tests"
 # and subprocesses, which inherit the environment) hashes new ones with OWASP's argon2id
 # minimum, a sixth of the default's CPU (docs/security.md, "Password hashing"). A test whose
 # subject is the hashing cost sets the default profile on its own monitor.
-HASHING_ENV = "VIGIL_PASSWORD_HASHING"
+HASHING_ENV = "VIGIL_LOGIN_HASH_PROFILE"
 os.environ.setdefault(HASHING_ENV, "owasp-minimum")
 
 
@@ -113,7 +114,7 @@ def wait_healthy(
     runs out."""
     deadline = time.monotonic() + timeout
     # One client for the polling: building one (its TLS context) costs ~50 ms of CPU.
-    with httpx.Client(timeout=1) as http:
+    with http_client.Client(timeout=1) as http:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 return False
@@ -153,7 +154,7 @@ class MonitorProcess:
         """One keep-alive client for the helpers below, closed when the server stops: an
         httpx client per call (its TLS context) cost ~50 ms, much of many API tests' time."""
         if self._http is None:
-            self._http = httpx.Client(base_url=self.base_url, timeout=10)
+            self._http = http_client.Client(base_url=self.base_url, timeout=10)
         return self._http
 
     def _close_http(self) -> None:

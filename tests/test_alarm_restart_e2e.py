@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests import http_client
 from tests.conftest import InProcessMonitor, MonitorProcess, clinic_config, start_in_process
 from tests.wsclient import Device
 
@@ -108,7 +109,6 @@ async def test_active_alarms_survive_a_restart(server_factory) -> None:  # type:
 
 async def test_revoked_device_raises_no_data_alarm(quiet_server: InProcessMonitor) -> None:
     """A device taken out of service (token revoked) does not go on to alarm "no data"."""
-    import httpx
 
     s = quiet_server
     token = s.add_device("gone-mon", "gone-bed")
@@ -121,7 +121,7 @@ async def test_revoked_device_raises_no_data_alarm(quiet_server: InProcessMonito
     ):
         assert (await dev.reading(1, {"hr": 70}))["type"] == "ack"
         assert (await other.reading(1, {"hr": 70}))["type"] == "ack"
-    r = httpx.delete(f"{s.base_url}/api/devices/gone-mon", headers=s.headers)
+    r = http_client.delete(f"{s.base_url}/api/devices/gone-mon", headers=s.headers)
     assert r.status_code == 200
 
     def silent(bed: str) -> list[dict[str, object]]:

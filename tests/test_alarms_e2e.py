@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import websockets
 
+from tests import http_client
 from tests.conftest import MonitorProcess
 from tests.inprocess import in_process_server  # noqa: F401  (the module's `server`)
 from tests.wsclient import Device, feed_until
@@ -80,7 +80,7 @@ async def test_audio_pause_answers_with_its_end(server: MonitorProcess) -> None:
     token = server.add_device("a-bed-4-mon", "a-bed-4")
     async with Device(server.ws_url, "a-bed-4-mon", token) as dev:
         await desaturate(dev, time.time() - 100, 20, 82)
-    r = httpx.post(
+    r = http_client.post(
         f"{server.base_url}/api/beds/a-bed-4/audio-pause",
         json={"seconds": 60},
         headers=server.headers,
@@ -88,7 +88,7 @@ async def test_audio_pause_answers_with_its_end(server: MonitorProcess) -> None:
     assert r.status_code == 200, r.text
     assert r.json()["audio_paused_until"] is not None
     assert (
-        httpx.post(
+        http_client.post(
             f"{server.base_url}/api/beds/nope/audio-pause", headers=server.headers
         ).status_code
         == 404

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from monitor.edges.api.errors import ErrorBody, ValidationErrorBody, is_unique_violation
+from tests import http_client
 from tests.conftest import PG_ADMIN_DSN, MonitorProcess, clinic_config
 from tests.inprocess import in_process_server  # noqa: F401  (the module's `server`)
 
@@ -36,13 +37,17 @@ def test_every_kind_of_refusal_has_the_one_error_shape(server: MonitorProcess) -
     nurse = {"Authorization": f"Bearer {server.login('e-nurse', 'nurse-password')}"}
     s = server.post("/api/sessions", {"bed": "e-bed", "patient_label": "E"}).json()
 
-    no_token = httpx.get(f"{url}/api/beds")
+    no_token = http_client.get(f"{url}/api/beds")
     _refusal(no_token, 401, "unauthenticated")
     assert no_token.headers["www-authenticate"] == "Bearer"
-    _refusal(httpx.get(f"{url}/api/audit", headers=nurse), 403, "forbidden")
-    _refusal(httpx.get(f"{url}/api/sessions/999999", headers=server.headers), 404, "not_found")
-    _refusal(httpx.get(f"{url}/api/nothing-here", headers=server.headers), 404, "not_found")
-    _refusal(httpx.delete(f"{url}/api/beds", headers=server.headers), 405, "method_not_allowed")
+    _refusal(http_client.get(f"{url}/api/audit", headers=nurse), 403, "forbidden")
+    _refusal(
+        http_client.get(f"{url}/api/sessions/999999", headers=server.headers), 404, "not_found"
+    )
+    _refusal(http_client.get(f"{url}/api/nothing-here", headers=server.headers), 404, "not_found")
+    _refusal(
+        http_client.delete(f"{url}/api/beds", headers=server.headers), 405, "method_not_allowed"
+    )
     again = server.post("/api/sessions", {"bed": "e-bed", "patient_label": "E2"})
     _refusal(again, 409, "bed_occupied")
     pause = server.post(f"/api/sessions/{s['id']}/events", {"type": "infusion_pause"})
@@ -88,7 +93,7 @@ def test_a_bad_field_is_a_422_that_names_it(
     headers = {**server.headers}
     if "content" in kw:
         headers["Content-Type"] = "application/json"
-    r = httpx.request(method, f"{server.base_url}{path}", headers=headers, timeout=10, **kw)
+    r = http_client.request(method, f"{server.base_url}{path}", headers=headers, timeout=10, **kw)
     detail = _refusal(r, 422, "invalid_request")
     assert any(f["loc"][: len(loc)] == loc for f in detail["fields"]), detail
 
@@ -126,13 +131,15 @@ def test_an_event_dated_long_ago_leaves_the_session_and_its_reports_readable(
     assert r.status_code == 200, r.text
     assert r.json()["events"][-1]["at"] == at
     for report in ("report", "report.csv", "report.fhir.json"):
-        got = httpx.get(f"{server.base_url}/api/sessions/{sid}/{report}", headers=server.headers)
+        got = http_client.get(
+            f"{server.base_url}/api/sessions/{sid}/{report}", headers=server.headers
+        )
         assert got.status_code == 200, (report, got.text[:300])
 
 
 def test_every_operation_declares_the_errors_it_can_answer(server: MonitorProcess) -> None:
     """/openapi.json: each /api operation declares 401, 422 and 503 with the error shape."""
-    doc = httpx.get(f"{server.base_url}/openapi.json").json()
+    doc = http_client.get(f"{server.base_url}/openapi.json").json()
     for path, ops in doc["paths"].items():
         if not path.startswith("/api/"):
             continue
@@ -158,7 +165,7 @@ def test_a_422_logs_no_deprecation_warning(server_factory: Any) -> None:
     deprecation warnings (its HTTP_422_UNPROCESSABLE_ENTITY name is deprecated)."""
     server = server_factory()  # a fresh process: Python warns once per place and process
     for path in ("/api/readings?since=soon", "/api/beds?x=%00", "/api/sessions/0"):
-        r = httpx.get(f"{server.base_url}{path}", headers=server.headers)
+        r = http_client.get(f"{server.base_url}{path}", headers=server.headers)
         assert r.status_code == 422, (path, r.text)
     r = server.post("/api/sessions", {"bed": "no such bed!", "patient_label": "P"})
     assert r.status_code == 422
@@ -173,7 +180,7 @@ def test_limit_and_pause_bounds_are_the_clinic_configs(app_factory: Any, tmp_pat
         tmp_path, lambda config: config.update(audio_pause_max_s=200, override_bounds=bounds)
     )
     server = app_factory(clinic_config=path)
-    doc = httpx.get(f"{server.base_url}/openapi.json").json()["components"]["schemas"]
+    doc = http_client.get(f"{server.base_url}/openapi.json").json()["components"]["schemas"]
     seconds = doc["AudioPause"]["properties"]["seconds"]["anyOf"][0]
     assert seconds["maximum"] == 200
     spo2 = doc["Spo2Thresholds"]["properties"]["medium"]
@@ -188,15 +195,15 @@ def test_limit_and_pause_bounds_are_the_clinic_configs(app_factory: Any, tmp_pat
 
     sid = server.post("/api/sessions", {"bed": "b-bed", "patient_label": "B"}).json()["id"]
     limits = f"{server.base_url}/api/sessions/{sid}/limits"
-    ok = httpx.put(
+    ok = http_client.put(
         limits, json={"overrides": {"spo2": {"low": {"medium": 92}}}}, headers=server.headers
     )
     assert ok.status_code == 200, ok.text
-    out = httpx.put(
+    out = http_client.put(
         limits, json={"overrides": {"spo2": {"low": {"medium": 94}}}}, headers=server.headers
     )
     _refusal(out, 422, "invalid_request")
-    unknown = httpx.put(
+    unknown = http_client.put(
         limits, json={"overrides": {"map": {"low": {"medium": 60}}}}, headers=server.headers
     )
     _refusal(unknown, 422, "invalid_request")
@@ -222,7 +229,9 @@ def test_thresholds_out_of_order_are_refused_before_they_are_stored(server: Moni
     url = f"{server.base_url}/api/sessions/{sid}/limits"
     before = server.get(f"/api/sessions/{sid}/limits")
     bad = {"overrides": {"spo2": {"low": {"medium": 84, "high": 88}}}}
-    detail = _refusal(httpx.put(url, json=bad, headers=server.headers), 422, "invalid_request")
+    detail = _refusal(
+        http_client.put(url, json=bad, headers=server.headers), 422, "invalid_request"
+    )
     assert detail["fields"][0]["loc"] == ["body", "overrides"]
     assert server.get(f"/api/sessions/{sid}/limits") == before
     assert server.post(f"/api/sessions/{sid}/events", {"type": "infusion_start"}).status_code == 200

@@ -19,6 +19,7 @@ import pytest
 from monitor.core.model import parse_rfc3339, to_rfc3339
 from monitor.records.store import Store
 from monitor.usecases import patients
+from tests import http_client
 from tests.conftest import MonitorProcess, clinic_config, post_event, start_in_process
 from tests.polling import poll
 from tests.wsclient import Device
@@ -63,7 +64,7 @@ async def _burst(
 ) -> list[httpx.Response]:
     """``n`` identical POSTs sent at once, each on its own connection."""
     limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
-    async with httpx.AsyncClient(
+    async with http_client.AsyncClient(
         base_url=srv.base_url, headers=srv.headers, timeout=30, limits=limits
     ) as client:
         return list(await asyncio.gather(*(client.post(path, json=body) for _ in range(n))))
@@ -84,10 +85,10 @@ def _audit(srv: MonitorProcess, action: str, target: str, since: float) -> list[
 def _readers_answer(srv: MonitorProcess, bed: str, sid: int | None = None) -> None:
     """What panels read still answers after the burst."""
     for path in ("/api/alarms", "/api/beds"):
-        assert httpx.get(f"{srv.base_url}{path}", headers=srv.headers).status_code == 200
+        assert http_client.get(f"{srv.base_url}{path}", headers=srv.headers).status_code == 200
     if sid is not None:
         for path in (f"/api/sessions/{sid}", f"/api/sessions/{sid}/rems"):
-            assert httpx.get(f"{srv.base_url}{path}", headers=srv.headers).status_code == 200
+            assert http_client.get(f"{srv.base_url}{path}", headers=srv.headers).status_code == 200
 
 
 async def _desaturated(srv: MonitorProcess, bed: str) -> dict[str, Any]:

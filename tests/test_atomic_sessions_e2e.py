@@ -22,6 +22,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_sta
 
 from monitor.clinical import session as session_model
 from monitor.core.model import parse_rfc3339, to_rfc3339
+from tests import http_client
 from tests.conftest import MonitorProcess, clinic_config, post_event, start_in_process
 from tests.factories import FULL_CHECKLIST, TEST_CHECKLIST
 from tests.strategies import concurrent_session_commands
@@ -74,7 +75,7 @@ def burst(srv: MonitorProcess, requests: list[tuple[str, str, Any]]) -> list[htt
 
     async def run() -> list[httpx.Response]:
         limits = httpx.Limits(max_connections=len(requests))
-        async with httpx.AsyncClient(
+        async with http_client.AsyncClient(
             base_url=srv.base_url, headers=srv.headers, timeout=60, limits=limits
         ) as client:
             return list(
@@ -107,7 +108,7 @@ def one_wins(answers: list[httpx.Response], loser: str, success: int = 200) -> h
 def readers_answer(srv: MonitorProcess, sid: int) -> dict[str, Any]:
     """The session, the beds and the session's report all answer 200; the session."""
     answers = {
-        path: httpx.get(f"{srv.base_url}{path}", headers=srv.headers, timeout=30)
+        path: http_client.get(f"{srv.base_url}{path}", headers=srv.headers, timeout=30)
         for path in (f"/api/sessions/{sid}", "/api/beds", f"/api/sessions/{sid}/report")
     }
     for path, r in answers.items():
@@ -254,12 +255,12 @@ def test_simultaneous_identical_limit_changes_store_one_change(
     readers_answer(asrv, sid)
     # A plain repeat changes nothing either; a different change is stored.
     assert asrv.get(f"/api/sessions/{sid}/limits")["overrides"] == body["overrides"]
-    r = httpx.put(
+    r = http_client.put(
         f"{asrv.base_url}/api/sessions/{sid}/limits", json=body, headers=asrv.headers, timeout=10
     )
     assert r.status_code == 200 and audit_counts(asrv, sid)["limits_change"] == 1
     other = {"overrides": {"spo2": {"low": {"medium": 89}}}, "reason": "changed"}
-    r = httpx.put(
+    r = http_client.put(
         f"{asrv.base_url}/api/sessions/{sid}/limits", json=other, headers=asrv.headers, timeout=10
     )
     assert r.status_code == 200 and audit_counts(asrv, sid)["limits_change"] == 2

@@ -6,9 +6,9 @@ import sqlite3
 import time
 from typing import Any
 
-import httpx
 import pytest
 
+from tests import http_client
 from tests.browser_support import (  # noqa: F401  (fixtures used by name)
     NURSE,
     PanelProcess,
@@ -243,7 +243,7 @@ def test_wrong_password_is_refused_on_the_login_page(panel: PanelProcess, page: 
         "document.getElementById('login-error')?.textContent.includes('Wrong')", timeout=5000
     )
     assert page.evaluate("window.sessionStorage.getItem('auth')") in (None, "null")
-    assert httpx.get(panel.url + "/panel/health").json() == {"status": "ok"}
+    assert http_client.get(panel.url + "/panel/health").json() == {"status": "ok"}
 
 
 def test_limit_change_from_the_bed_page_reaches_the_monitor(

@@ -10,10 +10,10 @@ import re
 import time
 from typing import Any
 
-import httpx
 import pytest
 
 from dashboard.sessions import tag
+from tests import http_client
 from tests.browser_support import (  # noqa: F401  (fixtures used by name)
     NURSE,
     PanelProcess,
@@ -45,7 +45,7 @@ def test_panel_pages_send_csp_frame_sniff_referrer_and_no_store_headers(
     """Every panel page: a CSP allowing only its own scripts (files and hashed inline ones),
     no framing, nosniff, no referrer; pages and callback answers are never cached."""
     for path in ("/", "/bed/any-bed", "/_dash-layout", "/panel/health"):
-        r = httpx.get(panel.url + path, timeout=10)
+        r = http_client.get(panel.url + path, timeout=10)
         assert r.status_code == 200, path
         h = r.headers
         assert h["x-frame-options"] == "DENY", path
@@ -60,9 +60,9 @@ def test_panel_pages_send_csp_frame_sniff_referrer_and_no_store_headers(
         assert all(s.startswith("'sha256-") for s in scripts[1:]), scripts
         assert "'unsafe-inline'" not in scripts and "'unsafe-eval'" not in scripts
     # Static assets may be cached; they hold no patient data.
-    page = httpx.get(panel.url + "/", timeout=10).text
+    page = http_client.get(panel.url + "/", timeout=10).text
     asset = page.split('src="/assets/vigil.js', 1)[1].split('"', 1)[0]
-    r = httpx.get(panel.url + "/assets/vigil.js" + asset, timeout=10)
+    r = http_client.get(panel.url + "/assets/vigil.js" + asset, timeout=10)
     assert r.status_code == 200 and r.headers.get("cache-control") != "no-store"
     assert r.headers["x-content-type-options"] == "nosniff"
 
@@ -136,7 +136,7 @@ def _working_tokens(monitor: MonitorProcess, text: str) -> list[str]:
 
 
 def _status(monitor: MonitorProcess, token: str) -> int:
-    return httpx.get(
+    return http_client.get(
         f"{monitor.base_url}/api/me", headers={"Authorization": f"Bearer {token}"}, timeout=10
     ).status_code
 
@@ -154,7 +154,8 @@ def test_logging_out_of_the_panel_revokes_the_token_at_the_monitor(
     ack = f"{panel.url}/panel/api/alarms/no-such-alarm/ack"
     mine = {"X-Vigil-Session": tag(cookie)}
     assert (
-        httpx.post(ack, cookies={"vigil_session": cookie}, headers=mine, json={}).status_code == 404
+        http_client.post(ack, cookies={"vigil_session": cookie}, headers=mine, json={}).status_code
+        == 404
     )
     page.click("#logout")
     page.wait_for_selector("#login-page")
@@ -162,7 +163,8 @@ def test_logging_out_of_the_panel_revokes_the_token_at_the_monitor(
     entries = sqlite_server.get("/api/audit", limit=10_000)["entries"]
     assert [e["action"] for e in entries if e["actor"] == name] == ["login", "logout"]
     assert (
-        httpx.post(ack, cookies={"vigil_session": cookie}, headers=mine, json={}).status_code == 401
+        http_client.post(ack, cookies={"vigil_session": cookie}, headers=mine, json={}).status_code
+        == 401
     )
 
 

@@ -8,8 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
-
+from tests import http_client
 from tests.conftest import MonitorProcess
 
 
@@ -80,7 +79,9 @@ def test_add_user_reads_the_password_from_stdin_and_can_log_in(
     )
     assert r.returncode == 0, r.stderr
     token = sqlite_server.login("nina", "correct horse battery")
-    me = httpx.get(f"{sqlite_server.base_url}/api/me", headers={"Authorization": f"Bearer {token}"})
+    me = http_client.get(
+        f"{sqlite_server.base_url}/api/me", headers={"Authorization": f"Bearer {token}"}
+    )
     assert me.json() == {"username": "nina", "role": "nurse"}
     short = cli("add-user", "x", "--role", "nurse", "--db", sqlite_server.db_url, stdin="short\n")
     assert short.returncode != 0

@@ -10,10 +10,10 @@ import time
 import uuid
 from typing import Any
 
-import httpx
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
+from tests import http_client
 from tests.conftest import MonitorProcess
 from tests.inprocess import in_process_server  # noqa: F401  (the module's `server`)
 from tests.polling import poll
@@ -137,11 +137,11 @@ def test_two_patients_sharing_a_label_have_their_own_courses(server: MonitorProc
 
 def test_an_unknown_patient_is_404_and_a_malformed_id_422(server: MonitorProcess) -> None:
     """GET /api/patients/{patient_id}: the one error shape for both."""
-    missing = httpx.get(
+    missing = http_client.get(
         f"{server.base_url}/api/patients/nobody-{uuid.uuid4().hex[:6]}", headers=server.headers
     )
     assert missing.status_code == 404 and missing.json()["detail"]["code"] == "not_found"
-    bad = httpx.get(f"{server.base_url}/api/patients/a%20b", headers=server.headers)
+    bad = http_client.get(f"{server.base_url}/api/patients/a%20b", headers=server.headers)
     assert bad.status_code == 422 and bad.json()["detail"]["code"] == "invalid_request"
 
 

@@ -13,11 +13,11 @@ import subprocess
 import sys
 import time
 
-import httpx
 import sqlalchemy as sa
 
 from monitor.records import migrate
 from monitor.records.schema import device_bindings
+from tests import http_client
 from tests.conftest import MonitorProcess
 from tests.inprocess import in_process_server  # noqa: F401  (the module's `server`)
 from tests.test_session_membership_e2e import HR, admit, bed_seqs, csv_seqs, session_seqs
@@ -150,7 +150,7 @@ async def test_twenty_rebindings_at_once_leave_one_unbroken_history(
     device is on (docs/reliability.md)."""
     dev_id = "bind-mon-5"
     server.add_device(dev_id, "bind-bed-5-0")
-    async with httpx.AsyncClient(base_url=server.base_url, headers=server.headers) as http:
+    async with http_client.AsyncClient(base_url=server.base_url, headers=server.headers) as http:
         answers = await asyncio.gather(
             *(
                 http.post(

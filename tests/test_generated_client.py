@@ -19,10 +19,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import httpx
 import pytest
 
 from monitor.records.report.csv_export import CSV_COLUMNS
+from tests import http_client
 from tests.conftest import ADMIN_PASSWORD, MonitorProcess
 
 CSV_FIRST_COLUMN = CSV_COLUMNS[0]
@@ -36,7 +36,7 @@ def client_package(
 ) -> Iterator[ModuleType]:
     out = tmp_path_factory.mktemp("client")
     doc = out / "openapi.json"
-    doc.write_text(httpx.get(f"{sqlite_server.base_url}/openapi.json", timeout=10).text)
+    doc.write_text(http_client.get(f"{sqlite_server.base_url}/openapi.json", timeout=10).text)
     config = out / "config.json"
     config.write_text(json.dumps({"post_hooks": []}))  # no formatter needed to use it
     generator = Path(sys.executable).with_name("openapi-python-client")

@@ -16,6 +16,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
+from tests import http_client
 from tests.conftest import MonitorProcess
 from tests.inprocess import in_process_server  # noqa: F401  (the module's `server`)
 from tests.wsclient import Device, feed_until
@@ -127,7 +128,7 @@ def test_hostile_bodies_and_queries_get_4xx_and_store_nothing(server: MonitorPro
     results: list[tuple[str, int]] = []
     # One keep-alive connection for the lot (a connection per request was most of the time);
     # a hostile request that broke the connection would show as an error here too.
-    with httpx.Client(base_url=server.base_url, headers=server.headers, timeout=10) as http:
+    with http_client.Client(base_url=server.base_url, headers=server.headers, timeout=10) as http:
         for body in SESSION_BODIES:
             results.append((f"session {body[:60]}", _post_raw(http, "/api/sessions", body)))
         for body in EVENT_BODIES:
@@ -150,7 +151,7 @@ def test_hostile_bodies_and_queries_get_4xx_and_store_nothing(server: MonitorPro
     assert MARKER not in json.dumps(server.get("/api/audit"))
     assert MARKER not in json.dumps(server.get("/api/sessions"))
     # And the API still answers as before.
-    assert httpx.get(f"{server.base_url}/health", timeout=10).json()["status"] == "ok"
+    assert http_client.get(f"{server.base_url}/health", timeout=10).json()["status"] == "ok"
 
 
 def test_login_with_hostile_fields_is_refused_not_crashed(server: MonitorProcess) -> None:
@@ -166,8 +167,8 @@ def test_login_with_hostile_fields_is_refused_not_crashed(server: MonitorProcess
         # More fields than the login gate reads (make fuzz found this one crashing it).
         {"username": "admin", "password": "x", **{f"f{i}": "y" for i in range(40)}},
     ]
-    statuses = [httpx.post(url, data=f, timeout=20).status_code for f in forms]
-    statuses.append(httpx.post(url, json={"username": "admin", "password": "x"}).status_code)
+    statuses = [http_client.post(url, data=f, timeout=20).status_code for f in forms]
+    statuses.append(http_client.post(url, json={"username": "admin", "password": "x"}).status_code)
     assert all(s in (401, 422, 429) for s in statuses), statuses
     assert "Exception in ASGI application" not in server.log_text()
 

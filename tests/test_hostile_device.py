@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 import websockets
@@ -28,6 +27,7 @@ from websockets.exceptions import ConnectionClosed
 
 from monitor.core.model import SIGNAL_RANGES, to_rfc3339
 from monitor.wire.device import ErrorCode, encode_reading
+from tests import http_client
 from tests.conftest import MonitorProcess
 from tests.inprocess import in_process_server  # noqa: F401
 from tests.wsclient import Device
@@ -430,7 +430,7 @@ async def test_user_token_is_not_a_device_token_and_revocation_closes_live_socke
     async with Device(server.ws_url, "revoke-live", token) as dev:
         assert (await dev.reading(1, {"hr": 60}))["type"] == "ack"
         r = await asyncio.to_thread(
-            httpx.delete, f"{server.base_url}/api/devices/revoke-live", headers=server.headers
+            http_client.delete, f"{server.base_url}/api/devices/revoke-live", headers=server.headers
         )
         assert r.status_code == 200
         code, _ = await _closed_with(dev.ws)

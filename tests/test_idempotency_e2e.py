@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from dashboard.client import MonitorClient, event_key
+from tests import http_client
 from tests.conftest import MonitorProcess
 from tests.inprocess import in_process_server  # noqa: F401
 
@@ -33,7 +34,7 @@ def _events(server: MonitorProcess, sid: int, kind: str) -> list[dict[str, Any]]
 async def _burst(
     server: MonitorProcess, path: str, body: dict[str, Any], headers: dict[str, str], n: int
 ) -> list[httpx.Response]:
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+    async with http_client.AsyncClient(base_url=server.base_url, timeout=30) as client:
         return list(
             await asyncio.gather(*(client.post(path, json=body, headers=headers) for _ in range(n)))
         )
@@ -144,7 +145,7 @@ def test_a_malformed_key_is_a_422_and_changes_nothing(server: MonitorProcess) ->
 
 def test_the_openapi_document_offers_the_header_on_changes_only(server: MonitorProcess) -> None:
     """docs/api.md Idempotency-Key: declared on POST and PUT operations, not on logins."""
-    paths = httpx.get(f"{server.base_url}/openapi.json", timeout=10).json()["paths"]
+    paths = http_client.get(f"{server.base_url}/openapi.json", timeout=10).json()["paths"]
 
     def takes(path: str, method: str) -> bool:
         params = paths[path][method].get("parameters", [])

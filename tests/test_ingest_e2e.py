@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
+from tests import http_client
 from tests.conftest import MonitorProcess
 from tests.inprocess import in_process_server  # noqa: F401  (the module's `server`)
 from tests.wsclient import Device, feed_until
@@ -66,7 +66,9 @@ async def test_device_without_a_valid_token_is_refused(server: MonitorProcess, h
     token = server.add_device("dev-r", "bed-r")
     if how == "revoked":
         assert (
-            httpx.delete(f"{server.base_url}/api/devices/dev-r", headers=server.headers).status_code
+            http_client.delete(
+                f"{server.base_url}/api/devices/dev-r", headers=server.headers
+            ).status_code
             == 200
         )
     headers = (
@@ -143,22 +145,22 @@ async def test_readings_api_pages_by_device_time(server: MonitorProcess) -> None
 
 def test_health_answers_without_login_and_the_api_does_not(server: MonitorProcess) -> None:
     """/health is open; the API wants a bearer token."""
-    health = httpx.get(f"{server.base_url}/health")
+    health = http_client.get(f"{server.base_url}/health")
     assert health.status_code == 200
     assert health.json()["status"] == "ok" and health.json()["failing"] == []
-    assert httpx.get(f"{server.base_url}/api/beds").status_code == 401
+    assert http_client.get(f"{server.base_url}/api/beds").status_code == 401
     assert (
-        httpx.get(
+        http_client.get(
             f"{server.base_url}/api/beds", headers={"Authorization": "Bearer nope"}
         ).status_code
         == 401
     )
-    assert httpx.get(f"{server.base_url}/openapi.json").status_code == 200
+    assert http_client.get(f"{server.base_url}/openapi.json").status_code == 200
 
 
 def test_wrong_password_is_refused(server: MonitorProcess) -> None:
     """Login with a wrong password gets 401 and no token."""
-    r = httpx.post(
+    r = http_client.post(
         f"{server.base_url}/api/auth/token", data={"username": "admin", "password": "nope"}
     )
     assert r.status_code == 401 and "access_token" not in r.json()

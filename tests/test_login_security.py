@@ -24,6 +24,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from monitor.core.security import PasswordHashing, hash_password, verify_password
+from tests import http_client
 from tests.conftest import HASHING_ENV, ROOT, MonitorProcess
 from tests.inprocess import in_process_server  # noqa: F401
 from tests.wsclient import Device
@@ -33,7 +34,7 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 # argon2 is deliberately slow, and slower still on a loaded 2-core CI box: a login answer is
 # waited for this long, not httpx's default 5 s.
 LOGIN_TIMEOUT_S = 60
-post = functools.partial(httpx.post, timeout=LOGIN_TIMEOUT_S)
+post = functools.partial(http_client.post, timeout=LOGIN_TIMEOUT_S)
 
 
 # The flood's monitor hashes at the shipped default cost, not the suite's cheaper one
@@ -78,7 +79,7 @@ async def _ack_times(dev: Device, seq0: int, stop: asyncio.Event, out: list[floa
 
 async def _flood(base_url: str, name: str, n: int = 40) -> list[httpx.Response]:
     limits = httpx.Limits(max_connections=n, max_keepalive_connections=0)
-    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as http:
+    async with http_client.AsyncClient(base_url=base_url, timeout=60, limits=limits) as http:
         return list(
             await asyncio.gather(
                 *(
@@ -308,7 +309,7 @@ async def _closed_within(ws: Any, seconds: float) -> tuple[int | None, str, floa
 
 
 def _status(server: MonitorProcess, token: str, path: str = "/api/me") -> int:
-    return httpx.get(
+    return http_client.get(
         f"{server.base_url}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=10
     ).status_code
 
@@ -413,7 +414,7 @@ def test_re_adding_an_existing_user_is_refused_unless_reset_and_a_reset_revokes_
     r = s.post("/api/users", {"name": name, "role": "admin", "password": "another-pw-123"})
     assert r.status_code == 409 and r.json()["detail"]["code"] == "user_exists"
     assert _status(s, old) == 200
-    me = httpx.get(f"{s.base_url}/api/me", headers={"Authorization": f"Bearer {old}"})
+    me = http_client.get(f"{s.base_url}/api/me", headers={"Authorization": f"Bearer {old}"})
     assert me.json() == {"username": name, "role": "nurse"}
     r = s.post(
         "/api/users", {"name": name, "role": "charge", "password": "another-pw-123", "reset": True}
@@ -446,9 +447,9 @@ def test_patient_data_answers_are_never_cached(server: MonitorProcess) -> None:
     """Every /api/ answer carries Cache-Control: no-store, errors included."""
     s = server
     for path in ("/api/beds", "/api/sessions", "/api/alarms", "/api/me"):
-        r = httpx.get(f"{s.base_url}{path}", headers=s.headers)
+        r = http_client.get(f"{s.base_url}{path}", headers=s.headers)
         assert r.status_code == 200 and r.headers["cache-control"] == "no-store", path
-    r = httpx.get(f"{s.base_url}/api/beds")
+    r = http_client.get(f"{s.base_url}/api/beds")
     assert r.status_code == 401 and r.headers["cache-control"] == "no-store"
 
 
@@ -468,6 +469,8 @@ def test_new_passwords_get_the_profile_set_and_a_hash_verifies_under_either_prof
     assert p.parallelism == 1
     assert verify_password(strong, PASSWORD) and verify_password(light, PASSWORD)
     assert not verify_password(light, "not-the-password")
-    assert Settings(password_hashing="rfc9106-low-memory").password_hashing == "rfc9106-low-memory"
+    assert (
+        Settings(login_hash_profile="rfc9106-low-memory").login_hash_profile == "rfc9106-low-memory"
+    )
     with pytest.raises(ValidationError):
-        Settings(password_hashing="md5")  # type: ignore[arg-type]
+        Settings(login_hash_profile="md5")  # type: ignore[arg-type]

@@ -8,9 +8,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from dashboard.sessions import tag
+from tests import http_client
 from tests.browser_support import PanelProcess
 from tests.conftest import MonitorProcess
 
@@ -39,7 +38,9 @@ def login_callback_body(name: str, password: str) -> dict[str, Any]:
 
 def _login_via_panel(panel: PanelProcess, name: str, password: str, **headers: str) -> Any:
     body = login_callback_body(name, password)
-    r = httpx.post(f"{panel.url}/_dash-update-component", json=body, headers=headers, timeout=20)
+    r = http_client.post(
+        f"{panel.url}/_dash-update-component", json=body, headers=headers, timeout=20
+    )
     assert r.status_code == 200, r.text
     assert r.headers["cache-control"] == "no-store"
     return r
@@ -154,9 +155,9 @@ def test_a_tab_never_acts_with_a_login_made_later_in_another_tab(
         sid_b = _login_via_panel(panel, b, PASSWORD).headers["set-cookie"].split(";")[0][14:]
         ack = f"{panel.url}/panel/api/alarms/none/ack"
         jar = {"vigil_session": sid_b}  # the browser's cookie now: the second login's
-        own = httpx.post(ack, cookies=jar, headers={"X-Vigil-Session": tag(sid_b)}, json={})
+        own = http_client.post(ack, cookies=jar, headers={"X-Vigil-Session": tag(sid_b)}, json={})
         assert own.status_code == 404  # through to the monitor: no such alarm
-        stale = httpx.post(ack, cookies=jar, headers={"X-Vigil-Session": tag(sid_a)}, json={})
+        stale = http_client.post(ack, cookies=jar, headers={"X-Vigil-Session": tag(sid_a)}, json={})
         assert stale.status_code == 401
         feed = panel.url.replace("http://", "ws://") + f"/panel/feed?session={tag(sid_a)}"
         with connect(feed, additional_headers={"Cookie": f"vigil_session={sid_b}"}) as ws:

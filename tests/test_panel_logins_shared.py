@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import httpx
 import pytest
 from websockets.sync.client import connect
 
 from dashboard.sessions import COOKIE, tag
+from tests import http_client
 from tests.browser_support import PanelProcess
 from tests.conftest import MonitorProcess
 from tests.test_panel_login import PASSWORD, _login_via_panel
@@ -54,7 +54,7 @@ def log_in(monitor: MonitorProcess, panel: PanelProcess) -> tuple[str, str]:
 
 def readings(panel: PanelProcess, cookie: str) -> int:
     """An authenticated panel API call with the login cookie, as the page makes it."""
-    return httpx.get(
+    return http_client.get(
         f"{panel.url}/panel/api/readings",
         params={"bed": BED},
         cookies={COOKIE: cookie},
@@ -65,7 +65,7 @@ def readings(panel: PanelProcess, cookie: str) -> int:
 
 def log_out(panel: PanelProcess, cookie: str, name: str) -> None:
     """The logout button's Dash callback, as the browser sends it."""
-    deps = httpx.get(f"{panel.url}/_dash-dependencies", timeout=20).json()
+    deps = http_client.get(f"{panel.url}/_dash-dependencies", timeout=20).json()
     dep = next(d for d in deps if {"id": "logout", "property": "n_clicks"} in d["inputs"])
     output_id, output_prop = dep["output"].split(".", 1)
     body: dict[str, Any] = {
@@ -77,7 +77,7 @@ def log_out(panel: PanelProcess, cookie: str, name: str) -> None:
         ],
         "changedPropIds": ["logout.n_clicks"],
     }
-    r = httpx.post(
+    r = http_client.post(
         f"{panel.url}/_dash-update-component", json=body, cookies={COOKIE: cookie}, timeout=20
     )
     assert r.status_code == 200, r.text

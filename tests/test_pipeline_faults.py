@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 
+from tests import http_client
 from tests.conftest import PG_ADMIN_DSN, MonitorProcess, fresh_database
 from tests.polling import poll
 from tests.wsclient import Device
@@ -35,7 +35,7 @@ def fresh_db(backend: str, tmp_path: Path) -> Iterator[str]:
 
 
 def health(m: MonitorProcess) -> tuple[int, dict[str, Any]]:
-    r = httpx.get(f"{m.base_url}/health", timeout=15)
+    r = http_client.get(f"{m.base_url}/health", timeout=15)
     return r.status_code, r.json()
 
 
@@ -172,13 +172,13 @@ def test_a_database_that_refuses_writes_turns_health_to_503_and_recovers(
         # Both at once: each waits out the store's own timeout (SQLite's busy timeout) once.
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             ack_f = pool.submit(
-                httpx.post,
+                http_client.post,
                 f"{m.base_url}/api/alarms/{alarm['id']}/ack",
                 headers=m.headers,
                 timeout=30,
             )
             admit_f = pool.submit(
-                httpx.post,
+                http_client.post,
                 f"{m.base_url}/api/sessions",
                 json={"bed": "r-bed", "patient_label": "RO"},
                 headers=m.headers,

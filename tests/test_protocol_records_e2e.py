@@ -9,13 +9,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.medicationadministration import MedicationAdministration
 from fhir.resources.R4B.observation import Observation
 
 from monitor.core.model import to_rfc3339
+from tests import http_client
 from tests.conftest import MonitorProcess, clinic_config, post_event, start_in_process
 from tests.factories import ESKETAMINE_CHECKLIST
 from tests.polling import poll
@@ -108,7 +108,9 @@ def test_a_whole_esketamine_session_is_in_the_report_and_the_fhir_bundle(
     end = {"type": "end", "data": {"override_reason": why}}
     assert _ok(rsrv, sid, end, headers=charge)["phase"] == "ended"
 
-    r = httpx.get(f"{rsrv.base_url}/api/sessions/{sid}/report", headers=rsrv.headers, timeout=10)
+    r = http_client.get(
+        f"{rsrv.base_url}/api/sessions/{sid}/report", headers=rsrv.headers, timeout=10
+    )
     assert r.status_code == 200
     page = r.text
     section = page[page.index("<h2>Protocol: Intranasal esketamine (REMS)</h2>") :]
@@ -128,7 +130,7 @@ def test_a_whole_esketamine_session_is_in_the_report_and_the_fhir_bundle(
     assert "too soon: the minimum observation time had not passed" in section
     assert "too_soon" not in section and "bp-40" not in section
 
-    r = httpx.get(
+    r = http_client.get(
         f"{rsrv.base_url}/api/sessions/{sid}/report.fhir.json", headers=rsrv.headers, timeout=10
     )
     bundle = r.json()

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 
 from monitor.core.model import parse_rfc3339
+from tests import http_client
 from tests.browser_support import unique
 from tests.conftest import MonitorProcess
 from tests.factories import store_impossible_events
@@ -77,7 +77,7 @@ def test_the_monitor_starts_over_an_impossible_record_and_health_names_it(
 ) -> None:
     """The monitor starts whatever the record holds; /health stays 200 and ok for the pipeline
     and lists the record needing attention; the log names the bed once (docs/reliability.md)."""
-    r = httpx.get(f"{server.base_url}/health", timeout=10)
+    r = http_client.get(f"{server.base_url}/health", timeout=10)
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["status"] == "ok" and body["failing"] == []
@@ -125,7 +125,7 @@ def test_the_session_and_its_reports_are_served_flagged(server: MonitorProcess, 
     listed = server.get("/api/sessions", bed=ward.bad_bed)["sessions"]
     _problem_of(ward, listed[0]["record_problem"])
     for tail in ("report", "report.csv", "report.fhir.json"):
-        r = httpx.get(
+        r = http_client.get(
             f"{server.base_url}/api/sessions/{ward.bad_session}/{tail}",
             headers=server.headers,
             timeout=10,
@@ -164,7 +164,7 @@ def test_the_limits_of_a_session_whose_record_needs_attention_can_still_be_chang
 ) -> None:
     """A charge nurse may still set the limits the bed is judged by; the bed stays flagged and
     the rest of the ward is served (docs/reliability.md, "Alarms go on")."""
-    r = httpx.put(
+    r = http_client.put(
         f"{server.base_url}/api/sessions/{ward.bad_session}/limits",
         json={"overrides": {"spo2": {"low": {"medium": 88}}}, "reason": "COPD, known low"},
         headers=server.headers,
@@ -175,5 +175,5 @@ def test_the_limits_of_a_session_whose_record_needs_attention_can_still_be_chang
     beds = {b["id"]: b for b in server.get("/api/beds")}
     _problem_of(ward, beds[ward.bad_bed]["record_problem"])
     assert beds[ward.good_bed]["record_problem"] is None
-    health = httpx.get(f"{server.base_url}/health", timeout=10).json()
+    health = http_client.get(f"{server.base_url}/health", timeout=10).json()
     assert [x["session"] for x in health["records_needing_attention"]] == [ward.bad_session]

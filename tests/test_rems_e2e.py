@@ -10,10 +10,10 @@ import time
 import uuid
 from typing import Any
 
-import httpx
 import pytest
 
 from monitor.core.model import to_rfc3339
+from tests import http_client
 from tests.conftest import MonitorProcess
 from tests.factories import REMS_CUFFS, REMS_EVENTS
 from tests.inprocess import in_process_server  # noqa: F401  (the module's `server`)
@@ -93,7 +93,7 @@ def test_a_recorded_esketamine_session_gives_a_complete_record_signed_and_filed(
     sid = _record_session(server, tag)
     url = f"{server.base_url}/api/sessions/{sid}/rems"
 
-    rec = httpx.get(url, headers=nurse).json()
+    rec = http_client.get(url, headers=nurse).json()
     assert rec["missing"] == [] and rec["complete"] is True, rec["missing"]
     assert [rec["bp"][k]["sbp"] for k in ("predose", "at_40_min", "predischarge")] == [
         128,
@@ -103,17 +103,17 @@ def test_a_recorded_esketamine_session_gives_a_complete_record_signed_and_filed(
     assert all(rec["bp"][k]["at"] for k in ("predose", "at_40_min", "predischarge"))
     assert rec["dose"]["category"] == "56" and rec["dose"]["lots"] == ["LOT-42A"]
 
-    signed = httpx.post(f"{url}/sign", headers=nurse)
+    signed = http_client.post(f"{url}/sign", headers=nurse)
     assert signed.status_code == 200, signed.text
     assert signed.json()["signed"]["by"] == NURSE
-    again = httpx.post(f"{url}/sign", headers=nurse)
+    again = http_client.post(f"{url}/sign", headers=nurse)
     assert again.status_code == 409 and again.json()["detail"]["code"] == "rems_signed"
 
     listed = {r["session_id"]: r for r in server.get("/api/rems")["records"]}
     assert listed[sid]["filed"] is None and 6.9 < listed[sid]["days_left"] <= 7.0
-    filed = httpx.post(f"{url}/filed", headers=nurse)
+    filed = http_client.post(f"{url}/filed", headers=nurse)
     assert filed.status_code == 200 and filed.json()["filed"]["by"] == NURSE
-    twice = httpx.post(f"{url}/filed", headers=nurse)
+    twice = http_client.post(f"{url}/filed", headers=nurse)
     assert twice.status_code == 409 and twice.json()["detail"]["code"] == "rems_filed"
     assert sid not in {r["session_id"] for r in server.get("/api/rems")["records"]}
 
@@ -128,26 +128,26 @@ def test_an_incomplete_record_says_what_is_missing_and_only_charge_signs_it(
     nurse, charge = staff
     sid = _record_session(server, tag, skip_cuff=1)
     url = f"{server.base_url}/api/sessions/{sid}/rems"
-    rec = httpx.get(url, headers=nurse).json()
+    rec = http_client.get(url, headers=nurse).json()
     assert rec["complete"] is False and rec["missing"] == ["bp.40min"]
     (in_course,) = server.get(f"/api/patients/MRN-{tag}")["sessions"]
     assert in_course["rems"]["missing"] == ["bp.40min"] and in_course["rems"]["signed"] is None
     assert sid in {r["session_id"] for r in server.get("/api/rems")["records"]}
 
-    refused = httpx.post(f"{url}/sign", headers=nurse)
+    refused = http_client.post(f"{url}/sign", headers=nurse)
     assert refused.status_code == 409
     assert refused.json()["detail"]["code"] == "rems_incomplete"
     assert refused.json()["detail"]["missing"] == ["bp.40min"]
     reason = {"reason": "cuff failed at 40 min; manual BP 136/86 in the paper chart"}
-    assert httpx.post(f"{url}/sign", headers=nurse, json=reason).status_code == 403
-    early = httpx.post(f"{url}/filed", headers=nurse)
+    assert http_client.post(f"{url}/sign", headers=nurse, json=reason).status_code == 403
+    early = http_client.post(f"{url}/filed", headers=nurse)
     assert early.status_code == 409 and early.json()["detail"]["code"] == "rems_not_signed"
 
-    page = httpx.get(f"{url}.html", headers=nurse)
+    page = http_client.get(f"{url}.html", headers=nurse)
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert "MISSING" in page.text and "bp.40min" in page.text
 
-    ok = httpx.post(f"{url}/sign", headers=charge, json=reason)
+    ok = http_client.post(f"{url}/sign", headers=charge, json=reason)
     assert ok.status_code == 200, ok.text
     assert ok.json()["signed"]["incomplete_reason"] == reason["reason"]
     entries = server.get("/api/audit", session=sid)["entries"]

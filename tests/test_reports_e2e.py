@@ -5,10 +5,10 @@ from __future__ import annotations
 import csv
 import io
 
-import httpx
 from fhir.resources.R4B.bundle import Bundle
 
 from monitor.core.model import parse_rfc3339
+from tests import http_client
 from tests.conftest import MonitorProcess
 from tests.inprocess import in_process_server  # noqa: F401  (the module's `server`)
 from tests.wsclient import Device, measure_after
@@ -43,19 +43,21 @@ async def test_a_finished_session_reports_in_html_csv_and_valid_fhir(
     ]:
         assert server.post(f"/api/sessions/{sid}/events", ev).status_code == 200
     h = server.headers
-    html = httpx.get(f"{server.base_url}/api/sessions/{sid}/report", headers=h)
+    html = http_client.get(f"{server.base_url}/api/sessions/{sid}/report", headers=h)
     assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
     assert "K-&lt;b&gt;17&lt;/b&gt;" in html.text and "<b>17</b>" not in html.text
     assert "not a certified medical device" in html.text.lower()
     rows = list(
         csv.DictReader(
             io.StringIO(
-                httpx.get(f"{server.base_url}/api/sessions/{sid}/report.csv", headers=h).text
+                http_client.get(f"{server.base_url}/api/sessions/{sid}/report.csv", headers=h).text
             )
         )
     )
     assert len(rows) == 11
-    fhir = httpx.get(f"{server.base_url}/api/sessions/{sid}/report.fhir.json", headers=h).json()
+    fhir = http_client.get(
+        f"{server.base_url}/api/sessions/{sid}/report.fhir.json", headers=h
+    ).json()
     bundle = Bundle.model_validate(fhir)
     codes = {
         c.code
@@ -64,4 +66,7 @@ async def test_a_finished_session_reports_in_html_csv_and_valid_fhir(
         for c in e.resource.code.coding
     }
     assert {"8867-4", "2708-6", "9279-1", "85354-9"} <= codes
-    assert httpx.get(f"{server.base_url}/api/sessions/999999/report", headers=h).status_code == 404
+    assert (
+        http_client.get(f"{server.base_url}/api/sessions/999999/report", headers=h).status_code
+        == 404
+    )

@@ -21,6 +21,7 @@ from websockets.exceptions import ConnectionClosed
 
 from monitor.records.store import Store
 from monitor.settings import Settings
+from tests import http_client
 from tests.conftest import ADMIN_PASSWORD, MonitorProcess
 from tests.inprocess import in_process_server  # noqa: F401  (the module's `server`)
 from tests.wsclient import Device
@@ -72,7 +73,7 @@ PASSWORD = "roles-password-1"
 
 
 def _openapi_routes(server: MonitorProcess) -> set[tuple[str, str]]:
-    doc = httpx.get(f"{server.base_url}/openapi.json", timeout=10).json()
+    doc = http_client.get(f"{server.base_url}/openapi.json", timeout=10).json()
     return {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
 
 
@@ -130,7 +131,7 @@ def test_no_route_answers_without_a_valid_token_or_below_its_role(server: Monito
     }
     users = {"nurse": "walk-nurse", "charge": "walk-charge"}
     wrong: list[str] = []
-    http = httpx.Client(base_url=server.base_url, timeout=10)
+    http = http_client.Client(base_url=server.base_url, timeout=10)
     for (method, path), least in sorted(ROUTE_MIN_ROLE.items()):
         if least is PUBLIC:
             status = _request(http, method, path, None, ids).status_code
@@ -213,7 +214,7 @@ async def test_actions_leave_an_append_only_audit_trail_for_admins(server: Monit
     charge = {"Authorization": f"Bearer {tokens['charge']}"}
     first = (await asyncio.to_thread(server.get, "/api/audit"))["entries"]
 
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
+    async with http_client.AsyncClient(base_url=server.base_url, timeout=10) as http:
         failed = await http.post(
             "/api/auth/token", data={"username": "aud-nurse", "password": "wrong-password"}
         )
@@ -300,22 +301,22 @@ def test_login_is_rate_limited_per_name_and_address(app_factory: Any) -> None:
     s.add_user("rl-nurse", "nurse", PASSWORD)
     url = f"{s.base_url}/api/auth/token"
     statuses = [
-        httpx.post(url, data={"username": "rl-nurse", "password": f"guess-{i}"}).status_code
+        http_client.post(url, data={"username": "rl-nurse", "password": f"guess-{i}"}).status_code
         for i in range(3)
     ]
     assert statuses == [401, 401, 401]
-    right = httpx.post(url, data={"username": "rl-nurse", "password": PASSWORD})
+    right = http_client.post(url, data={"username": "rl-nurse", "password": PASSWORD})
     assert right.status_code == 429 and "access_token" not in right.text
     assert 1 <= int(right.headers["retry-after"]) <= 60
     # Another name from the same address still gets its answer, until the address has
     # spent its own budget (5): then guessing any name from it gets nowhere.
     other = [
-        httpx.post(url, data={"username": "admin", "password": f"x-{i}"}).status_code
+        http_client.post(url, data={"username": "admin", "password": f"x-{i}"}).status_code
         for i in range(3)
     ]
     assert other == [401, 401, 429]
     # Tokens issued before stay valid: the limit is on guessing, not on working.
-    assert httpx.get(f"{s.base_url}/api/me", headers=s.headers).status_code == 200
+    assert http_client.get(f"{s.base_url}/api/me", headers=s.headers).status_code == 200
 
 
 async def test_no_default_logins_exist(tmp_path: Any) -> None:

@@ -13,9 +13,8 @@ import re
 import time
 from typing import Any
 
-import httpx
-
 from monitor.core.model import parse_rfc3339, to_rfc3339
+from tests import http_client
 from tests.conftest import MonitorProcess
 from tests.inprocess import in_process_server  # noqa: F401  (the module's `server`)
 from tests.wsclient import Device, measure_after
@@ -48,7 +47,7 @@ def bed_seqs(server: MonitorProcess, bed: str) -> list[int]:
 
 
 def csv_seqs(server: MonitorProcess, sid: int) -> list[int]:
-    r = httpx.get(f"{server.base_url}/api/sessions/{sid}/report.csv", headers=server.headers)
+    r = http_client.get(f"{server.base_url}/api/sessions/{sid}/report.csv", headers=server.headers)
     assert r.status_code == 200
     return [int(row["seq"]) for row in csv.DictReader(io.StringIO(r.text))]
 
@@ -64,7 +63,7 @@ def fhir_seqs(server: MonitorProcess, sid: int) -> set[int]:
 
 
 def html_reading_count(server: MonitorProcess, sid: int) -> int:
-    r = httpx.get(f"{server.base_url}/api/sessions/{sid}/report", headers=server.headers)
+    r = http_client.get(f"{server.base_url}/api/sessions/{sid}/report", headers=server.headers)
     assert r.status_code == 200
     found = re.search(r"<b>Readings</b></td><td>(\d+)", r.text)
     assert found is not None

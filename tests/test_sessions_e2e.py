@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 
-import httpx
-
 from monitor.core.model import parse_rfc3339, to_rfc3339
+from tests import http_client
 from tests.conftest import MonitorProcess
 from tests.inprocess import in_process_server  # noqa: F401  (the module's `server`)
 from tests.wsclient import Device, measure_after
@@ -146,14 +145,14 @@ async def test_session_limits_can_be_overridden_within_clinic_bounds(
     s = server.post("/api/sessions", {"bed": "s-bed-8", "patient_label": "P"}).json()
     limits = server.get(f"/api/sessions/{s['id']}/limits")
     assert limits["limits"]["spo2"]["low"]["medium"] == 90
-    r = httpx.put(
+    r = http_client.put(
         f"{server.base_url}/api/sessions/{s['id']}/limits",
         json={"overrides": {"spo2": {"low": {"medium": 88}}}},
         headers=server.headers,
     )
     assert r.status_code == 200, r.text
     assert r.json()["limits"]["spo2"]["low"]["medium"] == 88
-    bad = httpx.put(
+    bad = http_client.put(
         f"{server.base_url}/api/sessions/{s['id']}/limits",
         json={"overrides": {"spo2": {"low": {"medium": 50}}}},
         headers=server.headers,

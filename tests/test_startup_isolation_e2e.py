@@ -4,11 +4,11 @@ the rest of the ward is served."""
 
 from __future__ import annotations
 
-import httpx
 import sqlalchemy as sa
 
 from monitor.records.migrate import make_sync_engine
 from monitor.records.schema import sessions
+from tests import http_client
 from tests.browser_support import unique
 from tests.conftest import MonitorProcess
 from tests.polling import poll
@@ -48,9 +48,9 @@ def test_a_bed_whose_rebuild_fails_is_named_and_the_rest_of_the_ward_starts(
     log = server.log_text()
     assert "Application startup failed" not in log
     assert poll(lambda: "could not rebuild" in server.log_text() and bad_bed in server.log_text())
-    health = httpx.get(f"{server.base_url}/health", timeout=10).json()
+    health = http_client.get(f"{server.base_url}/health", timeout=10).json()
     assert health["status"] != "ok" and "engine" in health["failing"], health
     # Put right by hand (docs/reliability.md), the bed is rebuilt by the next tick.
     _set_limits(server.db_url, bad, None, None)
-    poll(lambda: httpx.get(f"{server.base_url}/health", timeout=10).status_code == 200)
+    poll(lambda: http_client.get(f"{server.base_url}/health", timeout=10).status_code == 200)
     assert server.get(f"/api/sessions/{bad}")["bed"] == bad_bed

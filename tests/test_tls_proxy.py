@@ -21,6 +21,7 @@ from websockets.sync.client import connect as ws_connect
 
 from dashboard.sessions import tag
 from monitor.wire.device import encode_reading
+from tests import http_client
 from tests.browser_support import PanelProcess
 from tests.conftest import ROOT, MonitorProcess, free_port, terminate
 from tests.test_panel_login import login_callback_body
@@ -69,7 +70,7 @@ class Caddy:
             assert self.proc.poll() is None, "caddy exited"
             if self.root_cert.exists():
                 try:
-                    r = httpx.get(f"{self.url}/health", verify=self.ssl_context(), timeout=2)
+                    r = http_client.get(f"{self.url}/health", verify=self.ssl_context(), timeout=2)
                     if r.status_code == 200:
                         return
                 except (httpx.HTTPError, ssl.SSLError):
@@ -111,25 +112,25 @@ def test_panel_api_and_health_are_served_over_tls_with_a_verifiable_certificate(
     the certificate verifying against the demo's CA; plain HTTP on that port gets nothing."""
     caddy, monitor = front
     ctx = caddy.ssl_context()
-    page = httpx.get(f"{caddy.url}/", verify=ctx, timeout=10)
+    page = http_client.get(f"{caddy.url}/", verify=ctx, timeout=10)
     assert page.status_code == 200 and "_dash-config" in page.text
     assert page.headers["strict-transport-security"].startswith("max-age=")
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
-    r = httpx.post(
+    r = http_client.post(
         f"{caddy.url}/api/auth/token",
         data={"username": "admin", "password": "admin-password-for-tests"},
         verify=ctx,
         timeout=10,
     )
     assert r.status_code == 200
-    beds = httpx.get(
+    beds = http_client.get(
         f"{caddy.url}/api/beds",
         headers={"Authorization": f"Bearer {r.json()['access_token']}"},
         verify=ctx,
         timeout=10,
     )
     assert beds.status_code == 200 and beds.headers["cache-control"] == "no-store"
-    clear = httpx.get(f"http://localhost:{caddy.port}/api/beds", timeout=10)
+    clear = http_client.get(f"http://localhost:{caddy.port}/api/beds", timeout=10)
     assert clear.status_code == 400  # "Client sent an HTTP request to an HTTPS server"
 
 
@@ -141,7 +142,7 @@ def test_the_proxy_overwrites_a_clients_forged_x_forwarded_for(
     caddy, monitor = front
     name = f"tls-{uuid.uuid4().hex[:6]}"
     monitor.add_user(name, "nurse", PASSWORD)
-    r = httpx.post(
+    r = http_client.post(
         f"{caddy.url}/api/auth/token",
         data={"username": name, "password": PASSWORD},
         headers={"X-Forwarded-For": "198.51.100.23"},
@@ -192,7 +193,7 @@ def test_the_panels_session_cookie_is_secure_over_tls_and_its_feed_relays_over_w
     name = f"tls-panel-{uuid.uuid4().hex[:6]}"
     monitor.add_user(name, "nurse", PASSWORD)
     ctx = caddy.ssl_context()
-    r = httpx.post(
+    r = http_client.post(
         f"{caddy.url}/_dash-update-component",
         json=login_callback_body(name, PASSWORD),
         verify=ctx,

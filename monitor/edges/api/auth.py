@@ -53,7 +53,7 @@ class LoginGuard:
         self.pool = PasswordPool(
             settings.login_hash_workers,
             settings.login_queue_max,
-            PasswordHashing(settings.password_hashing),
+            PasswordHashing(settings.login_hash_profile),
         )
 
     def keys(self, username: str, addr: str) -> list[tuple[str, int]]:

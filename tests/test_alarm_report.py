@@ -1,4 +1,5 @@
-"""`python -m monitor alarm-report PATH [--config FILE] [--json]` on the shipped MIMIC record."""
+"""`python -m monitor alarm-report PATH [--config FILE] [--json]` on the shipped MIMIC record
+(docs/alarms.md), and on short recordings."""
 
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ import yaml
 
 from monitor.alarms import load_config
 from monitor.alarms.config import DEFAULT_CONFIG_PATH
-from monitor.records.alarm_report import alarm_report_main
+from monitor.records.alarm_report import Report, alarm_report_main, build_report, format_text
 
 ROOT = Path(__file__).resolve().parent.parent
 MIMIC = Path(__file__).parent / "data" / "mimic-s00001"
 MIMIC_CSV = MIMIC / "numerics.csv"
 MIMIC_WFDB = MIMIC / "s00001-2896-10-10-00-31n"
+BIDMC = Path(__file__).parent / "data" / "bidmc"
 KEYS = {"signal", "kind", "priority", "condition", "start_s", "end_s"}
 
 
@@ -43,18 +45,32 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 
 
 @pytest.fixture(scope="module")
-def mimic_json() -> dict[str, Any]:
-    """The report on the MIMIC copy, computed once for the module (a 32 h recording)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "monitor", "alarm-report", str(MIMIC_CSV), "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    result: dict[str, Any] = json.loads(proc.stdout)
-    return result
+def mimic_report() -> Report:
+    """The report on the MIMIC copy (a 32 h recording), computed once for the module: its
+    replay is most of this module's CPU. The command line around it is pinned on short
+    recordings below (the same ``build_report`` and formatters)."""
+    return build_report(MIMIC_CSV, load_config(None))
+
+
+@pytest.fixture(scope="module")
+def mimic_json(mimic_report: Report) -> dict[str, Any]:
+    return mimic_report.as_json()
+
+
+def test_the_command_prints_the_reports_json_and_text(tmp_path: Path) -> None:
+    """`python -m monitor alarm-report PATH [--json]`, a process of its own: what it prints is
+    the report's JSON, or its text."""
+    report = build_report(BIDMC / "bidmc_21_Numerics.csv", load_config(None))
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-m", "monitor", "alarm-report", str(BIDMC / "bidmc_21_Numerics.csv"),
+             *flag],
+            cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
+        ).stdout
+        for flag in (["--json"], [])
+    ]  # fmt: skip
+    assert json.loads(outputs[0]) == report.as_json() and report.as_json()["alarms"]
+    assert outputs[1] == format_text(report)
 
 
 def test_report_json_has_the_contract_shape(mimic_json: dict[str, Any]) -> None:
@@ -120,10 +136,9 @@ def _levels(cfg: Any) -> Any:
     return build_levels(cfg)
 
 
-def test_text_report_shows_counts_per_hour(capsys: pytest.CaptureFixture[str]) -> None:
+def test_text_report_shows_counts_per_hour(mimic_report: Report) -> None:
     """Text output: engine and naive counts per hour, totals, then the alarm list."""
-    code, out, _ = _run(capsys, str(MIMIC_CSV))
-    assert code == 0
+    out = format_text(mimic_report)
     assert "engine (delays, hysteresis, off-delay): 30 alarms (high 3, medium 4, low 23)" in out
     assert "naive (same limits, no delay, no hysteresis, no off-delay): 32 alarms" in out
     assert "     1       5       6" in out  # hour 1: five engine alarms, six naive
@@ -196,9 +211,6 @@ def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2 and "either PATH or --dir" in err
 
 
-BIDMC = Path(__file__).parent / "data" / "bidmc"
-
-
 def test_dir_reports_every_recording_and_the_totals(capsys: pytest.CaptureFixture[str]) -> None:
     """--dir FOLDER: one report per recording, then totals engine vs naive per signal and
     per priority (docs/alarms.md)."""
@@ -226,9 +238,15 @@ def test_dir_reports_every_recording_and_the_totals(capsys: pytest.CaptureFixtur
 def test_dir_reads_wfdb_records_beside_csv_files(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    """A folder may hold WFDB records (named by their .hea) beside CSV files."""
-    for name in ("s00001-2896-10-10-00-31n.hea", "3975656n.dat"):
-        (tmp_path / name).write_bytes((MIMIC / name).read_bytes())
+    """A folder may hold WFDB records (named by their .hea) beside CSV files. The record is
+    the MIMIC one's first two hours (its header says 120 samples; the data file is cut to
+    them), so the replay stays short; tests/test_recordings.py reads the whole one."""
+    header = (MIMIC / "s00001-2896-10-10-00-31n.hea").read_text()
+    assert " 1936 " in header.splitlines()[0]
+    (tmp_path / "s00001-2896-10-10-00-31n.hea").write_text(header.replace(" 1936 ", " 120 ", 1))
+    signals = len(header.splitlines()) - 2  # the record line and the trailing comment
+    data = (MIMIC / "3975656n.dat").read_bytes()[: 120 * signals * 2]  # format 16: 2 bytes
+    (tmp_path / "3975656n.dat").write_bytes(data)
     (tmp_path / "bidmc_21.csv").write_bytes((BIDMC / "bidmc_21_Numerics.csv").read_bytes())
     code, out, _ = _run(capsys, "--dir", str(tmp_path), "--json")
     assert code == 0

@@ -113,9 +113,13 @@ def seed(
     Bulk inserts rather than `monitor add-device` per device: registering 6,000 devices one
     command (and one fsync) at a time would take longer than the benchmark.
     """
-    from monitor.core.security import hash_password, new_token, token_hash
+    from monitor.core.security import PasswordHashing, hash_password, new_token, token_hash
     from monitor.records.schema import beds, devices
     from monitor.records.store import Store
+    from monitor.settings import Settings
+
+    # The profile the monitor under test hashes new passwords with (VIGIL_LOGIN_HASH_PROFILE).
+    profile = PasswordHashing(Settings().login_hash_profile)
 
     tokens = [new_token() for _ in pairs]
 
@@ -138,7 +142,7 @@ def seed(
                         ],
                     )
             for name, password, role in users:
-                await store.add_user(name, role, hash_password(password), now)
+                await store.add_user(name, role, hash_password(password, profile), now)
         finally:
             await store.close()
 

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # Ingest: readings committed together; a batch never waits for more than it has.
     commit_batch_max: Annotated[int, Field(ge=1, le=10_000)] = 500
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    # How long a SQLite write waits for another connection's lock before the store gives up
+    # (the write is then refused as unavailable, counted and shown on /health).
+    sqlite_busy_timeout_s: Annotated[float, Field(gt=0, le=600)] = 10.0
     tick_interval_s: Annotated[float, Field(gt=0)] = 1.0
 
     # Short lifetimes are for tests and kiosks; a shift is 12 h.

@@ -147,7 +147,9 @@ def test_a_database_that_refuses_writes_turns_health_to_503_and_recovers(
     `database`, an acknowledge and an admission answer 503 `unavailable` and nothing of them is
     stored or audited. Afterwards /health is 200 again by itself and the resent reading is
     stored once."""
-    m = app_factory(db_url=fresh_db)
+    # A 2 s busy timeout: the refusals below each wait it out, and SQLite's 10 s default
+    # would make this the suite's slowest test; PostgreSQL refuses at once.
+    m = app_factory(db_url=fresh_db, sqlite_busy_timeout_s=2.0)
     token = m.add_device("r-mon", "r-bed")
 
     async def first() -> Any:
@@ -188,6 +190,9 @@ def test_a_database_that_refuses_writes_turns_health_to_503_and_recovers(
         assert ack.status_code == 503 and ack.json()["detail"]["code"] == "unavailable"
         assert admit.status_code == 503 and admit.json()["detail"]["code"] == "unavailable"
     poll(lambda: health(m)[0] == 200, timeout=30)
+    # Healthy again by itself on a quiet bed: before any later alarm change was stored (the
+    # silent device's no-data alarm comes only after the clinic's no-data timeout).
+    assert alarms_of(m, "r-bed", "device") == []
 
     async def resend() -> Any:
         async with Device(m.ws_url, "r-mon", token) as dev:

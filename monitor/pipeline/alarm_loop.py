@@ -8,7 +8,8 @@ Rules
    engine's memory is a cache of that function.
 2. The engine sees a reading only after the reading is committed; an alarm change reaches
    panels only after it is committed. A failing alarm write is counted on /health and marks
-   the bed for a rebuild, which replays the record once the store answers again.
+   the bed for a rebuild, which replays the record once the store answers again; once every
+   such bed is rebuilt the stage is healthy again, without waiting for the next alarm change.
 3. Rebuild (at start, on a multi-instance takeover, and after any failure of the engine or
    the alarm store on a bed): drop the bed's engine state; put in force the regimes (session,
    phase, limits) of the horizon by their event times; restore the stored open alarms (with
@@ -530,8 +531,12 @@ class AlarmLoop:
                 if self._rebuild_errors.get(bed_id) != why:
                     self._rebuild_errors[bed_id] = why
                     log.warning("rebuilding bed %s failed (%s); trying again", bed_id, why)
-        if not self._dirty and not self.health.stages[Stage.ENGINE].ok:
-            self.health.ok(Stage.ENGINE, self.clock())
+        if not self._dirty:
+            # Every bed a failure touched is judged from the record again: nothing the engine
+            # or the alarm store failed on is still owed (rule 2), however quiet the ward.
+            for stage in (Stage.ENGINE, Stage.ALARM_STORE):
+                if not self.health.stages[stage].ok:
+                    self.health.ok(stage, self.clock())
 
     # --- the server clock ---------------------------------------------------------------
 
@@ -540,7 +545,8 @@ class AlarmLoop:
             await asyncio.sleep(self.tick_interval_s)
             now = self.clock()
             try:
-                if self._dirty or not self.health.stages[Stage.ENGINE].ok:
+                stages = self.health.stages
+                if self._dirty or not (stages[Stage.ENGINE].ok and stages[Stage.ALARM_STORE].ok):
                     await self._rebuild_dirty()
                 try:
                     changes = self.engine.tick(now)

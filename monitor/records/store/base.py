@@ -73,7 +73,9 @@ class StoreBase:
         self.idempotency = IdempotencyKeys(engine)
 
     @classmethod
-    async def open(cls, url: str, *, sqlite_synchronous: str = "FULL") -> Self:
+    async def open(
+        cls, url: str, *, sqlite_synchronous: str = "FULL", sqlite_busy_timeout_s: float = 10.0
+    ) -> Self:
         await asyncio.to_thread(migrate.upgrade, url)
         engine = create_async_engine(
             migrate.async_url(url), pool_pre_ping=not url.startswith("sqlite")
@@ -88,7 +90,7 @@ class StoreBase:
                 cur.execute(
                     f"PRAGMA synchronous={'FULL' if sqlite_synchronous == 'FULL' else 'NORMAL'}"
                 )
-                cur.execute("PRAGMA busy_timeout=10000")
+                cur.execute(f"PRAGMA busy_timeout={int(sqlite_busy_timeout_s * 1000)}")
                 cur.execute("PRAGMA foreign_keys=ON")
                 cur.close()
 

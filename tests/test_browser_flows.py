@@ -1,5 +1,9 @@
 """Panel flows in headless Chromium against the real monitor and panel processes: sound,
-audio pause, session reports, HL7 values, the real simulator, and the empty trend's axis."""
+audio pause, session reports, HL7 values, the real simulator, and the empty trend's axis.
+
+Over 500 lines, one unit: the flows share one Chromium, panel and monitor, which cost more to
+start than most of these tests take (tests/browser_support.py).
+"""
 
 from __future__ import annotations
 

@@ -6,6 +6,10 @@ frame gets the contract's code, nothing of it is stored, the log names the code 
 patient data, and the other device is acknowledged throughout. Runs on SQLite and
 PostgreSQL on the app in this process (tests/inprocess.py: the device door's semantics, not
 the process); the limits that need other settings (rate, idle) use app_factory.
+
+Over 500 lines, one unit: the corpus table is most of it (about 250 lines of mutations), and
+every test here is the device door's answer to hostile input, with the same bystander device
+and storage checks.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""The pure protocol model (docs/protocols.md): checklist, gates, checkpoints, discharge."""
+"""The pure protocol model (docs/protocols.md): checklist, gates, checkpoints, discharge.
+
+Over 500 lines, one unit: one section per rule family of monitor/clinical/rules/, in the
+order docs/protocols.md gives them, sharing the shipped protocols loaded once above.
+"""
 
 from __future__ import annotations
 

@@ -31,11 +31,11 @@ from tests.polling import poll
 pytestmark = pytest.mark.browser
 
 CHARGE = ("bp-charge", "charge-password-1")
-# The shipped esketamine protocol with its clock shortened: the MOAA/S check overdue 9 s
-# after the first device, the 40-minute BP window from 21 s to 39 s, discharge after 45 s.
+# The shipped esketamine protocol with its clock shortened: the MOAA/S check overdue 6 s
+# after dosing starts, the 40-minute BP window from 12 s to 36 s, discharge after 33 s.
 QUICK_CHECKS = [
-    {"id": "bp-40", "kind": "bp", "anchor": "infusion_start", "offset_min": 0.5, "window_min": 0.15},
-    {"id": "moaas-40", "kind": "moaas", "anchor": "infusion_start", "offset_min": 0.1,
+    {"id": "bp-40", "kind": "bp", "anchor": "infusion_start", "offset_min": 0.4, "window_min": 0.2},
+    {"id": "moaas-40", "kind": "moaas", "anchor": "infusion_start", "offset_min": 0.05,
      "window_min": 0.05},
     {"id": "cadss-40", "kind": "cadss", "anchor": "infusion_start", "offset_min": 30,
      "window_min": 10},
@@ -50,7 +50,7 @@ RAW_KEY = re.compile(
 def _quick_esketamine(data: dict[str, Any]) -> None:
     esk = data["protocols"]["esketamine"]
     esk["checkpoints"] = QUICK_CHECKS
-    esk["discharge"]["after"] = {"anchor": "infusion_start", "min": 0.75}
+    esk["discharge"]["after"] = {"anchor": "infusion_start", "min": 0.55}
 
 
 @pytest.fixture(scope="module")

@@ -37,9 +37,9 @@ from tests.polling import poll
 from tests.wsclient import Device
 
 # ~21 operations x 2 modes x this ...
-EXAMPLES_PER_OPERATION = 10
+EXAMPLES_PER_OPERATION = 6
 # ... then this many stateful scenarios of up to STATEFUL_STEPS linked calls.
-STATEFUL_SCENARIOS = 40
+STATEFUL_SCENARIOS = 25
 STATEFUL_STEPS = 6
 
 # Given an app, schemathesis also draws the literals of its handlers' source by default; those

@@ -93,10 +93,11 @@ def ward_fixture(sqlite_server: MonitorProcess) -> Iterator[dict[str, Any]]:
     ).json()
     for i, bed in enumerate(sorted(devices), start=1):
         d = devices[bed]
-        t = now - 14 * 60
-        while t < now - 20:
-            assert d.send({"hr": 64 + i, "spo2": 97, "rr": 14}, ts=t)["type"] == "ack"
-            t += 30
+        # Every 30 s over the last 14 minutes, sent back to back (one round trip a chair).
+        history = [
+            ({"hr": 64.0 + i, "spo2": 97.0, "rr": 14.0}, now - 840 + 30 * k) for k in range(28)
+        ]
+        assert all(a["type"] == "ack" for a in d.send_all(history))
         cuff = {"sbp": 118 + i, "dbp": 76, "map": 90}
         assert d.send(cuff, ts=time.time(), source="nibp")["type"] == "ack"
     sid = recovery["id"]
@@ -117,8 +118,9 @@ def ward_fixture(sqlite_server: MonitorProcess) -> Iterator[dict[str, Any]]:
     )
     # Judged on device time: 16 s below 85 % ending now is a sustained desaturation.
     end = time.time()
-    for k in range(17):
-        devices[bed_of(ALARMING)].send({"hr": 92, "spo2": 82, "rr": 9}, ts=end - 16 + k)
+    devices[bed_of(ALARMING)].send_all(
+        [({"hr": 92.0, "spo2": 82.0, "rr": 9.0}, end - 16 + k) for k in range(17)]
+    )
     stop = threading.Event()
 
     def stream() -> None:

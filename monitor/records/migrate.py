@@ -1,13 +1,20 @@
-"""Bring a database to the newest schema with Alembic, on a synchronous connection."""
+"""Bring a database to the newest schema with Alembic, on a synchronous connection.
+
+A database already at the newest revision, as at every start but the first after an
+upgrade, is seen to be so without Alembic: importing it and loading the migration scripts
+cost a monitor's start about 0.17 s of CPU. The files are named by their revision ids,
+numbered along the chain (tests/test_migrations.py), so the newest is the last name."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, create_engine, inspect, text
 from sqlalchemy.engine import Engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Any constant works: it only has to be the same for every instance migrating one database.
@@ -43,6 +50,8 @@ def async_url(url: str) -> str:
 
 
 def alembic_config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
@@ -64,6 +73,10 @@ def upgrade(url: str, revision: str = "head") -> None:
             else:
                 conn.exec_driver_sql("PRAGMA journal_mode=WAL")
             rename_legacy_revision(conn)
+            if revision == "head" and current_revision(conn) == head_revision():
+                return
+            from alembic import command
+
             cfg = alembic_config()
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
@@ -81,3 +94,17 @@ def rename_legacy_revision(conn: Connection) -> None:
             text("UPDATE alembic_version SET version_num = :current WHERE version_num = :legacy"),
             {"current": current, "legacy": legacy},
         )
+
+
+def head_revision() -> str:
+    """The newest revision id: the last migration file's name."""
+    return max(p.stem for p in (MIGRATIONS / "versions").glob("[0-9]*.py"))
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The database's one revision stamp; None if it has none (or, merging branches, several:
+    then Alembic decides)."""
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    stamps = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    return str(stamps[0]) if len(stamps) == 1 else None

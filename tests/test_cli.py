@@ -127,6 +127,7 @@ async def test_retention_drops_only_readings_older_than_the_period(app_factory) 
     import asyncio
     import time
 
+    from tests.polling import apoll
     from tests.wsclient import Device
 
     s = await asyncio.to_thread(app_factory)
@@ -137,4 +138,9 @@ async def test_retention_drops_only_readings_older_than_the_period(app_factory) 
     await asyncio.to_thread(s.stop)
     s.settings["retention_days"] = 1
     await asyncio.to_thread(s.start)
-    assert [r["seq"] for r in s.get("/api/readings", bed="ret-bed")["readings"]] == [2]
+
+    def kept() -> list[int]:
+        return [r["seq"] for r in s.get("/api/readings", bed="ret-bed")["readings"]]
+
+    # The sweep runs beside the start, not before /health answers: wait for it.
+    await apoll(lambda: kept() == [2], timeout=20)

@@ -8,6 +8,7 @@ own pass their own ``verify``.
 
 from __future__ import annotations
 
+import functools
 import ssl
 from typing import Any
 
@@ -17,42 +18,25 @@ import httpx
 TLS = ssl.create_default_context(cafile=certifi.where())
 
 
-def _kw(kw: dict[str, Any]) -> dict[str, Any]:
-    kw.setdefault("verify", TLS)
-    return kw
-
-
 def request(method: str, url: str, **kw: Any) -> httpx.Response:
-    return httpx.request(method, url, **_kw(kw))
+    """``httpx.request`` with the shared context (unless ``verify`` is given)."""
+    kw.setdefault("verify", TLS)
+    return httpx.request(method, url, **kw)
 
 
-def get(url: str, **kw: Any) -> httpx.Response:
-    return httpx.get(url, **_kw(kw))
-
-
-def post(url: str, **kw: Any) -> httpx.Response:
-    return httpx.post(url, **_kw(kw))
-
-
-def put(url: str, **kw: Any) -> httpx.Response:
-    return httpx.put(url, **_kw(kw))
-
-
-def patch(url: str, **kw: Any) -> httpx.Response:
-    return httpx.patch(url, **_kw(kw))
-
-
-def delete(url: str, **kw: Any) -> httpx.Response:
-    return httpx.delete(url, **_kw(kw))
-
-
-def options(url: str, **kw: Any) -> httpx.Response:
-    return httpx.options(url, **_kw(kw))
+get = functools.partial(request, "GET")
+post = functools.partial(request, "POST")
+put = functools.partial(request, "PUT")
+patch = functools.partial(request, "PATCH")
+delete = functools.partial(request, "DELETE")
+options = functools.partial(request, "OPTIONS")
 
 
 def Client(**kw: Any) -> httpx.Client:  # noqa: N802  (stands in for the class)
-    return httpx.Client(**_kw(kw))
+    kw.setdefault("verify", TLS)
+    return httpx.Client(**kw)
 
 
 def AsyncClient(**kw: Any) -> httpx.AsyncClient:  # noqa: N802
-    return httpx.AsyncClient(**_kw(kw))
+    kw.setdefault("verify", TLS)
+    return httpx.AsyncClient(**kw)

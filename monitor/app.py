@@ -42,11 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = await Store.open(
-            settings.db,
-            sqlite_synchronous=settings.sqlite_synchronous,
-            sqlite_busy_timeout_s=settings.sqlite_busy_timeout_s,
-        )
+        store = await Store.from_settings(settings)
         engine = AlarmEngine(config)
         hub = Hub(settings.feed_queue_max)
         instance_id = instance_name(settings)

@@ -88,11 +88,7 @@ def _serve(args: argparse.Namespace) -> int:
 async def _with_store(settings: Settings, fn: Any) -> Any:
     from monitor.records.store import Store
 
-    store = await Store.open(
-        settings.db,
-        sqlite_synchronous=settings.sqlite_synchronous,
-        sqlite_busy_timeout_s=settings.sqlite_busy_timeout_s,
-    )
+    store = await Store.from_settings(settings)
     try:
         return await fn(store)
     finally:

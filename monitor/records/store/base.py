@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from monitor.records import migrate
 from monitor.records.idempotency import IdempotencyKeys
 from monitor.records.schema import audit_log
+from monitor.settings import Settings
 
 
 class NotFound(LookupError):
@@ -71,6 +72,16 @@ class StoreBase:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.idempotency = IdempotencyKeys(engine)
+
+    @classmethod
+    async def from_settings(cls, settings: Settings) -> Self:
+        """The store ``settings`` name, with their SQLite options: how the monitor and its
+        commands open it."""
+        return await cls.open(
+            settings.db,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            sqlite_busy_timeout_s=settings.sqlite_busy_timeout_s,
+        )
 
     @classmethod
     async def open(

@@ -410,7 +410,11 @@ def test_tile_words_are_plain_ages_clocks_and_signal_names(panel: PanelProcess, 
     """docs/panel.md: the tiles' formatter says "3 min ago", "3 d ago", "15 y ago" (never
     "360 h"), clocks as 14:06, and an alarm as "SpO₂ below 90 %: medium" with integers."""
     page.goto(panel.url + "/")
-    page.wait_for_function("!!window.vigil?.fmt")
+    # The words come from the page's constants, which Dash renders after the scripts load:
+    # wait for both, or a check's word is looked up before it exists.
+    page.wait_for_function(
+        "!!window.vigil?.fmt && !!document.querySelector('#vigil-config[data-constants]')"
+    )
     ages = page.evaluate(
         "[59, 3599, 86399, 3 * 86400, 15.4 * 365.25 * 86400].map(a => window.vigil.fmt.ago(a))"
     )

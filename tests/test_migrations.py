@@ -35,7 +35,7 @@ RENUMBERED = {
     "0008_course": "0007_course",
     "0009_atomic": "0008_atomic",
 }
-HEAD = "0008_atomic"
+HEAD = "0009_replay"
 
 
 def _chain() -> list[tuple[str, str]]:

@@ -34,6 +34,10 @@ class Record:
     open_alarms: list[Alarm]
     recent_alarms: list[Alarm]
     readings: list[Reading]
+    # A watched open session's events and cuff readings, when the store read them with the
+    # record (a rebuild of many beds at once); None: not read, the checkpoints read them.
+    watched_events: list[pm.SessionEvent] | None = None
+    cuff: list[Reading] | None = None
 
 
 def replay(

@@ -17,7 +17,10 @@ Rules
    skipping per signal what a stored alarm already accounts for; restore the technical alarms;
    restart the devices' silence clocks (the replay itself is pure: monitor.alarms.replay).
    Alarm ids are deterministic, so a replay meets stored alarms instead of raising them
-   twice, and raises those a crash kept from being stored.
+   twice, and raises those a crash kept from being stored. A start reads the record of every
+   bed at once, in statements that do not grow with the beds (monitor.records.store.replay);
+   a bed with nothing in its horizon and no device ever heard is skipped, costing nothing;
+   its alarms are stored in one write and the start logs one line (per bed: DEBUG).
 4. The horizon is what can still affect the present: ``REPLAY_WINDOW_S`` back (longer than
    any delay, latch or escalation window of the clinic config), or back to when the bed's
    state went bad, at most ``REPLAY_MAX_S``.
@@ -54,6 +57,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Final
 
@@ -130,25 +134,72 @@ class AlarmLoop:
 
     # --- lifecycle ----------------------------------------------------------------------
 
-    async def start(self, beds: Iterable[BedRow]) -> None:
-        """Rebuild every bed from the record (rule 3), then start the ticker."""
-        last_seen = await self.store.last_seen()
+    async def start(
+        self, beds: Iterable[BedRow], last_seen: Mapping[str, float] | None = None
+    ) -> None:
+        """Rebuild every bed from the record (rule 3), reading all of their records at once,
+        then start the ticker. ``last_seen``: each device's last sign of life in the record
+        (read here if not given)."""
+        started = time.monotonic()
+        if last_seen is None:
+            last_seen = await self.store.last_seen()
+        every = list(beds)
+        here = [b for b in every if self.gate.route(b["id"]) is Route.HERE]
+        now = self.clock()
+        records: dict[str, Record] | None
+        try:
+            records = await self.store.records_to_replay(
+                now - REPLAY_WINDOW_S,
+                bed_ids=None if len(here) == len(every) else [b["id"] for b in here],
+                watched_protocols=self.checkpoints.watched_protocols(),
+            )
+        except Exception:
+            # One unreadable row fails the read of every bed: read bed by bed instead, so
+            # that only the bed holding it is left to the retry.
+            log.warning(
+                "reading every bed's record at once failed; reading bed by bed", exc_info=True
+            )
+            records = None
         failed: dict[str, str] = {}
-        for bed in beds:
-            if self.gate.route(bed["id"]) is not Route.HERE:
-                continue  # another instance's, or adopted later (adopt_bed)
+        changed: list[Alarm] = []
+        rebuilt = 0
+        for bed in here:
+            bed_id = bed["id"]
             # Only devices still in service restart their silence clock.
             seen = {d: last_seen.get(d, 0.0) for d in bed["devices"]}
+            record = records.get(bed_id) if records is not None else None
+            if records is not None and record is None and not any(seen.values()):
+                continue  # nothing stored that could affect it now: it costs nothing
             try:
-                await self.rebuild(bed["id"], last_seen=seen, seen_now=True)
+                if record is None:
+                    record = (
+                        await self.load_record(bed_id, self.horizon(bed_id, now))
+                        if records is None
+                        else Record(sessions=[], open_alarms=[], recent_alarms=[], readings=[])
+                    )
+                these = await self._rebuilt(bed_id, record, last_seen=seen, seen_now=True)
+                self._log_rebuilt(logging.DEBUG, bed_id, record, these)
+                changed += these
+                rebuilt += 1
             except Exception as e:
                 # One bed's unreadable record must not keep the ward from starting: the bed
                 # is marked (its readings are stored and replayed by the retry), the engine
                 # stage fails on /health until it is rebuilt, and the rest goes on.
-                self._mark_dirty(bed["id"])
+                self._mark_dirty(bed_id)
                 self.health.failed(Stage.ENGINE, self.clock(), type(e).__name__)
-                failed[bed["id"]] = f"{type(e).__name__}: {e}"
-                log.debug("rebuilding bed %s at start failed", bed["id"], exc_info=True)
+                failed[bed_id] = f"{type(e).__name__}: {e}"
+                log.debug("rebuilding bed %s at start failed", bed_id, exc_info=True)
+        # One write for the whole ward; if it fails, its beds are rebuilt by the ticker.
+        await self.persist_quietly(changed)
+        log.info(
+            "rebuilt %d of %d bed(s) from the record in %.2f s: %d open alarm(s) restored, "
+            "%d change(s) stored",
+            rebuilt,
+            len(here),
+            time.monotonic() - started,
+            sum(len(r.open_alarms) for r in (records or {}).values()),
+            len(changed),
+        )
         if failed:
             log.error(
                 "could not rebuild %d bed(s) from the record; retrying every tick: %s",
@@ -474,12 +525,30 @@ class AlarmLoop:
 
         ``release`` (a takeover) is called right after the replay, with no await between: it
         hands over what was held for the bed meanwhile, which is then judged too."""
-        now = self.clock()
-        record = await self.load_record(bed_id, self.horizon(bed_id, now))
+        record = await self.load_record(bed_id, self.horizon(bed_id, self.clock()))
         if last_seen is None:
             beds = await self.store.list_beds()
             in_service: list[str] = next((b["devices"] for b in beds if b["id"] == bed_id), [])
             last_seen = {d: self.caches.last_seen.get(d, 0.0) for d in in_service}
+        changed = await self._rebuilt(
+            bed_id, record, last_seen=last_seen, seen_now=seen_now, release=release
+        )
+        # A takeover or a repair, one bed at a time: worth a line each (a start logs one).
+        self._log_rebuilt(logging.INFO, bed_id, record, changed)
+        await self.persist(changed)
+        return changed
+
+    async def _rebuilt(
+        self,
+        bed_id: str,
+        record: Record,
+        *,
+        last_seen: Mapping[str, float],
+        seen_now: bool,
+        release: Callable[[], Sequence[Held]] | None = None,
+    ) -> list[Alarm]:
+        """Replay ``record`` into the bed's engine state and checkpoints; returns what
+        changed, for the caller to store."""
         changed, replayed = replay(
             self.engine, bed_id, record, now=self.clock(), last_seen=last_seen, seen_now=seen_now
         )
@@ -505,15 +574,17 @@ class AlarmLoop:
             if current is not None and rows:
                 changed += await self._apply_session(bed_id, current, rows[0])
         self.rebuilds += 1
-        log.info(
+        return changed
+
+    def _log_rebuilt(self, level: int, bed_id: str, record: Record, changed: list[Alarm]) -> None:
+        log.log(
+            level,
             "rebuilt bed %s from the record: %d open alarms, %d readings replayed, %d changes",
             bed_id,
             len(record.open_alarms),
             len(record.readings),
             len(changed),
         )
-        await self.persist(changed)
-        return changed
 
     async def _rebuild_dirty(self) -> None:
         for bed_id in list(self._dirty):

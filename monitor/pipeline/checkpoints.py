@@ -41,8 +41,20 @@ class Checkpoints:
         self.watching: dict[str, Watch] = {}  # bed -> its open session's checkpoints
         self.live: dict[str, Alarm] = {}  # the live checkpoint alarms, by id
 
-    async def watch_session(self, bed_id: str, row: SessionRegime) -> list[SessionEventRow] | None:
-        """Watch a session's checkpoints from what is stored now, or stop watching it.
+    def watched_protocols(self) -> set[str]:
+        """The clinic's protocols whose sessions are watched: those with checkpoints."""
+        return {name for name, p in self.engine.config.protocols.items() if p.checkpoints}
+
+    async def watch_session(
+        self,
+        bed_id: str,
+        row: SessionRegime,
+        *,
+        events: list[pm.SessionEvent] | None = None,
+        cuff: list[Reading] | None = None,
+    ) -> list[SessionEventRow] | None:
+        """Watch a session's checkpoints from what is stored now, or stop watching it; its
+        events and cuff readings are read here unless the caller read both.
         Returns the session's events when it loaded them, so the caller need not again."""
         protocol = self.engine.config.protocols.get(row.get("protocol") or "")
         if row["ended_at"] is not None or protocol is None or not protocol.checkpoints:
@@ -50,16 +62,19 @@ class Checkpoints:
             if current is not None and (current.session_id == row["id"] or row["ended_at"] is None):
                 del self.watching[bed_id]
             return None
-        events = await self.store.session_events(row["id"])
+        if events is not None and cuff is not None:
+            self.watching[bed_id] = Watch(row["id"], protocol, row["opened_at"], events, cuff)
+            return None
+        rows = await self.store.session_events(row["id"])
         cuff = await self.store.readings(session_id=row["id"], source="nibp", limit=20_000)
         self.watching[bed_id] = Watch(
             session_id=row["id"],
             protocol=protocol,
             opened_at=row["opened_at"],
-            events=[pm.SessionEvent(e["type"], e["at"], e["data"], e["id"]) for e in events],
+            events=[pm.SessionEvent(e["type"], e["at"], e["data"], e["id"]) for e in rows],
             cuff=cuff,
         )
-        return events
+        return rows
 
     def note_reading(self, r: Reading) -> None:
         """A stored reading: a cuff reading of a watched bed's session joins its cuff."""
@@ -114,7 +129,9 @@ class Checkpoints:
         self.watching.pop(bed_id, None)
         open_row = next((r for r, _ in record.sessions if r["ended_at"] is None), None)
         if open_row is not None:
-            await self.watch_session(bed_id, open_row)
+            await self.watch_session(
+                bed_id, open_row, events=record.watched_events, cuff=record.cuff
+            )
 
     def release(self, bed_id: str) -> list[Alarm]:
         """Forget a bed judged elsewhere from now on: its live checkpoint alarms as they

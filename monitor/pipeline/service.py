@@ -131,13 +131,12 @@ class Monitor:
         for row in await self.store.session_rows(open_only=True, limit=10_000):
             self.caches.note_session(row)
         beds = await self.store.list_beds()
-        for bed in beds:
-            latest = await self.store.latest_values(bed["id"])
-            if latest:
-                self.caches.latest[bed["id"]] = latest
-        for dev_id, at in (await self.store.last_seen()).items():
+        # A handful of statements for the whole ward, however many beds it has.
+        self.caches.latest.update(await self.store.latest_values_of_beds())
+        last_seen = await self.store.last_seen()
+        for dev_id, at in last_seen.items():
             self.caches.seen(dev_id, at)
-        await self.alarms.start(beds)
+        await self.alarms.start(beds, last_seen)
         _tame_gc()
         self.writer.start()
         self._tasks = [

@@ -181,6 +181,9 @@ readings = Table(
     UniqueConstraint("device_id", "seq", name="uq_readings_device_seq"),
 )
 Index("ix_readings_bed_ts", readings.c.bed_id, readings.c.ts)
+# A rebuild reads every bed's recent record in one range on receive time (device time is
+# bounded by it): monitor.records.store.replay.
+Index("ix_readings_received", readings.c.received_at)
 
 # Retention deletes readings by device time; the highest seq swept per device is kept so that
 # a late resend of a swept (device, seq) is still recognised as already stored.

@@ -2,7 +2,7 @@
 
 One ``Store`` assembled from one part per aggregate, each in its own module on the shared
 engine of ``base``: devices (beds, devices, bindings), users (and access tokens), readings
-(and retention), sessions (and their events), course (a patient's sessions, REMS sign-off),
+(and retention), replay (a rebuild's reads, for every bed at once), sessions (and their events), course (a patient's sessions, REMS sign-off),
 alarms and audit. Callers see one object and import from ``monitor.records.store`` only.
 The rows it hands back are typed in ``rows`` (``SessionRow`` and the others), so mypy checks
 each ``row["key"]`` a caller reads.
@@ -16,6 +16,7 @@ from monitor.records.store.base import AuditNote, Conflict, NotFound, StoreBase
 from monitor.records.store.course import CourseRecords
 from monitor.records.store.devices import DeviceRecords, DeviceRow
 from monitor.records.store.readings import ReadingRecords, reading_from_row
+from monitor.records.store.replay import ReplayRecords
 from monitor.records.store.rows import AuditRow, BedRow, RemsRow, SessionEventRow, SessionRow
 from monitor.records.store.sessions import SessionRecords
 from monitor.records.store.users import UserRecords, UserRow
@@ -42,6 +43,7 @@ class Store(
     DeviceRecords,
     UserRecords,
     ReadingRecords,
+    ReplayRecords,
     SessionRecords,
     CourseRecords,
     AlarmRecords,

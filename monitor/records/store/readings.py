@@ -14,7 +14,14 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from monitor.clinical import session as session_model
 from monitor.core.model import Reading
-from monitor.records.schema import SIGNAL_COLUMNS, heartbeats, readings, retention_marks, sessions
+from monitor.records.schema import (
+    SIGNAL_COLUMNS,
+    devices,
+    heartbeats,
+    readings,
+    retention_marks,
+    sessions,
+)
 from monitor.records.store.base import StoreBase
 
 
@@ -285,12 +292,22 @@ class ReadingRecords(StoreBase):
             return int((await conn.execute(stmt)).scalar_one())
 
     async def last_seen(self) -> dict[str, float]:
-        """Each device's newest receive time, to restart the no-data clock after a restart."""
-        stmt = select(readings.c.device_id, func.max(readings.c.received_at)).group_by(
-            readings.c.device_id
+        """Each registered device's last sign of life in the record: the receive time of its
+        newest reading (highest seq), for the no-data clock and the panel after a restart.
+
+        A device numbers its readings in the order it sends them, so its highest seq is its
+        latest send; reading it is one step down uq_readings_device_seq per device, where the
+        largest receive time would scan every stored reading (seconds, with hours of them)."""
+        newest = (
+            select(readings.c.received_at)
+            .where(readings.c.device_id == devices.c.id)
+            .order_by(readings.c.seq.desc())
+            .limit(1)
+            .scalar_subquery()
         )
+        stmt = select(devices.c.id, newest)
         async with self.engine.connect() as conn:
-            return {d: t for d, t in (await conn.execute(stmt)).all()}
+            return {d: t for d, t in (await conn.execute(stmt)).all() if t is not None}
 
     async def delete_readings_before(self, cutoff: float, now: float | None = None) -> int:
         """Retention: drop readings measured (device time) before ``cutoff``.

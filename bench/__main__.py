@@ -1,29 +1,36 @@
-"""`python -m bench [--quick] [--only ingest,capacity,alarms,panel,memory] [--out FILE]`.
+"""`python -m bench [--quick] [--only startup,ingest,capacity,alarms,panel,memory] [--out FILE]`.
 
 Runs the benchmarks (each server and each load generator in its own process, loopback only),
 prints one table with every figure beside its baseline from the same run, and writes it with
 the details to docs/performance.md (a --quick or --only run writes nothing unless --out is given).
+A benchmark that raises is reported as a failed row of its own; the others still run.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import math
 import os
 import platform
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from bench import common
-from bench.results import Section, table
+from bench.results import Row, Section, table
 
-ALL = ("ingest", "capacity", "alarms", "panel", "memory")
+ALL = ("startup", "ingest", "capacity", "alarms", "panel", "memory")
 DOC = common.ROOT / "docs" / "performance.md"
 NOTES = common.ROOT / "bench" / "notes.md"
 
 
 def _run(name: str, work: Path, a: argparse.Namespace) -> Section:
+    if name == "startup":
+        from bench import startup
+
+        return startup.run(work, a.quick)
     if name == "ingest":
         from bench import ingest
 
@@ -43,6 +50,26 @@ def _run(name: str, work: Path, a: argparse.Namespace) -> Section:
     from bench import memory
 
     return memory.run(work, a.quick, hours=a.memory_hours, speed=a.memory_speed)
+
+
+def _failed(name: str, e: Exception) -> Section:
+    """A benchmark whose run raised: one row saying so, so the table is still printed whole
+    (and the run completes) instead of losing every other section's figures."""
+    why = f"{type(e).__name__}: {e}".strip().splitlines()[0][:200]
+    s = Section(f"{name} (failed)")
+    s.rows.append(
+        Row(
+            f"{name}: section failed ({type(e).__name__})",
+            math.nan,
+            "",
+            math.nan,
+            "not measured",
+            ok=False,
+            note=why,
+        )
+    )
+    s.details.append(f"- The {name} benchmark raised {why}; the traceback went to stderr.")
+    return s
 
 
 def render(sections: list[Section], a: argparse.Namespace, took_s: float) -> str:
@@ -92,7 +119,12 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             started = time.monotonic()
             print(f"bench: {name} ...", file=sys.stderr, flush=True)
-            sections.append(_run(name, work, a))
+            try:
+                sections.append(_run(name, work, a))
+            except Exception as e:  # a broken benchmark must not lose the others' figures
+                traceback.print_exc()
+                print(f"bench: {name} failed: {e!r}", file=sys.stderr, flush=True)
+                sections.append(_failed(name, e))
             print(
                 f"bench: {name} done in {time.monotonic() - started:.0f} s",
                 file=sys.stderr,

@@ -184,7 +184,9 @@ class ServerProcess:
         assert self.proc is not None
         return self.proc.pid
 
-    def start(self, timeout: float = 60.0) -> ServerProcess:
+    def start(self, timeout: float = 60.0, every_s: float = 0.1) -> ServerProcess:
+        """Launch, then poll the health URL every ``every_s`` until it answers 200; raises
+        RuntimeError (the process stopped) if it exits or is not healthy within ``timeout``."""
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             self.cmd,
@@ -201,7 +203,7 @@ class ServerProcess:
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(self.base_url + self.health, timeout=1).status_code == 200:
                     return self
-            time.sleep(0.1)
+            time.sleep(every_s)
         self.stop()
         raise RuntimeError(f"{self.cmd[2]} did not start:\n{self.log_tail()}")
 

@@ -140,22 +140,27 @@ async def _batch_count(url: str, provisioned: int, in_batch: int, *, history: bo
     counter = Counter(store)
     try:
         await monitor.start()
-        batch = [
-            make_reading(
-                {"hr": 72.0, "spo2": 86.0, "rr": 14.0},
-                ts=NOW,
-                seq=10_000,
-                device_id=f"dev-{i:03d}",
-                bed_id=f"bed-{i:03d}",
-            )
-            for i in range(in_batch)
-        ]
+
+        def batch(k: int) -> list[Reading]:
+            return [
+                make_reading(
+                    {"hr": 72.0, "spo2": 86.0, "rr": 14.0},
+                    ts=NOW + k,
+                    seq=10_000 + k,
+                    device_id=f"dev-{i:03d}",
+                    bed_id=f"bed-{i:03d}",
+                )
+                for i in range(in_batch)
+            ]
+
+        # The first batch after a start reads what the store keeps between batches (the
+        # retention marks); the second is the steady state that is counted.
+        await asyncio.gather(*[monitor.ingest.submit(r) for r in batch(0)])
         counter.counting = True
         # Queued with no await between, the writer takes them as one batch.
-        done = [monitor.ingest.submit(r) for r in batch]
-        await asyncio.gather(*done)
+        await asyncio.gather(*[monitor.ingest.submit(r) for r in batch(1)])
         counter.counting = False
-        assert monitor.writer.stats["stored"] == in_batch
+        assert monitor.writer.stats["stored"] == 2 * in_batch
         return counter.count
     finally:
         await monitor.stop()

@@ -162,7 +162,7 @@ class AlarmLoop:
             records = None
         failed: dict[str, str] = {}
         changed: list[Alarm] = []
-        rebuilt = 0
+        rebuilt = restored = 0
         for bed in here:
             bed_id = bed["id"]
             # Only devices still in service restart their silence clock.
@@ -181,6 +181,7 @@ class AlarmLoop:
                 self._log_rebuilt(logging.DEBUG, bed_id, record, these)
                 changed += these
                 rebuilt += 1
+                restored += len(record.open_alarms)
             except Exception as e:
                 # One bed's unreadable record must not keep the ward from starting: the bed
                 # is marked (its readings are stored and replayed by the retry), the engine
@@ -197,7 +198,7 @@ class AlarmLoop:
             rebuilt,
             len(here),
             time.monotonic() - started,
-            sum(len(r.open_alarms) for r in (records or {}).values()),
+            restored,
             len(changed),
         )
         if failed:
@@ -240,6 +241,10 @@ class AlarmLoop:
         return None
 
     # --- the engine, guarded --------------------------------------------------------------
+
+    def dirty_beds(self) -> set[str]:
+        """The beds whose state is not trusted, waiting for a rebuild from the record."""
+        return set(self._dirty)
 
     def _mark_dirty(self, bed_id: str) -> None:
         self._dirty.setdefault(bed_id, self.clock())

@@ -65,11 +65,15 @@ class Writer:
         self.stats = {"stored": 0, "duplicates": 0, "rejected": 0, "failed": 0}
         self.last_commit: float | None = None
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._probe: asyncio.Task[None] | None = None
         health.use(Stage.WRITER, self._alive)
         health.use(Stage.DATABASE)
 
     def start(self) -> None:
+        # Kept: asyncio.get_running_loop() makes a getpid() system call on Python 3.11, and
+        # submit runs once a reading.
+        self._loop = asyncio.get_running_loop()
         self.last_commit = self.clock()
         self._task = asyncio.create_task(self._run(), name="vigil-writer")
         self._probe = asyncio.create_task(self._prober(), name="vigil-db-probe")
@@ -90,7 +94,8 @@ class Writer:
 
         A ``correction`` replaces what is stored for its device and device time, signal by
         signal, and is judged and published like a new reading when it changed anything."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = self._loop if self._loop is not None else asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
         self.queue.put_nowait(_Pending(reading, fut, correction))
         return fut
 

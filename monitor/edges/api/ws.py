@@ -254,34 +254,25 @@ async def feed_socket(ws: WebSocket) -> None:
         now = monitor.clock()
         beds = await monitor.beds_json()
         await ws.send_text(feed.hello_message(now, beds, monitor.health.failing(now)))
-        while not reader.done() and not watch.done():
-            message: str | None = None
-            if not client.queue.empty() and not client.dropped.is_set():
-                # Backlog: send it without three tasks and a wait per message. That overhead
-                # made a panel fall 2,048 messages behind and be dropped at ~6k readings/s.
-                message = client.queue.get_nowait()
-            else:
-                get = asyncio.create_task(client.queue.get())
-                dropped = asyncio.create_task(client.dropped.wait())
-                done, _ = await asyncio.wait(
-                    {get, dropped, reader, watch}, return_when=asyncio.FIRST_COMPLETED
-                )
-                if get not in done:
-                    get.cancel()
-                dropped.cancel()
-                if get in done:
-                    message = get.result()
-            if client.dropped.is_set():
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(ws.send_text(feed.bye_message(client.reason)), 1.0)
-                await _close(ws, 1013, client.reason[:100])
-                return
-            if message is not None:
-                try:
-                    async with asyncio.timeout(10.0):
-                        await ws.send_text(message)
-                except TimeoutError:
-                    client.drop("too slow: a send to the panel timed out")
+        loop = asyncio.get_running_loop()
+        # A panel gone or a login ended stops the sender as a queued message wakes it.
+        reader.add_done_callback(client.stop)
+        watch.add_done_callback(client.stop)
+        # One timeout for the connection, armed around each send (10 s) rather than made
+        # anew for each message; when it fires the panel is dropped as too slow.
+        try:
+            async with asyncio.timeout(None) as send_deadline:
+                while (message := await client.next(loop)) is not None:
+                    send_deadline.reschedule(loop.time() + 10.0)
+                    await ws.send_text(message)
+                    send_deadline.reschedule(None)
+        except TimeoutError:
+            client.drop("too slow: a send to the panel timed out")
+        if client.is_dropped:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.send_text(feed.bye_message(client.reason)), 1.0)
+            await _close(ws, 1013, client.reason[:100])
+            return
         if watch.done():
             # No bye first: the panel must see the 1008 (and stop reconnecting with this token).
             log.info("feed client %s closed: %s", client.name, LOGIN_ENDED)

@@ -15,6 +15,9 @@ from bench.results import Row, Section
 
 LIMIT_MS = 100.0
 GOAL = 5000
+# Server CPU per reading against the bare endpoint's at the same load: the bound and the aim.
+CPU_GOAL = 3.0
+CPU_AIM = 2.0
 
 
 def _ramp(
@@ -38,6 +41,12 @@ def _ramp(
         m["server_cpu"] = round(cpu.cpu_between(*m["window"]), 2)
         m["holds"] = loadgen.passes(m, LIMIT_MS)
     return list(r["steps"])
+
+
+def _cpu_per_reading_us(m: dict[str, Any]) -> float:
+    """Server CPU (cores over the measured window) per reading answered, in µs."""
+    rate = m["ack"]["n"] / max(m["window"][1] - m["window"][0], 1e-9)
+    return m["server_cpu"] / rate * 1e6 if rate else float("nan")
 
 
 def _held(steps: list[dict[str, Any]]) -> tuple[int, bool]:
@@ -92,6 +101,23 @@ def run(work: Path, quick: bool) -> Section:
             note="held at every step (ramp top)" if never_failed else "",
         )
     )
+    # CPU per reading at one load both ramps reached (1,000 beds, or the quick run's top).
+    at = 1000 if not quick else max(p["steps"])
+    mon_at = next((m for m in steps if m["beds"] == at), None)
+    bare_at = next((m for m in bare_steps if m["beds"] == at), None)
+    if mon_at is not None and bare_at is not None:
+        mon_us, bare_us = _cpu_per_reading_us(mon_at), _cpu_per_reading_us(bare_at)
+        s.rows.append(
+            Row(
+                f"server CPU per reading, {at:,} beds at 1 Hz",
+                mon_us,
+                "µs",
+                bare_us,
+                "bare ws, same load",
+                goal=f"≤ {CPU_GOAL:g}× (goal {CPU_AIM:g}×)" if not quick else "(quick run)",
+                ok=(mon_us <= CPU_GOAL * bare_us) if not quick else None,
+            )
+        )
     s.details += [
         f"- Ramp {', '.join(f'{x:,}' for x in p['steps'])} beds; {p['warmup_s']:g} s warm-up and "
         f"{p['duration_s']:g} s measured per step; stops after the first step that fails.",

@@ -211,6 +211,7 @@ class Dev:
         "ws",
         "seq",
         "sent",
+        "unfed",
         "phase",
         "alarm_sent",
         "acks",
@@ -223,7 +224,10 @@ class Dev:
         self.id, self.bed, self.token, self.kind, self.phase = device_id, bed, token, kind, phase
         self.ws: RawWS | None = None
         self.seq = 0
+        # Send times by seq: one map for the ack, one for the feed, each emptied by its own
+        # answer, whichever of the two arrives first.
         self.sent: dict[int, float] = {}
+        self.unfed: dict[int, float] = {}
         self.alarm_sent: float | None = None
         self.acks = 0
         self.errors = 0
@@ -289,7 +293,7 @@ class Ward:
             dev = self.by_id.get(msg["device_id"])
             if dev is None:
                 return
-            t = dev.sent.pop(msg["seq"], None)
+            t = dev.unfed.pop(msg["seq"], None)
             if t is not None and self.rec.inside(t):
                 self.rec.fed += 1
                 self.rec.feed_lat.append(now - t)
@@ -322,7 +326,7 @@ class Ward:
             seq = msg.get("seq")
             if msg.get("type") == "ack":
                 dev.acks += 1
-                t = dev.sent.get(seq) if self.feed is not None else dev.sent.pop(seq, None)
+                t = dev.sent.pop(seq, None)
                 if t is not None and rec.inside(t):
                     rec.acked += 1
                     rec.ack_lat.append(now - t)
@@ -388,6 +392,8 @@ class Ward:
                     dev.closed_code = ws.closed.result() if ws.closed.done() else 1006
                     continue
                 dev.sent[n + 1] = now
+                if self.feed is not None:
+                    dev.unfed[n + 1] = now
                 dev.seq = n + 1
                 if completes:
                     dev.alarm_sent = now
@@ -399,6 +405,7 @@ class Ward:
         await asyncio.sleep(warmup_s)
         for d in self.devs:
             d.sent.clear()
+            d.unfed.clear()
         self.rec = rec = Recorder()
         cpu0, t0 = time.process_time(), time.perf_counter()
         w0 = time.time()

@@ -1,5 +1,5 @@
 """Tables. Times are epoch seconds (UTC) as double precision: device time and receive time
-are both kept for readings. Changes to this file need a migration in monitor/migrations."""
+are both kept for readings. Changes to this file need a migration in monitor/records/migrations."""
 
 from __future__ import annotations
 

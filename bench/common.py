@@ -146,11 +146,13 @@ def seed(
         finally:
             await store.close()
 
-    _run_async(run())
+    run_async(run())
     return Fleet([(d, b, t) for (d, b), t in zip(pairs, tokens, strict=True)])
 
 
-def _run_async(coro: Any) -> Any:
+def run_async(coro: Any) -> Any:
+    """Run a coroutine to its end from synchronous bench code (in a thread of its own, so a
+    caller already inside an event loop can use it too)."""
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coro).result()
 

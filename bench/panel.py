@@ -86,7 +86,7 @@ def _seed_history(db_url: str, fleet: common.Fleet, minutes: float) -> None:
         finally:
             await store.close()
 
-    common._run_async(run())
+    common.run_async(run())
 
 
 class Meter:

@@ -278,7 +278,7 @@ def seed_sessions(
         finally:
             await store.close()
 
-    return int(common._run_async(run()))
+    return int(common.run_async(run()))
 
 
 # --- measuring ----------------------------------------------------------------------------

@@ -134,15 +134,11 @@ class AlarmLoop:
 
     # --- lifecycle ----------------------------------------------------------------------
 
-    async def start(
-        self, beds: Iterable[BedRow], last_seen: Mapping[str, float] | None = None
-    ) -> None:
+    async def start(self, beds: Iterable[BedRow], last_seen: Mapping[str, float]) -> None:
         """Rebuild every bed from the record (rule 3), reading all of their records at once,
         then start the ticker. ``last_seen``: each device's last sign of life in the record
-        (read here if not given)."""
+        (``Store.last_seen``, which the caller has read for its caches too)."""
         started = time.monotonic()
-        if last_seen is None:
-            last_seen = await self.store.last_seen()
         every = list(beds)
         here = [b for b in every if self.gate.route(b["id"]) is Route.HERE]
         now = self.clock()

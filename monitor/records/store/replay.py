@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterable, Sequence
 from typing import Any, Final
 
 from sqlalchemy import select, true, union
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from monitor.alarms.replay import Record, SessionRegime
@@ -141,7 +142,7 @@ class ReplayRecords(StoreBase):
         return {bed_id: Record(**parts) for bed_id, parts in by_bed.items()}
 
     async def _cuff_of(
-        self, conn: Any, watched: Sequence[SessionRow], rows: Sequence[SessionRow]
+        self, conn: AsyncConnection, watched: Sequence[SessionRow], rows: Sequence[SessionRow]
     ) -> dict[str, list[Reading]]:
         """The cuff readings of each watched open session, by bed: those of its bed whose
         device time its membership span holds (the rule of ``ReadingRecords.readings``)."""

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -203,3 +206,20 @@ def test_parser_never_raises_anything_but_protocol_error_on_raw_bytes(data: byte
         parse_frame(data, device_id=DEV, now=T0)
     except ProtocolError as e:
         assert isinstance(e.code, ErrorCode)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.floats(min_value=-62_135_596_800.0, max_value=253_402_300_799.0))
+def test_rfc3339_text_has_four_digit_years_truncated_milliseconds_and_reads_back(
+    epoch: float,
+) -> None:
+    """docs/protocol.md timestamps: RFC 3339 UTC, a four-digit year even before 1000, the
+    milliseconds truncated (never rounded into the next second), and parsed back to them."""
+    text = to_rfc3339(epoch)
+    assert text is not None
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z", text), text
+    dt = datetime.fromtimestamp(epoch, tz=UTC)
+    assert text.startswith(f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:")
+    assert text[-4:-1] == f"{dt.microsecond // 1000:03d}"
+    held = dt.replace(microsecond=dt.microsecond // 1000 * 1000).timestamp()
+    assert parse_rfc3339(text) == pytest.approx(held, abs=1e-6)

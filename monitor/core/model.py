@@ -156,9 +156,10 @@ def to_rfc3339(epoch: float | None) -> str | None:
     """Epoch seconds to RFC 3339 UTC with milliseconds and a trailing Z."""
     if epoch is None:
         return None
-    dt = datetime.fromtimestamp(epoch, tz=UTC)
-    # RFC 3339 years have four digits; strftime's %Y drops the zeros before year 1000.
-    return f"{dt.year:04d}" + dt.strftime("-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    # isoformat pads the year to four digits (strftime's %Y drops the zeros before year 1000)
+    # and truncates to milliseconds; it is several times cheaper than strftime, and this
+    # runs for every reading fed to the panels. The offset of a UTC datetime is "+00:00".
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def parse_rfc3339(text: str) -> float:

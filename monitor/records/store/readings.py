@@ -24,6 +24,10 @@ from monitor.records.schema import (
 )
 from monitor.records.store.base import StoreBase
 
+# Built once: SQLAlchemy memoizes a statement's cache key on the statement object, so one
+# built per batch paid for its key (and its construction) on every batch.
+_MARKS_VERSION = select(func.count(), func.sum(retention_marks.c.swept_seq))
+
 
 def reading_from_row(row: Row[Any]) -> Reading:
     m = row._mapping
@@ -103,9 +107,7 @@ class ReadingRecords(StoreBase):
         aggregate a batch, and the marks themselves again only after a sweep changed them.
         (Reading the batch's devices' marks by name cost a tenth of a loaded monitor's CPU:
         an IN list of a thousand names compiled per batch.)"""
-        version = tuple(
-            (await conn.execute(select(func.count(), func.sum(retention_marks.c.swept_seq)))).one()
-        )
+        version = tuple((await conn.execute(_MARKS_VERSION)).one())
         if version != self._marks_version:
             rows = await conn.execute(
                 select(retention_marks.c.device_id, retention_marks.c.swept_seq)

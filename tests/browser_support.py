@@ -126,7 +126,11 @@ class SyncDevice:
 
 @pytest.fixture(scope="module", name="browser")
 def browser_fixture() -> Iterator[Any]:
-    """One headless Chromium per test module (launching one costs about a second)."""
+    """One headless Chromium per test module. Not per session: sync Playwright keeps its loop
+    marked running, so the asyncio tests that xdist puts on the same worker would fail
+    ("asyncio.run() cannot be called from a running event loop"); and the launch is a quarter
+    of a second beside the module's own monitor and panel (about 7 s), whose ward its tests
+    read and so cannot share."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

@@ -167,12 +167,10 @@ class AlarmLoop:
             if records is not None and record is None and not any(seen.values()):
                 continue  # nothing stored that could affect it now: it costs nothing
             try:
-                if record is None:
-                    record = (
-                        await self.load_record(bed_id, self.horizon(bed_id, now))
-                        if records is None
-                        else Record(sessions=[], open_alarms=[], recent_alarms=[], readings=[])
-                    )
+                if records is None:  # the ward's read failed: this bed's own
+                    record = await self.load_record(bed_id, self.horizon(bed_id, now))
+                elif record is None:  # a device heard once, nothing else in the horizon
+                    record = Record(sessions=[], open_alarms=[], recent_alarms=[], readings=[])
                 these = await self._rebuilt(bed_id, record, last_seen=seen, seen_now=True)
                 self._log_rebuilt(logging.DEBUG, bed_id, record, these)
                 changed += these

@@ -2,8 +2,8 @@
 
 One ``Store`` assembled from one part per aggregate, each in its own module on the shared
 engine of ``base``: devices (beds, devices, bindings), users (and access tokens), readings
-(and retention), replay (a rebuild's reads, for every bed at once), sessions (and their events), course (a patient's sessions, REMS sign-off),
-alarms and audit. Callers see one object and import from ``monitor.records.store`` only.
+(and retention), replay (a rebuild's reads, for every bed at once), sessions (and their
+events), course (a patient's sessions, REMS sign-off), alarms and audit. Callers see one object and import from ``monitor.records.store`` only.
 The rows it hands back are typed in ``rows`` (``SessionRow`` and the others), so mypy checks
 each ``row["key"]`` a caller reads.
 """

@@ -171,8 +171,7 @@ class ReplayRecords(StoreBase):
                 )
                 .order_by(readings.c.ts, readings.c.id)
             ):
-                span = spans[r.bed_id]
-                if r.ts >= span.start and (span.end is None or r.ts < span.end):
+                if spans[r.bed_id].holds(r.ts):
                     out[r.bed_id].append(reading_from_row(r))
         return out
 

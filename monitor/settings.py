@@ -37,8 +37,12 @@ class Settings(BaseSettings):
     feed_queue_max: Annotated[int, Field(ge=16)] = 2048
     feed_ping_s: Annotated[float, Field(gt=0)] = 2.0
 
-    # Ingest: readings committed together; a batch never waits for more than it has.
+    # Ingest: readings committed together. A batch that is not full waits this long for
+    # more before it commits (group commit): on a ward at 1 Hz nearly every reading was its
+    # own transaction, and the per-transaction work cost a third of the monitor's CPU at 500
+    # beds (docs/performance.md). 0: commit whatever is queued at once.
     commit_batch_max: Annotated[int, Field(ge=1, le=10_000)] = 500
+    commit_linger_ms: Annotated[float, Field(ge=0, le=50)] = 2.0
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     # How long a SQLite write waits for another connection's lock before the store gives up
     # (the write is then refused as unavailable, counted and shown on /health).

@@ -107,10 +107,10 @@ async def _ward(url: str, beds: int, *, history: bool) -> Store:
     return store
 
 
-def _monitor(store: Store) -> Monitor:
+def _monitor(store: Store, linger_ms: float = 0.0) -> Monitor:
     config = load_config(None)
     # No tick during a count: the ticker's own reads are not the subject.
-    settings = Settings(tick_interval_s=3600.0)
+    settings = Settings(tick_interval_s=3600.0, commit_linger_ms=linger_ms)
     return Monitor(settings, store, AlarmEngine(config), Hub(100), FakeClock(NOW))
 
 
@@ -190,3 +190,47 @@ def test_storing_and_judging_a_batch_costs_statements_that_do_not_grow_with_beds
     quiet = asyncio.run(_batch_count(small, 4, 2, history=False))
     busy = asyncio.run(_batch_count(large, 24, 20, history=True))
     assert busy == quiet, f"2 readings on a quiet ward: {quiet}, 20 on a busy one: {busy}"
+
+
+async def _spread_count(url: str, linger_ms: float) -> tuple[int, int]:
+    """Statements for five readings that arrive one loop turn apart (devices at 1 Hz rarely
+    arrive together), and for the same five queued at once."""
+    store = await _ward(url, 5, history=False)
+    monitor = _monitor(store, linger_ms)
+    counter = Counter(store)
+    try:
+        await monitor.start()
+
+        def reading(i: int, k: int) -> Reading:
+            return make_reading(
+                {"hr": 72.0}, ts=NOW + k, seq=k, device_id=f"dev-{i:03d}", bed_id=f"bed-{i:03d}"
+            )
+
+        await asyncio.gather(*[monitor.ingest.submit(reading(i, 1)) for i in range(5)])
+        counter.counting = True
+        await asyncio.gather(*[monitor.ingest.submit(reading(i, 2)) for i in range(5)])
+        together, counter.count = counter.count, 0
+        tasks = []
+        for i in range(5):
+            tasks.append(asyncio.ensure_future(monitor.ingest.submit(reading(i, 3))))
+            await asyncio.sleep(0)
+        await asyncio.gather(*tasks)
+        counter.counting = False
+        assert monitor.writer.stats["stored"] == 15
+        return together, counter.count
+    finally:
+        await monitor.stop()
+        counter.close()
+        await store.close()
+
+
+def test_readings_arriving_a_moment_apart_share_one_transaction(tmp_path: Path) -> None:
+    """docs/reliability.md "Ack after commit": a batch that is not full waits the commit
+    linger for more, so readings arriving moments apart are committed together, not one
+    transaction each as they are with the linger off."""
+    with fresh_database("sqlite", tmp_path) as url:
+        together, spread = asyncio.run(_spread_count(url, 50.0))
+    assert spread == together, f"at once: {together} statements, a turn apart: {spread}"
+    with fresh_database("sqlite", tmp_path) as url:
+        together, spread = asyncio.run(_spread_count(url, 0.0))
+    assert spread > together, f"no linger, at once: {together}, a turn apart: {spread}"

@@ -109,6 +109,7 @@ class Monitor:
             clock=clock,
             batch_max=settings.commit_batch_max,
             instance_id=self.instance_id,
+            linger_s=settings.commit_linger_ms / 1000.0,
         )
         self.bindings = self.alarms.bindings
         self.ingest = Ingest(self.writer, self.alarms, clock, self.bindings)

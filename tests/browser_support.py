@@ -224,6 +224,16 @@ def wait_attr(page: Any, selector: str, attr: str, value: str, timeout_ms: int =
     )
 
 
+def page_state(page: Any) -> str:
+    """Where the page is and what it says went wrong, for a failed wait's message: a wait
+    that times out on a loaded machine should say whether the page moved and what it shows."""
+    errors = page.evaluate(
+        "() => Array.from(document.querySelectorAll('.error, #page-error'))"
+        ".map(e => e.innerText).filter(Boolean)"
+    )
+    return f"url {page.url}; errors shown: {errors or 'none'}"
+
+
 def unique(prefix: str) -> str:
     """Own ids per test: the monitor is shared by the module's tests."""
     return f"{prefix}-{uuid.uuid4().hex[:6]}"

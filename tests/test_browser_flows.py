@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from monitor.core.model import parse_rfc3339
 from tests.browser_support import (  # noqa: F401  (fixtures used by name)
@@ -31,6 +32,7 @@ from tests.browser_support import (  # noqa: F401  (fixtures used by name)
     device_factory_fixture,
     login,
     page_fixture,
+    page_state,
     panel_fixture,
     unique,
     wait_feed_up,
@@ -282,7 +284,13 @@ def test_finished_sessions_reports_open_from_the_earlier_sessions_list(
     page.goto(f"{panel.url}/bed/{bed}")
     page.wait_for_selector("#admit-form", state="visible")  # nobody in the chair now
     page.click(f"#session-link-{sid}")
-    page.wait_for_selector("#report-html", state="visible")
+    page.wait_for_url(re.compile(rf"/bed/{re.escape(bed)}\?session={sid}$"))
+    try:
+        # The page is drawn again for the session (render_page, then load_bed's seven monitor
+        # reads): allowed 20 s, as CI runs four workers and their Chromiums on two cores.
+        page.wait_for_selector("#report-html", state="visible", timeout=20_000)
+    except PlaywrightTimeout as exc:
+        raise AssertionError(f"no report links for session {sid}: {page_state(page)}") from exc
     assert page.get_attribute("#report-html", "data-session") == str(sid)
     assert "ended" in (page.text_content(f"#session-link-{sid}") or "")
 

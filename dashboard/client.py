@@ -36,10 +36,18 @@ def event_key(session: Mapping[str, Any], body: Any) -> str | None:
     return f"panel-s{sid}-v{version}-{digest}"
 
 
+KEEPALIVE_LIMITS = httpx.Limits(keepalive_expiry=2.0)
+
+
 class MonitorClient:
     def __init__(self, base_url: str, timeout_s: float = 5.0) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout_s)
+        # Idle connections are dropped before the monitor's 5 s keep-alive (uvicorn's default)
+        # closes them: at equal expiries a call can go out on a socket the server is closing
+        # and fail with "Server disconnected without sending a response".
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, timeout=timeout_s, limits=KEEPALIVE_LIMITS
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -15,6 +15,8 @@ from typing import Any
 import certifi
 import httpx
 
+from dashboard.client import KEEPALIVE_LIMITS
+
 TLS = ssl.create_default_context(cafile=certifi.where())
 
 
@@ -34,9 +36,12 @@ options = functools.partial(request, "OPTIONS")
 
 def Client(**kw: Any) -> httpx.Client:  # noqa: N802  (stands in for the class)
     kw.setdefault("verify", TLS)
+    # Below the server's keep-alive, as the panel's client does (dashboard/client.py).
+    kw.setdefault("limits", KEEPALIVE_LIMITS)
     return httpx.Client(**kw)
 
 
 def AsyncClient(**kw: Any) -> httpx.AsyncClient:  # noqa: N802
     kw.setdefault("verify", TLS)
+    kw.setdefault("limits", KEEPALIVE_LIMITS)
     return httpx.AsyncClient(**kw)

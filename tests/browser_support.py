@@ -10,7 +10,6 @@ import contextlib
 import os
 import re
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from websockets.sync.client import connect as ws_connect
 from dashboard.headless import CHROMIUM
 from dashboard.headless import CHROMIUM_ARGS as HEADLESS_ARGS
 from monitor.wire.device import encode_reading
+from tests import spawn
 from tests.conftest import ROOT, MonitorProcess, free_port, terminate, wait_healthy
 
 # The panel's alarm sounds must start without a real user's gesture in tests.
@@ -41,28 +41,18 @@ class PanelProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.monitor_url = monitor_url
         self.log_path = workdir / f"panel-{self.port}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: subprocess.Popen[bytes] | spawn.ForkedProcess | None = None
 
     def start(self, timeout: float = 30.0) -> None:
         log = open(self.log_path, "ab")
-        cmd = [
-            sys.executable,
-            "-m",
+        args = ["--host", "127.0.0.1", "--port", str(self.port), "--monitor-url", self.monitor_url]
+        # `python -m dashboard`, forked from a warm zygote (tests/spawn.py).
+        self.proc = spawn.python_module(
             "dashboard",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--monitor-url",
-            self.monitor_url,
-            *self.args,
-        ]
-        self.proc = subprocess.Popen(
-            cmd,
+            [*args, *self.args],
             cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            log=log,
         )
         log.close()
         if not wait_healthy(self.proc, f"{self.url}/panel/health", timeout):

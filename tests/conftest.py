@@ -17,7 +17,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -31,7 +30,7 @@ import pytest
 import yaml
 
 from monitor.alarms.config import DEFAULT_CONFIG_PATH
-from tests import http_client
+from tests import http_client, spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_DSN = os.environ.get("VIGIL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -114,7 +113,9 @@ def seed_admin(db_url: str) -> None:
         pool.submit(asyncio.run, run()).result()
 
 
-def terminate(proc: subprocess.Popen[bytes] | None, grace: float = 10.0) -> None:
+def terminate(
+    proc: subprocess.Popen[bytes] | spawn.ForkedProcess | None, grace: float = 10.0
+) -> None:
     """SIGTERM (a clean shutdown), then SIGKILL if it has not gone within ``grace`` s."""
     if proc and proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -154,7 +155,8 @@ def wait_healthy(
 
 
 class MonitorProcess:
-    """A real `python -m monitor serve` subprocess, with helpers to talk to it."""
+    """A real `python -m monitor serve` process, with helpers to talk to it: forked from the
+    worker's warm zygote (tests/spawn.py), so it skips the interpreter start and imports."""
 
     def __init__(
         self,
@@ -170,7 +172,7 @@ class MonitorProcess:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: subprocess.Popen[bytes] | spawn.ForkedProcess | None = None
         self.log_path = workdir / f"monitor-{self.port}.log"
         self.admin_token = ""
         self._http: httpx.Client | None = None
@@ -196,22 +198,11 @@ class MonitorProcess:
         """Start and wait for /health: 200, or with ``degraded`` also 503 (a monitor that
         started but names a failing stage)."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.extra_env}
-        cmd = [
-            sys.executable,
-            "-m",
-            "monitor",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--db",
-            self.db_url,
-            *self.extra_args,
-        ]
+        args = ["serve", "--host", "127.0.0.1", "--port", str(self.port), "--db", self.db_url]
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            cmd, cwd=self.workdir, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        # `python -m monitor serve`, forked from a warm zygote (tests/spawn.py).
+        self.proc = spawn.python_module(
+            "monitor", [*args, *self.extra_args], cwd=self.workdir, env=env, log=self._log
         )
         statuses = (200, 503) if degraded else (200,)
         if not wait_healthy(self.proc, f"{self.base_url}/health", timeout, statuses):

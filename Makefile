@@ -50,9 +50,11 @@ demo: venv
 # in one process): on 2 cores the suite used about 62% of the CPU with two, because most
 # tests wait on real servers and clocks; with four it is CPU-bound, and six were no faster.
 # The long modules go first (tests/conftest.py LONG_MODULES). The 15 slowest tests are
-# named at the end, so a test that grows slow is seen.
+# named at the end, so a test that grows slow is seen. Bytecode is written even where the
+# machine sets PYTHONDONTWRITEBYTECODE: the CLI runs the tests exec would otherwise compile
+# the monitor's source each time (a third of a `python -m monitor add-user`).
 test: venv browser-deps proxy-tool compose-tool
-	$(VENV)/bin/pytest -q -p no:cacheprovider -n 4 --dist loadfile --durations=15
+	env -u PYTHONDONTWRITEBYTECODE $(VENV)/bin/pytest -q -p no:cacheprovider -n 4 --dist loadfile --durations=15
 
 # ruff and mypy run before the tests in CI (.ci/run), not inside pytest.
 lint: venv

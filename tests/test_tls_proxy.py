@@ -9,6 +9,7 @@ import os
 import shutil
 import ssl
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -48,7 +49,9 @@ class Caddy:
             "VIGIL_MONITORS": f"127.0.0.1:{monitor.port}",
             "VIGIL_PANEL": f"127.0.0.1:{panel.port}",
         }
-        self.log = open(workdir / "caddy.log", "ab")
+        self.panel = panel
+        self.log_path = workdir / "caddy.log"
+        self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [caddy, "run", "--adapter", "caddyfile", "--config", str(ROOT / "deploy/Caddyfile")],
             env=env,
@@ -205,9 +208,35 @@ def test_the_panels_session_cookie_is_secure_over_tls_and_its_feed_relays_over_w
     assert {"httponly", "secure", "samesite=strict"} <= attrs, cookie
     sid = cookie.split(";", 1)[0].split("=", 1)[1]
     wss = caddy.url.replace("https://", "wss://")
-    with ws_connect(
-        f"{wss}/panel/feed?session={tag(sid)}",
-        ssl=ctx,
-        additional_headers={"Cookie": f"vigil_session={sid}"},
-    ) as feed:
-        assert json.loads(feed.recv(timeout=10))["type"] == "hello"
+    hello = first_message(
+        caddy, f"{wss}/panel/feed?session={tag(sid)}", ctx, {"Cookie": f"vigil_session={sid}"}
+    )
+    assert hello["type"] == "hello"
+
+
+def first_message(
+    caddy: Caddy, url: str, ctx: ssl.SSLContext, headers: dict[str, str], bound: float = 40.0
+) -> dict[str, Any]:
+    """The first message of a wss:// feed, or a failure that shows what the proxy and the
+    panel logged. The bound is kept here, around a thread: once a handshake has timed out,
+    the websockets sync client can stay blocked in a TLS read (a TLS 1.3 session ticket made
+    the socket readable) until the test's own timeout, which would say nothing."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            with ws_connect(url, ssl=ctx, additional_headers=headers, open_timeout=20) as feed:
+                box["message"] = json.loads(feed.recv(timeout=10))
+        except Exception as e:  # reported below, with the logs
+            box["error"] = e
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(bound)
+    if "message" in box:
+        return dict(box["message"])
+    pytest.fail(
+        f"no feed message within {bound:g} s ({box.get('error', 'still connecting')!r});\n"
+        f"caddy: {caddy.log_path.read_text(errors='replace')[-2000:]}\n"
+        f"panel: {caddy.panel.log_text()[-2000:]}"
+    )

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import websockets
 from fastapi import FastAPI, WebSocket
@@ -45,7 +45,7 @@ def add_feed_relay(server: FastAPI, settings: PanelSettings, sessions: Sessions)
         code, reason = 1013, "monitor unreachable"
         try:
             async with websockets.connect(
-                settings.monitor_feed_url,
+                batched(settings.monitor_feed_url),
                 additional_headers={"Authorization": f"Bearer {session.token}"},
                 open_timeout=settings.request_timeout_s,
                 max_size=None,  # the monitor's hello holds every bed; it is trusted
@@ -59,6 +59,15 @@ def add_feed_relay(server: FastAPI, settings: PanelSettings, sessions: Sessions)
             code, reason = 1013, "connection to the monitor lost"
         with contextlib.suppress(Exception):
             await ws.close(code=code, reason=reason[:120])
+
+
+def batched(url: str) -> str:
+    """The monitor's feed URL asking for ``batch`` frames (docs/protocol.md, "Panel feed"):
+    the readings of one commit reach the page as one frame, which the page unpacks in order
+    (vigil.js ``handle``)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "batch"]
+    return urlunsplit(parts._replace(query=urlencode([*query, ("batch", "1")])))
 
 
 async def _relay(ws: WebSocket, upstream: Any) -> tuple[int, str]:

@@ -198,6 +198,10 @@
     var st = F.parseTs(msg.server_time);
     if (st !== null) S.offsetMs = st - Date.now();
     switch (msg.type) {
+      case "batch":
+        // Several messages in one frame (the relay asks the monitor for them), in order.
+        (msg.messages || []).forEach(handle);
+        break;
       case "hello":
         // Each bed comes fresh (ingestBed keeps its fetched trend); beds gone are dropped.
         var seen = {};

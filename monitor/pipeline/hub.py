@@ -55,6 +55,11 @@ class FeedClient:
         if w is not None and not w.done():
             w.set_result(None)
 
+    def take(self, n: int) -> list[str]:
+        """Up to ``n`` more of the waiting messages, oldest first (for a batching panel)."""
+        pending = self.pending
+        return [pending.popleft() for _ in range(min(n, len(pending)))]
+
     async def next(self, loop: asyncio.AbstractEventLoop) -> str | None:
         """The next message, or None once the client is dropped or stopped."""
         while True:

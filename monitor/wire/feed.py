@@ -17,6 +17,11 @@ Every message is a JSON object with ``type`` and ``v``:
              sent when the set of failing pipeline stages changes (and in ``hello`` as
              ``health``), so a panel can say "monitor degraded: <stage>" on every tile.
 
+    batch    {"type": "batch", "v": 1, "messages": [message, ...]}
+             only to a panel that opened the feed with ``?batch=1``: the messages that were
+             waiting when its sender woke (at most ``BATCH_MAX``), in the order they were
+             published, in one frame. Never nested, never empty, never holds ``hello``.
+
 Panel -> monitor, once, first, and only when the upgrade carried no token (browsers cannot set
 headers on a websocket, and a token in the URL ends up in logs):
     auth     {"type": "auth", "v": 1, "token": access token}
@@ -35,6 +40,10 @@ import orjson
 from monitor.core.model import Alarm, Reading, to_rfc3339
 
 VERSION: Final = 1
+# Messages in one batch frame: about 60 KB of readings, under a browser's or a relay's
+# comfortable frame size, and a bound on the panel's work per frame.
+BATCH_MAX: Final = 256
+_BATCH_HEAD: Final = f'{{"type":"batch","v":{VERSION},"messages":['
 
 
 def _dumps(obj: Mapping[str, Any]) -> str:
@@ -107,6 +116,12 @@ def hello_message(
             "health": health_json(failing or []),
         }
     )
+
+
+def batch_message(messages: list[str]) -> str:
+    """Several serialised messages as one (``batch``): joined as they are, not parsed and
+    serialised again, so each panel's copy of a message stays the same text."""
+    return _BATCH_HEAD + ",".join(messages) + "]}"
 
 
 def ping_message(server_time: float) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from collections import deque
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
@@ -88,9 +88,9 @@ async def device_socket(ws: WebSocket) -> None:
     await monitor.load_bindings(device_id)
     monitor.attach_device(device_id, ws)
     await monitor.device_seen(bed_id, device_id)
-    out: asyncio.Queue[tuple[int, asyncio.Future[None]] | str | None] = asyncio.Queue(MAX_IN_FLIGHT)
-    sender = asyncio.create_task(_send_acks(ws, out, monitor))
     loop = asyncio.get_running_loop()
+    out = AnswerLine(loop)
+    sender = asyncio.create_task(out.send_all(ws, monitor))
     bucket = TokenBucket(settings.device_rate_per_s, settings.device_rate_burst, loop.time())
     # One watchdog per connection rather than a wait_for per frame (a task each on 3.11).
     idle = _IdleWatch(loop, settings.device_idle_timeout_s)
@@ -181,23 +181,77 @@ class _IdleWatch:
         await _close(ws, 1001, "idle: nothing received within the idle timeout")
 
 
-async def _send_acks(ws: WebSocket, out: asyncio.Queue[Any], monitor: Monitor) -> None:
-    """Send acks in arrival order, each only once its reading is committed."""
-    while True:
-        item = await out.get()
-        if item is None:
-            return
-        if isinstance(item, str):
-            await ws.send_text(item)
-            continue
-        seq, fut = item
-        try:
-            await fut
-        except Unavailable as e:
-            await ws.send_text(proto.encode_error(proto.ErrorCode.UNAVAILABLE, str(e), seq))
-            continue
-        await ws.send_text(proto.encode_ack(seq))
-        monitor.faults.hit(Point.AFTER_ACK)
+class AnswerLine:
+    """One device connection's answers, sent in the order its frames came: an ack once its
+    reading is committed (or ``unavailable`` if it could not be), an error at once but after
+    the answers before it. The sender waits on one future, woken by a new error or by a
+    reading's commit (a done callback): a queue get and then an await of the commit cost two
+    task wake-ups a reading (docs/performance.md, "Acks")."""
+
+    __slots__ = ("items", "_loop", "_waiter", "_space")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.items: deque[tuple[int, asyncio.Future[None]] | str | None] = deque()
+        self._loop = loop
+        self._waiter: asyncio.Future[None] | None = None
+        self._space: asyncio.Future[None] | None = None
+
+    async def put(self, item: tuple[int, asyncio.Future[None]] | str | None) -> None:
+        """Queue an answer (None: the sender ends after those before it); waits while
+        MAX_IN_FLIGHT are unanswered, so the socket is not read meanwhile."""
+        while len(self.items) >= MAX_IN_FLIGHT:
+            self._space = self._loop.create_future()
+            await self._space
+        self.items.append(item)
+        if isinstance(item, tuple):
+            item[1].add_done_callback(self._wake)
+        else:
+            self._wake()
+
+    def _wake(self, _: object = None) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _pop(self) -> None:
+        self.items.popleft()
+        s = self._space
+        if s is not None and not s.done():
+            s.set_result(None)
+
+    async def send_all(self, ws: WebSocket, monitor: Monitor) -> None:
+        """The sender: every answer whose turn has come, then wait for the next."""
+        items = self.items
+        while True:
+            while items:
+                item = items[0]
+                if isinstance(item, tuple):
+                    seq, fut = item
+                    if not fut.done():
+                        break  # the head's commit comes first: acks stay in order
+                    self._pop()
+                    if fut.cancelled():
+                        return  # the monitor is shutting down
+                    exc = fut.exception()
+                    if exc is None:
+                        await ws.send_text(proto.encode_ack(seq))
+                        monitor.faults.hit(Point.AFTER_ACK)
+                    elif isinstance(exc, Unavailable):
+                        await ws.send_text(
+                            proto.encode_error(proto.ErrorCode.UNAVAILABLE, str(exc), seq)
+                        )
+                    else:
+                        raise exc
+                else:
+                    self._pop()
+                    if item is None:
+                        return
+                    await ws.send_text(item)
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
 
 
 # Feed close reason when the login behind it ends (logout, expiry, user disabled).

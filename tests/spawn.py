@@ -241,27 +241,28 @@ def _run_as_main(request: dict[str, Any]) -> int:
     except BaseException:
         traceback.print_exc()
         code = 1
-    atexit._run_exitfuncs()
     return code
 
 
-def _fork(request: dict[str, Any]) -> int:
-    """Fork twice; the grandchild runs the module, the middle child exits at once so the
-    grandchild is re-parented to the worker (the subreaper). The grandchild's pid."""
+def _fork(request: dict[str, Any]) -> int | None:
+    """Fork twice; the middle child exits at once so the grandchild is re-parented to the
+    worker (the subreaper). The grandchild's pid; None in the grandchild itself."""
     if threading.active_count() != 1:
         raise RuntimeError("the zygote has threads: a fork would lose them")
     read_end, write_end = os.pipe()
     middle = os.fork()
     if middle == 0:
+        child = -1
         try:
             os.close(read_end)
             child = os.fork()
-            if child == 0:
-                os.close(write_end)
-                os._exit(_run_as_main(request))
-            os.write(write_end, str(child).encode())
+            if child:
+                os.write(write_end, str(child).encode())
         finally:
-            os._exit(0)
+            if child:  # the middle child (or a failed fork): gone without any clean-up
+                os._exit(0)
+        os.close(write_end)
+        return None
     os.close(write_end)
     with os.fdopen(read_end, "rb") as pipe:
         pid = pipe.read()
@@ -269,19 +270,30 @@ def _fork(request: dict[str, Any]) -> int:
     return int(pid)
 
 
-def _zygote() -> None:
+def _zygote() -> dict[str, Any] | None:
+    """Serve fork requests until the worker closes the pipe; in a fork, its request."""
     import importlib
 
     for name in WARM_MODULES:
         importlib.import_module(name)
     for line in sys.stdin.buffer:
+        request = json.loads(line)
         try:
-            answer: dict[str, Any] = {"pid": _fork(json.loads(line))}
+            pid = _fork(request)
         except Exception as exc:  # said to the worker, which raises it in the test
-            answer = {"error": repr(exc)}
+            answer: dict[str, Any] = {"error": repr(exc)}
+        else:
+            if pid is None:
+                return request
+            answer = {"pid": pid}
         sys.stdout.buffer.write(json.dumps(answer).encode() + b"\n")
         sys.stdout.buffer.flush()
+    return None
 
 
 if __name__ == "__main__":
-    _zygote()
+    # The fork leaves the zygote's loop and ends as `python -m` does: its exit status, then
+    # the interpreter's own shutdown (threads joined, atexit, output flushed).
+    forked = _zygote()
+    if forked is not None:
+        sys.exit(_run_as_main(forked))

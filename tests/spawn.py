@@ -65,8 +65,7 @@ WARM_MODULES = (
 )
 # Read by CPython before any module runs: a fork cannot take a different value.
 _STARTUP_ONLY = frozenset(
-    name
-    for name in (
+    (
         "PYTHONPATH",
         "PYTHONHOME",
         "PYTHONHASHSEED",
@@ -138,6 +137,7 @@ class _Zygote:
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._env: dict[str, str] = {}
+        atexit.register(self.close)  # once: a restarted zygote is closed by the same call
 
     def _ensure(self) -> subprocess.Popen[bytes]:
         if self._proc is None or self._proc.poll() is not None:
@@ -152,7 +152,6 @@ class _Zygote:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
             )
-            atexit.register(self.close)
         return self._proc
 
     def compatible(self, env: dict[str, str]) -> bool:

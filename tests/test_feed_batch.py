@@ -19,22 +19,22 @@ from tests.wsclient import Device, feed_until
 READINGS = 40
 
 
+def unpacked(frame: dict[str, Any]) -> list[dict[str, Any]]:
+    """The messages a frame carries: a batch's, or the frame itself."""
+    return list(frame["messages"]) if frame["type"] == "batch" else [frame]
+
+
 async def _frames_until_seq(ws: Any, device: str, last: int) -> list[dict[str, Any]]:
     """Every frame until the reading ``last`` of ``device`` has come, in or out of a batch."""
     frames: list[dict[str, Any]] = []
     deadline = time.monotonic() + 10
-    while True:
-        frame = json.loads(await asyncio.wait_for(ws.recv(), deadline - time.monotonic()))
-        frames.append(frame)
-        inner = frame["messages"] if frame["type"] == "batch" else [frame]
-        if any(
-            m["type"] == "reading" and m["device_id"] == device and m["seq"] == last for m in inner
-        ):
-            return frames
+    while last not in _readings(frames, device):
+        frames.append(json.loads(await asyncio.wait_for(ws.recv(), deadline - time.monotonic())))
+    return frames
 
 
 def _readings(frames: list[dict[str, Any]], device: str) -> list[int]:
-    inner = [m for f in frames for m in (f["messages"] if f["type"] == "batch" else [f])]
+    inner = [m for f in frames for m in unpacked(f)]
     return [m["seq"] for m in inner if m["type"] == "reading" and m["device_id"] == device]
 
 
